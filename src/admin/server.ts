@@ -1,0 +1,259 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { parseHostPort } from '../config/parse.js';
+import type { HostPort, ListenerConfig } from '../config/types.js';
+import { TetherError } from '../errors.js';
+import type { RouteVia, UpstreamPool } from '../pool/pool.js';
+import { formatAddress, type Upstream } from '../pool/upstream.js';
+import { HttpError, readJsonBody, sendJson } from './http-util.js';
+
+/** What the admin API sees of one listener. */
+export interface AdminListener {
+  readonly name: string;
+  readonly config: ListenerConfig;
+  readonly pool: UpstreamPool;
+}
+
+export interface RouteAnswer {
+  readonly key: string;
+  readonly upstream: string | null;
+  readonly via: RouteVia;
+  readonly candidates: readonly string[];
+}
+
+/** The balancer as the admin API drives it. */
+export interface AdminBackend {
+  /** Every listener bound and routing. */
+  isListening(): boolean;
+  isShuttingDown(): boolean;
+  listeners(): readonly AdminListener[];
+  route(listener: AdminListener, key: string): Promise<RouteAnswer>;
+}
+
+export interface AdminOptions {
+  readonly address: HostPort;
+  readonly token: string | null;
+  readonly backend: AdminBackend;
+  readonly logger: Logger;
+}
+
+const NAME_PATTERN = /^[A-Za-z0-9._:\-[\]]{1,128}$/;
+const UPSTREAM_PATH = /^\/upstreams\/([^/]+)(?:\/(drain|undrain))?$/;
+
+/** Admin API: JSON over HTTP, bound to loopback by default. */
+export class AdminServer {
+  readonly #server: http.Server;
+  readonly #options: AdminOptions;
+  readonly #tokenDigest: Buffer | null;
+
+  constructor(options: AdminOptions) {
+    this.#options = options;
+    this.#tokenDigest = options.token === null ? null : sha256(options.token);
+    this.#server = http.createServer((req, res) => {
+      this.#handle(req, res).catch((err: unknown) => this.#fail(res, err));
+    });
+    this.#server.headersTimeout = 10_000;
+    this.#server.requestTimeout = 30_000;
+  }
+
+  get port(): number {
+    const a = this.#server.address();
+    return a && typeof a === 'object' ? a.port : this.#options.address.port;
+  }
+
+  get address(): string {
+    const a = this.#server.address();
+    return a && typeof a === 'object' ? formatAddress(a.address, a.port) : formatAddress(this.#options.address.host, this.#options.address.port);
+  }
+
+  listen(): Promise<void> {
+    const { host, port } = this.#options.address;
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host, port }, () => {
+        this.#server.removeListener('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    const backend = this.#options.backend;
+
+    if (path === '/healthz') {
+      const ok = backend.isListening();
+      return sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'starting' });
+    }
+    if (path === '/readyz') return this.#readyz(res, url);
+
+    this.#authorize(req);
+
+    if (path === '/upstreams') {
+      allow(method, 'GET');
+      return sendJson(res, 200, this.#pick(url).pool.list().map(describeUpstream));
+    }
+    if (path === '/route') {
+      allow(method, 'GET');
+      const key = url.searchParams.get('key');
+      if (key === null) throw new HttpError(400, 'TETHER_ERR_BAD_REQUEST', 'missing ?key=');
+      return sendJson(res, 200, await backend.route(this.#pick(url), key));
+    }
+    const match = UPSTREAM_PATH.exec(path);
+    if (match) return this.#upstreamCall(req, res, url, decodeURIComponent(match[1]!), match[2]);
+    throw new HttpError(404, 'TETHER_ERR_NOT_FOUND', `no such endpoint: ${method} ${path}`);
+  }
+
+  #readyz(res: ServerResponse, url: URL): void {
+    const backend = this.#options.backend;
+    if (backend.isShuttingDown()) return sendJson(res, 503, { status: 'shutting down' });
+    const wanted = url.searchParams.get('listener');
+    const listeners = wanted === null ? backend.listeners() : [this.#pick(url)];
+    const down = listeners.filter((l) => l.pool.upCount() === 0).map((l) => l.name);
+    if (!backend.isListening() || down.length > 0) {
+      return sendJson(res, 503, { status: 'not ready', listenersWithoutUpstreams: down });
+    }
+    sendJson(res, 200, { status: 'ready' });
+  }
+
+  async #upstreamCall(req: IncomingMessage, res: ServerResponse, url: URL, name: string, action: string | undefined): Promise<void> {
+    const listener = this.#pick(url);
+    const pool = listener.pool;
+    const method = req.method ?? 'GET';
+    const log = this.#options.logger;
+    if (action === undefined) {
+      if (method === 'GET') return sendJson(res, 200, describeUpstream(requireUpstream(pool, name)));
+      if (method === 'DELETE') {
+        const removed = describeUpstream(requireUpstream(pool, name));
+        pool.remove(name);
+        log.info({ listener: listener.name, upstream: name }, 'upstream removed through admin API');
+        return sendJson(res, 200, { ...removed, removed: true });
+      }
+      allow(method, 'PUT');
+      const body = await readJsonBody(req);
+      if (!NAME_PATTERN.test(name)) throw badRequest(`upstream name ${JSON.stringify(name)} is not 1-128 of A-Z a-z 0-9 . _ : - [ ]`);
+      const target = parseAddressField(body.address);
+      const weight = parseWeight(body.weight);
+      const created = pool.put(name, target.host, target.port, weight);
+      log.info({ listener: listener.name, upstream: name, address: formatAddress(target.host, target.port), weight: pool.get(name)!.weight, created }, 'upstream set through admin API');
+      return sendJson(res, created ? 201 : 200, describeUpstream(pool.get(name)!));
+    }
+    allow(method, 'POST');
+    const body = await readJsonBody(req);
+    requireUpstream(pool, name);
+    if (action === 'drain') {
+      const deadlineS = parseDeadline(body.deadlineS);
+      const upstream = pool.drain(name, deadlineS);
+      log.info({ listener: listener.name, upstream: name, deadlineS: deadlineS ?? null }, 'upstream draining');
+      return sendJson(res, 200, describeUpstream(upstream));
+    }
+    const upstream = pool.undrain(name);
+    log.info({ listener: listener.name, upstream: name }, 'upstream undrained');
+    sendJson(res, 200, describeUpstream(upstream));
+  }
+
+  #pick(url: URL): AdminListener {
+    const listeners = this.#options.backend.listeners();
+    const wanted = url.searchParams.get('listener');
+    if (wanted === null) {
+      const first = listeners[0];
+      if (!first) throw new HttpError(503, 'TETHER_ERR_NO_LISTENER', 'no listener is running');
+      return first;
+    }
+    const found = listeners.find((l) => l.name === wanted);
+    if (!found) throw new HttpError(404, 'TETHER_ERR_NOT_FOUND', `no listener named ${JSON.stringify(wanted)}`);
+    return found;
+  }
+
+  #authorize(req: IncomingMessage): void {
+    if (this.#tokenDigest === null) return;
+    const header = req.headers.authorization ?? '';
+    const given = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    // Compare digests: equal lengths, and no timing signal about the token's length.
+    if (!given || !timingSafeEqual(sha256(given), this.#tokenDigest)) {
+      throw new HttpError(401, 'TETHER_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
+    }
+  }
+
+  #fail(res: ServerResponse, err: unknown): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (err instanceof HttpError) {
+      if (err.status === 401) res.setHeader('www-authenticate', 'Bearer realm="tether"');
+      if (err.status === 405) res.setHeader('allow', err.message.replace(/^only /, ''));
+      return sendJson(res, err.status, { error: err.message, code: err.code });
+    }
+    if (err instanceof TetherError) {
+      const status = err.code === 'TETHER_ERR_UNKNOWN_UPSTREAM' ? 404 : err.code === 'TETHER_ERR_CONFIG' ? 400 : 500;
+      return sendJson(res, status, { error: err.message, code: err.code });
+    }
+    this.#options.logger.error({ err }, 'admin request failed');
+    sendJson(res, 500, { error: 'internal error', code: 'TETHER_ERR_INTERNAL' });
+  }
+}
+
+export function describeUpstream(u: Upstream): {
+  name: string;
+  address: string;
+  weight: number;
+  state: 'up' | 'down' | 'draining';
+  active: number;
+  total: number;
+} {
+  return { name: u.name, address: u.address, weight: u.weight, state: u.state, active: u.active, total: u.total };
+}
+
+function requireUpstream(pool: UpstreamPool, name: string): Upstream {
+  const upstream = pool.get(name);
+  if (!upstream) throw new HttpError(404, 'TETHER_ERR_UNKNOWN_UPSTREAM', `no upstream named ${JSON.stringify(name)}`);
+  return upstream;
+}
+
+function allow(method: string, expected: string): void {
+  if (method !== expected) throw new HttpError(405, 'TETHER_ERR_METHOD', `only ${expected}`);
+}
+
+function badRequest(message: string): HttpError {
+  return new HttpError(400, 'TETHER_ERR_BAD_REQUEST', message);
+}
+
+function parseAddressField(value: unknown): HostPort {
+  if (typeof value !== 'string') throw badRequest('address: expected "host:port"');
+  try {
+    return parseHostPort('address', value);
+  } catch (err) {
+    throw badRequest(err instanceof Error ? err.message : String(err));
+  }
+}
+
+function parseWeight(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 256) {
+    throw badRequest(`weight: ${JSON.stringify(value)} is not an integer from 1 to 256`);
+  }
+  return value;
+}
+
+function parseDeadline(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 86_400 * 7) {
+    throw badRequest(`deadlineS: ${JSON.stringify(value)} is not a number of seconds from 0 to 604800`);
+  }
+  return value;
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}

@@ -1,0 +1,112 @@
+/**
+ * One entry for every hashing algorithm: build plain TableData (pure and
+ * deterministic, so it can run in a worker thread and be transferred as typed
+ * arrays), then wrap it in a LookupTable on the thread that routes.
+ */
+import { TetherError } from '../errors.js';
+import { MaglevTable, buildMaglev, isPrime, maglevTableSize } from './maglev.js';
+import { ModuloTable, buildModulo } from './modulo.js';
+import { RendezvousTable, buildRendezvous } from './rendezvous.js';
+import { RING_MAX_MEMBERS, RingTable, buildRing } from './ring.js';
+import type { Algorithm, BuildOptions, LookupTable, Member, TableData } from './types.js';
+
+export type { Algorithm, BuildOptions, LookupTable, Member, TableData } from './types.js';
+
+/**
+ * Largest ring, in points. Envoy caps ring_hash at 8M entries by default
+ * (maximum_ring_size) for the same reason: memory (8 bytes a point here) and
+ * build time grow with it while balance has long stopped improving.
+ */
+export const MAX_RING_POINTS = 1 << 23;
+
+/** Largest Maglev table (64 MiB of slots): the default size reaches it near 80,000 members. */
+export const MAX_MAGLEV_SIZE = 1 << 24;
+
+const ALGORITHMS: readonly Algorithm[] = ['ring', 'maglev', 'rendezvous', 'modulo'];
+
+function invalid(message: string): TetherError {
+  return new TetherError('TETHER_ERR_CONFIG', message);
+}
+
+/**
+ * Checks the input once, at the edge, naming what is wrong; the builders and
+ * tables then trust it.
+ */
+function validate(algorithm: Algorithm, members: readonly Member[], options: BuildOptions): void {
+  if (!ALGORITHMS.includes(algorithm)) {
+    throw invalid(`algorithm must be one of ${ALGORITHMS.join(', ')} (got ${JSON.stringify(algorithm)})`);
+  }
+  const names = new Set<string>();
+  let totalWeight = 0;
+  for (let i = 0; i < members.length; i++) {
+    const { name, weight } = members[i]!;
+    if (typeof name !== 'string' || name.length === 0) {
+      throw invalid(`members[${i}].name must be a non-empty string`);
+    }
+    if (names.has(name)) throw invalid(`members[${i}].name ${JSON.stringify(name)} is not unique`);
+    names.add(name);
+    if (!Number.isInteger(weight) || weight < 1 || weight > 256) {
+      throw invalid(`members[${i}].weight must be an integer from 1 to 256 (got ${String(weight)})`);
+    }
+    totalWeight += weight;
+  }
+  if (algorithm === 'ring') {
+    if (!Number.isInteger(options.vnodes) || options.vnodes < 1) {
+      throw invalid(`options.vnodes must be a positive integer (got ${String(options.vnodes)})`);
+    }
+    if (members.length > RING_MAX_MEMBERS) {
+      throw invalid(`a ring holds at most ${RING_MAX_MEMBERS} members (got ${members.length})`);
+    }
+    if (options.vnodes * totalWeight > MAX_RING_POINTS) {
+      throw invalid(
+        `options.vnodes x total weight must be at most ${MAX_RING_POINTS} (got ${options.vnodes} x ${totalWeight})`,
+      );
+    }
+  }
+  if (algorithm === 'maglev') {
+    const size = options.maglevSize;
+    if (size !== undefined && (!isPrime(size) || size < members.length)) {
+      throw invalid(`options.maglevSize must be a prime >= the number of members (got ${String(size)})`);
+    }
+    const effective = size ?? maglevTableSize(members.length);
+    if (effective > MAX_MAGLEV_SIZE) {
+      throw invalid(`a Maglev table holds at most ${MAX_MAGLEV_SIZE} slots (${members.length} members need ${effective})`);
+    }
+  }
+}
+
+/** Builds the table data for `members`; indices in it refer to `members` as given. */
+export function buildTableData(algorithm: Algorithm, members: readonly Member[], options: BuildOptions): TableData {
+  validate(algorithm, members, options);
+  // A private copy of plain { name, weight } objects: structured-cloneable for a
+  // worker, and immune to the caller mutating its array after the build.
+  const own: Member[] = members.map((m) => ({ name: m.name, weight: m.weight }));
+  switch (algorithm) {
+    case 'ring':
+      return buildRing(own, options);
+    case 'maglev':
+      return buildMaglev(own, options);
+    case 'rendezvous':
+      return buildRendezvous(own);
+    case 'modulo':
+      return buildModulo(own);
+  }
+}
+
+/** Wraps data from buildTableData (possibly built in another thread) for lookups. */
+export function tableFromData(data: TableData): LookupTable {
+  switch (data.algorithm) {
+    case 'ring':
+      return new RingTable(data);
+    case 'maglev':
+      return new MaglevTable(data);
+    case 'rendezvous':
+      return new RendezvousTable(data);
+    case 'modulo':
+      return new ModuloTable(data);
+  }
+}
+
+export function buildTable(algorithm: Algorithm, members: readonly Member[], options: BuildOptions): LookupTable {
+  return tableFromData(buildTableData(algorithm, members, options));
+}

@@ -1,0 +1,57 @@
+/**
+ * The effective settings as JSON, for `tether check`: the keys and value syntax of a
+ * TETHER_CONFIG file (so the output reads like one), plus `configFile`. Secrets never
+ * appear: the admin token is "***" when set, a Redis password is "***".
+ */
+import { formatHealth, formatHostPort, formatKeySource, formatLearnRule } from './parse.js';
+import type { Config, ListenerConfig } from './types.js';
+
+export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
+
+export interface EffectiveSettings {
+  readonly [key: string]: Json;
+}
+
+function listenerSettings(listener: ListenerConfig): EffectiveSettings {
+  return {
+    name: listener.name,
+    listen: formatHostPort(listener.listen),
+    mode: listener.mode,
+    upstreams: listener.upstreams.map((u) => ({ name: u.name, address: formatHostPort(u), weight: u.weight })),
+    key: listener.key.map(formatKeySource),
+    hash: listener.hash,
+    vnodes: listener.vnodes,
+    balanceFactor: listener.balanceFactor,
+    learn: listener.learn.map(formatLearnRule),
+    stickyTtlS: listener.stickyTtlS,
+    proxyProtocol: listener.proxyProtocol,
+    acceptProxy: listener.acceptProxy,
+    trustedProxies: listener.trustedProxies.map((c) => c.source),
+    health: formatHealth(listener.health),
+    healthIntervalMs: listener.healthIntervalMs,
+    healthTimeoutMs: listener.healthTimeoutMs,
+    healthRise: listener.healthRise,
+    healthFall: listener.healthFall,
+    connectTimeoutMs: listener.connectTimeoutMs,
+    retries: listener.retries,
+    idleTimeoutMs: listener.idleTimeoutMs,
+    headTimeoutMs: listener.headTimeoutMs,
+    maxHeadBytes: listener.maxHeadBytes,
+    maxConnections: listener.maxConnections,
+  };
+}
+
+export function effectiveSettings(config: Config): EffectiveSettings {
+  return {
+    configFile: config.configFile,
+    admin: config.admin === null ? 'off' : formatHostPort(config.admin),
+    adminToken: config.adminToken === null ? null : '***',
+    store: config.store.kind === 'memory' ? 'memory' : config.store.redacted,
+    storeTimeoutMs: config.storeTimeoutMs,
+    ringThreads: config.ringThreads,
+    logLevel: config.logLevel,
+    accessLog: config.accessLog,
+    drainTimeoutMs: config.drainTimeoutMs,
+    listeners: config.listeners.map(listenerSettings),
+  };
+}

@@ -1,0 +1,100 @@
+/** The validated, frozen configuration. Produced only by config/load.ts. */
+
+export interface HostPort {
+  /** Host as given, without brackets for IPv6 ("::", "127.0.0.1", "localhost"). */
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface UpstreamSpec extends HostPort {
+  /** Identity of the upstream: ring points derive from it. Defaults to "host:port". */
+  readonly name: string;
+  /** 1-256. */
+  readonly weight: number;
+}
+
+export type Mode = 'tcp' | 'http';
+export type HashAlgorithm = 'ring' | 'maglev' | 'rendezvous' | 'modulo';
+
+export type KeySource =
+  | { readonly kind: 'source-ip' }
+  | { readonly kind: 'header'; readonly name: string } // name lower-cased
+  | { readonly kind: 'cookie'; readonly name: string }
+  | { readonly kind: 'query'; readonly name: string }
+  | { readonly kind: 'path'; readonly pattern: RegExp; readonly source: string };
+
+export type LearnRule =
+  | { readonly kind: 'header'; readonly name: string; readonly pattern: RegExp; readonly source: string }
+  | { readonly kind: 'set-cookie'; readonly name: string };
+
+export type HealthCheck =
+  | { readonly kind: 'off' }
+  | { readonly kind: 'tcp' }
+  | { readonly kind: 'http'; readonly path: string }
+  | { readonly kind: 'ws'; readonly path: string };
+
+export type ProxyProtocolOut = 'off' | 'v1' | 'v2';
+export type ProxyProtocolIn = 'off' | 'v1' | 'v2' | 'any';
+
+/** One CIDR block, parsed. */
+export interface Cidr {
+  readonly source: string;
+  readonly family: 4 | 6;
+  /** Network address as 16 bytes (IPv4 mapped into ::ffff:0:0/96). */
+  readonly bytes: Uint8Array;
+  /** Prefix length over the 128-bit form. */
+  readonly prefix: number;
+}
+
+export interface ListenerConfig {
+  readonly name: string;
+  readonly listen: HostPort;
+  readonly mode: Mode;
+  readonly upstreams: readonly UpstreamSpec[];
+  readonly key: readonly KeySource[];
+  readonly hash: HashAlgorithm;
+  readonly vnodes: number;
+  /** 0 = off; otherwise > 1. */
+  readonly balanceFactor: number;
+  readonly learn: readonly LearnRule[];
+  readonly stickyTtlS: number;
+  readonly proxyProtocol: ProxyProtocolOut;
+  readonly acceptProxy: ProxyProtocolIn;
+  readonly trustedProxies: readonly Cidr[];
+  readonly health: HealthCheck;
+  readonly healthIntervalMs: number;
+  readonly healthTimeoutMs: number;
+  readonly healthRise: number;
+  readonly healthFall: number;
+  readonly connectTimeoutMs: number;
+  readonly retries: number;
+  /** 0 = never. */
+  readonly idleTimeoutMs: number;
+  readonly headTimeoutMs: number;
+  readonly maxHeadBytes: number;
+  readonly maxConnections: number;
+}
+
+export type StoreConfig =
+  | { readonly kind: 'memory' }
+  | {
+      readonly kind: 'redis';
+      /** The URL as given; contains the password: never log it, log `redacted`. */
+      readonly url: string;
+      readonly redacted: string;
+    };
+
+export interface Config {
+  readonly listeners: readonly ListenerConfig[];
+  /** null when TETHER_ADMIN=off. */
+  readonly admin: HostPort | null;
+  readonly adminToken: string | null;
+  readonly store: StoreConfig;
+  readonly storeTimeoutMs: number;
+  readonly ringThreads: number;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly accessLog: boolean;
+  readonly drainTimeoutMs: number;
+  /** Path of the TETHER_CONFIG file, if any (SIGHUP re-reads it). */
+  readonly configFile: string | null;
+}

@@ -1,0 +1,282 @@
+import type { Logger } from 'pino';
+import { AdminServer, type AdminBackend, type AdminListener, type RouteAnswer } from './admin/server.js';
+import type { Config, ListenerConfig } from './config/types.js';
+import { HealthMonitor } from './health/monitor.js';
+import { TcpListener } from './listener/tcp.js';
+import { UpstreamPool, type MembershipEvent, type PoolOptions } from './pool/pool.js';
+
+/** One listener with its upstream pool and health monitor. */
+export class ListenerRuntime implements AdminListener {
+  config: ListenerConfig;
+  readonly pool: UpstreamPool;
+  readonly listener: TcpListener;
+  monitor: HealthMonitor;
+  readonly #logger: Logger;
+
+  constructor(config: ListenerConfig, logger: Logger, accessLog: Logger | null, onEvent: (listener: string, e: MembershipEvent) => void) {
+    this.config = config;
+    this.#logger = logger;
+    this.pool = new UpstreamPool(poolOptions(config), config.upstreams);
+    this.monitor = this.#createMonitor(config);
+    this.listener = new TcpListener({
+      config,
+      pool: this.pool,
+      // Through `this`, so a monitor replaced on reload receives the evidence.
+      health: {
+        reportFailure: (name, reason) => this.monitor.reportFailure(name, reason),
+        reportSuccess: (name) => this.monitor.reportSuccess(name),
+      },
+      logger,
+      accessLog,
+    });
+    this.pool.onChange((event) => {
+      onEvent(config.name, event);
+      if (event.change === 'added' || event.change === 'removed' || event.change === 'changed') {
+        this.monitor.setTargets(this.pool.list());
+      }
+    });
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  async start(): Promise<void> {
+    this.monitor.setTargets(this.pool.list());
+    this.monitor.start();
+    await this.listener.listen();
+  }
+
+  /** Apply a reloaded configuration; connections stay open. */
+  apply(config: ListenerConfig): void {
+    const old = this.config;
+    this.config = config;
+    this.listener.config = config;
+    this.pool.setOptions(poolOptions(config));
+    this.pool.setUpstreams(config.upstreams);
+    if (healthChanged(old, config)) {
+      this.monitor.stop();
+      // A new monitor starts every target up (as at start-up); the pool follows it.
+      for (const upstream of this.pool.list()) this.pool.setHealth(upstream.name, true, 'health settings reloaded');
+      this.monitor = this.#createMonitor(config);
+      this.monitor.setTargets(this.pool.list());
+      this.monitor.start();
+    }
+    if (old.listen.host !== config.listen.host || old.listen.port !== config.listen.port) {
+      this.#logger.warn({ listener: config.name }, 'a changed listen address takes effect on restart');
+    }
+  }
+
+  #createMonitor(config: ListenerConfig): HealthMonitor {
+    return new HealthMonitor({
+      check: config.health,
+      intervalMs: config.healthIntervalMs,
+      timeoutMs: config.healthTimeoutMs,
+      rise: config.healthRise,
+      fall: config.healthFall,
+      logger: this.#logger,
+      onChange: (name, up, reason) => this.pool.setHealth(name, up, reason),
+    });
+  }
+}
+
+export interface RecentChange extends MembershipEvent {
+  readonly at: string;
+  readonly listener: string;
+}
+
+export interface TetherOptions {
+  readonly logger: Logger;
+}
+
+const RECENT_CHANGES = 200;
+
+/** A running balancer: listeners, admin API, reload and graceful shutdown. */
+export class Tether implements AdminBackend {
+  readonly logger: Logger;
+  #config: Config;
+  readonly #runtimes = new Map<string, ListenerRuntime>();
+  #admin: AdminServer | null = null;
+  #listening = false;
+  #shuttingDown = false;
+  readonly #recent: RecentChange[] = [];
+  readonly #accessLog: Logger | null;
+
+  private constructor(config: Config, options: TetherOptions) {
+    this.#config = config;
+    this.logger = options.logger;
+    this.#accessLog = config.accessLog ? options.logger.child({ component: 'access' }) : null;
+  }
+
+  static async start(config: Config, options: TetherOptions): Promise<Tether> {
+    const tether = new Tether(config, options);
+    try {
+      await tether.#start();
+    } catch (err) {
+      await tether.close();
+      throw err;
+    }
+    return tether;
+  }
+
+  get config(): Config {
+    return this.#config;
+  }
+
+  get runtimes(): ListenerRuntime[] {
+    return [...this.#runtimes.values()];
+  }
+
+  runtime(name?: string): ListenerRuntime | undefined {
+    return name === undefined ? this.runtimes[0] : this.#runtimes.get(name);
+  }
+
+  /** The admin server's bound address, e.g. "127.0.0.1:7001", or null when off. */
+  get adminAddress(): string | null {
+    return this.#admin?.address ?? null;
+  }
+
+  get recentChanges(): readonly RecentChange[] {
+    return this.#recent;
+  }
+
+  isListening(): boolean {
+    return this.#listening;
+  }
+
+  isShuttingDown(): boolean {
+    return this.#shuttingDown;
+  }
+
+  listeners(): readonly AdminListener[] {
+    return this.runtimes;
+  }
+
+  async route(listener: AdminListener, key: string): Promise<RouteAnswer> {
+    const decision = listener.pool.route(key, listener.pool.list().length);
+    return {
+      key,
+      upstream: decision.candidates[0]?.name ?? null,
+      via: decision.via,
+      candidates: decision.candidates.map((u) => u.name),
+    };
+  }
+
+  /** Apply a new configuration (SIGHUP): listeners added, removed or updated in place. */
+  async reload(config: Config): Promise<void> {
+    const old = this.#config;
+    this.#config = config;
+    const wanted = new Set(config.listeners.map((l) => l.name));
+    for (const [name, runtime] of this.#runtimes) {
+      if (wanted.has(name)) continue;
+      this.#runtimes.delete(name);
+      runtime.monitor.stop();
+      await runtime.listener.stopAccepting();
+      this.logger.info({ listener: name }, 'listener removed; its open connections go on');
+    }
+    for (const listenerConfig of config.listeners) {
+      const runtime = this.#runtimes.get(listenerConfig.name);
+      if (runtime) {
+        runtime.apply(listenerConfig);
+      } else {
+        const created = this.#createRuntime(listenerConfig);
+        await created.start();
+        this.logger.info({ listener: listenerConfig.name, address: created.listener.address }, 'listener added');
+      }
+    }
+    if (old.admin?.host !== config.admin?.host || old.admin?.port !== config.admin?.port || old.adminToken !== config.adminToken) {
+      this.logger.warn('admin address and token changes take effect on restart');
+    }
+    this.logger.info({ listeners: [...this.#runtimes.keys()] }, 'configuration reloaded');
+  }
+
+  /**
+   * Graceful stop: refuse new connections at once, let open ones finish for up to
+   * drainTimeoutMs, then close what is left.
+   */
+  async shutdown(drainTimeoutMs = this.#config.drainTimeoutMs): Promise<void> {
+    if (this.#shuttingDown) return;
+    this.#shuttingDown = true;
+    const runtimes = this.runtimes;
+    await Promise.all(runtimes.map((r) => r.listener.stopAccepting()));
+    for (const r of runtimes) r.monitor.stop();
+    const open = (): number => runtimes.reduce((n, r) => n + r.listener.active, 0);
+    this.logger.info({ open: open(), drainTimeoutMs }, 'shutting down: draining connections');
+    const deadline = Date.now() + drainTimeoutMs;
+    while (open() > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, deadline - Date.now()))));
+    }
+    const left = open();
+    if (left > 0) this.logger.info({ closing: left }, 'drain timeout: closing remaining connections');
+    for (const r of runtimes) r.listener.closeAll('shutdown');
+    await this.#admin?.close();
+    this.#listening = false;
+  }
+
+  /** Stop everything now (tests, failed start-up). */
+  async close(): Promise<void> {
+    this.#shuttingDown = true;
+    for (const r of this.runtimes) {
+      r.monitor.stop();
+      await r.listener.stopAccepting();
+      r.listener.closeAll('shutdown');
+    }
+    await this.#admin?.close();
+    this.#listening = false;
+  }
+
+  async #start(): Promise<void> {
+    const config = this.#config;
+    for (const listenerConfig of config.listeners) this.#createRuntime(listenerConfig);
+    for (const runtime of this.#runtimes.values()) {
+      await runtime.start();
+      this.logger.info(
+        { listener: runtime.name, address: runtime.listener.address, mode: runtime.config.mode, hash: runtime.config.hash, upstreams: runtime.pool.list().length },
+        'listening',
+      );
+    }
+    if (config.admin) {
+      this.#admin = new AdminServer({
+        address: config.admin,
+        token: config.adminToken,
+        backend: this,
+        logger: this.logger.child({ component: 'admin' }),
+      });
+      await this.#admin.listen();
+      this.logger.info({ address: this.#admin.address, token: config.adminToken !== null }, 'admin API listening');
+    }
+    this.#listening = true;
+  }
+
+  #createRuntime(listenerConfig: ListenerConfig): ListenerRuntime {
+    const runtime = new ListenerRuntime(
+      listenerConfig,
+      this.logger.child({ component: 'listener', listener: listenerConfig.name }),
+      this.#accessLog,
+      (listener, event) => this.#recordChange(listener, event),
+    );
+    this.#runtimes.set(listenerConfig.name, runtime);
+    return runtime;
+  }
+
+  #recordChange(listener: string, event: MembershipEvent): void {
+    const level = event.change === 'down' ? 'warn' : 'info';
+    this.logger[level]({ listener, upstream: event.upstream, change: event.change, detail: event.detail }, 'membership change');
+    this.#recent.push({ ...event, listener, at: new Date().toISOString() });
+    if (this.#recent.length > RECENT_CHANGES) this.#recent.shift();
+  }
+}
+
+function poolOptions(config: ListenerConfig): PoolOptions {
+  return { algorithm: config.hash, vnodes: config.vnodes, balanceFactor: config.balanceFactor };
+}
+
+function healthChanged(a: ListenerConfig, b: ListenerConfig): boolean {
+  return (
+    JSON.stringify(a.health) !== JSON.stringify(b.health) ||
+    a.healthIntervalMs !== b.healthIntervalMs ||
+    a.healthTimeoutMs !== b.healthTimeoutMs ||
+    a.healthRise !== b.healthRise ||
+    a.healthFall !== b.healthFall
+  );
+}
