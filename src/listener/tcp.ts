@@ -23,6 +23,8 @@ export interface TcpListenerOptions {
   readonly logger: Logger;
   /** Child logger for access lines, or null when TETHER_ACCESS_LOG=off. */
   readonly accessLog: Logger | null;
+  /** Called once a connection is routed, before connecting (metrics). */
+  readonly onSessionStart?: (session: Session) => void;
   /** Called for every closed connection (metrics). */
   readonly onSessionEnd?: (session: Session) => void;
 }
@@ -44,6 +46,7 @@ export class TcpListener implements ListenerContext {
   readonly #server: net.Server;
   readonly #logger: Logger;
   readonly #accessLog: Logger | null;
+  readonly #onStart: ((session: Session) => void) | undefined;
   readonly #onEnd: ((session: Session) => void) | undefined;
   #closing = false;
 
@@ -53,6 +56,7 @@ export class TcpListener implements ListenerContext {
     this.health = options.health;
     this.#logger = options.logger;
     this.#accessLog = options.accessLog;
+    this.#onStart = options.onSessionStart;
     this.#onEnd = options.onSessionEnd;
     // allowHalfOpen: a client's FIN is passed on, not answered by closing (Node 20's
     // accepted sockets default to false). pauseOnConnect: nothing is read before an
@@ -157,6 +161,7 @@ export class TcpListener implements ListenerContext {
       return;
     }
     this.#route(session);
+    this.#onStart?.(session);
     session.connect();
   }
 
