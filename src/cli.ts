@@ -4,6 +4,7 @@
  * 0 on success and after a graceful stop, 2 on a bad setting, 1 on anything else.
  */
 import { readFileSync } from 'node:fs';
+import { assertAvailable } from './config/available.js';
 import { effectiveSettings } from './config/effective.js';
 import { loadConfigWithWarnings } from './config/load.js';
 import type { Config } from './config/types.js';
@@ -31,6 +32,7 @@ function version(): string {
 function loadOrExit(): Config {
   try {
     const { config, warnings } = loadConfigWithWarnings(process.env);
+    assertAvailable(config, process.env);
     for (const warning of warnings) process.stderr.write(`tether: warning: ${warning}\n`);
     return config;
   } catch (err) {
@@ -81,6 +83,7 @@ function installSignals(tether: Tether, logger: Logger): void {
     let config: Config;
     try {
       config = loadConfigWithWarnings(process.env).config;
+      assertAvailable(config, process.env);
     } catch (err) {
       // A bad file on reload must not take the running balancer down.
       logger.error({ error: err instanceof Error ? err.message : String(err) }, 'reload rejected; keeping the running configuration');

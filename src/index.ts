@@ -3,6 +3,7 @@
  * `createBalancer(config)` is the one public entry; settings come from `loadConfig()`.
  */
 import type { Logger } from 'pino';
+import { assertAvailable } from './config/available.js';
 import type { Config } from './config/types.js';
 import { createLogger } from './log.js';
 import { Tether } from './runtime.js';
@@ -19,6 +20,7 @@ export interface CreateOptions {
 
 /** Start every listener (and the admin API) of `config`; resolves once all are bound. */
 export function createBalancer(config: Config, options: CreateOptions = {}): Promise<Tether> {
+  assertAvailable(config, {});
   const logger = options.logger ?? createLogger(config.logLevel);
   return Tether.start(config, { logger });
 }

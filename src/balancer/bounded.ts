@@ -53,3 +53,11 @@ export function pickBounded(
   }
   return best;
 }
+
+/**
+ * Whether one more connection fits under `member`'s cap: the test pickBounded applies,
+ * for callers that try a prefix of the order first and need to know if it found room.
+ */
+export function underCap(load: number, weight: number, totalLoad: number, totalWeight: number, factor: number): boolean {
+  return load * totalWeight * FACTOR_SCALE < Math.round(factor * FACTOR_SCALE) * (totalLoad + 1) * weight;
+}

@@ -16,7 +16,11 @@ export type Algorithm = 'ring' | 'maglev' | 'rendezvous' | 'modulo';
 export interface BuildOptions {
   /** Ring points per unit of weight (TETHER_VNODES). */
   readonly vnodes: number;
-  /** Maglev table size; must be prime. Default: 65537, or the next prime >= 100 x members. */
+  /**
+   * Maglev table size; must be prime. Default: 65537, or for large pools the next prime
+   * >= 65536 x 2^k that is at least 100 x members (so the size changes only when the
+   * member count doubles, not on every change: a new size remaps nearly every key).
+   */
   readonly maglevSize?: number;
 }
 

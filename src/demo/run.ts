@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     TETHER_HEALTH_INTERVAL_MS: '250',
     TETHER_HEALTH_FALL: '2',
     TETHER_HEALTH_RISE: '1',
-    TETHER_LOG_LEVEL: process.env.TETHER_LOG_LEVEL ?? 'warn',
+    TETHER_LOG_LEVEL: process.env.TETHER_LOG_LEVEL ?? 'error',
     TETHER_ACCESS_LOG: 'off',
   });
   const tether = await Tether.start(config, { logger: createLogger(config.logLevel) });

@@ -1,5 +1,6 @@
 import { buildTable } from '../balancer/index.js';
 import { hashKey } from '../balancer/hash.js';
+import { pickBounded, underCap } from '../balancer/bounded.js';
 import { pickTwoChoices } from '../balancer/p2c.js';
 import type { Algorithm, LookupTable } from '../balancer/types.js';
 import type { UpstreamSpec } from '../config/types.js';
@@ -29,6 +30,9 @@ export interface MembershipEvent {
 
 type ChangeListener = (event: MembershipEvent) => void;
 
+/** How much of the hash order bounded loads looks at before walking all of it. */
+const BOUNDED_PREFIX = 8;
+
 /**
  * The upstreams of one listener and the lookup table over the routable ones.
  * The table is an immutable snapshot swapped whole on every membership change;
@@ -45,6 +49,7 @@ export class UpstreamPool {
   #routableActive = 0;
   #routableWeight = 0;
   #order = new Uint32Array(0);
+  #prefix = new Uint32Array(BOUNDED_PREFIX);
   readonly #listeners: ChangeListener[] = [];
 
   constructor(options: PoolOptions, specs: readonly UpstreamSpec[] = []) {
@@ -176,44 +181,28 @@ export class UpstreamPool {
 
   #hashOrder(hash: number, maxCandidates: number): Upstream[] {
     const routable = this.#routable;
-    const table = this.#table;
+    const size = routable.length;
     const factor = this.#options.balanceFactor;
-    // Bounded loads needs the whole order to find the first upstream under its cap.
-    const want = factor > 1 ? routable.length : Math.min(maxCandidates, routable.length);
-    const n = table.order(hash, this.#order.length >= want ? this.#order : (this.#order = new Uint32Array(want)));
-    const count = Math.min(n, want);
-    const out: Upstream[] = [];
-    let first = 0;
-    if (factor > 1) first = this.#boundedPick(count, factor);
-    out.push(routable[this.#order[first]!]!);
-    for (let i = 0; i < count && out.length < maxCandidates; i++) {
-      if (i !== first) out.push(routable[this.#order[i]!]!);
-    }
-    return out;
-  }
-
-  /**
-   * Consistent hashing with bounded loads (Mirrokni, Thorup, Zadimoghaddam 2016):
-   * the first upstream in hash order whose load after this connection stays within
-   * ceil(c x (total + 1) x weight / totalWeight). Returns a position in #order.
-   */
-  #boundedPick(count: number, factor: number): number {
-    const order = this.#order;
-    const total = this.#routableActive + 1;
-    let best = 0;
-    let bestRatio = Infinity;
-    for (let i = 0; i < count; i++) {
-      const slot = order[i]!;
-      const weight = this.#weights[slot]!;
-      const load = this.#loads[slot]!;
-      if (load + 1 <= Math.ceil((factor * total * weight) / this.#routableWeight)) return i;
-      const ratio = load / weight;
-      if (ratio < bestRatio) {
-        bestRatio = ratio;
-        best = i;
+    if (this.#order.length < size) this.#order = new Uint32Array(size);
+    if (this.#prefix.length < maxCandidates) this.#prefix = new Uint32Array(Math.max(maxCandidates, BOUNDED_PREFIX));
+    // A short prefix of the hash order serves retries and, nearly always, bounded
+    // loads; the whole order (O(N) for some tables) only when none of it has room.
+    let order = this.#prefix;
+    let count = this.#table.order(hash, order);
+    let chosen = order[0]!;
+    if (factor > 1) {
+      chosen = pickBounded(order, count, this.#loads, this.#weights, this.#routableActive, this.#routableWeight, factor);
+      if (count < size && !underCap(this.#loads[chosen]!, this.#weights[chosen]!, this.#routableActive, this.#routableWeight, factor)) {
+        order = this.#order;
+        count = this.#table.order(hash, order);
+        chosen = pickBounded(order, count, this.#loads, this.#weights, this.#routableActive, this.#routableWeight, factor);
       }
     }
-    return best;
+    const out: Upstream[] = [routable[chosen]!];
+    for (let i = 0; i < count && out.length < maxCandidates; i++) {
+      if (order[i] !== chosen) out.push(routable[order[i]!]!);
+    }
+    return out;
   }
 
   #twoChoices(maxCandidates: number): Upstream[] {
