@@ -55,6 +55,14 @@ describe('commands', () => {
     expect(result.stdout).not.toContain('s3cret');
   });
 
+  it('check accepts config/example-tcp.json', () => {
+    const result = run({ TETHER_CONFIG: new URL('../../config/example-tcp.json', import.meta.url).pathname }, ['check']);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    const settings = JSON.parse(result.stdout) as { listeners: { name: string }[] };
+    expect(settings.listeners.map((l) => l.name)).toEqual(['pg', 'game']);
+  });
+
   it('--version prints the package version, --help the usage', () => {
     expect(run({}, ['--version']).stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
     const help = run({}, ['--help']);
