@@ -1,23 +1,45 @@
 import type { Logger } from 'pino';
-import { AdminServer, type AdminBackend, type AdminListener, type RouteAnswer } from './admin/server.js';
+import { Metrics, type MeteredListener } from './admin/metrics.js';
+import { buildStats, type StatsSnapshot } from './admin/page/stats.js';
+import { AdminServer, type AdminBackend, type AdminListener, type RouteAnswer, type Scrape } from './admin/server.js';
 import type { Config, ListenerConfig } from './config/types.js';
 import { HealthMonitor } from './health/monitor.js';
 import { TcpListener } from './listener/tcp.js';
 import { UpstreamPool, type MembershipEvent, type PoolOptions } from './pool/pool.js';
+import type { Upstream } from './pool/upstream.js';
 
 /** One listener with its upstream pool and health monitor. */
-export class ListenerRuntime implements AdminListener {
+export class ListenerRuntime implements AdminListener, MeteredListener {
   config: ListenerConfig;
   readonly pool: UpstreamPool;
   readonly listener: TcpListener;
   monitor: HealthMonitor;
   readonly #logger: Logger;
+  readonly #metrics: Metrics;
+  /**
+   * Every Upstream object of this listener still worth counting: the pool's, plus
+   * removed ones until their last connection ends (the pool forgets them at once).
+   */
+  readonly #known: Set<Upstream>;
+  /** When the pool last announced a change; its table rebuild follows right after. */
+  #changedAt = -1;
 
-  constructor(config: ListenerConfig, logger: Logger, accessLog: Logger | null, onEvent: (listener: string, e: MembershipEvent) => void) {
+  constructor(
+    config: ListenerConfig,
+    logger: Logger,
+    accessLog: Logger | null,
+    onEvent: (listener: string, e: MembershipEvent) => void,
+    metrics: Metrics,
+  ) {
     this.config = config;
     this.#logger = logger;
+    this.#metrics = metrics;
+    const started = performance.now();
     this.pool = new UpstreamPool(poolOptions(config), config.upstreams);
+    metrics.observeRingBuild((performance.now() - started) / 1000);
+    this.#known = new Set(this.pool.list());
     this.monitor = this.#createMonitor(config);
+    const hooks = metrics.hooks(config.name);
     this.listener = new TcpListener({
       config,
       pool: this.pool,
@@ -28,17 +50,58 @@ export class ListenerRuntime implements AdminListener {
       },
       logger,
       accessLog,
+      onSessionStart: hooks.onSessionStart,
+      onSessionEnd: hooks.onSessionEnd,
     });
     this.pool.onChange((event) => {
       onEvent(config.name, event);
+      if (event.change === 'added') this.#known.add(this.pool.get(event.upstream)!);
       if (event.change === 'added' || event.change === 'removed' || event.change === 'changed') {
         this.monitor.setTargets(this.pool.list());
       }
+    });
+    // Registered last: the pool rebuilds its table right after its listeners return,
+    // so this stamp starts the ring-build timer without counting logging and the like.
+    this.pool.onChange(() => {
+      this.#changedAt = performance.now();
     });
   }
 
   get name(): string {
     return this.config.name;
+  }
+
+  /** The pool's upstreams and removed ones that still have open connections. */
+  *upstreams(): IterableIterator<Upstream> {
+    for (const u of this.#known) {
+      if (u.removed && u.active === 0) {
+        this.#known.delete(u);
+        continue;
+      }
+      yield u;
+    }
+  }
+
+  /**
+   * Apply a membership change to the pool, timing the table rebuild it causes
+   * (tether_ring_build_seconds). The pool builds synchronously, announcing the change
+   * just before: the time runs from that announcement (or from the call, for changes
+   * it does not announce, such as new hash options) to the return, and is recorded
+   * only when the table was actually swapped.
+   */
+  mutate<T>(change: (pool: UpstreamPool) => T): T {
+    const pool = this.pool;
+    const before = pool.table;
+    const started = performance.now();
+    this.#changedAt = -1;
+    try {
+      return change(pool);
+    } finally {
+      if (pool.table !== before) {
+        const from = this.#changedAt >= 0 ? this.#changedAt : started;
+        this.#metrics.observeRingBuild((performance.now() - from) / 1000);
+      }
+    }
   }
 
   async start(): Promise<void> {
@@ -52,12 +115,12 @@ export class ListenerRuntime implements AdminListener {
     const old = this.config;
     this.config = config;
     this.listener.config = config;
-    this.pool.setOptions(poolOptions(config));
-    this.pool.setUpstreams(config.upstreams);
+    this.mutate((pool) => pool.setOptions(poolOptions(config)));
+    this.mutate((pool) => pool.setUpstreams(config.upstreams));
     if (healthChanged(old, config)) {
       this.monitor.stop();
       // A new monitor starts every target up (as at start-up); the pool follows it.
-      for (const upstream of this.pool.list()) this.pool.setHealth(upstream.name, true, 'health settings reloaded');
+      for (const upstream of this.pool.list()) this.mutate((pool) => pool.setHealth(upstream.name, true, 'health settings reloaded'));
       this.monitor = this.#createMonitor(config);
       this.monitor.setTargets(this.pool.list());
       this.monitor.start();
@@ -75,7 +138,7 @@ export class ListenerRuntime implements AdminListener {
       rise: config.healthRise,
       fall: config.healthFall,
       logger: this.#logger,
-      onChange: (name, up, reason) => this.pool.setHealth(name, up, reason),
+      onChange: (name, up, reason) => this.mutate((pool) => pool.setHealth(name, up, reason)),
     });
   }
 }
@@ -101,6 +164,8 @@ export class Tether implements AdminBackend {
   #shuttingDown = false;
   readonly #recent: RecentChange[] = [];
   readonly #accessLog: Logger | null;
+  readonly #metrics = new Metrics();
+  readonly #startedAt = Date.now();
 
   private constructor(config: Config, options: TetherOptions) {
     this.#config = config;
@@ -140,6 +205,24 @@ export class Tether implements AdminBackend {
     return this.#recent;
   }
 
+  /** Prometheus metrics of this balancer (its own registry). */
+  get metrics(): Metrics {
+    return this.#metrics;
+  }
+
+  async scrape(): Promise<Scrape> {
+    return { contentType: this.#metrics.contentType, body: await this.#metrics.scrape() };
+  }
+
+  stats(): StatsSnapshot {
+    return buildStats({
+      startedAt: this.#startedAt,
+      listeners: this.runtimes,
+      changes: this.#recent,
+      metrics: this.#metrics,
+    });
+  }
+
   isListening(): boolean {
     return this.#listening;
   }
@@ -170,6 +253,7 @@ export class Tether implements AdminBackend {
     for (const [name, runtime] of this.#runtimes) {
       if (wanted.has(name)) continue;
       this.#runtimes.delete(name);
+      this.#metrics.retire(runtime);
       runtime.monitor.stop();
       await runtime.listener.stopAccepting();
       this.logger.info({ listener: name }, 'listener removed; its open connections go on');
@@ -210,6 +294,7 @@ export class Tether implements AdminBackend {
     if (left > 0) this.logger.info({ closing: left }, 'drain timeout: closing remaining connections');
     for (const r of runtimes) r.listener.closeAll('shutdown');
     await this.#admin?.close();
+    this.#metrics.close();
     this.#listening = false;
   }
 
@@ -222,6 +307,7 @@ export class Tether implements AdminBackend {
       r.listener.closeAll('shutdown');
     }
     await this.#admin?.close();
+    this.#metrics.close();
     this.#listening = false;
   }
 
@@ -254,8 +340,10 @@ export class Tether implements AdminBackend {
       this.logger.child({ component: 'listener', listener: listenerConfig.name }),
       this.#accessLog,
       (listener, event) => this.#recordChange(listener, event),
+      this.#metrics,
     );
     this.#runtimes.set(listenerConfig.name, runtime);
+    this.#metrics.track(runtime);
     return runtime;
   }
 

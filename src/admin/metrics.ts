@@ -169,7 +169,7 @@ export class Metrics {
       name: 'tether_event_loop_delay_seconds',
       help: `p99 event-loop delay since the previous scrape (sampled every ${LOOP_RESOLUTION_MS} ms).`,
       registers,
-      collect: collector((gauge) => {
+      collect: collector((gauge: Gauge) => {
         // A scrape right after another may find no sample yet: keep the last value.
         if (this.#loop.count > 0) {
           this.#loopP99 = this.#loop.percentile(99) / 1e9;

@@ -7,12 +7,19 @@ import { TetherError } from '../errors.js';
 import type { RouteVia, UpstreamPool } from '../pool/pool.js';
 import { formatAddress, type Upstream } from '../pool/upstream.js';
 import { HttpError, readJsonBody, sendJson } from './http-util.js';
+import { STATS_PAGE_CSP, STATS_PAGE_HTML } from './page/html.js';
+import type { StatsSnapshot } from './page/stats.js';
 
 /** What the admin API sees of one listener. */
 export interface AdminListener {
   readonly name: string;
   readonly config: ListenerConfig;
   readonly pool: UpstreamPool;
+  /**
+   * Apply a membership change to the pool (add, change, remove, drain, undrain), so
+   * the owner can time the table rebuild it causes.
+   */
+  mutate<T>(change: (pool: UpstreamPool) => T): T;
 }
 
 export interface RouteAnswer {
@@ -29,6 +36,15 @@ export interface AdminBackend {
   isShuttingDown(): boolean;
   listeners(): readonly AdminListener[];
   route(listener: AdminListener, key: string): Promise<RouteAnswer>;
+  /** Prometheus text for GET /metrics. */
+  scrape(): Promise<Scrape>;
+  /** The stats page's data (GET /stats.json). */
+  stats(): StatsSnapshot;
+}
+
+export interface Scrape {
+  readonly contentType: string;
+  readonly body: string;
 }
 
 export interface AdminOptions {
@@ -97,7 +113,28 @@ export class AdminServer {
     }
     if (path === '/readyz') return this.#readyz(res, url);
 
+    // The stats page and its data also take ?token=: a browser opening a page
+    // cannot send a header (see page/html.ts). No other call does.
+    if (path === '/' || path === '/stats.json') {
+      if (path === '/' && !this.#authorized(req, url.searchParams.get('token'))) return sendPageUnauthorized(res);
+      this.#authorize(req, url.searchParams.get('token'));
+      allow(method, 'GET');
+      return path === '/' ? sendPage(res) : sendJson(res, 200, backend.stats());
+    }
+
     this.#authorize(req);
+
+    if (path === '/metrics') {
+      allow(method, 'GET');
+      const scrape = await backend.scrape();
+      res.writeHead(200, {
+        'content-type': scrape.contentType,
+        'content-length': Buffer.byteLength(scrape.body),
+        'cache-control': 'no-store',
+      });
+      res.end(scrape.body);
+      return;
+    }
 
     if (path === '/upstreams') {
       allow(method, 'GET');
@@ -135,7 +172,7 @@ export class AdminServer {
       if (method === 'GET') return sendJson(res, 200, describeUpstream(requireUpstream(pool, name)));
       if (method === 'DELETE') {
         const removed = describeUpstream(requireUpstream(pool, name));
-        pool.remove(name);
+        listener.mutate((p) => p.remove(name));
         log.info({ listener: listener.name, upstream: name }, 'upstream removed through admin API');
         return sendJson(res, 200, { ...removed, removed: true });
       }
@@ -144,7 +181,7 @@ export class AdminServer {
       if (!NAME_PATTERN.test(name)) throw badRequest(`upstream name ${JSON.stringify(name)} is not 1-128 of A-Z a-z 0-9 . _ : - [ ]`);
       const target = parseAddressField(body.address);
       const weight = parseWeight(body.weight);
-      const created = pool.put(name, target.host, target.port, weight);
+      const created = listener.mutate((p) => p.put(name, target.host, target.port, weight));
       log.info({ listener: listener.name, upstream: name, address: formatAddress(target.host, target.port), weight: pool.get(name)!.weight, created }, 'upstream set through admin API');
       return sendJson(res, created ? 201 : 200, describeUpstream(pool.get(name)!));
     }
@@ -153,11 +190,11 @@ export class AdminServer {
     requireUpstream(pool, name);
     if (action === 'drain') {
       const deadlineS = parseDeadline(body.deadlineS);
-      const upstream = pool.drain(name, deadlineS);
+      const upstream = listener.mutate((p) => p.drain(name, deadlineS));
       log.info({ listener: listener.name, upstream: name, deadlineS: deadlineS ?? null }, 'upstream draining');
       return sendJson(res, 200, describeUpstream(upstream));
     }
-    const upstream = pool.undrain(name);
+    const upstream = listener.mutate((p) => p.undrain(name));
     log.info({ listener: listener.name, upstream: name }, 'upstream undrained');
     sendJson(res, 200, describeUpstream(upstream));
   }
@@ -175,14 +212,19 @@ export class AdminServer {
     return found;
   }
 
-  #authorize(req: IncomingMessage): void {
-    if (this.#tokenDigest === null) return;
-    const header = req.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
-    // Compare digests: equal lengths, and no timing signal about the token's length.
-    if (!given || !timingSafeEqual(sha256(given), this.#tokenDigest)) {
+  /** `queryToken`: the ?token= value, passed only by the calls that accept one. */
+  #authorize(req: IncomingMessage, queryToken: string | null = null): void {
+    if (!this.#authorized(req, queryToken)) {
       throw new HttpError(401, 'TETHER_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
     }
+  }
+
+  #authorized(req: IncomingMessage, queryToken: string | null = null): boolean {
+    if (this.#tokenDigest === null) return true;
+    const header = req.headers.authorization ?? '';
+    const given = header.startsWith('Bearer ') ? header.slice(7).trim() : (queryToken ?? '');
+    // Compare digests: equal lengths, and no timing signal about the token's length.
+    return given !== '' && timingSafeEqual(sha256(given), this.#tokenDigest);
   }
 
   #fail(res: ServerResponse, err: unknown): void {
@@ -213,6 +255,34 @@ export function describeUpstream(u: Upstream): {
   total: number;
 } {
   return { name: u.name, address: u.address, weight: u.weight, state: u.state, active: u.active, total: u.total };
+}
+
+const PAGE_HEADERS = {
+  'content-type': 'text/html; charset=utf-8',
+  'content-length': Buffer.byteLength(STATS_PAGE_HTML),
+  'cache-control': 'no-store',
+  'content-security-policy': STATS_PAGE_CSP,
+  'referrer-policy': 'no-referrer',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+};
+
+function sendPage(res: ServerResponse): void {
+  res.writeHead(200, PAGE_HEADERS);
+  res.end(STATS_PAGE_HTML);
+}
+
+/** A person at a browser gets a sentence, not JSON. Nothing from the request is echoed. */
+function sendPageUnauthorized(res: ServerResponse): void {
+  const text = '401 Unauthorized: TETHER_ADMIN_TOKEN is set. Open the stats page as /?token=TOKEN.\n';
+  res.writeHead(401, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'www-authenticate': 'Bearer realm="tether"',
+    'x-content-type-options': 'nosniff',
+  });
+  res.end(text);
 }
 
 function requireUpstream(pool: UpstreamPool, name: string): Upstream {

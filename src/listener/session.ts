@@ -1,7 +1,9 @@
 import net from 'node:net';
 import type { Upstream } from '../pool/upstream.js';
 import type { RouteVia } from '../pool/pool.js';
+import { sourceIpKey } from './address.js';
 import type { ListenerContext } from './context.js';
+import { ProxyHeaderParser, type ProxyAccept, type ProxyHeader } from './proxy-protocol.js';
 
 /** Why a connection ended, as counted in metrics (`outcome`). */
 export type Outcome = 'ok' | 'refused' | 'no_upstream' | 'connect_failed' | 'bad_request' | 'timeout';
@@ -16,6 +18,12 @@ const kSession = Symbol('tether.session');
 type SessionSocket = net.Socket & { [kSession]?: Session };
 
 /**
+ * Called once an inbound PROXY header has been read (the session's client address
+ * is already the header's). One function per listener, not per connection.
+ */
+export type ProxyHeaderReady = (session: Session, header: ProxyHeader) => void;
+
+/**
  * One proxied connection: the client socket, the upstream it was routed to, and the
  * accounting for its access-log line. Socket events go to module-level handlers that
  * find their session through a symbol on the socket (as ws does), so a connection
@@ -24,8 +32,12 @@ type SessionSocket = net.Socket & { [kSession]?: Session };
 export class Session {
   readonly ctx: ListenerContext;
   readonly client: net.Socket;
-  readonly clientAddress: string;
-  readonly clientPort: number;
+  /**
+   * The client's address (the `source-ip` key form) and port: the socket's peer, or
+   * what an accepted PROXY header says, set before the session is routed.
+   */
+  clientAddress: string;
+  clientPort: number;
   readonly startedAt: number;
   upstreamSocket: net.Socket | null = null;
   upstream: Upstream | null = null;
@@ -42,6 +54,17 @@ export class Session {
   lastError = '';
   /** Bytes to write to the upstream before client data (e.g. a PROXY header). */
   preamble: Buffer | null = null;
+  /**
+   * Client bytes read before routing (those that followed an inbound PROXY header in
+   * its last chunk): written to the upstream after `preamble`, before anything else
+   * the client sends.
+   */
+  pending: Buffer | null = null;
+  #proxyParser: ProxyHeaderParser | null = null;
+  #proxyReady: ProxyHeaderReady | null = null;
+  #headTimer: NodeJS.Timeout | null = null;
+  /** The client's FIN came while the upstream was connecting (after a PROXY header). */
+  #clientEndedEarly = false;
   #clientClosed = false;
   #upstreamClosed = true;
   #finished = false;
@@ -61,6 +84,77 @@ export class Session {
     return this.state === OPEN;
   }
 
+  /**
+   * Read an inbound PROXY header before routing. The client socket arrives paused
+   * (pauseOnConnect); it flows only until the header is complete, then is paused
+   * again with the bytes after the header kept in `pending`, so nothing is lost or
+   * reordered while the upstream connects. Malformed: closed as `bad_request`;
+   * incomplete after `timeoutMs` (a total, not an idle, limit: a header trickled a
+   * byte at a time still ends): closed as `timeout`. Otherwise `ready` is called.
+   */
+  readProxyHeader(accept: ProxyAccept, timeoutMs: number, ready: ProxyHeaderReady): void {
+    const client = this.client;
+    this.#proxyParser = new ProxyHeaderParser(accept);
+    this.#proxyReady = ready;
+    this.#headTimer = setTimeout(onHeadTimeout, timeoutMs, this);
+    client.on('data', onHeaderData);
+    // Stays until the upstream connects: once the socket has been read from, its FIN
+    // is reported ('end') even while paused, and must not be lost.
+    client.on('end', onEarlyEnd);
+    client.resume();
+  }
+
+  /** A chunk while reading the PROXY header. */
+  onHeaderChunk(chunk: Buffer): void {
+    const parser = this.#proxyParser;
+    if (parser === null || this.state !== CONNECTING) return;
+    const result = parser.push(chunk);
+    if (result.kind === 'more') return;
+    this.#endHeaderPhase();
+    if (result.kind === 'error') {
+      this.close(`bad PROXY header: ${result.reason}`, 'bad_request');
+      return;
+    }
+    const header = result.header;
+    if (header.command === 'proxy') {
+      this.clientAddress = sourceIpKey(header.sourceAddress);
+      this.clientPort = header.sourcePort;
+    }
+    if (result.rest.length > 0) this.pending = result.rest;
+    const ready = this.#proxyReady!;
+    this.#proxyReady = null;
+    ready(this, header);
+  }
+
+  /** The client's FIN before the upstream connected. */
+  onEarlyEnd(): void {
+    if (this.#proxyParser !== null) this.onHeaderIncomplete(false);
+    else this.#clientEndedEarly = true;
+  }
+
+  /** The client's FIN, or the header deadline, came before a whole header. */
+  onHeaderIncomplete(timedOut: boolean): void {
+    if (this.#proxyParser === null) return;
+    const started = this.#proxyParser.started;
+    this.#endHeaderPhase();
+    if (timedOut) this.close('PROXY header timeout', 'timeout');
+    else if (started) this.close('truncated PROXY header', 'bad_request');
+    else this.close('client closed before PROXY header');
+  }
+
+  #endHeaderPhase(): void {
+    const client = this.client;
+    // Paused first: whatever else arrives waits in the socket's buffer, in order,
+    // until the upstream connects.
+    client.pause();
+    client.removeListener('data', onHeaderData);
+    this.#proxyParser = null;
+    if (this.#headTimer !== null) {
+      clearTimeout(this.#headTimer);
+      this.#headTimer = null;
+    }
+  }
+
   /** Start connecting to candidates in order (the client is paused until one answers). */
   connect(): void {
     this.#connectNext();
@@ -72,6 +166,7 @@ export class Session {
     if (!this.reason) this.reason = reason;
     if (outcome) this.outcome = outcome;
     this.state = CLOSED;
+    if (this.#proxyParser !== null) this.#endHeaderPhase();
     this.upstreamSocket?.destroy();
     this.client.destroy();
   }
@@ -113,6 +208,7 @@ export class Session {
     upstream.on('end', onUpstreamEnd);
     upstream.on('drain', onUpstreamDrain);
     client.on('data', onClientData);
+    client.removeListener('end', onEarlyEnd);
     client.on('end', onClientEnd);
     client.on('drain', onClientDrain);
     const idle = this.ctx.config.idleTimeoutMs;
@@ -122,7 +218,19 @@ export class Session {
       client.setTimeout(idle);
       client.on('timeout', onClientTimeout);
     }
-    if (this.preamble) upstream.write(this.preamble);
+    if (this.preamble !== null || this.pending !== null) {
+      // One writev: the PROXY header and the client's first bytes leave together.
+      upstream.cork();
+      if (this.preamble !== null) upstream.write(this.preamble);
+      if (this.pending !== null) {
+        // Counted when relayed, as onClientData counts what it relays.
+        this.fromClient += this.pending.length;
+        upstream.write(this.pending);
+        this.pending = null;
+      }
+      upstream.uncork();
+    }
+    if (this.#clientEndedEarly) onClientEnd.call(client);
     this.ctx.health.reportSuccess(this.upstream!.name);
     client.resume();
   }
@@ -143,6 +251,14 @@ export class Session {
 
   onClientGone(): void {
     this.#clientClosed = true;
+    if (this.#proxyParser !== null) {
+      // Reset while we read its PROXY header.
+      if (this.#proxyParser.started && !this.reason) {
+        this.reason = 'client closed during PROXY header';
+        this.outcome = 'bad_request';
+      }
+      this.#endHeaderPhase();
+    }
     if (!this.reason) this.reason = 'client closed';
     // A client that hangs up while we connect is not the upstream's failure.
     if (this.state === CONNECTING) this.state = CLOSED;
@@ -190,6 +306,18 @@ export class Session {
 
 function sessionOf(socket: net.Socket): Session {
   return (socket as SessionSocket)[kSession]!;
+}
+
+function onHeaderData(this: net.Socket, chunk: Buffer): void {
+  sessionOf(this).onHeaderChunk(chunk);
+}
+
+function onEarlyEnd(this: net.Socket): void {
+  sessionOf(this).onEarlyEnd();
+}
+
+function onHeadTimeout(session: Session): void {
+  session.onHeaderIncomplete(true);
 }
 
 function onClientData(this: net.Socket, chunk: Buffer): void {

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { cidrContains } from '../config/parse.js';
 import type { ListenerConfig } from '../config/types.js';
 import { ListenError } from '../errors.js';
 import { keyHashForLog } from '../log.js';
@@ -7,7 +8,8 @@ import type { UpstreamPool } from '../pool/pool.js';
 import { formatAddress, type Upstream } from '../pool/upstream.js';
 import { sourceIpKey } from './address.js';
 import type { HealthReporter, ListenerContext } from './context.js';
-import { Session, type Outcome } from './session.js';
+import { buildProxyHeader, type ProxyHeader } from './proxy-protocol.js';
+import { Session, type Outcome, type ProxyHeaderReady } from './session.js';
 
 export interface ListenerCounters {
   /** Closed connections by outcome. */
@@ -32,6 +34,8 @@ export interface TcpListenerOptions {
 /**
  * A `net.Server` acceptor: routes each connection by its source address (or by power
  * of two choices when the key chain yields nothing) and relays bytes both ways.
+ * With TETHER_ACCEPT_PROXY the source address is the one a trusted proxy's PROXY
+ * header gives; with TETHER_PROXY_PROTOCOL upstreams get a header of their own.
  */
 export class TcpListener implements ListenerContext {
   config: ListenerConfig;
@@ -48,6 +52,8 @@ export class TcpListener implements ListenerContext {
   readonly #accessLog: Logger | null;
   readonly #onStart: ((session: Session) => void) | undefined;
   readonly #onEnd: ((session: Session) => void) | undefined;
+  /** Made once per listener: sessions call it when their PROXY header is read. */
+  readonly #onProxyHeader: ProxyHeaderReady = (session, header) => this.#dispatch(session, header);
   #closing = false;
 
   constructor(options: TcpListenerOptions) {
@@ -156,11 +162,40 @@ export class TcpListener implements ListenerContext {
     }
     const session = new Session(this, socket, sourceIpKey(address), socket.remotePort ?? 0);
     this.sessions.add(session);
-    if (this.sessions.size > this.config.maxConnections) {
+    const config = this.config;
+    if (this.sessions.size > config.maxConnections) {
       session.close('connection limit', 'refused');
       return;
     }
+    if (config.acceptProxy !== 'off') {
+      // Only a trusted peer may speak for someone else; anyone else could pick the
+      // upstream (source-ip) and the address upstreams log.
+      if (!cidrContains(config.trustedProxies, address)) {
+        session.close('untrusted PROXY sender', 'refused');
+        return;
+      }
+      session.readProxyHeader(config.acceptProxy, config.headTimeoutMs, this.#onProxyHeader);
+      return;
+    }
+    this.#dispatch(session, null);
+  }
+
+  /** Route and connect; `header` is the inbound PROXY header, if one was read. */
+  #dispatch(session: Session, header: ProxyHeader | null): void {
+    const config = this.config;
     this.#route(session);
+    if (config.proxyProtocol !== 'off') {
+      // The client's true endpoints: from the inbound header when it carried them.
+      const client = session.client;
+      const proxied = header !== null && header.command === 'proxy';
+      session.preamble = buildProxyHeader(
+        config.proxyProtocol,
+        { address: session.clientAddress, port: session.clientPort },
+        proxied
+          ? { address: header.destAddress, port: header.destPort }
+          : { address: client.localAddress ?? '', port: client.localPort ?? 0 },
+      );
+    }
     this.#onStart?.(session);
     session.connect();
   }

@@ -1,0 +1,248 @@
+#!/usr/bin/env node
+/**
+ * Node load generator for the workloads that have no better native tool here, in a
+ * process of its own (never the balancer's). Started by run.mjs with
+ * child_process.fork; every command comes as an IPC message and its answer goes back
+ * as { type: 'result', id, ok, result | error }.
+ *
+ *   { cmd: 'bulk', host, port, warmupMs, durationMs }
+ *       one connection writing 256 KiB chunks as fast as backpressure allows;
+ *       MB/s (10^6 bytes) over the measured window, from bytes handed to the kernel.
+ *   { cmd: 'http', host, port, connections, warmupMs, durationMs }
+ *       keep-alive GETs, one in flight per connection (the wrk fallback): req/s, p99.
+ *   { cmd: 'connrate', host, port, concurrency, warmupMs, durationMs, sources }
+ *       connect, send one `Connection: close` GET, read the reply until the server
+ *       closes, close; `concurrency` such loops. Each connection binds the next
+ *       127.0.0.x of `sources`, so ports never run out.
+ *   { cmd: 'idleOpen', host, port, count, sources, parallel }
+ *       open `count` connections and keep them, sending nothing.
+ *   { cmd: 'idleClose' }   close them.
+ */
+import net from 'node:net';
+
+const REQUEST = Buffer.from('GET / HTTP/1.1\r\nHost: bench\r\n\r\n');
+const REQUEST_CLOSE = Buffer.from('GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n');
+const CONNECT_TIMEOUT_MS = 5000;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const now = () => performance.now();
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function bulk({ host, port, warmupMs, durationMs }) {
+  return new Promise((resolve, reject) => {
+    const chunk = Buffer.alloc(256 * 1024, 0x61);
+    const socket = net.connect({ host, port });
+    let running = true;
+    let markBytes = 0;
+    let markTime = 0;
+    const sent = () => socket.bytesWritten - socket.writableLength;
+    const pump = () => {
+      while (running && socket.write(chunk));
+    };
+    const fail = (err) => {
+      running = false;
+      clearTimeout(t1);
+      clearTimeout(t2);
+      socket.destroy();
+      reject(err);
+    };
+    let t1;
+    let t2;
+    socket.setTimeout(CONNECT_TIMEOUT_MS, () => fail(new Error('bulk: socket timeout')));
+    socket.on('error', fail);
+    socket.on('close', () => running && fail(new Error('bulk: connection closed early')));
+    socket.on('drain', pump);
+    socket.on('connect', () => {
+      pump();
+      t1 = setTimeout(() => {
+        markBytes = sent();
+        markTime = now();
+        t2 = setTimeout(() => {
+          const bytes = sent() - markBytes;
+          const seconds = (now() - markTime) / 1000;
+          running = false;
+          socket.destroy();
+          resolve({ mbPerS: bytes / seconds / 1e6, bytes, seconds });
+        }, durationMs);
+      }, warmupMs);
+    });
+  });
+}
+
+async function http({ host, port, connections, warmupMs, durationMs }) {
+  const latencies = [];
+  let measuring = false;
+  let running = true;
+  let requests = 0;
+  let errors = 0;
+  const sockets = [];
+  const MARK = '\r\n\r\nok';
+  const one = () =>
+    new Promise((resolve) => {
+      const socket = net.connect({ host, port, noDelay: true });
+      sockets.push(socket);
+      let tail = '';
+      let sentAt = 0;
+      const send = () => {
+        if (!running) return socket.destroy();
+        sentAt = now();
+        socket.write(REQUEST);
+      };
+      socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(new Error('timeout')));
+      socket.on('connect', send);
+      socket.on('data', (chunk) => {
+        const text = tail + chunk.toString('latin1');
+        let from = 0;
+        let got = 0;
+        for (;;) {
+          const i = text.indexOf(MARK, from);
+          if (i === -1) break;
+          got++;
+          from = i + MARK.length;
+        }
+        tail = text.slice(Math.max(from, text.length - MARK.length));
+        if (got === 0) return;
+        if (measuring) {
+          requests += got;
+          latencies.push(now() - sentAt);
+        }
+        send();
+      });
+      socket.on('error', () => {
+        if (running) errors++;
+      });
+      socket.on('close', resolve);
+    });
+  const done = Array.from({ length: connections }, one);
+  await sleep(warmupMs);
+  measuring = true;
+  const t0 = now();
+  await sleep(durationMs);
+  measuring = false;
+  const seconds = (now() - t0) / 1000;
+  running = false;
+  for (const s of sockets) s.destroy();
+  await Promise.race([Promise.all(done), sleep(2000)]);
+  latencies.sort((a, b) => a - b);
+  return {
+    rps: requests / seconds,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    errors,
+  };
+}
+
+async function connrate({ host, port, concurrency, warmupMs, durationMs, sources }) {
+  const latencies = [];
+  let measuring = false;
+  let running = true;
+  let completed = 0;
+  let errors = 0;
+  let next = 0;
+  const loop = async () => {
+    while (running) {
+      const ok = await new Promise((resolve) => {
+        const localAddress = sources[next++ % sources.length];
+        const t0 = now();
+        let got = '';
+        let settled = false;
+        const finish = (result) => {
+          if (settled) return;
+          settled = true;
+          resolve(result);
+        };
+        const socket = net.connect({ host, port, localAddress, noDelay: true });
+        socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(new Error('timeout')));
+        socket.on('connect', () => socket.write(REQUEST_CLOSE));
+        socket.on('data', (chunk) => {
+          if (got.length < 256) got += chunk.toString('latin1');
+        });
+        // The upstream closes first (Connection: close), so TIME_WAIT is its; we
+        // answer its FIN (allowHalfOpen is off) and count on 'close'.
+        socket.on('error', () => finish(false));
+        socket.on('close', () => {
+          const good = got.endsWith('\r\n\r\nok');
+          if (good && measuring) latencies.push(now() - t0);
+          finish(good);
+        });
+      });
+      if (ok) {
+        if (measuring) completed++;
+      } else {
+        if (running) errors++;
+        await sleep(10); // no hot loop against a refusing port
+      }
+    }
+  };
+  const loops = Array.from({ length: concurrency }, loop);
+  await sleep(warmupMs);
+  measuring = true;
+  const t0 = now();
+  await sleep(durationMs);
+  measuring = false;
+  const seconds = (now() - t0) / 1000;
+  running = false;
+  await Promise.race([Promise.all(loops), sleep(CONNECT_TIMEOUT_MS + 1000)]);
+  latencies.sort((a, b) => a - b);
+  return { cps: completed / seconds, p99Ms: percentile(latencies, 99), errors };
+}
+
+const idle = [];
+
+async function idleOpen({ host, port, count, sources, parallel }) {
+  let errors = 0;
+  let started = 0;
+  const openOne = () =>
+    new Promise((resolve) => {
+      const localAddress = sources[started % sources.length];
+      started++;
+      const socket = net.connect({ host, port, localAddress });
+      const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), CONNECT_TIMEOUT_MS);
+      socket.on('error', () => {});
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        idle.push(socket);
+        resolve();
+      });
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  const worker = async () => {
+    while (started < count) {
+      const before = idle.length;
+      await openOne();
+      if (idle.length === before) errors++;
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return { opened: idle.length, errors };
+}
+
+async function idleClose() {
+  const n = idle.length;
+  for (const s of idle.splice(0)) s.destroy();
+  return { closed: n };
+}
+
+const COMMANDS = { bulk, http, connrate, idleOpen, idleClose };
+
+process.on('message', async (msg) => {
+  const fn = COMMANDS[msg?.cmd];
+  try {
+    if (!fn) throw new Error(`unknown command ${msg?.cmd}`);
+    const result = await fn(msg);
+    process.send({ type: 'result', id: msg.id, ok: true, result });
+  } catch (err) {
+    process.send({ type: 'result', id: msg.id, ok: false, error: String(err?.message ?? err) });
+  }
+});
+process.on('disconnect', () => process.exit(0));
+process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => {});
+process.send({ type: 'ready' });

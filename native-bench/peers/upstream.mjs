@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+/**
+ * The upstreams behind every balancer in the benchmark, in one process of their own
+ * (never the balancer's, never the load generator's). Started by run.mjs with
+ * child_process.fork:
+ *
+ *   node upstream.mjs --http=3 --sink=3
+ *
+ * - http: a minimal HTTP/1.1 responder on raw `net` (no node:http, so it is cheap
+ *   and has no timeouts of its own). Every request head (ended by CRLFCRLF) gets
+ *   `200 ok`; connections stay open (keep-alive) unless the request says
+ *   `Connection: close`, when the upstream answers and closes first, so TIME_WAIT
+ *   stays on the server side and load generators do not run out of ports. Also the
+ *   upstream for idle connections: it sends nothing until asked.
+ * - sink: reads and discards everything (bulk throughput without iperf3).
+ *
+ * Every server listens on 127.0.0.1 port 0; the ports go back to the parent over
+ * IPC as { type: 'ready', http: [ports], sink: [ports] }. The parent may send
+ * { type: 'stats' } and gets { type: 'stats', open, accepted, requests, bytes }.
+ */
+import net from 'node:net';
+
+const args = Object.fromEntries(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, '').split('=');
+    return [k, Number(v ?? 1)];
+  }),
+);
+
+const RESPONSE = Buffer.from('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok');
+const RESPONSE_CLOSE = Buffer.from(
+  'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok',
+);
+const CLOSE_RE = /\r\nconnection:[ \t]*close/i;
+
+const stats = { open: 0, accepted: 0, requests: 0, bytes: 0 };
+
+function track(socket) {
+  stats.open++;
+  stats.accepted++;
+  socket.setNoDelay(true);
+  socket.on('error', () => {});
+  socket.on('close', () => stats.open--);
+}
+
+// Count request heads across chunk boundaries: `tail` keeps the last 3 bytes so a
+// CRLFCRLF split over two reads is still found.
+function onHttpData(chunk) {
+  stats.bytes += chunk.length;
+  const text = this.tail + chunk.toString('latin1');
+  let heads = 0;
+  let from = 0;
+  let close = false;
+  for (;;) {
+    const end = text.indexOf('\r\n\r\n', from);
+    if (end === -1) break;
+    heads++;
+    if (CLOSE_RE.test(text.slice(from, end + 2))) close = true;
+    from = end + 4;
+  }
+  this.tail = text.length - from > 8192 ? '' : text.slice(Math.max(from, text.length - 3));
+  if (heads === 0) return;
+  stats.requests += heads;
+  if (close) {
+    for (let i = 1; i < heads; i++) this.write(RESPONSE);
+    this.end(RESPONSE_CLOSE);
+    return;
+  }
+  if (heads === 1) this.write(RESPONSE);
+  else this.write(Buffer.concat(Array(heads).fill(RESPONSE)));
+}
+
+function onSinkData(chunk) {
+  stats.bytes += chunk.length;
+}
+
+function httpServer() {
+  return net.createServer({ noDelay: true }, (socket) => {
+    track(socket);
+    socket.tail = '';
+    socket.on('data', onHttpData);
+  });
+}
+
+function sinkServer() {
+  return net.createServer((socket) => {
+    track(socket);
+    socket.on('data', onSinkData);
+    socket.on('end', () => socket.end());
+  });
+}
+
+function listen(server) {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port: 0, backlog: 4096 }, () => resolve(server.address().port));
+  });
+}
+
+const http = [];
+const sink = [];
+for (let i = 0; i < (args.http ?? 3); i++) http.push(await listen(httpServer()));
+for (let i = 0; i < (args.sink ?? 0); i++) sink.push(await listen(sinkServer()));
+
+process.on('message', (msg) => {
+  if (msg?.type === 'stats') process.send({ type: 'stats', ...stats });
+});
+// The parent going away (crash, SIGKILL) closes the IPC channel: do not linger.
+process.on('disconnect', () => process.exit(0));
+process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => {}); // the parent handles ^C and stops us itself
+process.send({ type: 'ready', http, sink });

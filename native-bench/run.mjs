@@ -1,0 +1,1172 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: tether side by side with a direct connection, a naive Node pipe
+ * proxy, HAProxy and nginx (stream), on four workloads:
+ *
+ *   bulk      one stream, MB/s              (iperf3, or a Node writer into a sink)
+ *   http      small keep-alive requests     (wrk -t1 -c50 --latency, or a Node loop)
+ *   connrate  new connections per second    (wrk -H 'Connection: close', or a Node loop)
+ *   memory    RSS per idle proxied connection (2,000 connections, /proc/PID/status)
+ *
+ * Every balancer gets one core's worth (HAProxy nbthread 1, nginx worker_processes 1,
+ * Node is single-threaded); upstreams and load generators run in processes of their
+ * own. Each measurement starts a fresh balancer; rounds interleave the balancers
+ * (A B C D, A B C D, ...) and the tables report medians.
+ *
+ *   node native-bench/run.mjs [--quick] [--only=direct,tether,...] [--rounds=N]
+ *        [--duration=S] [--idle=N] [--peer-threads=N] [--bulk=iperf3|node]
+ *        [--http=wrk|node] [--no-hash-quality] [--keep-tmp]
+ *
+ * Writes native-bench/results/latest.json and latest.md, then runs
+ * native-bench/hash-quality.mjs and appends its tables. Linux only (/proc).
+ * README.md next to this file says how to read the numbers.
+ */
+import { fork, spawn, spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..');
+const peersDir = join(here, 'peers');
+const resultsDir = join(here, 'results');
+
+// ---- options ----------------------------------------------------------------
+
+const BALANCER_ORDER = ['direct', 'tether', 'naive', 'haproxy', 'nginx'];
+const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'memory'];
+
+const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench builds first)
+
+  --quick              1 round, 2 s per measurement, 1,000 idle connections
+  --only=LIST          balancers to run, from: ${BALANCER_ORDER.join(', ')}
+  --workloads=LIST     workloads to run, from: ${WORKLOAD_ORDER.join(', ')}
+  --rounds=N           interleaved rounds (default 3)
+  --duration=S         seconds per measurement, whole seconds (default 3)
+  --idle=N             idle connections for the memory workload (default 2000)
+  --peer-threads=N     HAProxy nbthread / nginx worker_processes (default 1: one
+                       core's worth each, like single-threaded Node)
+  --bulk=iperf3|node   bulk tool (default iperf3 when installed)
+  --http=wrk|node      keep-alive HTTP tool (default wrk when installed)
+  --connrate=wrk|node  new-connection tool (default wrk when installed)
+  --no-hash-quality    skip native-bench/hash-quality.mjs at the end
+  --keep-tmp           keep the temp directory (configs, logs) after a good run
+`;
+
+function parseArgs(argv) {
+  const o = {
+    quick: false,
+    only: null,
+    workloads: null,
+    rounds: 3,
+    duration: 3,
+    warmup: 1,
+    idle: 2000,
+    peerThreads: 1,
+    bulk: null,
+    http: null,
+    connrate: null,
+    hashQuality: true,
+    keepTmp: false,
+  };
+  const set = {};
+  for (const arg of argv) {
+    const [k, v] = arg.split(/=(.*)/s);
+    const int = (min) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min) fail(`${k} must be an integer >= ${min}, got "${v}"`);
+      return n;
+    };
+    const list = (allowed) => {
+      const items = (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+      const bad = items.filter((s) => !allowed.includes(s));
+      if (items.length === 0 || bad.length) fail(`${k}: "${bad.join(',') || v}" is not in ${allowed.join(',')}`);
+      return items;
+    };
+    switch (k) {
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        process.exit(0);
+        break;
+      case '--quick': o.quick = true; break;
+      case '--only': o.only = list(BALANCER_ORDER); break;
+      case '--workloads': o.workloads = list(WORKLOAD_ORDER); break;
+      case '--rounds': o.rounds = set.rounds = int(1); break;
+      case '--duration': o.duration = set.duration = int(1); break;
+      case '--idle': o.idle = set.idle = int(1); break;
+      case '--peer-threads': o.peerThreads = int(1); break;
+      case '--bulk': o.bulk = list(['iperf3', 'node'])[0]; break;
+      case '--http': o.http = list(['wrk', 'node'])[0]; break;
+      case '--connrate': o.connrate = list(['wrk', 'node'])[0]; break;
+      case '--no-hash-quality': o.hashQuality = false; break;
+      case '--keep-tmp': o.keepTmp = true; break;
+      default: fail(`unknown option ${arg} (--help lists them)`);
+    }
+  }
+  if (o.quick) {
+    if (set.rounds === undefined) o.rounds = 1;
+    if (set.duration === undefined) o.duration = 2;
+    if (set.idle === undefined) o.idle = 1000;
+  }
+  return o;
+}
+
+function fail(message) {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(2);
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const log = (line) => process.stderr.write(`${line}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const started = Date.now();
+
+if (process.platform !== 'linux') fail('the benchmark reads /proc for memory and readiness: Linux only');
+
+// ---- child processes: every one tracked by pid, every one stopped ------------
+
+/** pid -> { name, child?, check? } ; `check` guards pids we did not spawn (nginx workers). */
+const tracked = new Map();
+let tmpDir = null;
+let cleaningUp = false;
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function track(pid, name, extra = {}) {
+  tracked.set(pid, { name, ...extra });
+}
+
+function trackChild(child, name) {
+  if (!child.pid) return;
+  track(child.pid, name, { child });
+  child.once('exit', () => tracked.delete(child.pid));
+}
+
+/** Synchronous last resort (process 'exit'): SIGKILL whatever is left. */
+function killAllNow() {
+  for (const [pid, entry] of tracked) {
+    if (entry.check && !entry.check()) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  tracked.clear();
+}
+
+/** SIGTERM, wait up to graceMs, then SIGKILL; `extra` pids (workers) get SIGKILL if still there. */
+async function stopPid(pid, { graceMs = 3000, extra = [] } = {}) {
+  if (alive(pid)) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+    const until = Date.now() + graceMs;
+    while (alive(pid) && Date.now() < until) await sleep(25);
+    if (alive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      const hard = Date.now() + 2000;
+      while (alive(pid) && Date.now() < hard) await sleep(25);
+    }
+  }
+  tracked.delete(pid);
+  for (const w of extra) {
+    const entry = tracked.get(w);
+    if (entry && (!entry.check || entry.check()) && alive(w)) {
+      try {
+        process.kill(w, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    tracked.delete(w);
+  }
+}
+
+async function cleanup() {
+  if (cleaningUp) return;
+  cleaningUp = true;
+  const pids = [...tracked.keys()];
+  await Promise.all(pids.map((pid) => stopPid(pid, { graceMs: 1500 })));
+  killAllNow();
+}
+
+process.on('exit', killAllNow);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    log(`\nbench: ${sig}: stopping every process it started`);
+    void cleanup().finally(() => {
+      if (tmpDir) log(`bench: logs and configs kept in ${tmpDir}`);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    });
+  });
+}
+process.on('uncaughtException', (err) => abort(err));
+process.on('unhandledRejection', (err) => abort(err));
+
+function abort(err) {
+  log(`bench: failed: ${err?.stack ?? err}`);
+  void cleanup().finally(() => {
+    if (tmpDir) log(`bench: logs and configs kept in ${tmpDir}`);
+    process.exit(1);
+  });
+}
+
+/** Run a command to completion with a timeout; its pid is tracked while it runs. */
+function runCapture(cmd, args, { timeoutMs, env } = {}) {
+  return new Promise((resolvePromise) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
+    trackChild(child, cmd);
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      void stopPid(child.pid, { graceMs: 1000 });
+    }, timeoutMs ?? 60_000);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolvePromise({ code: -1, stdout, stderr: stderr + String(err), timedOut });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code: code ?? (signal ? 128 : -1), stdout, stderr, timedOut });
+    });
+  });
+}
+
+/** A forked Node helper (upstreams, load generator) answering over IPC. */
+async function forkHelper(script, args, name) {
+  const child = fork(join(peersDir, script), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  trackChild(child, name);
+  const pending = new Map();
+  let nextId = 1;
+  let ready;
+  const readyP = new Promise((res, rej) => {
+    ready = { res, rej };
+  });
+  child.on('message', (msg) => {
+    if (msg?.type === 'ready') ready.res(msg);
+    else if (msg?.type === 'result' || msg?.type === 'stats') {
+      const id = msg.type === 'stats' ? 'stats' : msg.id;
+      const p = pending.get(id);
+      if (p) {
+        pending.delete(id);
+        p(msg);
+      }
+    }
+  });
+  child.on('exit', (code, signal) => {
+    const err = new Error(`${name} exited (${signal ?? code})`);
+    ready.rej(err);
+    for (const p of pending.values()) p({ ok: false, error: err.message });
+    pending.clear();
+  });
+  const info = await withTimeout(readyP, 10_000, `${name} did not start`);
+  return {
+    info,
+    pid: child.pid,
+    /** Send a load-generator command; rejects after timeoutMs. */
+    call(cmd, body, timeoutMs) {
+      const id = nextId++;
+      const p = new Promise((res) => pending.set(id, res));
+      child.send({ cmd, id, ...body });
+      return withTimeout(p, timeoutMs, `${name}: ${cmd} timed out`).then(
+        (msg) => {
+          if (!msg.ok) throw new Error(`${name}: ${cmd}: ${msg.error}`);
+          return msg.result;
+        },
+        (err) => {
+          pending.delete(id);
+          throw err;
+        },
+      );
+    },
+    stats() {
+      const p = new Promise((res) => pending.set('stats', res));
+      child.send({ type: 'stats' });
+      return withTimeout(p, 5000, `${name}: stats timed out`);
+    },
+    stop: () => stopPid(child.pid, { graceMs: 2000 }),
+  };
+}
+
+function withTimeout(promise, ms, message) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, rej) => {
+      timer = setTimeout(() => rej(new Error(message)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+// ---- ports and readiness ------------------------------------------------------
+
+/**
+ * A free port, checked by binding it. Candidates come from below the kernel's
+ * ephemeral range: a port taken from that range (what binding port 0 returns) can
+ * be grabbed by one of the tens of thousands of outgoing connections the
+ * workloads make between our check and the balancer's bind. Falls back to port 0.
+ */
+const usedPorts = new Set();
+const ephemeralLow = (() => {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+  } catch {
+    return 32768;
+  }
+})();
+
+function tryBind(port) {
+  return new Promise((res) => {
+    const srv = net.createServer();
+    srv.once('error', () => res(0));
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => {
+      const got = srv.address().port;
+      srv.close(() => res(got));
+    });
+  });
+}
+
+async function freePort() {
+  const low = 10_000;
+  const high = Math.min(ephemeralLow, 65_536);
+  for (let i = 0; high - low > 1000 && i < 100; i++) {
+    const cand = low + Math.floor(Math.random() * (high - low));
+    if (usedPorts.has(cand)) continue;
+    if ((await tryBind(cand)) === cand) {
+      usedPorts.add(cand);
+      return cand;
+    }
+  }
+  for (let i = 0; i < 20; i++) {
+    const port = await tryBind(0);
+    if (port && !usedPorts.has(port)) {
+      usedPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port');
+}
+
+/** Is something LISTENing on 127.0.0.1:port (or 0.0.0.0:port)? From /proc/net/tcp. */
+function listening(port) {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  try {
+    for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n')) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '0A' && (f[1] === `0100007F:${hex}` || f[1] === `00000000:${hex}`)) return true;
+    }
+  } catch {
+    /* fall through */
+  }
+  return false;
+}
+
+function childrenOf(pid) {
+  const out = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(name));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
+
+/** Soft RLIMIT_NOFILE of this process, which every child inherits. */
+const nofile = (() => {
+  try {
+    const m = /Max open files\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m && m[1] !== 'unlimited' ? Number(m[1]) : 65_536;
+  } catch {
+    return 1024;
+  }
+})();
+/** Connections a balancer may hold: each proxied one takes two descriptors. */
+const MAXCONN = Math.max(100, Math.min(20_000, Math.floor((nofile - 100) / 2)));
+
+// ---- background load: CPU used during a run by processes that are not ours -------
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 2000 }).stdout?.trim()) || 100;
+
+function statFields(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from #3 (state) on
+}
+
+/**
+ * Machine-wide busy CPU time and the part of it spent by this process and every
+ * descendant (live ones by their own counters, reaped ones through cutime/cstime),
+ * in clock ticks. The difference over a run is what other processes took.
+ */
+function cpuSnapshot() {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = cpu;
+  const busy = user + nice + system + irq + softirq + (steal ?? 0);
+  const parent = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      parent.set(Number(name), Number(statFields(name)[1]));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  const ours = new Set([process.pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, ppid] of parent) {
+      if (!ours.has(pid) && ours.has(ppid)) {
+        ours.add(pid);
+        grew = true;
+      }
+    }
+  }
+  let own = 0;
+  for (const pid of ours) {
+    try {
+      const f = statFields(pid);
+      own += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]); // utime stime cutime cstime
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return { at: performance.now(), busy, own };
+}
+
+/** A run during which other processes took this much of a core is flagged. */
+const BUSY_PCT = 25;
+
+/**
+ * Before a measurement, wait (at most 3 s, and 60 s over the whole run) for a
+ * quarter-second in which other processes use less than BUSY_PCT of a core: on a
+ * shared machine this skips the worst bursts of someone else's work.
+ */
+let quietBudgetMs = 60_000;
+async function waitQuiet() {
+  const until = Date.now() + Math.min(3000, quietBudgetMs);
+  const t0 = Date.now();
+  for (;;) {
+    const a = cpuSnapshot();
+    await sleep(250);
+    if (otherCpuPct(a, cpuSnapshot()) < BUSY_PCT || Date.now() >= until) break;
+  }
+  quietBudgetMs = Math.max(0, quietBudgetMs - (Date.now() - t0 - 250));
+}
+
+/** CPU other processes used between two snapshots, in % of one core. */
+function otherCpuPct(a, b) {
+  const seconds = (b.at - a.at) / 1000;
+  const other = b.busy - a.busy - (b.own - a.own);
+  return Math.max(0, (other / CLK_TCK / seconds) * 100);
+}
+
+function rssKiB(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+)\s+kB/.exec(status);
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]);
+}
+
+function tail(file, lines = 8) {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+// ---- peers --------------------------------------------------------------------
+
+function probe(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 5000 });
+  if (r.error) return null;
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`;
+}
+
+function detectPeers() {
+  const peers = {};
+  const h = probe('haproxy', ['-v']);
+  peers.haproxy = h
+    ? { ok: true, version: /HA-?Proxy version (\S+)/i.exec(h)?.[1] ?? h.split('\n')[0] }
+    : { ok: false, packages: ['haproxy'], why: 'haproxy not found' };
+
+  const n = probe('nginx', ['-V']);
+  if (!n) {
+    peers.nginx = { ok: false, packages: ['nginx', 'libnginx-mod-stream'], why: 'nginx not found' };
+  } else {
+    const version = /nginx\/(\S+)/.exec(n)?.[1] ?? 'unknown';
+    const dynamic = /--with-stream=dynamic/.test(n);
+    const statik = /--with-stream(\s|$)/.test(n);
+    const modulesPath = /--modules-path=(\S+)/.exec(n)?.[1];
+    let loadModule = '';
+    let ok = statik;
+    if (!statik) {
+      const candidates = [
+        modulesPath && join(modulesPath, 'ngx_stream_module.so'),
+        '/usr/lib/nginx/modules/ngx_stream_module.so',
+        '/usr/lib64/nginx/modules/ngx_stream_module.so',
+        '/usr/share/nginx/modules/ngx_stream_module.so',
+      ].filter(Boolean);
+      const so = candidates.find((p) => existsSync(p));
+      if (so) {
+        ok = true;
+        loadModule = `load_module ${so};`;
+      }
+    }
+    const [maj, min, pat] = version.split('.').map(Number);
+    const hasE = maj > 1 || (maj === 1 && (min > 19 || (min === 19 && pat >= 5)));
+    peers.nginx = ok
+      ? { ok, version, loadModule, stream: statik ? 'static' : 'dynamic', hasE }
+      : {
+          ok: false,
+          version,
+          packages: ['libnginx-mod-stream'],
+          why: `nginx ${version} has no stream module (${dynamic ? 'dynamic module file not found' : 'not built with --with-stream'})`,
+        };
+  }
+
+  const w = probe('wrk', ['-v']);
+  peers.wrk = w
+    ? { ok: true, version: /wrk (\S+)/.exec(w)?.[1] ?? 'unknown' }
+    : { ok: false, packages: ['wrk'], why: 'wrk not found' };
+
+  const i = probe('iperf3', ['--version']);
+  peers.iperf3 = i
+    ? { ok: true, version: /iperf (\S+)/.exec(i)?.[1] ?? 'unknown' }
+    : { ok: false, packages: ['iperf3'], why: 'iperf3 not found' };
+  return peers;
+}
+
+const peers = detectPeers();
+const missing = Object.entries(peers).filter(([, p]) => !p.ok);
+const aptCommand = missing.length
+  ? `${process.getuid?.() === 0 ? '' : 'sudo '}apt-get install -y ${[...new Set(missing.flatMap(([, p]) => p.packages))].join(' ')}`
+  : null;
+
+const tools = {
+  bulk: opts.bulk ?? (peers.iperf3.ok ? 'iperf3' : 'node'),
+  http: opts.http ?? (peers.wrk.ok ? 'wrk' : 'node'),
+  connrate: opts.connrate ?? (peers.wrk.ok ? 'wrk' : 'node'),
+};
+if (tools.bulk === 'iperf3' && !peers.iperf3.ok) fail('--bulk=iperf3 but iperf3 is not installed');
+if (tools.http === 'wrk' && !peers.wrk.ok) fail('--http=wrk but wrk is not installed');
+if (tools.connrate === 'wrk' && !peers.wrk.ok) fail('--connrate=wrk but wrk is not installed');
+
+const cliPath = join(root, 'dist', 'cli.js');
+if (!existsSync(cliPath)) fail(`${cliPath} is missing: build first (npx tsc -p tsconfig.json), or use npm run bench`);
+
+const available = {
+  direct: true,
+  tether: true,
+  naive: true,
+  haproxy: peers.haproxy.ok,
+  nginx: peers.nginx.ok,
+};
+const wanted = opts.only ?? BALANCER_ORDER;
+const balancers = BALANCER_ORDER.filter((b) => wanted.includes(b) && available[b]);
+const skipped = wanted.filter((b) => !available[b]);
+const workloads = WORKLOAD_ORDER.filter((w) => !opts.workloads || opts.workloads.includes(w));
+// Each idle connection costs two descriptors in the balancer (and one each in the
+// load generator and the upstreams): stay under the inherited limit.
+const idleWanted = opts.idle;
+if (opts.idle > MAXCONN - 100) opts.idle = Math.max(10, MAXCONN - 100);
+
+// ---- balancers under test --------------------------------------------------------
+
+const SOURCES = Array.from({ length: 200 }, (_, i) => `127.0.0.${i + 2}`);
+let instance = 0;
+
+function fillTemplate(file, fields) {
+  let text = readFileSync(join(peersDir, file), 'utf8');
+  for (const [k, v] of Object.entries(fields)) text = text.replaceAll(`{{${k}}}`, v);
+  const left = /\{\{(\w+)\}\}/.exec(text);
+  if (left) throw new Error(`${file}: no value for {{${left[1]}}}`);
+  return text;
+}
+
+/** Launch one balancer listening on `port` in front of `ups` ("host:port" x3). */
+function launch(name, port, ups, dir) {
+  const logFile = join(dir, `${name}.log`);
+  const fd = openSync(logFile, 'a');
+  const stdio = ['ignore', fd, fd];
+  const listen = `127.0.0.1:${port}`;
+  let child;
+  try {
+    switch (name) {
+      case 'tether': {
+        const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TETHER_')));
+        Object.assign(env, {
+          TETHER_LISTEN: listen,
+          TETHER_UPSTREAMS: ups.map((a, i) => `up${i + 1}=${a}`).join(','),
+          TETHER_ADMIN: 'off',
+          TETHER_ACCESS_LOG: 'off',
+          TETHER_LOG_LEVEL: 'warn',
+          TETHER_HEALTH: 'off',
+          TETHER_DRAIN_TIMEOUT_MS: '200',
+        });
+        child = spawn(process.execPath, [cliPath], { stdio, env });
+        break;
+      }
+      case 'naive':
+        child = spawn(process.execPath, [join(peersDir, 'naive-proxy.mjs')], {
+          stdio,
+          env: { ...process.env, NAIVE_LISTEN: listen, NAIVE_UPSTREAMS: ups.join(',') },
+        });
+        break;
+      case 'haproxy': {
+        const cfg = join(dir, 'haproxy.cfg');
+        const fields = {
+          THREADS: String(opts.peerThreads),
+          MAXCONN: String(MAXCONN),
+          LISTEN: listen,
+          UP1: ups[0],
+          UP2: ups[1],
+          UP3: ups[2],
+        };
+        writeFileSync(cfg, fillTemplate('haproxy.cfg', fields));
+        child = spawn('haproxy', ['-f', cfg, '-db'], { stdio, cwd: dir });
+        break;
+      }
+      case 'nginx': {
+        const cfg = join(dir, 'nginx.conf');
+        writeFileSync(
+          cfg,
+          fillTemplate('nginx.conf', {
+            LOAD_MODULE: peers.nginx.loadModule,
+            THREADS: String(opts.peerThreads),
+            NOFILE: String(nofile),
+            WORKER_CONNECTIONS: String(Math.min(2 * MAXCONN + 10, nofile - 50)),
+            TMP: dir,
+            LISTEN: listen,
+            UP1: ups[0],
+            UP2: ups[1],
+            UP3: ups[2],
+          }),
+        );
+        const args = ['-p', `${dir}/`, '-c', cfg, '-g', 'daemon off;'];
+        if (peers.nginx.hasE) args.unshift('-e', join(dir, 'nginx-error.log'));
+        child = spawn('nginx', args, { stdio, cwd: dir });
+        break;
+      }
+      default:
+        throw new Error(`unknown balancer ${name}`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  trackChild(child, name);
+  return { child, logFile };
+}
+
+/**
+ * Start a fresh instance and wait until it listens (nginx: and its workers exist).
+ * Returns { port, pids() (the processes whose RSS counts), stop() }.
+ */
+async function startBalancer(name, ups) {
+  if (name === 'direct') {
+    const [host, port] = ups[0].split(':');
+    return { host, port: Number(port), pids: () => [], stop: async () => {} };
+  }
+  let lastError;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const dir = join(tmpDir, `${name}-${++instance}`);
+    mkdirSync(dir, { recursive: true });
+    const port = await freePort();
+    const { child, logFile } = launch(name, port, ups, dir);
+    let exited = null;
+    child.once('exit', (code, signal) => (exited = signal ?? code));
+    child.once('error', (err) => (exited = String(err)));
+    const deadline = Date.now() + 10_000;
+    let workers = [];
+    const want = name === 'nginx' ? opts.peerThreads : 0;
+    while (exited === null && Date.now() < deadline) {
+      if (listening(port)) {
+        if (name === 'nginx') workers = childrenOf(child.pid);
+        if (workers.length >= want) break;
+      }
+      await sleep(25);
+    }
+    if (exited === null && Date.now() < deadline) {
+      for (const w of workers) {
+        track(w, `${name} worker`, {
+          check: () => {
+            try {
+              return readFileSync(`/proc/${w}/cmdline`, 'utf8').includes('nginx');
+            } catch {
+              return false;
+            }
+          },
+        });
+      }
+      const pids = name === 'nginx' ? () => childrenOf(child.pid) : () => [child.pid];
+      return {
+        host: '127.0.0.1',
+        port,
+        pids,
+        stop: () => stopPid(child.pid, { graceMs: 3000, extra: workers }),
+      };
+    }
+    await stopPid(child.pid, { graceMs: 500 });
+    const extraLog = name === 'nginx' ? `\n${tail(join(dir, 'nginx-error.log'))}` : '';
+    const why = `${tail(logFile)}${extraLog}`.trim();
+    lastError = new Error(
+      `${name} did not start on port ${port} (${exited === null ? 'timeout' : `exit ${exited}`}): ${why.split('\n').at(-1)}\n${why}`,
+    );
+    log(`  ${name}: start attempt ${attempt} failed, ${lastError.message.split('\n')[0]}`);
+  }
+  throw lastError;
+}
+
+// ---- workloads ---------------------------------------------------------------------
+
+let upstreams;
+let loadgen;
+let iperfPorts = [];
+
+function upstreamsFor(workload) {
+  if (workload === 'bulk') {
+    if (tools.bulk === 'iperf3') return iperfPorts.map((p) => `127.0.0.1:${p}`);
+    return upstreams.info.sink.map((p) => `127.0.0.1:${p}`);
+  }
+  return upstreams.info.http.map((p) => `127.0.0.1:${p}`);
+}
+
+function parseDuration(text) {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(text);
+  if (!m) return null;
+  const scale = { us: 0.001, ms: 1, s: 1000, m: 60_000 }[m[2]];
+  return Number(m[1]) * scale;
+}
+
+async function measureBulk(target) {
+  if (tools.bulk === 'iperf3') {
+    const args = ['-c', target.host, '-p', String(target.port), '-t', String(opts.duration), '-O', String(opts.warmup)];
+    args.push('-J', '--connect-timeout', '3000');
+    const r = await runCapture('iperf3', args, { timeoutMs: (opts.duration + opts.warmup + 15) * 1000 });
+    let json;
+    try {
+      json = JSON.parse(r.stdout);
+    } catch {
+      throw new Error(`iperf3 gave no JSON (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stderr.slice(0, 300)}`);
+    }
+    if (json.error) throw new Error(`iperf3: ${json.error}`);
+    const bps = json.end?.sum_received?.bits_per_second;
+    if (!bps) throw new Error('iperf3: no sum_received in its JSON');
+    return { mbPerS: bps / 8 / 1e6, retransmits: json.end?.sum_sent?.retransmits ?? null };
+  }
+  const durationMs = opts.duration * 1000;
+  const warmupMs = opts.warmup * 1000;
+  return loadgen.call('bulk', { host: target.host, port: target.port, warmupMs, durationMs }, durationMs + warmupMs + 15_000);
+}
+
+/** wrk: a warm-up run, then the measured one with --latency. `extra` adds headers. */
+async function wrk(target, extra = []) {
+  const url = `http://${target.host}:${target.port}/`;
+  const timeoutMs = (opts.duration + 15) * 1000;
+  const warm = await runCapture('wrk', ['-t1', '-c50', `-d${opts.warmup}s`, ...extra, url], { timeoutMs });
+  if (warm.code !== 0) throw new Error(`wrk warm-up failed (exit ${warm.code}): ${warm.stderr.slice(0, 300)}`);
+  const args = ['-t1', '-c50', `-d${opts.duration}s`, '--latency', '--timeout', '2s', ...extra, url];
+  const r = await runCapture('wrk', args, { timeoutMs });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
+  if (r.code !== 0 || !rps) throw new Error(`wrk failed (exit ${r.code}): ${(r.stderr || r.stdout).slice(0, 300)}`);
+  const p50 = /^\s+50%\s+(\S+)/m.exec(r.stdout)?.[1];
+  const p99 = /^\s+99%\s+(\S+)/m.exec(r.stdout)?.[1];
+  const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(r.stdout);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(r.stdout)?.[1] ?? 0);
+  const errors = (errs ? errs.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + non2xx;
+  return { rps, p50Ms: parseDuration(p50), p99Ms: parseDuration(p99), errors };
+}
+
+async function measureHttp(target) {
+  if (tools.http === 'wrk') return wrk(target);
+  const durationMs = opts.duration * 1000;
+  const warmupMs = opts.warmup * 1000;
+  return loadgen.call(
+    'http',
+    { host: target.host, port: target.port, connections: 50, warmupMs, durationMs },
+    durationMs + warmupMs + 15_000,
+  );
+}
+
+/**
+ * The upstream answers `Connection: close` and closes first, so TIME_WAIT lands on
+ * server sides and the client's ports do not run out; wrk reconnects at once.
+ */
+async function measureConnrate(target) {
+  if (tools.connrate === 'wrk') {
+    const r = await wrk(target, ['-H', 'Connection: close']);
+    return { cps: r.rps, p99Ms: r.p99Ms, errors: r.errors };
+  }
+  const durationMs = opts.duration * 1000;
+  const warmupMs = opts.warmup * 1000;
+  return loadgen.call(
+    'connrate',
+    { host: target.host, port: target.port, concurrency: 50, warmupMs, durationMs, sources: SOURCES },
+    durationMs + warmupMs + 20_000,
+  );
+}
+
+async function upstreamOpen() {
+  return (await upstreams.stats()).open;
+}
+
+async function waitUpstreamOpen(atLeast, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let open = await upstreamOpen();
+  while (open < atLeast && Date.now() < deadline) {
+    await sleep(50);
+    open = await upstreamOpen();
+  }
+  return open;
+}
+
+function sumRss(pids) {
+  const list = pids();
+  if (list.length === 0) throw new Error('no process to measure');
+  return list.reduce((sum, pid) => sum + rssKiB(pid), 0);
+}
+
+/**
+ * RSS growth per idle proxied connection. A warm-up batch (10%) is opened and
+ * closed first so one-off growth (code paths run once, first pools) is not
+ * charged to the connections; then the baseline, then `opts.idle` connections from
+ * 200 source addresses, counted open at the upstreams, then RSS again.
+ */
+async function measureMemory(target, instance) {
+  const base = await upstreamOpen();
+  const openIdle = async (count) => {
+    const r = await loadgen.call(
+      'idleOpen',
+      { host: target.host, port: target.port, count, sources: SOURCES, parallel: 100 },
+      60_000,
+    );
+    if (r.opened < count) throw new Error(`opened ${r.opened} of ${count} connections (${r.errors} errors)`);
+    const open = await waitUpstreamOpen(base + count, 15_000);
+    if (open < base + count) throw new Error(`only ${open - base} of ${count} reached the upstreams`);
+  };
+  const closeIdle = async () => {
+    await loadgen.call('idleClose', {}, 10_000);
+    const deadline = Date.now() + 10_000;
+    while ((await upstreamOpen()) > base && Date.now() < deadline) await sleep(50);
+  };
+  await openIdle(Math.max(1, Math.round(opts.idle / 10)));
+  await closeIdle();
+  await sleep(500);
+  const before = sumRss(instance.pids);
+  try {
+    await openIdle(opts.idle);
+    await sleep(1000);
+    const after = sumRss(instance.pids);
+    return { kibPerConn: (after - before) / opts.idle, rssBeforeKiB: before, rssAfterKiB: after };
+  } finally {
+    await closeIdle();
+  }
+}
+
+const WORKLOADS = {
+  bulk: {
+    title: 'Bulk throughput, 1 stream',
+    run: measureBulk,
+    metrics: [{ key: 'mbPerS', label: 'bulk MB/s', better: 'higher' }],
+  },
+  http: {
+    title: 'Small keep-alive HTTP requests, 50 connections',
+    run: measureHttp,
+    metrics: [
+      { key: 'rps', label: 'HTTP req/s', better: 'higher' },
+      { key: 'p99Ms', label: 'HTTP p99 ms', better: 'lower' },
+    ],
+  },
+  connrate: {
+    title: 'New connections per second, 50 concurrent',
+    run: measureConnrate,
+    metrics: [{ key: 'cps', label: 'new conn/s', better: 'higher' }],
+  },
+  memory: {
+    title: 'Memory per idle proxied connection',
+    run: measureMemory,
+    metrics: [{ key: 'kibPerConn', label: 'KiB per idle conn', better: 'lower' }],
+    skip: (b) => b === 'direct',
+  },
+};
+
+// ---- statistics and tables ---------------------------------------------------------
+
+function median(values) {
+  if (values.length === 0) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+function fmt(v) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '—';
+  const a = Math.abs(v);
+  const digits = a >= 100 ? 0 : a >= 10 ? 1 : 2;
+  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+const fmtRatio = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : `${v.toFixed(2)}×`);
+
+const LABELS = { direct: 'direct (no balancer)', tether: 'tether', naive: 'naive Node pipe', haproxy: 'HAProxy', nginx: 'nginx stream' };
+
+function summarize(results) {
+  const summary = {};
+  for (const w of workloads) {
+    for (const m of WORKLOADS[w].metrics) {
+      const id = `${w}.${m.key}`;
+      const row = {};
+      for (const b of balancers) {
+        const runs = (results[w]?.[b] ?? []).filter((r) => r && !r.error && Number.isFinite(r[m.key]));
+        row[b] = { median: median(runs.map((r) => r[m.key])), runs: runs.map((r) => r[m.key]) };
+      }
+      for (const b of balancers) {
+        const v = row[b].median;
+        const d = row.direct?.median;
+        const h = row.haproxy?.median;
+        row[b].vsDirect = v !== null && d ? v / d : null;
+        row[b].vsHaproxy = v !== null && h ? v / h : null;
+      }
+      summary[id] = { label: m.label, better: m.better, workload: w, metric: m.key, byBalancer: row };
+    }
+  }
+  return summary;
+}
+
+function tables(summary, results) {
+  const ids = Object.keys(summary);
+  const arrow = (id) => (summary[id].better === 'higher' ? '↑' : '↓');
+  const head = (first) =>
+    `| ${first} | ${ids.map((id) => `${summary[id].label} ${arrow(id)}`).join(' | ')} |\n| --- | ${ids.map(() => '---:').join(' | ')} |`;
+  const rows = (cell) => balancers.map((b) => `| ${LABELS[b]} | ${ids.map((id) => cell(summary[id].byBalancer[b], id, b)).join(' | ')} |`).join('\n');
+  const out = [];
+  out.push(`### Medians (${opts.rounds} round${opts.rounds > 1 ? 's' : ''}, ${opts.duration} s each; ↑ higher is better, ↓ lower is better)\n`);
+  out.push(head('balancer'));
+  out.push(rows((c) => fmt(c.median)));
+  if (balancers.includes('direct')) {
+    out.push('\n### Ratio to direct (median ÷ direct median)\n');
+    out.push(head('balancer'));
+    out.push(rows((c) => fmtRatio(c.vsDirect)));
+  }
+  if (balancers.includes('haproxy')) {
+    out.push('\n### Ratio to HAProxy (median ÷ HAProxy median; ↑ columns: above 1 beats HAProxy, ↓ columns: below 1 beats it)\n');
+    out.push(head('balancer'));
+    out.push(rows((c) => fmtRatio(c.vsHaproxy)));
+  }
+  out.push('\n### Every run (spread)\n');
+  out.push(head('balancer'));
+  out.push(rows((c) => (c.runs.length ? c.runs.map(fmt).join(' / ') : '—')));
+  const errors = [];
+  for (const w of workloads) {
+    for (const b of balancers) {
+      (results[w]?.[b] ?? []).forEach((r, i) => {
+        if (r?.error) errors.push(`- ${w}, ${LABELS[b]}, round ${i + 1}: ${r.error.split('\n')[0]}`);
+        else if (r?.errors) errors.push(`- ${w}, ${LABELS[b]}, round ${i + 1}: ${r.errors} client-side errors during the run`);
+      });
+    }
+  }
+  if (errors.length) out.push(`\n### Errors\n\n${errors.join('\n')}`);
+  return out.join('\n');
+}
+
+// ---- main ---------------------------------------------------------------------------
+
+const FAIRNESS =
+  `Every balancer gets one core's worth: HAProxy \`nbthread ${opts.peerThreads}\`, nginx \`worker_processes ${opts.peerThreads}\`, ` +
+  'tether and the naive proxy are single-threaded Node. Upstreams (one Node process) and load generators ' +
+  `(${[...new Set([tools.bulk, tools.http, tools.connrate, 'node'])].map((t) => (t === 'node' ? 'a Node client' : t)).join(', ')}) run in processes of their own, ` +
+  `on the same ${os.cpus().length} CPUs. Each measurement starts a fresh balancer; rounds interleave the balancers.`;
+
+async function main() {
+  log(`bench: ${balancers.length} balancers (${balancers.join(', ')}), workloads ${workloads.join(', ')}, ${opts.rounds} round(s) x ${opts.duration} s`);
+  for (const [name, p] of Object.entries(peers)) log(`  ${name.padEnd(8)} ${p.ok ? `found ${p.version}` : `MISSING: ${p.why}`}`);
+  if (aptCommand) {
+    log(`bench: missing peers are left out (direct and tether always run). To add them:\n  ${aptCommand}`);
+  }
+  if (skipped.length) log(`bench: skipping ${skipped.join(', ')} (not installed)`);
+  if (opts.idle < idleWanted) {
+    log(`bench: open-file limit ${nofile}: memory workload uses ${opts.idle} idle connections, not ${idleWanted} (raise it with ulimit -n 8192)`);
+  }
+  log(`bench: bulk via ${tools.bulk}, keep-alive HTTP via ${tools.http}, new connections via ${tools.connrate}`);
+  log(`bench: ${FAIRNESS}`);
+
+  const idle0 = cpuSnapshot();
+  await sleep(1000);
+  const preflightBusyPct = Math.round(otherCpuPct(idle0, cpuSnapshot()));
+  if (preflightBusyPct >= BUSY_PCT) {
+    log(`bench: WARNING: before starting, other processes used ${preflightBusyPct}% of a core: expect noisy numbers`);
+  }
+
+  tmpDir = mkdtempSync(join(os.tmpdir(), 'tether-bench-'));
+  const watchdogMs = (opts.quick ? 5 : 20) * 60_000;
+  const watchdog = setTimeout(() => abort(new Error(`the whole run took longer than ${watchdogMs / 60_000} min`)), watchdogMs);
+  watchdog.unref();
+
+  upstreams = await forkHelper('upstream.mjs', ['--http=3', `--sink=${tools.bulk === 'node' ? 3 : 0}`], 'upstreams');
+  loadgen = await forkHelper('loadgen.mjs', [], 'loadgen');
+  if (workloads.includes('bulk') && tools.bulk === 'iperf3') {
+    iperfPorts = [];
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      const logFd = openSync(join(tmpDir, `iperf3-${port}.log`), 'a');
+      const child = spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', logFd, logFd] });
+      closeSync(logFd);
+      trackChild(child, 'iperf3 -s');
+      iperfPorts.push(port);
+    }
+    const deadline = Date.now() + 10_000;
+    while (!iperfPorts.every(listening) && Date.now() < deadline) await sleep(25);
+    if (!iperfPorts.every(listening)) throw new Error('iperf3 -s did not start');
+  }
+
+  const results = {};
+  for (let round = 1; round <= opts.rounds; round++) {
+    for (const w of workloads) {
+      results[w] ??= {};
+      for (const b of balancers) {
+        results[w][b] ??= [];
+        if (WORKLOADS[w].skip?.(b)) continue;
+        await waitQuiet();
+        const t0 = Date.now();
+        const cpu0 = cpuSnapshot();
+        let instance;
+        let result;
+        try {
+          instance = await startBalancer(b, upstreamsFor(w));
+          result = await WORKLOADS[w].run(instance, instance);
+        } catch (err) {
+          result = { error: String(err?.message ?? err) };
+        } finally {
+          await instance?.stop();
+        }
+        result.otherCpuPct = Math.round(otherCpuPct(cpu0, cpuSnapshot()));
+        results[w][b].push(result);
+        const busyNote = result.otherCpuPct >= BUSY_PCT ? `  [other processes used ${result.otherCpuPct}% of a core]` : '';
+        const shown = result.error
+          ? `FAILED: ${result.error.split('\n')[0]}`
+          : WORKLOADS[w].metrics.map((m) => `${m.label} ${fmt(result[m.key])}`).join(', ');
+        log(`  round ${round}/${opts.rounds} ${w.padEnd(8)} ${b.padEnd(7)} ${shown}  (${((Date.now() - t0) / 1000).toFixed(1)} s)${busyNote}`);
+      }
+    }
+  }
+
+  await cleanup();
+  cleaningUp = false;
+  const seconds = (Date.now() - started) / 1000;
+
+  const summary = summarize(results);
+  const others = Object.values(results).flatMap((byB) => Object.values(byB).flat()).map((r) => r.otherCpuPct);
+  const busyRuns = others.filter((v) => v >= BUSY_PCT).length;
+  const background =
+    `Background load: before the run other processes used ${preflightBusyPct}% of a core; during the measurements ` +
+    `a median ${median(others) ?? 0}% (max ${Math.max(0, ...others)}%)` +
+    (busyRuns ? `; ${busyRuns} of ${others.length} runs had ${BUSY_PCT}% or more, so expect noise (see "other CPU %" in latest.json).` : '.');
+  const cpus = os.cpus();
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  const git = spawnSync('git', ['-C', root, 'describe', '--always', '--dirty'], { encoding: 'utf8', timeout: 5000 });
+  const machine = {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+  };
+  const peerVersions = Object.fromEntries(Object.entries(peers).map(([k, p]) => [k, p.ok ? p.version : null]));
+  const md = [
+    `## tether benchmark, ${new Date().toISOString()}`,
+    '',
+    `Machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}; Node ${machine.node}; ` +
+      `tether ${pkg.version} (${git.stdout?.trim() || 'no git'}); ` +
+      Object.entries(peerVersions).map(([k, v]) => `${k} ${v ?? 'missing'}`).join(', ') + '.',
+    '',
+    FAIRNESS,
+    '',
+    background,
+    '',
+    `Tools: bulk ${tools.bulk === 'iperf3' ? `iperf3 -t ${opts.duration} -O ${opts.warmup}` : 'Node writer into a sink'}; ` +
+      `keep-alive HTTP ${tools.http === 'wrk' ? `wrk -t1 -c50 -d${opts.duration}s --latency` : 'Node loop, 50 connections'}; ` +
+      `new connections ${tools.connrate === 'wrk' ? `wrk -t1 -c50 -d${opts.duration}s -H 'Connection: close'` : 'Node client, 50 concurrent, from 200 source addresses'}; memory: ${opts.idle.toLocaleString('en-US')} idle connections, VmRSS delta. ` +
+      `MB = 10^6 bytes.`,
+    aptCommand ? `\nMissing peers (left out): ${missing.map(([k]) => k).join(', ')}. Install: \`${aptCommand}\`` : '',
+    '',
+    tables(summary, results),
+    '',
+    `Run time: ${seconds.toFixed(0)} s.`,
+  ].join('\n');
+  process.stdout.write(`${md}\n`);
+
+  mkdirSync(resultsDir, { recursive: true });
+  const json = {
+    date: new Date().toISOString(),
+    durationS: Math.round(seconds),
+    machine,
+    tether: { version: pkg.version, git: git.stdout?.trim() || null },
+    peers: peerVersions,
+    missing: missing.map(([k, p]) => ({ peer: k, why: p.why })),
+    installCommand: aptCommand,
+    options: { ...opts, tools, balancers, workloads },
+    fairness: FAIRNESS,
+    background: { preflightOtherCpuPct: preflightBusyPct, note: background },
+    summary,
+    runs: results,
+  };
+  writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
+
+  let hashMd = '';
+  if (opts.hashQuality) {
+    log('bench: node native-bench/hash-quality.mjs');
+    const r = await runCapture(process.execPath, [join(here, 'hash-quality.mjs')], { timeoutMs: 300_000 });
+    if (r.code === 0) {
+      hashMd = `\n## Hash quality (node native-bench/hash-quality.mjs)\n\n${r.stdout.trim()}\n`;
+    } else {
+      hashMd = `\n## Hash quality\n\nnative-bench/hash-quality.mjs failed (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}\n`;
+    }
+    process.stdout.write(hashMd);
+  }
+  writeFileSync(join(resultsDir, 'latest.md'), `${md}\n${hashMd}`);
+  log(`bench: wrote native-bench/results/latest.json and latest.md in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+
+  await cleanup();
+  if (opts.keepTmp) log(`bench: temp directory kept: ${tmpDir}`);
+  else rmSync(tmpDir, { recursive: true, force: true });
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => abort(err),
+);

@@ -1,0 +1,278 @@
+import type net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { clientAddress, closed, connectAndGreet, waitFor } from '../helpers/clients.js';
+import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
+import { freePort, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
+
+let tether: RunningTether | null = null;
+let upstreams: TestUpstream[] = [];
+const sockets: net.Socket[] = [];
+
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await tether?.close();
+  tether = null;
+  await Promise.all(upstreams.map((u) => u.close()));
+  upstreams = [];
+});
+
+interface Sample {
+  readonly name: string;
+  readonly labels: Record<string, string>;
+  readonly value: number;
+}
+
+interface Exposition {
+  readonly samples: Sample[];
+  /** Metric family name -> type, from the `# TYPE` lines. */
+  readonly types: Map<string, string>;
+}
+
+/** A small parser for the Prometheus text format (0.0.4), enough for these checks. */
+function parseExposition(text: string): Exposition {
+  const samples: Sample[] = [];
+  const types = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (line.startsWith('#')) {
+      const type = /^# TYPE (\S+) (\S+)$/.exec(line);
+      if (type) types.set(type[1]!, type[2]!);
+      continue;
+    }
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \d+)?$/.exec(line);
+    if (!m) throw new Error(`not a sample line: ${JSON.stringify(line)}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+    }
+    const raw = m[3]!;
+    samples.push({ name: m[1]!, labels, value: raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw) });
+  }
+  return { samples, types };
+}
+
+/** The value of the one sample of `name` whose labels are exactly `labels`; 0 when absent. */
+function value(e: Exposition, name: string, labels: Record<string, string> = {}): number {
+  const found = e.samples.filter((s) => s.name === name && sameLabels(s.labels, labels));
+  if (found.length > 1) throw new Error(`${name} ${JSON.stringify(labels)} appears ${found.length} times`);
+  return found[0]?.value ?? 0;
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+function series(e: Exposition, name: string): Sample[] {
+  return e.samples.filter((s) => s.name === name);
+}
+
+async function scrape(t: RunningTether, token?: string): Promise<Exposition> {
+  const res = await fetch(`${t.admin}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  return parseExposition(await res.text());
+}
+
+/** Client addresses whose key /route sends to each named upstream, `wanted[name]` of each. */
+async function addressesFor(t: RunningTether, wanted: Record<string, number>): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = Object.fromEntries(Object.keys(wanted).map((k) => [k, []]));
+  for (let i = 0; i < 2_000 && Object.entries(wanted).some(([k, n]) => out[k]!.length < n); i++) {
+    const address = clientAddress(i);
+    const answer = (await adminCall(t.admin, 'GET', `/route?key=${address}`)).body as { upstream: string };
+    const list = out[answer.upstream];
+    if (list && list.length < wanted[answer.upstream]!) list.push(address);
+  }
+  for (const [k, n] of Object.entries(wanted)) expect(out[k], `addresses routed to ${k}`).toHaveLength(n);
+  return out;
+}
+
+/** Connect, read the greeting, send `payload`, read its echo, close; the bytes each way. */
+async function exchange(port: number, from: string, expected: string, payloadBytes: number): Promise<{ fromClient: number; toClient: number }> {
+  const { upstream, socket } = await connectAndGreet(port, from);
+  expect(upstream).toBe(expected);
+  const payload = Buffer.alloc(payloadBytes, 0x61 + (payloadBytes % 26));
+  let echoed = 0;
+  await new Promise<void>((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      echoed += chunk.length;
+      if (echoed >= payloadBytes) resolve();
+    });
+    socket.once('error', reject);
+    socket.write(payload);
+  });
+  socket.end();
+  await closed(socket);
+  expect(echoed).toBe(payloadBytes);
+  return { fromClient: payloadBytes, toClient: `${expected}\n`.length + payloadBytes };
+}
+
+const CONTRACT_METRICS: [string, string][] = [
+  ['tether_connections_active', 'gauge'],
+  ['tether_connections_total', 'counter'],
+  ['tether_bytes_total', 'counter'],
+  ['tether_upstream_up', 'gauge'],
+  ['tether_route_decisions_total', 'counter'],
+  ['tether_ring_build_seconds', 'histogram'],
+  ['tether_event_loop_delay_seconds', 'gauge'],
+  ['tether_store_errors_total', 'counter'],
+];
+
+describe('GET /metrics', () => {
+  it('counts connections by outcome, bytes both ways, open connections and route decisions', async () => {
+    upstreams = await startUpstreams(['a', 'b']);
+    const deadPort = await freePort();
+    const maxConnections = 4;
+    tether = await startTether({
+      TETHER_UPSTREAMS: `${upstreamList(upstreams)},dead=127.0.0.1:${deadPort}`,
+      TETHER_HEALTH: 'off',
+      // Keep `dead` routable: these connect failures must not mark it down.
+      TETHER_HEALTH_FALL: '100',
+      TETHER_RETRIES: '0',
+      TETHER_MAX_CONNECTIONS: String(maxConnections),
+    });
+    const t = tether;
+    const addr = await addressesFor(t, { a: 5, b: 5, dead: 2 });
+
+    // Every contract metric is there from the start, with Node's process metrics.
+    const empty = await scrape(t);
+    for (const [name, type] of CONTRACT_METRICS) expect(empty.types.get(name), name).toBe(type);
+    expect(empty.types.has('process_cpu_user_seconds_total')).toBe(true);
+    expect(empty.types.has('nodejs_heap_size_used_bytes')).toBe(true);
+    expect(value(empty, 'tether_store_errors_total')).toBe(0);
+    expect(value(empty, 'tether_ring_build_seconds_count')).toBe(1);
+    const loop = value(empty, 'tether_event_loop_delay_seconds');
+    expect(Number.isFinite(loop) && loop >= 0).toBe(true);
+
+    // 3 + 3 complete exchanges with known sizes.
+    const bytes: Record<string, { fromClient: number; toClient: number }> = { a: { fromClient: 0, toClient: 0 }, b: { fromClient: 0, toClient: 0 } };
+    const sizes = [1, 1_000, 70_000];
+    for (const name of ['a', 'b'] as const) {
+      for (let i = 0; i < sizes.length; i++) {
+        const got = await exchange(t.port, addr[name]![i]!, name, sizes[i]! + (name === 'b' ? 7 : 0));
+        bytes[name]!.fromClient += got.fromClient;
+        bytes[name]!.toClient += got.toClient;
+      }
+    }
+    // 2 connect failures (no retries).
+    for (const from of addr.dead!) {
+      const { upstream, socket } = await connectAndGreet(t.port, from);
+      expect(upstream).toBeNull();
+      await closed(socket);
+    }
+    await waitFor(
+      async () => {
+        const e = await scrape(t);
+        return series(e, 'tether_connections_total').reduce((n, s) => n + s.value, 0) === 8;
+      },
+      5_000,
+      '8 closed connections counted',
+    );
+
+    // Fill the connection limit (2 on a, 2 on b), then 3 more are refused.
+    const held = [addr.a![3]!, addr.a![4]!, addr.b![3]!, addr.b![4]!];
+    for (const from of held) {
+      const g = await connectAndGreet(t.port, from);
+      expect(g.upstream).not.toBeNull();
+      sockets.push(g.socket);
+    }
+    for (let i = 0; i < 3; i++) {
+      const { upstream, socket } = await connectAndGreet(t.port, addr.a![0]!);
+      expect(upstream).toBeNull();
+      await closed(socket);
+    }
+    await waitFor(async () => value(await scrape(t), 'tether_connections_total', { listener: 'default', upstream: '', outcome: 'refused' }) === 3, 5_000, '3 refused');
+
+    const e = await scrape(t);
+    const L = { listener: 'default' };
+    expect(value(e, 'tether_connections_total', { ...L, upstream: 'a', outcome: 'ok' })).toBe(3);
+    expect(value(e, 'tether_connections_total', { ...L, upstream: 'b', outcome: 'ok' })).toBe(3);
+    expect(value(e, 'tether_connections_total', { ...L, upstream: '', outcome: 'connect_failed' })).toBe(2);
+    expect(value(e, 'tether_connections_total', { ...L, upstream: '', outcome: 'refused' })).toBe(3);
+    expect(series(e, 'tether_connections_total').reduce((n, s) => n + s.value, 0)).toBe(11);
+    for (const name of ['a', 'b']) {
+      expect(value(e, 'tether_bytes_total', { ...L, upstream: name, direction: 'from_client' }), `${name} from_client`).toBe(bytes[name]!.fromClient);
+      expect(value(e, 'tether_bytes_total', { ...L, upstream: name, direction: 'to_client' }), `${name} to_client`).toBe(bytes[name]!.toClient);
+    }
+    expect(value(e, 'tether_connections_active', { ...L, upstream: 'a' })).toBe(2);
+    expect(value(e, 'tether_connections_active', { ...L, upstream: 'b' })).toBe(2);
+    expect(value(e, 'tether_connections_active', { ...L, upstream: 'dead' })).toBe(0);
+    // Every connection that got past the limit was routed by hash once; refused ones were not routed.
+    expect(value(e, 'tether_route_decisions_total', { ...L, via: 'hash' })).toBe(3 + 3 + 2 + 4);
+    expect(value(e, 'tether_route_decisions_total', { ...L, via: 'p2c' })).toBe(0);
+    expect(value(e, 'tether_route_decisions_total', { ...L, via: 'learned' })).toBe(0);
+    for (const name of ['a', 'b', 'dead']) expect(value(e, 'tether_upstream_up', { ...L, upstream: name })).toBe(1);
+
+    // The held connections close: active drops to 0, their greetings are counted.
+    for (const s of sockets.splice(0)) {
+      s.end();
+      await closed(s);
+    }
+    await waitFor(async () => value(await scrape(t), 'tether_connections_active', { ...L, upstream: 'a' }) === 0, 5_000, 'no open connection');
+    const after = await scrape(t);
+    expect(value(after, 'tether_connections_active', { ...L, upstream: 'b' })).toBe(0);
+    expect(value(after, 'tether_connections_total', { ...L, upstream: 'a', outcome: 'ok' })).toBe(5);
+    expect(value(after, 'tether_connections_total', { ...L, upstream: 'b', outcome: 'ok' })).toBe(5);
+    expect(value(after, 'tether_bytes_total', { ...L, upstream: 'a', direction: 'to_client' })).toBe(bytes.a!.toClient + 2 * 'a\n'.length);
+    expect(value(after, 'tether_bytes_total', { ...L, upstream: 'b', direction: 'from_client' })).toBe(bytes.b!.fromClient);
+  });
+
+  it('reports upstream_up 0 once a health check marks an upstream down; draining counts as up', async () => {
+    upstreams = await startUpstreams(['a']);
+    const deadPort = await freePort();
+    tether = await startTether({
+      TETHER_UPSTREAMS: `${upstreamList(upstreams)},dead=127.0.0.1:${deadPort}`,
+      TETHER_HEALTH: 'tcp',
+      TETHER_HEALTH_INTERVAL_MS: '100',
+      TETHER_HEALTH_FALL: '2',
+    });
+    const t = tether;
+    const L = { listener: 'default' };
+    await waitFor(async () => value(await scrape(t), 'tether_upstream_up', { ...L, upstream: 'dead' }) === 0, 5_000, 'dead to be reported down');
+    let e = await scrape(t);
+    expect(value(e, 'tether_upstream_up', { ...L, upstream: 'a' })).toBe(1);
+    // The start-up table, then the rebuild without `dead`.
+    expect(value(e, 'tether_ring_build_seconds_count')).toBe(2);
+    expect(value(e, 'tether_ring_build_seconds_bucket', { le: '+Inf' })).toBe(2);
+
+    expect((await adminCall(t.admin, 'POST', '/upstreams/a/drain', {})).status).toBe(200);
+    e = await scrape(t);
+    expect(value(e, 'tether_upstream_up', { ...L, upstream: 'a' })).toBe(1);
+    expect(value(e, 'tether_ring_build_seconds_count')).toBe(3);
+    const sum = value(e, 'tether_ring_build_seconds_sum');
+    expect(sum).toBeGreaterThan(0);
+    expect(sum).toBeLessThan(1);
+  });
+
+  it('counts a removed upstream\'s open connections until they close', async () => {
+    upstreams = await startUpstreams(['a', 'b']);
+    tether = await startTether({ TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_HEALTH: 'off' });
+    const t = tether;
+    const L = { listener: 'default' };
+    const held = await connectAndGreet(t.port, '127.0.0.9');
+    sockets.push(held.socket);
+    const name = held.upstream!;
+    expect((await adminCall(t.admin, 'DELETE', `/upstreams/${name}`)).status).toBe(200);
+    let e = await scrape(t);
+    expect(value(e, 'tether_connections_active', { ...L, upstream: name })).toBe(1);
+    expect(series(e, 'tether_upstream_up').map((s) => s.labels.upstream)).toEqual([name === 'a' ? 'b' : 'a']);
+
+    held.socket.end();
+    await closed(held.socket);
+    await waitFor(async () => value(await scrape(t), 'tether_connections_total', { ...L, upstream: name, outcome: 'ok' }) === 1, 5_000, 'the close to be counted');
+    e = await scrape(t);
+    expect(series(e, 'tether_connections_active').filter((s) => s.labels.upstream === name)).toEqual([]);
+  });
+
+  it('needs the bearer token when one is set (no ?token= here)', async () => {
+    upstreams = await startUpstreams(['a']);
+    tether = await startTether({ TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_HEALTH: 'off', TETHER_ADMIN_TOKEN: 'tok-metrics' });
+    const t = tether;
+    expect((await fetch(`${t.admin}/metrics`)).status).toBe(401);
+    expect((await fetch(`${t.admin}/metrics`, { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
+    expect((await fetch(`${t.admin}/metrics?token=tok-metrics`)).status).toBe(401);
+    const e = await scrape(t, 'tok-metrics');
+    for (const [name] of CONTRACT_METRICS) expect(e.types.has(name), name).toBe(true);
+    expect((await fetch(`${t.admin}/metrics`, { method: 'POST', headers: { authorization: 'Bearer tok-metrics' } })).status).toBe(405);
+  });
+});
