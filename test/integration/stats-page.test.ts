@@ -76,7 +76,7 @@ function textIs([selector, want]: [string, string]): boolean {
 }
 
 function waitForText(page: Page, selector: string, want: string): Promise<unknown> {
-  return page.waitForFunction(textIs, [selector, want] as [string, string], { timeout: 5_000 });
+  return page.waitForFunction(textIs, [selector, want] as [string, string], { timeout: 10_000 });
 }
 
 /** Resolves once the upstream's state pill reads `state`. */
@@ -117,7 +117,7 @@ describe('stats page', () => {
     const response = await page.goto(`${t.admin}/`);
     expect(response?.status()).toBe(200);
     expect(response?.headers()['content-security-policy']).toBe(STATS_PAGE_CSP);
-    await page.waitForSelector('tr[data-upstream="delta"]', { timeout: 5_000 });
+    await page.waitForSelector('tr[data-upstream="delta"]', { timeout: 10_000 });
 
     const listed = await rows(page);
     expect(listed.map((r) => [r.name, r.address, r.state])).toEqual([
@@ -185,7 +185,7 @@ describe('stats page', () => {
     page.on('request', (req) => requests.push(req.url()));
     const response = await page.goto(`${t.admin}/?token=${encodeURIComponent(token)}`);
     expect(response?.status()).toBe(200);
-    await page.waitForSelector('tr[data-upstream="b"]', { timeout: 5_000 });
+    await page.waitForSelector('tr[data-upstream="b"]', { timeout: 10_000 });
     expect((await rows(page)).map((r) => r.name)).toEqual(['a', 'b']);
     expect(await page.textContent('#status-text')).toMatch(/^live/);
     // The polls carry the token in a header, not in their URLs.
@@ -272,7 +272,7 @@ describe('stats page', () => {
     try {
       const { page, problems } = await openPage();
       await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
-      await page.waitForSelector('tr[data-upstream]', { timeout: 5_000 });
+      await page.waitForSelector('tr[data-upstream]', { timeout: 10_000 });
       expect(await page.$$('section.listener img, #changes img, #changes script')).toHaveLength(0);
       expect(await page.textContent('section.listener h2')).toBe(`l${evil}`);
       expect((await rows(page))[0]!.cells.slice(0, 2)).toEqual([`u${evil}`, evil]);
