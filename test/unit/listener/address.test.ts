@@ -1,20 +1,12 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { formatIPv4, formatIPv6, isMappedIPv4, parseIPv4, parseIPv6, sourceIpKey } from '../../../src/listener/address.js';
+import { seededRandom } from '../../helpers/random.js';
 
 /** Node's own text form of an IPv6 address (inet_pton then libuv's inet_ntop). */
 const nodeForm = (address: string): string => new net.SocketAddress({ address, family: 'ipv6' }).address;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 describe('parseIPv4', () => {
   it.each([

@@ -22,6 +22,7 @@ import {
   type ProxyHeader,
   type ProxyParseResult,
 } from '../../../src/listener/proxy-protocol.js';
+import { seededRandom } from '../../helpers/random.js';
 
 const SIG = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
 
@@ -403,16 +404,7 @@ describe('ProxyHeaderParser: malformed and truncated headers are errors', () => 
 });
 
 describe('ProxyHeaderParser: fuzz', () => {
-  function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
+  const rng = seededRandom;
 
   const seeds: Buffer[] = [
     V1_TCP4,
