@@ -15,14 +15,11 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
   readonly listener: TcpListener;
   monitor: HealthMonitor;
   readonly #logger: Logger;
-  readonly #metrics: Metrics;
   /**
    * Every Upstream object of this listener still worth counting: the pool's, plus
    * removed ones until their last connection ends (the pool forgets them at once).
    */
   readonly #known: Set<Upstream>;
-  /** When the pool last announced a change; its table rebuild follows right after. */
-  #changedAt = -1;
 
   constructor(
     config: ListenerConfig,
@@ -33,10 +30,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
   ) {
     this.config = config;
     this.#logger = logger;
-    this.#metrics = metrics;
-    const started = performance.now();
-    this.pool = new UpstreamPool(poolOptions(config), config.upstreams);
-    metrics.observeRingBuild((performance.now() - started) / 1000);
+    this.pool = new UpstreamPool(poolOptions(config), config.upstreams, (seconds) => metrics.observeRingBuild(seconds));
     this.#known = new Set(this.pool.list());
     this.monitor = this.#createMonitor(config);
     const hooks = metrics.hooks(config.name);
@@ -60,11 +54,6 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
         this.monitor.setTargets(this.pool.list());
       }
     });
-    // Registered last: the pool rebuilds its table right after its listeners return,
-    // so this stamp starts the ring-build timer without counting logging and the like.
-    this.pool.onChange(() => {
-      this.#changedAt = performance.now();
-    });
   }
 
   get name(): string {
@@ -82,28 +71,6 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     }
   }
 
-  /**
-   * Apply a membership change to the pool, timing the table rebuild it causes
-   * (tether_ring_build_seconds). The pool builds synchronously, announcing the change
-   * just before: the time runs from that announcement (or from the call, for changes
-   * it does not announce, such as new hash options) to the return, and is recorded
-   * only when the table was actually swapped.
-   */
-  mutate<T>(change: (pool: UpstreamPool) => T): T {
-    const pool = this.pool;
-    const before = pool.table;
-    const started = performance.now();
-    this.#changedAt = -1;
-    try {
-      return change(pool);
-    } finally {
-      if (pool.table !== before) {
-        const from = this.#changedAt >= 0 ? this.#changedAt : started;
-        this.#metrics.observeRingBuild((performance.now() - from) / 1000);
-      }
-    }
-  }
-
   async start(): Promise<void> {
     this.monitor.setTargets(this.pool.list());
     this.monitor.start();
@@ -115,12 +82,12 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     const old = this.config;
     this.config = config;
     this.listener.config = config;
-    this.mutate((pool) => pool.setOptions(poolOptions(config)));
-    this.mutate((pool) => pool.setUpstreams(config.upstreams));
+    this.pool.setOptions(poolOptions(config));
+    this.pool.setUpstreams(config.upstreams);
     if (healthChanged(old, config)) {
       this.monitor.stop();
       // A new monitor starts every target up (as at start-up); the pool follows it.
-      for (const upstream of this.pool.list()) this.mutate((pool) => pool.setHealth(upstream.name, true, 'health settings reloaded'));
+      for (const upstream of this.pool.list()) this.pool.setHealth(upstream.name, true, 'health settings reloaded');
       this.monitor = this.#createMonitor(config);
       this.monitor.setTargets(this.pool.list());
       this.monitor.start();
@@ -138,7 +105,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
       rise: config.healthRise,
       fall: config.healthFall,
       logger: this.#logger,
-      onChange: (name, up, reason) => this.mutate((pool) => pool.setHealth(name, up, reason)),
+      onChange: (name, up, reason) => this.pool.setHealth(name, up, reason),
     });
   }
 }

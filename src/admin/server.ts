@@ -15,11 +15,6 @@ export interface AdminListener {
   readonly name: string;
   readonly config: ListenerConfig;
   readonly pool: UpstreamPool;
-  /**
-   * Apply a membership change to the pool (add, change, remove, drain, undrain), so
-   * the owner can time the table rebuild it causes.
-   */
-  mutate<T>(change: (pool: UpstreamPool) => T): T;
 }
 
 export interface RouteAnswer {
@@ -172,7 +167,7 @@ export class AdminServer {
       if (method === 'GET') return sendJson(res, 200, describeUpstream(requireUpstream(pool, name)));
       if (method === 'DELETE') {
         const removed = describeUpstream(requireUpstream(pool, name));
-        listener.mutate((p) => p.remove(name));
+        pool.remove(name);
         log.info({ listener: listener.name, upstream: name }, 'upstream removed through admin API');
         return sendJson(res, 200, { ...removed, removed: true });
       }
@@ -181,7 +176,7 @@ export class AdminServer {
       if (!NAME_PATTERN.test(name)) throw badRequest(`upstream name ${JSON.stringify(name)} is not 1-128 of A-Z a-z 0-9 . _ : - [ ]`);
       const target = parseAddressField(body.address);
       const weight = parseWeight(body.weight);
-      const created = listener.mutate((p) => p.put(name, target.host, target.port, weight));
+      const created = pool.put(name, target.host, target.port, weight);
       log.info({ listener: listener.name, upstream: name, address: formatAddress(target.host, target.port), weight: pool.get(name)!.weight, created }, 'upstream set through admin API');
       return sendJson(res, created ? 201 : 200, describeUpstream(pool.get(name)!));
     }
@@ -190,11 +185,11 @@ export class AdminServer {
     requireUpstream(pool, name);
     if (action === 'drain') {
       const deadlineS = parseDeadline(body.deadlineS);
-      const upstream = listener.mutate((p) => p.drain(name, deadlineS));
+      const upstream = pool.drain(name, deadlineS);
       log.info({ listener: listener.name, upstream: name, deadlineS: deadlineS ?? null }, 'upstream draining');
       return sendJson(res, 200, describeUpstream(upstream));
     }
-    const upstream = listener.mutate((p) => p.undrain(name));
+    const upstream = pool.undrain(name);
     log.info({ listener: listener.name, upstream: name }, 'upstream undrained');
     sendJson(res, 200, describeUpstream(upstream));
   }

@@ -51,9 +51,12 @@ export class UpstreamPool {
   #order = new Uint32Array(0);
   #prefix = new Uint32Array(BOUNDED_PREFIX);
   readonly #listeners: ChangeListener[] = [];
+  readonly #onTableBuilt: ((seconds: number) => void) | undefined;
 
-  constructor(options: PoolOptions, specs: readonly UpstreamSpec[] = []) {
+  /** `onTableBuilt` hears how long each table build took (tether_ring_build_seconds). */
+  constructor(options: PoolOptions, specs: readonly UpstreamSpec[] = [], onTableBuilt?: (seconds: number) => void) {
     this.#options = options;
+    this.#onTableBuilt = onTableBuilt;
     for (const spec of specs) {
       this.#byName.set(spec.name, new Upstream(spec.name, spec.host, spec.port, spec.weight));
     }
@@ -272,11 +275,13 @@ export class UpstreamPool {
       active += u.active;
       weight += u.weight;
     }
+    const started = performance.now();
     const table = buildTable(
       this.#options.algorithm,
       routable.map((u) => ({ name: u.name, weight: u.weight })),
       { vnodes: this.#options.vnodes },
     );
+    this.#onTableBuilt?.((performance.now() - started) / 1000);
     this.#routable = routable;
     this.#loads = loads;
     this.#weights = weights;
