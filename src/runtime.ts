@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { Metrics, type MeteredListener } from './admin/metrics.js';
 import { buildStats, type StatsSnapshot } from './admin/page/stats.js';
+import { createStore, type PinStore, type Store } from './affinity/index.js';
 import { AdminServer, type AdminBackend, type AdminListener, type RouteAnswer, type Scrape } from './admin/server.js';
 import type { Config, ListenerConfig } from './config/types.js';
 import { HealthMonitor } from './health/monitor.js';
@@ -14,6 +15,8 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
   readonly pool: UpstreamPool;
   readonly listener: TcpListener;
   monitor: HealthMonitor;
+  /** This listener's learned pins (http mode reads and writes them). */
+  readonly pins: PinStore;
   readonly #logger: Logger;
   /**
    * Every Upstream object of this listener still worth counting: the pool's, plus
@@ -27,8 +30,10 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     accessLog: Logger | null,
     onEvent: (listener: string, e: MembershipEvent) => void,
     metrics: Metrics,
+    pins: PinStore,
   ) {
     this.config = config;
+    this.pins = pins;
     this.#logger = logger;
     this.pool = new UpstreamPool(poolOptions(config), config.upstreams, (seconds) => metrics.observeRingBuild(seconds));
     this.#known = new Set(this.pool.list());
@@ -133,9 +138,12 @@ export class Tether implements AdminBackend {
   readonly #accessLog: Logger | null;
   readonly #metrics = new Metrics();
   readonly #startedAt = Date.now();
+  /** Learned pins (and, with Redis, shared membership): made once, kept across reloads. */
+  readonly #store: Store;
 
   private constructor(config: Config, options: TetherOptions) {
     this.#config = config;
+    this.#store = createStore(config);
     this.logger = options.logger;
     this.#accessLog = config.accessLog ? options.logger.child({ component: 'access' }) : null;
   }
@@ -166,6 +174,10 @@ export class Tether implements AdminBackend {
   /** The admin server's bound address, e.g. "127.0.0.1:7001", or null when off. */
   get adminAddress(): string | null {
     return this.#admin?.address ?? null;
+  }
+
+  get store(): Store {
+    return this.#store;
   }
 
   get recentChanges(): readonly RecentChange[] {
@@ -262,6 +274,7 @@ export class Tether implements AdminBackend {
     for (const r of runtimes) r.listener.closeAll('shutdown');
     await this.#admin?.close();
     this.#metrics.close();
+    await this.#store.close();
     this.#listening = false;
   }
 
@@ -275,6 +288,7 @@ export class Tether implements AdminBackend {
     }
     await this.#admin?.close();
     this.#metrics.close();
+    await this.#store.close();
     this.#listening = false;
   }
 
@@ -308,6 +322,7 @@ export class Tether implements AdminBackend {
       this.#accessLog,
       (listener, event) => this.#recordChange(listener, event),
       this.#metrics,
+      this.#store.pins(listenerConfig.name),
     );
     this.#runtimes.set(listenerConfig.name, runtime);
     this.#metrics.track(runtime);
