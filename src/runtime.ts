@@ -2,9 +2,11 @@ import type { Logger } from 'pino';
 import { Metrics, type MeteredListener } from './admin/metrics.js';
 import { buildStats, type StatsSnapshot } from './admin/page/stats.js';
 import { createStore, type PinStore, type Store } from './affinity/index.js';
+import { routeWithPins } from './affinity/router.js';
 import { AdminServer, type AdminBackend, type AdminListener, type RouteAnswer, type Scrape } from './admin/server.js';
 import type { Config, ListenerConfig } from './config/types.js';
 import { HealthMonitor } from './health/monitor.js';
+import { HttpListener } from './listener/http.js';
 import { TcpListener } from './listener/tcp.js';
 import { UpstreamPool, type MembershipEvent, type PoolOptions } from './pool/pool.js';
 import type { Upstream } from './pool/upstream.js';
@@ -13,7 +15,7 @@ import type { Upstream } from './pool/upstream.js';
 export class ListenerRuntime implements AdminListener, MeteredListener {
   config: ListenerConfig;
   readonly pool: UpstreamPool;
-  readonly listener: TcpListener;
+  readonly listener: TcpListener | HttpListener;
   monitor: HealthMonitor;
   /** This listener's learned pins (http mode reads and writes them). */
   readonly pins: PinStore;
@@ -39,19 +41,20 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     this.#known = new Set(this.pool.list());
     this.monitor = this.#createMonitor(config);
     const hooks = metrics.hooks(config.name);
-    this.listener = new TcpListener({
+    const listenerOptions = {
       config,
       pool: this.pool,
       // Through `this`, so a monitor replaced on reload receives the evidence.
       health: {
-        reportFailure: (name, reason) => this.monitor.reportFailure(name, reason),
-        reportSuccess: (name) => this.monitor.reportSuccess(name),
+        reportFailure: (name: string, reason: string) => this.monitor.reportFailure(name, reason),
+        reportSuccess: (name: string) => this.monitor.reportSuccess(name),
       },
       logger,
       accessLog,
       onSessionStart: hooks.onSessionStart,
       onSessionEnd: hooks.onSessionEnd,
-    });
+    };
+    this.listener = config.mode === 'http' ? new HttpListener({ ...listenerOptions, pins }) : new TcpListener(listenerOptions);
     this.pool.onChange((event) => {
       onEvent(config.name, event);
       if (event.change === 'added') this.#known.add(this.pool.get(event.upstream)!);
@@ -85,6 +88,11 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
   /** Apply a reloaded configuration; connections stay open. */
   apply(config: ListenerConfig): void {
     const old = this.config;
+    if (old.mode !== config.mode) {
+      // The other mode is another kind of listener: keep this one as it is.
+      this.#logger.warn({ listener: config.name, mode: old.mode }, 'a changed mode takes effect on restart');
+      config = { ...config, mode: old.mode };
+    }
     this.config = config;
     this.listener.config = config;
     this.pool.setOptions(poolOptions(config));
@@ -215,7 +223,13 @@ export class Tether implements AdminBackend {
   }
 
   async route(listener: AdminListener, key: string): Promise<RouteAnswer> {
-    const decision = listener.pool.route(key, listener.pool.list().length);
+    const all = listener.pool.list().length;
+    const runtime = this.#runtimes.get(listener.name);
+    // Pins exist only where responses are read: http listeners with learn rules.
+    const decision =
+      runtime !== undefined && listener.config.mode === 'http' && listener.config.learn.length > 0
+        ? await routeWithPins(listener.pool, runtime.pins, key, all, listener.config.stickyTtlS)
+        : listener.pool.route(key, all);
     return {
       key,
       upstream: decision.candidates[0]?.name ?? null,

@@ -15,7 +15,8 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Outcome, Session } from '../listener/session.js';
+import type { RoutedRecord } from '../listener/context.js';
+import type { Outcome } from '../listener/session.js';
 import type { RouteVia, UpstreamPool } from '../pool/pool.js';
 import type { Upstream } from '../pool/upstream.js';
 
@@ -49,10 +50,10 @@ export interface ListenerTotals {
   readonly upstreams: ReadonlyMap<string, UpstreamTotals>;
 }
 
-/** The hooks a TcpListener takes (TcpListenerOptions.onSessionStart / onSessionEnd). */
+/** The hooks a listener takes (onSessionStart / onSessionEnd in its options). */
 export interface SessionHooks {
-  readonly onSessionStart: (session: Session) => void;
-  readonly onSessionEnd: (session: Session) => void;
+  readonly onSessionStart: (routed: RoutedRecord) => void;
+  readonly onSessionEnd: (routed: RoutedRecord) => void;
 }
 
 /**

@@ -1,7 +1,19 @@
 import type { ListenerConfig } from '../config/types.js';
-import type { UpstreamPool } from '../pool/pool.js';
+import type { RouteVia, UpstreamPool } from '../pool/pool.js';
 import type { Upstream } from '../pool/upstream.js';
-import type { Session } from './session.js';
+import type { Outcome, Session } from './session.js';
+
+/**
+ * One routed unit as metrics count it: a connection in tcp mode; in http mode a
+ * request, an upgraded connection, or a connection turned away before routing.
+ */
+export interface RoutedRecord {
+  readonly via: RouteVia;
+  readonly upstream: Upstream | null;
+  readonly outcome: Outcome;
+  readonly fromClient: number;
+  readonly toClient: number;
+}
 
 /** Passive health evidence from the data plane. */
 export interface HealthReporter {

@@ -60,6 +60,11 @@ export class Session {
    * the client sends.
    */
   pending: Buffer | null = null;
+  /**
+   * Written to the client instead of a reset when no upstream could be reached
+   * (http mode's 503 for an upgrade request); null in tcp mode.
+   */
+  failureResponse: Buffer | null = null;
   #proxyParser: ProxyHeaderParser | null = null;
   #proxyReady: ProxyHeaderReady | null = null;
   #headTimer: NodeJS.Timeout | null = null;
@@ -165,10 +170,19 @@ export class Session {
     if (this.state === CLOSED) return;
     if (!this.reason) this.reason = reason;
     if (outcome) this.outcome = outcome;
+    const wasConnecting = this.state === CONNECTING;
     this.state = CLOSED;
     if (this.#proxyParser !== null) this.#endHeaderPhase();
     this.upstreamSocket?.destroy();
-    this.client.destroy();
+    const client = this.client;
+    if (wasConnecting && this.failureResponse !== null && client.writable && (this.outcome === 'connect_failed' || this.outcome === 'no_upstream')) {
+      this.toClient += this.failureResponse.length;
+      client.end(this.failureResponse, () => client.destroy());
+      // A client that never reads must not keep the socket: bounded by the connect timeout.
+      setTimeout(destroySocket, this.ctx.config.connectTimeoutMs, client).unref();
+      return;
+    }
+    client.destroy();
   }
 
   #connectNext(): void {
@@ -302,6 +316,10 @@ export class Session {
     if (this.upstream) this.#detach(this.upstream);
     this.ctx.onSessionEnd(this);
   }
+}
+
+function destroySocket(socket: net.Socket): void {
+  socket.destroy();
 }
 
 function sessionOf(socket: net.Socket): Session {
