@@ -17,6 +17,7 @@ import { Exchange, type ExchangeContext } from './exchange.js';
 import { errorResponse, serializeRequestHead } from './headers.js';
 import { buildProxyHeader, ProxyHeaderParser, type ProxyHeader } from './proxy-protocol.js';
 import { Session, type Outcome } from './session.js';
+import type { ListenerCounters } from './tcp.js';
 
 export interface HttpListenerOptions {
   readonly config: ListenerConfig;
@@ -75,6 +76,12 @@ export class HttpListener implements ListenerContext, ExchangeContext {
   readonly sessions = new Set<Session>();
   /** Requests in flight. */
   readonly exchanges = new Set<Exchange>();
+  /** Totals of ended requests, upgrades and rejected connections, by outcome. */
+  readonly counters: ListenerCounters = {
+    outcomes: { ok: 0, refused: 0, no_upstream: 0, connect_failed: 0, bad_request: 0, timeout: 0 },
+    fromClient: 0,
+    toClient: 0,
+  };
   readonly #clients = new Set<net.Socket>();
   readonly #server: net.Server;
   #http: http.Server;
@@ -504,6 +511,7 @@ export class HttpListener implements ListenerContext, ExchangeContext {
       exchange.upstream.bytesFromClient += exchange.fromClient;
       exchange.upstream.bytesToClient += exchange.toClient;
     }
+    this.#count(exchange);
     this.#onEnd?.(exchange);
     this.#accessLog?.info({
       listener: this.#config.name,
@@ -543,6 +551,7 @@ export class HttpListener implements ListenerContext, ExchangeContext {
       upstream.bytesFromClient += session.fromClient;
       upstream.bytesToClient += session.toClient;
     }
+    this.#count(session);
     this.#onEnd?.(session);
     this.#accessLog?.info({
       listener: this.#config.name,
@@ -560,6 +569,13 @@ export class HttpListener implements ListenerContext, ExchangeContext {
     });
   }
 
+  #count(record: RoutedRecord): void {
+    const counters = this.counters;
+    counters.outcomes[record.outcome]++;
+    counters.fromClient += record.fromClient;
+    counters.toClient += record.toClient;
+  }
+
   /** A pin to an upstream that failed is dropped (contract, Routing 5). */
   #dropPinIfFirst(via: string, key: string | null, candidates: readonly Upstream[], failed: Upstream): void {
     if (via === 'learned' && key !== null && candidates[0] === failed) void this.pins.delete(key);
@@ -568,6 +584,7 @@ export class HttpListener implements ListenerContext, ExchangeContext {
   /** A connection turned away before any request was routed (counted, logged). */
   #reject(info: ClientInfo, outcome: Outcome, reason: string): void {
     const record: RoutedRecord = { via: 'hash', upstream: null, outcome, fromClient: 0, toClient: 0 };
+    this.#count(record);
     this.#onEnd?.(record);
     this.#accessLog?.info({
       listener: this.#config.name,
