@@ -57,6 +57,7 @@ export class Exchange {
   #response: Tagged<IncomingMessage> | null = null;
   #connected = false;
   #replayed = false;
+  #clientAborted = false;
   #bodyFlowing = false;
   #done = false;
 
@@ -141,7 +142,7 @@ export class Exchange {
   }
 
   onProxyError(proxyReq: ClientRequest, err: NodeJS.ErrnoException): void {
-    if (proxyReq !== this.#proxyReq || this.#done) return;
+    if (proxyReq !== this.#proxyReq || this.#done || this.#clientAborted) return;
     const error = err.code ?? err.message;
     this.lastError = error;
     if (this.#response !== null) {
@@ -222,9 +223,17 @@ export class Exchange {
   onResClose(): void {
     if (!this.res.writableFinished) {
       if (!this.reason) this.reason = 'client closed';
+      this.#clientAborted = true;
       this.#proxyReq?.destroy();
     }
     this.#end();
+  }
+
+  /** The request body broke off (client gone, or a malformed chunk): the upstream must not wait for the rest. */
+  onClientAborted(): void {
+    if (!this.reason) this.reason = 'client aborted the request';
+    this.#clientAborted = true;
+    this.#proxyReq?.destroy();
   }
 
   onUpstreamResponseAborted(): void {
@@ -324,8 +333,7 @@ function onReqEnd(this: IncomingMessage): void {
 }
 
 function onReqError(this: IncomingMessage): void {
-  const ex = exchangeOf(this);
-  if (ex !== undefined && !ex.reason) ex.reason = 'client aborted the request';
+  exchangeOf(this)?.onClientAborted();
 }
 
 function onResClose(this: ServerResponse): void {
