@@ -119,7 +119,13 @@ export class HttpListener implements ListenerContext, ExchangeContext {
   set config(config: ListenerConfig) {
     const old = this.#config;
     this.#config = config;
-    if (old.maxHeadBytes !== config.maxHeadBytes) this.#http = this.#createHttpServer(config);
+    if (old.maxHeadBytes !== config.maxHeadBytes) {
+      // Connections already on the old server finish there; its timers stop once
+      // they are gone.
+      const previous = this.#http;
+      this.#http = this.#createHttpServer(config);
+      previous.close();
+    }
     else applyTimeouts(this.#http, config);
     if (old.stickyTtlS !== config.stickyTtlS && this.#renewTimer !== null) {
       clearInterval(this.#renewTimer);
@@ -174,6 +180,9 @@ export class HttpListener implements ListenerContext, ExchangeContext {
   }
 
   closeAll(reason: string): void {
+    // Stops node:http's connection-checking timer (the server never listened, so
+    // close() has nothing else to do).
+    this.#http.close();
     for (const exchange of [...this.exchanges]) exchange.close(reason);
     for (const session of [...this.sessions]) session.close(reason);
     for (const socket of [...this.#clients]) socket.destroy();
@@ -303,6 +312,10 @@ export class HttpListener implements ListenerContext, ExchangeContext {
     server.on('connect', (req: IncomingMessage, socket: net.Socket, head: Buffer) => this.#onUpgrade(req, socket, head));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => this.#onClientError(err, socket));
     // Idle: node:http destroys the socket (no 'timeout' listener needed).
+    // This server never listens (our net.Server accepts), but node:http starts its
+    // connection tracking, which enforces headersTimeout and serves
+    // closeIdleConnections(), on 'listening'.
+    server.emit('listening');
     return server;
   }
 
