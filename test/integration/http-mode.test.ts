@@ -245,4 +245,39 @@ describe('http mode: per-request routing and learned pins', () => {
     expect(text).not.toContain(k2);
     expect(text).toContain('keyHash');
   });
+
+  it('on shutdown closes idle keep-alive connections at once and lets a WebSocket run until the drain deadline', async () => {
+    const t = await start({ TETHER_KEY: 'query:id' });
+    const idle = client(t.port);
+    idle.write(get('/?id=1'));
+    expect((await idle.response())!.status).toBe(200);
+    const ws = new WebSocket(`ws://127.0.0.1:${t.port}/ws?id=2`);
+    const inbox: string[] = [];
+    ws.on('message', (m) => inbox.push(String(m)));
+    await waitFor(() => inbox.length === 1, 5000, 'greeting');
+    const started = Date.now();
+    const shutdown = t.tether.shutdown(1500);
+    expect(await idle.closed(1000)).toBe(true);
+    // New connections are refused.
+    await waitFor(
+      () =>
+        new Promise<boolean>((resolve) => {
+          const probe = new RawClient(t.port);
+          probe.socket.once('error', () => resolve(true));
+          probe.socket.once('connect', () => {
+            probe.destroy();
+            resolve(false);
+          });
+        }),
+      2000,
+      'refusal',
+    );
+    ws.send('still here');
+    await waitFor(() => inbox.includes('still here'), 1000, 'echo during drain');
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    await shutdown;
+    await closed;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    tether = null;
+  });
 });
