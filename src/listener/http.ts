@@ -7,11 +7,12 @@ import { routeWithPins } from '../affinity/router.js';
 import type { PinStore } from '../affinity/store.js';
 import { cidrContains } from '../config/parse.js';
 import type { ListenerConfig } from '../config/types.js';
-import { ListenError } from '../errors.js';
 import { keyHashForLog } from '../log.js';
 import type { RouteDecision, UpstreamPool } from '../pool/pool.js';
 import { formatAddress, type Upstream } from '../pool/upstream.js';
 import { sourceIpKey } from './address.js';
+import { settle } from './access.js';
+import { Acceptor } from './acceptor.js';
 import type { HealthReporter, ListenerContext, RoutedRecord } from './context.js';
 import { Exchange, type ExchangeContext } from './exchange.js';
 import { errorResponse, serializeRequestHead } from './headers.js';
@@ -83,7 +84,7 @@ export class HttpListener implements ListenerContext, ExchangeContext {
     toClient: 0,
   };
   readonly #clients = new Set<net.Socket>();
-  readonly #server: net.Server;
+  readonly #acceptor: Acceptor;
   #http: http.Server;
   readonly #logger: Logger;
   readonly #accessLog: Logger | null;
@@ -105,9 +106,7 @@ export class HttpListener implements ListenerContext, ExchangeContext {
     this.#accessLog = options.accessLog;
     this.#onStart = options.onSessionStart;
     this.#onEnd = options.onSessionEnd;
-    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
-    this.#server.on('connection', (socket: net.Socket) => this.#accept(socket));
-    this.#server.on('error', (err) => this.#logger.error({ err }, 'listener error'));
+    this.#acceptor = new Acceptor((socket) => this.#accept(socket), () => this.#config.listen, this.#logger);
     this.#http = this.#createHttpServer(options.config);
   }
 
@@ -144,26 +143,15 @@ export class HttpListener implements ListenerContext, ExchangeContext {
   }
 
   get address(): string {
-    const a = this.#server.address();
-    if (a && typeof a === 'object') return formatAddress(a.address, a.port);
-    return formatAddress(this.#config.listen.host, this.#config.listen.port);
+    return this.#acceptor.address;
   }
 
   get port(): number {
-    const a = this.#server.address();
-    return a && typeof a === 'object' ? a.port : this.#config.listen.port;
+    return this.#acceptor.port;
   }
 
   listen(): Promise<void> {
-    const { host, port } = this.#config.listen;
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(new ListenError(formatAddress(host, port), err));
-      this.#server.once('error', onError);
-      this.#server.listen({ host, port, backlog: 2048 }, () => {
-        this.#server.removeListener('error', onError);
-        resolve();
-      });
-    });
+    return this.#acceptor.listen();
   }
 
   /**
@@ -174,9 +162,7 @@ export class HttpListener implements ListenerContext, ExchangeContext {
   stopAccepting(): Promise<void> {
     this.#closing = true;
     this.#http.closeIdleConnections();
-    if (!this.#server.listening) return Promise.resolve();
-    this.#server.close();
-    return new Promise((resolve) => setImmediate(resolve));
+    return this.#acceptor.stop();
   }
 
   closeAll(reason: string): void {
@@ -520,27 +506,11 @@ export class HttpListener implements ListenerContext, ExchangeContext {
 
   ended(exchange: Exchange): void {
     this.exchanges.delete(exchange);
-    if (exchange.upstream !== null) {
-      exchange.upstream.bytesFromClient += exchange.fromClient;
-      exchange.upstream.bytesToClient += exchange.toClient;
-    }
+    if (!exchange.reason) exchange.reason = exchange.status > 0 ? 'answered' : 'client closed';
+    const fields = settle(this.#config.name, exchange);
     this.#count(exchange);
     this.#onEnd?.(exchange);
-    this.#accessLog?.info({
-      listener: this.#config.name,
-      client: formatAddress(exchange.clientAddress, exchange.clientPort),
-      method: exchange.req.method,
-      status: exchange.status,
-      upstream: exchange.upstream?.name ?? null,
-      via: exchange.via,
-      keySource: exchange.keySource,
-      keyHash: exchange.key === null ? null : keyHashForLog(exchange.key),
-      fromClient: exchange.fromClient,
-      toClient: exchange.toClient,
-      durationMs: Math.round(performance.now() - exchange.startedAt),
-      outcome: exchange.outcome,
-      reason: exchange.reason || (exchange.status > 0 ? 'answered' : 'client closed'),
-    });
+    this.#accessLog?.info({ ...fields, method: exchange.req.method, status: exchange.status });
     if (this.#closing) setImmediate(closeIdle, this.#http);
   }
 
@@ -559,27 +529,10 @@ export class HttpListener implements ListenerContext, ExchangeContext {
       // The TTL runs from the last connection's close (contract, Routing 12).
       void this.pins.touch(key, this.#config.stickyTtlS);
     }
-    const upstream = session.upstream;
-    if (upstream) {
-      upstream.bytesFromClient += session.fromClient;
-      upstream.bytesToClient += session.toClient;
-    }
+    const fields = settle(this.#config.name, session);
     this.#count(session);
     this.#onEnd?.(session);
-    this.#accessLog?.info({
-      listener: this.#config.name,
-      client: formatAddress(session.clientAddress, session.clientPort),
-      method: 'UPGRADE',
-      upstream: upstream?.name ?? null,
-      via: session.via,
-      keySource: session.keySource,
-      keyHash: session.key === null ? null : keyHashForLog(session.key),
-      fromClient: session.fromClient,
-      toClient: session.toClient,
-      durationMs: Math.round(performance.now() - session.startedAt),
-      outcome: session.outcome,
-      reason: session.reason,
-    });
+    this.#accessLog?.info({ ...fields, method: 'UPGRADE' });
   }
 
   #count(record: RoutedRecord): void {

@@ -1,11 +1,11 @@
-import net from 'node:net';
+import type net from 'node:net';
 import type { Logger } from 'pino';
 import { cidrContains } from '../config/parse.js';
 import type { ListenerConfig } from '../config/types.js';
-import { ListenError } from '../errors.js';
-import { keyHashForLog } from '../log.js';
 import type { UpstreamPool } from '../pool/pool.js';
-import { formatAddress, type Upstream } from '../pool/upstream.js';
+import type { Upstream } from '../pool/upstream.js';
+import { settle } from './access.js';
+import { Acceptor } from './acceptor.js';
 import { sourceIpKey } from './address.js';
 import type { HealthReporter, ListenerContext } from './context.js';
 import { buildProxyHeader, type ProxyHeader } from './proxy-protocol.js';
@@ -47,7 +47,7 @@ export class TcpListener implements ListenerContext {
     fromClient: 0,
     toClient: 0,
   };
-  readonly #server: net.Server;
+  readonly #acceptor: Acceptor;
   readonly #logger: Logger;
   readonly #accessLog: Logger | null;
   readonly #onStart: ((session: Session) => void) | undefined;
@@ -64,12 +64,7 @@ export class TcpListener implements ListenerContext {
     this.#accessLog = options.accessLog;
     this.#onStart = options.onSessionStart;
     this.#onEnd = options.onSessionEnd;
-    // allowHalfOpen: a client's FIN is passed on, not answered by closing (Node 20's
-    // accepted sockets default to false). pauseOnConnect: nothing is read before an
-    // upstream can take it, so a failed connect can move to the next upstream.
-    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
-    this.#server.on('connection', (socket: net.Socket) => this.#accept(socket));
-    this.#server.on('error', (err) => this.#logger.error({ err }, 'listener error'));
+    this.#acceptor = new Acceptor((socket) => this.#accept(socket), () => this.config.listen, this.#logger);
   }
 
   get name(): string {
@@ -82,37 +77,21 @@ export class TcpListener implements ListenerContext {
 
   /** The bound address (the real port when configured with port 0). */
   get address(): string {
-    const a = this.#server.address();
-    if (a && typeof a === 'object') return formatAddress(a.address, a.port);
-    return formatAddress(this.config.listen.host, this.config.listen.port);
+    return this.#acceptor.address;
   }
 
   get port(): number {
-    const a = this.#server.address();
-    return a && typeof a === 'object' ? a.port : this.config.listen.port;
+    return this.#acceptor.port;
   }
 
   listen(): Promise<void> {
-    const { host, port } = this.config.listen;
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(new ListenError(formatAddress(host, port), err));
-      this.#server.once('error', onError);
-      this.#server.listen({ host, port, backlog: 2048 }, () => {
-        this.#server.removeListener('error', onError);
-        resolve();
-      });
-    });
+    return this.#acceptor.listen();
   }
 
-  /**
-   * Stop accepting; open connections go on. Resolves once the listening socket is
-   * closed (server.close's own callback waits for every connection to end).
-   */
+  /** Stop accepting; open connections go on. */
   stopAccepting(): Promise<void> {
     this.#closing = true;
-    if (!this.#server.listening) return Promise.resolve();
-    this.#server.close();
-    return new Promise((resolve) => setImmediate(resolve));
+    return this.#acceptor.stop();
   }
 
   closeAll(reason: string): void {
@@ -132,25 +111,9 @@ export class TcpListener implements ListenerContext {
     counters.outcomes[session.outcome]++;
     counters.fromClient += session.fromClient;
     counters.toClient += session.toClient;
-    const upstream = session.upstream;
-    if (upstream) {
-      upstream.bytesFromClient += session.fromClient;
-      upstream.bytesToClient += session.toClient;
-    }
+    const fields = settle(this.config.name, session);
     this.#onEnd?.(session);
-    this.#accessLog?.info({
-      listener: this.config.name,
-      client: formatAddress(session.clientAddress, session.clientPort),
-      upstream: upstream?.name ?? null,
-      via: session.via,
-      keySource: session.keySource,
-      keyHash: session.key === null ? null : keyHashForLog(session.key),
-      fromClient: session.fromClient,
-      toClient: session.toClient,
-      durationMs: Math.round(performance.now() - session.startedAt),
-      outcome: session.outcome,
-      reason: session.reason,
-    });
+    this.#accessLog?.info(fields);
   }
 
   #accept(socket: net.Socket): void {
