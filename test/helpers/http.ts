@@ -184,3 +184,39 @@ export function get(path: string, headers: Record<string, string> = {}): string 
   for (const [k, v] of Object.entries(headers)) text += `${k}: ${v}\r\n`;
   return `${text}\r\n`;
 }
+
+/**
+ * A fresh key that tether (admin API at `admin()`) would hash to another upstream
+ * than `self`. Upstreams that mint such ids make learning tests deterministic: a
+ * request after the first reaches its session only through the learned pin, never
+ * by the luck of the hash.
+ */
+export async function keyHashedAwayFrom(self: string, admin: () => string, mint: () => string): Promise<string> {
+  for (;;) {
+    const key = mint();
+    const res = await fetch(`${admin()}/route?key=${encodeURIComponent(key)}`);
+    const answer = (await res.json()) as { upstream: string | null; via: string };
+    if (answer.via !== 'hash') throw new Error(`a fresh key was routed via ${answer.via}`);
+    if (answer.upstream !== null && answer.upstream !== self) return key;
+  }
+}
+
+/**
+ * Cleanups run last-started-first after each test; one failing cleanup does not
+ * leave the rest running. Call `register` in the test, `runAll` in afterEach.
+ */
+export class Cleanups {
+  #pending: (() => Promise<void>)[] = [];
+
+  register(cleanup: () => Promise<void>): void {
+    this.#pending.push(cleanup);
+  }
+
+  async runAll(): Promise<void> {
+    const pending = this.#pending.reverse();
+    this.#pending = [];
+    const errors: unknown[] = [];
+    for (const cleanup of pending) await cleanup().catch((err: unknown) => errors.push(err));
+    if (errors.length > 0) throw errors[0];
+  }
+}

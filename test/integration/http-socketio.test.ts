@@ -5,6 +5,7 @@ import { Server as IoServer } from 'socket.io';
 import { io as ioClient, type Socket as ClientSocket } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/clients.js';
+import { Cleanups, keyHashedAwayFrom } from '../helpers/http.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 
 /**
@@ -35,33 +36,9 @@ interface Ack {
   readonly n: number;
 }
 
-let cleanups: (() => Promise<void>)[] = [];
+const cleanups = new Cleanups();
 
-afterEach(async () => {
-  // Last started, first stopped: clients, then tether, then the servers. One failing
-  // cleanup must not leave the rest running.
-  const pending = cleanups.reverse();
-  cleanups = [];
-  const errors: unknown[] = [];
-  for (const cleanup of pending) await cleanup().catch((err: unknown) => errors.push(err));
-  if (errors.length > 0) throw errors[0];
-});
-
-/**
- * A session id that tether would hash to another server than `self`. With such ids
- * the test is deterministic: a request after the handshake reaches its session only
- * through the pin learned from the handshake's cookie, never by the luck of the hash.
- */
-async function sidHashedAwayFrom(self: string, admin: () => string): Promise<string> {
-  for (;;) {
-    // Engine.IO's own ids are 20 base64url characters; any unique token will do.
-    const sid = randomBytes(15).toString('base64url');
-    const { body } = await adminCall(admin(), 'GET', `/route?key=${sid}`);
-    const answer = body as { upstream: string | null; via: string };
-    if (answer.via !== 'hash') throw new Error(`a fresh sid was routed via ${answer.via}`);
-    if (answer.upstream !== null && answer.upstream !== self) return sid;
-  }
-}
+afterEach(() => cleanups.runAll());
 
 async function startIoUpstream(name: string, admin: () => string): Promise<IoUpstream> {
   const server = http.createServer();
@@ -78,7 +55,7 @@ async function startIoUpstream(name: string, admin: () => string): Promise<IoUps
     },
   };
   io.engine.generateId = async () => {
-    const sid = await sidHashedAwayFrom(name, admin);
+    const sid = await keyHashedAwayFrom(name, admin, () => randomBytes(15).toString('base64url'));
     upstream.sessions.add(sid);
     return sid;
   };
@@ -97,7 +74,7 @@ async function startRig(learn: boolean): Promise<{ upstreams: IoUpstream[]; teth
   for (const name of NAMES) {
     const upstream = await startIoUpstream(name, () => adminBase);
     upstreams.push(upstream);
-    cleanups.push(() => upstream.close());
+    cleanups.register(() => upstream.close());
   }
   const env: Record<string, string> = {
     TETHER_MODE: 'http',
@@ -108,7 +85,7 @@ async function startRig(learn: boolean): Promise<{ upstreams: IoUpstream[]; teth
   };
   if (learn) env.TETHER_LEARN = 'set-cookie:io';
   const tether = await startTether(env);
-  cleanups.push(() => tether.close());
+  cleanups.register(() => tether.close());
   adminBase = tether.admin;
   return { upstreams, tether };
 }
@@ -116,7 +93,7 @@ async function startRig(learn: boolean): Promise<{ upstreams: IoUpstream[]; teth
 /** A socket.io-client with its defaults: long-polling first, then upgrade to WebSocket. */
 function connectClient(port: number): ClientSocket {
   const socket = ioClient(`http://127.0.0.1:${port}`, { forceNew: true });
-  cleanups.push(async () => {
+  cleanups.register(async () => {
     socket.disconnect();
   });
   return socket;
@@ -200,7 +177,7 @@ describe('http mode with Socket.IO (socket.io + socket.io-client)', () => {
 
   it('has teeth: with TETHER_LEARN unset, requests after the handshake reach a server that answers 400 "Session ID unknown", and no client connects', async () => {
     // Each sid is chosen so that its hash names another server than the one whose
-    // handshake made it (see sidHashedAwayFrom), so without a learned pin the first
+    // handshake made it (see keyHashedAwayFrom), so without a learned pin the first
     // request after every handshake (the poll and the POST carrying Socket.IO's
     // CONNECT packet) reaches a stranger, which answers 400 "Session ID unknown"; the
     // client never connects and reports connect_error (then retries, failing alike).

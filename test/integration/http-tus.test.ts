@@ -9,6 +9,7 @@ import { FileStore } from '@tus/file-store';
 import { Server as TusServer } from '@tus/server';
 import { DefaultHttpStack, DetailedError, Upload, type HttpRequest, type HttpResponse } from 'tus-js-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Cleanups, keyHashedAwayFrom } from '../helpers/http.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 
 /**
@@ -48,40 +49,16 @@ interface Rig {
   readonly patchOrder: string[];
 }
 
-let cleanups: (() => Promise<void>)[] = [];
+const cleanups = new Cleanups();
 
-afterEach(async () => {
-  // Last started, first stopped: clients, then tether, then upstreams and their dirs. One failing
-  // cleanup must not leave the rest running.
-  const pending = cleanups.reverse();
-  cleanups = [];
-  const errors: unknown[] = [];
-  for (const cleanup of pending) await cleanup().catch((err: unknown) => errors.push(err));
-  if (errors.length > 0) throw errors[0];
-});
-
-/**
- * An upload id that tether would hash to another upstream than `self`. With such
- * ids the test is deterministic: a PATCH reaches its upload only through the pin
- * learned from the POST, never by the luck of the hash. (With random ids the hash
- * alone would be right about 1/3 of the time, see the learning-off case.)
- */
-async function idHashedAwayFrom(self: string, admin: () => string): Promise<string> {
-  for (;;) {
-    const id = randomBytes(16).toString('hex');
-    const { body } = await adminCall(admin(), 'GET', `/route?key=${id}`);
-    const answer = body as { upstream: string | null; via: string };
-    if (answer.via !== 'hash') throw new Error(`a fresh id was routed via ${answer.via}`);
-    if (answer.upstream !== null && answer.upstream !== self) return id;
-  }
-}
+afterEach(() => cleanups.runAll());
 
 async function startTusUpstream(name: string, admin: () => string, patchOrder: string[]): Promise<TusUpstream> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `tether-tus-${name}-`));
   const tus = new TusServer({
     path: '/files',
     datastore: new FileStore({ directory: dir }),
-    namingFunction: () => idHashedAwayFrom(name, admin),
+    namingFunction: () => keyHashedAwayFrom(name, admin, () => randomBytes(16).toString('hex')),
   });
   const patches = new Map<string, number[]>();
   const created = new Set<string>();
@@ -129,7 +106,7 @@ async function startRig(learn: boolean): Promise<Rig> {
   for (const name of NAMES) {
     const upstream = await startTusUpstream(name, () => adminBase, patchOrder);
     upstreams.push(upstream);
-    cleanups.push(() => upstream.close());
+    cleanups.register(() => upstream.close());
   }
   const env: Record<string, string> = {
     TETHER_MODE: 'http',
@@ -139,7 +116,7 @@ async function startRig(learn: boolean): Promise<Rig> {
   };
   if (learn) env.TETHER_LEARN = 'header:location=/files/([^/?]+)';
   const tether = await startTether(env);
-  cleanups.push(() => tether.close());
+  cleanups.register(() => tether.close());
   adminBase = tether.admin;
   return { upstreams, tether, patchOrder };
 }
@@ -167,7 +144,7 @@ interface ClientTrace {
  */
 async function uploadAll(port: number, files: readonly Buffer[]): Promise<{ results: UploadResult[]; trace: ClientTrace }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
-  cleanups.push(async () => agent.destroy());
+  cleanups.register(async () => agent.destroy());
   const httpStack = new DefaultHttpStack({ agent });
   const trace: ClientTrace = { perSocket: new Map(), maxInFlight: 0 };
   const results: UploadResult[] = files.map((data) => ({ data, url: null, error: null }));
@@ -294,7 +271,7 @@ describe('http mode with tus resumable uploads (@tus/server + tus-js-client)', (
 
   it('has teeth: with TETHER_LEARN unset, the PATCHes follow the hash to an upstream that never heard of the upload, and every upload fails', async () => {
     // Each upload id is chosen so that its hash names another upstream than the one
-    // whose POST created it (see idHashedAwayFrom), so without a learned pin every
+    // whose POST created it (see keyHashedAwayFrom), so without a learned pin every
     // first PATCH reaches a stranger, which answers 404, and tus-js-client (no
     // retries) gives up. Deterministic: all 12 fail.
     //
