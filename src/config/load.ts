@@ -432,6 +432,13 @@ function advice(config: Config): string[] {
       }
       if (listener.learn.length > 0) out.push(`${at}: learn rules need mode http; in tcp mode they do nothing`);
     }
+    const ip = listener.key.findIndex((k) => k.kind === 'source-ip');
+    if (ip >= 0 && ip < listener.key.length - 1) {
+      out.push(`${at}: source-ip always yields a key, so the key sources after it are never used`);
+    }
+    if (listener.mode === 'http' && listener.learn.length > 0 && !listener.key.some((k) => HTTP_ONLY_KEYS.has(k.kind))) {
+      out.push(`${at}: learn rules are set but the key chain has no header:, cookie:, query: or path: source to carry a learned key`);
+    }
     if (listener.acceptProxy !== 'off' && listener.trustedProxies.length === 0) {
       out.push(`${at}: acceptProxy is ${listener.acceptProxy} but trustedProxies is empty, so every connection will be refused`);
     }

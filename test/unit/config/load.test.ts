@@ -210,6 +210,16 @@ describe('warnings', () => {
     ]);
     expect(loadConfigWithWarnings(UP).warnings).toEqual([]);
   });
+
+  it('key sources that can never be used, learn rules with nothing to carry the key', () => {
+    expect(loadConfigWithWarnings({ ...UP, TETHER_MODE: 'http', TETHER_KEY: 'source-ip,cookie:sid' }).warnings).toEqual([
+      'listener "default": source-ip always yields a key, so the key sources after it are never used',
+    ]);
+    expect(loadConfigWithWarnings({ ...UP, TETHER_MODE: 'http', TETHER_LEARN: 'set-cookie:sid' }).warnings).toEqual([
+      'listener "default": learn rules are set but the key chain has no header:, cookie:, query: or path: source to carry a learned key',
+    ]);
+    expect(loadConfigWithWarnings({ ...UP, TETHER_MODE: 'http', TETHER_KEY: 'cookie:sid,source-ip', TETHER_LEARN: 'set-cookie:sid' }).warnings).toEqual([]);
+  });
 });
 
 describe('address conflicts', () => {
