@@ -1,7 +1,8 @@
 /**
  * The effective settings as JSON, for `tether check`: the keys and value syntax of a
  * TETHER_CONFIG file (so the output reads like one), plus `configFile`. Secrets never
- * appear: the admin token is "***" when set, a Redis password is "***".
+ * appear: the admin token is "***" when set, a Redis password (in the URL or
+ * redis.sentinelPassword) is "***".
  */
 import { formatHealth, formatHostPort, formatKeySource, formatLearnRule } from './parse.js';
 import type { Config, ListenerConfig } from './types.js';
@@ -41,6 +42,26 @@ function listenerSettings(listener: ListenerConfig): EffectiveSettings {
   };
 }
 
+/** The `redis` object of the file, when the store is Sentinel or Cluster. */
+function redisSettings(config: Config): EffectiveSettings {
+  if (config.store.kind !== 'redis') return {};
+  const topology = config.store.topology;
+  switch (topology.kind) {
+    case 'standalone':
+      return {};
+    case 'sentinel':
+      return {
+        redis: {
+          sentinels: topology.sentinels.map(formatHostPort),
+          ...(topology.sentinelPassword === null ? {} : { sentinelPassword: '***' }),
+        },
+      };
+    case 'cluster':
+      // Every startup node, the store URL's own first: read back, it is the same list.
+      return { redis: { cluster: topology.nodes.map(formatHostPort) } };
+  }
+}
+
 export function effectiveSettings(config: Config): EffectiveSettings {
   return {
     configFile: config.configFile,
@@ -48,6 +69,8 @@ export function effectiveSettings(config: Config): EffectiveSettings {
     adminToken: config.adminToken === null ? null : '***',
     store: config.store.kind === 'memory' ? 'memory' : config.store.redacted,
     storeTimeoutMs: config.storeTimeoutMs,
+    redisPrefix: config.redisPrefix,
+    ...redisSettings(config),
     ringThreads: config.ringThreads,
     logLevel: config.logLevel,
     accessLog: config.accessLog,

@@ -15,7 +15,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { ConfigFileError, formatLocation } from './errors.js';
-import { EXPECTED, addressBytes, formatHostPort } from './parse.js';
+import { EXPECTED, addressBytes, formatHostPort, redisUrlHost } from './parse.js';
 import {
   LISTENER_SETTING_KEYS,
   PROCESS_SETTING_KEYS,
@@ -29,7 +29,7 @@ import {
   type ListenerSettingKey,
   type ProcessSettingKey,
 } from './schema.js';
-import type { Config, HostPort, ListenerConfig } from './types.js';
+import type { Config, HostPort, ListenerConfig, StoreConfig } from './types.js';
 
 /** config/defaults.json, next to src/ and to dist/ alike. */
 export const DEFAULTS_FILE = fileURLToPath(new URL('../../config/defaults.json', import.meta.url));
@@ -147,8 +147,9 @@ export function loadConfigWithWarnings(env: NodeJS.ProcessEnv = process.env): Lo
     listeners,
     admin: setting('admin'),
     adminToken: setting('adminToken'),
-    store: required(setting('store'), 'store'),
+    store: resolveStore(required(setting('store'), 'store'), { fromEnv, file }, warnings),
     storeTimeoutMs: required(setting('storeTimeoutMs'), 'storeTimeoutMs'),
+    redisPrefix: required(setting('redisPrefix'), 'redisPrefix'),
     ringThreads: required(setting('ringThreads'), 'ringThreads'),
     logLevel: required(setting('logLevel'), 'logLevel'),
     accessLog: required(setting('accessLog'), 'accessLog'),
@@ -347,6 +348,39 @@ class JsonStop {
 interface Layers {
   readonly fromEnv: EnvSettings;
   readonly file: FileSettings;
+}
+
+const SENTINEL_MASTER_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+
+/**
+ * The store URL joined with the file's `redis` object (Sentinel or Cluster). The URL
+ * may come from TETHER_STORE and the topology from the file: the password can then
+ * stay out of the file.
+ */
+function resolveStore(store: StoreConfig, layers: Layers, warnings: string[]): StoreConfig {
+  const options = layers.file.redis ?? {};
+  const { sentinels, cluster } = options;
+  if (sentinels === undefined && cluster === undefined) return store;
+  if (store.kind === 'memory') {
+    warnings.push(`redis.${sentinels !== undefined ? 'sentinels' : 'cluster'} does nothing while the store is memory`);
+    return store;
+  }
+  const blame = (expected: string): ConfigError =>
+    layers.fromEnv.store !== undefined
+      ? new ConfigError('TETHER_STORE', store.redacted, expected)
+      : new ConfigFileError('TETHER_CONFIG', 'store', store.redacted, expected);
+  if (sentinels !== undefined) {
+    const { host, port } = redisUrlHost(store.url);
+    if (port !== null || !SENTINEL_MASTER_NAME.test(host)) throw blame(EXPECTED.sentinelStore);
+    return { ...store, topology: { kind: 'sentinel', name: host, sentinels, sentinelPassword: options.sentinelPassword ?? null } };
+  }
+  const url = new URL(store.url);
+  if (!/^\/?0?$/.test(url.pathname)) throw blame(EXPECTED.clusterStore);
+  const nodes: HostPort[] = [{ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port === '' ? 6379 : Number(url.port) }];
+  for (const node of cluster ?? []) {
+    if (!nodes.some((n) => n.host === node.host && n.port === node.port)) nodes.push(node);
+  }
+  return { ...store, topology: { kind: 'cluster', nodes } };
 }
 
 /** Host text compared as bytes when it is an address, else case-insensitively. */

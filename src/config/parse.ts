@@ -87,6 +87,11 @@ export const EXPECTED = {
   cidr: 'a CIDR like 10.0.0.0/8 or fd00::/8, or an IP address',
   cidrs: 'a comma list of CIDRs like 10.0.0.0/8 or fd00::/8, or none',
   store: 'memory or redis://[:password@]host:port[/db]',
+  redisPrefix: '1-128 visible ASCII characters (no spaces), e.g. tether:',
+  redisNodes: 'a list of host:port',
+  redisPassword: 'a password of 1-4096 visible ASCII characters (no spaces)',
+  sentinelStore: 'redis://[[user]:password@]MASTER[/db]: with redis.sentinels the host part names the Sentinel master group (1-128 of A-Z a-z 0-9 . _ -) and takes no port',
+  clusterStore: 'redis://[[user]:password@]host:port with db 0 or none: Redis Cluster has db 0 only',
   admin: 'host:port with a port from 1 to 65535 (0: any free port), or off',
   adminToken: 'a token of 1-4096 visible ASCII characters (no spaces)',
   logLevel: 'one of fatal, error, warn, info, debug, trace, silent',
@@ -612,7 +617,31 @@ export function parseStore(variable: string, value: string): StoreConfig {
   if (url.hostname === '' || url.search !== '' || url.hash !== '' || text.includes('?') || text.includes('#')) fail();
   if (url.port !== '' && (Number(url.port) < 1 || Number(url.port) > 65535)) fail();
   if (!/^(\/(\d{1,5})?)?$/.test(url.pathname)) fail();
-  return { kind: 'redis', url: text, redacted };
+  return { kind: 'redis', url: text, redacted, topology: { kind: 'standalone' } };
+}
+
+/** The host part of a Redis URL as written (URL lower-cases it; master names keep case). */
+export function redisUrlHost(url: string): { host: string; port: string | null } {
+  const rest = url.slice(url.indexOf('//') + 2);
+  const authority = rest.slice(0, rest.search(/[/?#]|$/));
+  const hostPort = authority.slice(authority.lastIndexOf('@') + 1);
+  const match = /^(\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(hostPort)!;
+  return { host: match[1]!, port: match[2] ?? null };
+}
+
+/** TETHER_REDIS_PREFIX: prepended to every key and channel; `{...}` hash tags allowed. */
+export function parseRedisPrefix(variable: string, value: string): string {
+  const text = value.trim();
+  if (!/^[\x21-\x7e]{1,128}$/.test(text)) throw new ConfigError(variable, value, EXPECTED.redisPrefix);
+  return text;
+}
+
+/** A Redis password given as a setting (redis.sentinelPassword): never echoed. */
+export function parseRedisPassword(variable: string, value: unknown): string {
+  if (typeof value !== 'string' || !/^[\x21-\x7e]{1,4096}$/.test(value)) {
+    throw new ConfigError(variable, '***', EXPECTED.redisPassword);
+  }
+  return value;
 }
 
 /** `host:port` or `off` (null). */

@@ -13,7 +13,7 @@
  *     "hash": "ring",                     // a listener setting at top level is the
  *                                         //   default for every listener
  *     "listeners": [ { "name": "pg", "listen": "127.0.0.1:6432", "upstreams": [...] } ],
- *     "redis": { ... }                    // reserved for Sentinel/Cluster options; accepted, unused
+ *     "redis": { "sentinels": [...] }     // Sentinel or Cluster: see redisSchema below
  *   }
  *
  * - Keys are the camelCase of the TETHER_* variables (TETHER_STICKY_TTL_S ->
@@ -50,6 +50,8 @@ import {
   parseLogLevel,
   parseMode,
   parseProxyProtocol,
+  parseRedisPassword,
+  parseRedisPrefix,
   parseStore,
   parseUpstream,
   parseUpstreamAddress,
@@ -177,6 +179,7 @@ export const processSettings = {
   ),
   store: via(text(EXPECTED.store), (v) => parseStore(HERE, v)),
   storeTimeoutMs: integer('storeTimeoutMs'),
+  redisPrefix: via(text(EXPECTED.redisPrefix), (v) => parseRedisPrefix(HERE, v)),
   ringThreads: integer('ringThreads'),
   logLevel: via(text(EXPECTED.logLevel), (v) => parseLogLevel(HERE, v)),
   accessLog: via(z.union([z.boolean(), z.string(), z.number()], { error: EXPECTED.boolean }), (v) =>
@@ -196,13 +199,57 @@ export const listenerSchema = z
   .strictObject({ $comment: comment, name: listenerName, ...listenerSettings }, { error: 'an object of listener settings' })
   .partial();
 
+/** A Redis node: "host:port" or { "host", "port" } (the shape ioredis takes). */
+const redisNode = z.union(
+  [
+    via(z.string(), (v) => parseUpstreamAddress(HERE, v)),
+    via(
+      z.strictObject({ host: z.string(), port: z.union([z.number(), z.string()]) }, { error: 'a node' }),
+      (o) => parseUpstreamAddress(HERE, formatHostPort({ host: o.host.replace(/^\[(.*)\]$/, '$1'), port: Number(o.port) })),
+    ),
+  ],
+  { error: `a node: "host:port" or {"host", "port"}` },
+);
+
+const redisNodes = (what: string) =>
+  list(splitList, redisNode, `${EXPECTED.redisNodes} (${what})`, { allowEmpty: false });
+
+/**
+ * How to reach Redis when it is not one server (the store URL's host and port):
+ *   { "sentinels": ["10.0.0.1:26379", ...], "sentinelPassword"?: "..." }
+ *      Sentinel: the store URL's host part is the master group name
+ *      (redis://:PASSWORD@mymaster/0, as redis-rb and Sidekiq spell it);
+ *   { "cluster": ["10.0.0.2:7000", ...] }
+ *      Cluster: startup nodes besides the store URL's host:port.
+ * The URL's user, password and scheme (rediss: TLS) apply to the data nodes.
+ */
+export const redisSchema = z
+  .strictObject(
+    {
+      $comment: comment,
+      sentinels: redisNodes('Sentinel addresses'),
+      sentinelPassword: via(z.unknown(), (v) => parseRedisPassword(HERE, v)),
+      cluster: redisNodes('Cluster nodes'),
+    },
+    { error: 'an object of Redis options: sentinels, sentinelPassword, cluster' },
+  )
+  .partial()
+  .superRefine((o, ctx) => {
+    if (o.sentinels !== undefined && o.cluster !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'either sentinels or cluster, not both', input: 'cluster', path: ['cluster'] });
+    }
+    if (o.sentinelPassword !== undefined && o.sentinels === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'set only with sentinels', input: '***', path: ['sentinelPassword'] });
+    }
+  });
+
 export const fileSchema = z
   .strictObject({
     $comment: comment,
     ...processSettings,
     ...listenerSettings,
     listeners: z.array(listenerSchema, { error: 'a list of listener objects' }),
-    redis: z.record(z.string(), z.unknown(), { error: 'an object of Redis options' }),
+    redis: redisSchema,
   })
   .partial();
 
@@ -253,6 +300,7 @@ function toProblem(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[]): Set
 const TOP_KEYS = Object.keys(fileSchema.shape);
 const LISTENER_KEYS = Object.keys(listenerSchema.shape);
 const UPSTREAM_KEYS = ['$comment', 'name', 'address', 'weight'];
+const REDIS_KEYS = Object.keys(redisSchema.shape);
 
 function normalise(key: string): string {
   return key.toLowerCase().replace(/[^a-z0-9]/g, '').replace(/^tether/, '');
@@ -291,7 +339,8 @@ export function closest(name: string, known: readonly string[]): string | undefi
 function unknownKeyExpected(path: readonly PropertyKey[], key: string): string {
   const inListener = path.length === 2 && path[0] === 'listeners';
   const inUpstream = path.length >= 2 && path[path.length - 2] === 'upstreams';
-  const known = inUpstream ? UPSTREAM_KEYS : inListener ? LISTENER_KEYS : TOP_KEYS;
+  const inRedis = path.length === 1 && path[0] === 'redis';
+  const known = inUpstream ? UPSTREAM_KEYS : inListener ? LISTENER_KEYS : inRedis ? REDIS_KEYS : TOP_KEYS;
   if (inListener && (PROCESS_SETTING_KEYS as string[]).includes(key)) {
     return 'a listener setting (it is a process setting: put it at the top level)';
   }

@@ -75,6 +75,23 @@ export interface ListenerConfig {
   readonly maxConnections: number;
 }
 
+/** How tether finds Redis: the `redis` object of the TETHER_CONFIG file. */
+export type RedisTopology =
+  | { readonly kind: 'standalone' }
+  | {
+      readonly kind: 'sentinel';
+      /** The master group name: the host part of the store URL, case kept. */
+      readonly name: string;
+      readonly sentinels: readonly HostPort[];
+      /** A secret, as the URL's password: never log it. */
+      readonly sentinelPassword: string | null;
+    }
+  | {
+      readonly kind: 'cluster';
+      /** Startup nodes: the store URL's host:port first, then `redis.cluster`. */
+      readonly nodes: readonly HostPort[];
+    };
+
 export type StoreConfig =
   | { readonly kind: 'memory' }
   | {
@@ -82,6 +99,7 @@ export type StoreConfig =
       /** The URL as given; contains the password: never log it, log `redacted`. */
       readonly url: string;
       readonly redacted: string;
+      readonly topology: RedisTopology;
     };
 
 export interface Config {
@@ -91,6 +109,8 @@ export interface Config {
   readonly adminToken: string | null;
   readonly store: StoreConfig;
   readonly storeTimeoutMs: number;
+  /** Prepended to every Redis key and channel tether uses (TETHER_REDIS_PREFIX). */
+  readonly redisPrefix: string;
   readonly ringThreads: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly accessLog: boolean;

@@ -27,8 +27,6 @@ describe('bad settings exit 2 with one line naming the variable', () => {
     ['no upstreams at all', {}, /^tether: TETHER_UPSTREAMS: /],
     ['a weight out of range', { TETHER_UPSTREAMS: 'a=127.0.0.1:1*300' }, /^tether: TETHER_UPSTREAMS: /],
     ['a bad number', { TETHER_UPSTREAMS: '127.0.0.1:1', TETHER_VNODES: 'lots' }, /^tether: TETHER_VNODES: "lots" is not /],
-    // Valid in the contract, refused until their machinery ships (never silently ignored).
-    ['a Redis store, not in this release', { TETHER_UPSTREAMS: '127.0.0.1:1', TETHER_STORE: 'redis://:pw@127.0.0.1:6379' }, /^tether: TETHER_STORE: "redis:\/\/:\*\*\*@127\.0\.0\.1:6379" is not memory/],
   ];
   for (const [what, env, pattern] of cases) {
     for (const args of [[], ['check']]) {

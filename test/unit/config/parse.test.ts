@@ -233,13 +233,15 @@ describe('CIDRs', () => {
   });
 });
 
+const STANDALONE = { kind: 'standalone' };
+
 describe('store', () => {
   it.each([
     ['memory', { kind: 'memory' }],
-    ['redis://127.0.0.1:6379', { kind: 'redis', url: 'redis://127.0.0.1:6379', redacted: 'redis://127.0.0.1:6379' }],
-    ['redis://:s3cret@redis:6379/2', { kind: 'redis', url: 'redis://:s3cret@redis:6379/2', redacted: 'redis://:***@redis:6379/2' }],
-    ['rediss://user:pw@[::1]:6380', { kind: 'redis', url: 'rediss://user:pw@[::1]:6380', redacted: 'rediss://user:***@[::1]:6380' }],
-    ['redis://localhost', { kind: 'redis', url: 'redis://localhost', redacted: 'redis://localhost' }],
+    ['redis://127.0.0.1:6379', { kind: 'redis', url: 'redis://127.0.0.1:6379', redacted: 'redis://127.0.0.1:6379', topology: STANDALONE }],
+    ['redis://:s3cret@redis:6379/2', { kind: 'redis', url: 'redis://:s3cret@redis:6379/2', redacted: 'redis://:***@redis:6379/2', topology: STANDALONE }],
+    ['rediss://user:pw@[::1]:6380', { kind: 'redis', url: 'rediss://user:pw@[::1]:6380', redacted: 'rediss://user:***@[::1]:6380', topology: STANDALONE }],
+    ['redis://localhost', { kind: 'redis', url: 'redis://localhost', redacted: 'redis://localhost', topology: STANDALONE }],
   ])('%s', (text, store) => {
     expect(parseStore('S', text)).toEqual(store);
   });
