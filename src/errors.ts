@@ -8,7 +8,8 @@ export type TetherErrorCode =
   | 'TETHER_ERR_CONNECT'
   | 'TETHER_ERR_UNKNOWN_UPSTREAM'
   | 'TETHER_ERR_BAD_REQUEST'
-  | 'TETHER_ERR_LISTEN';
+  | 'TETHER_ERR_LISTEN'
+  | 'TETHER_ERR_STORE';
 
 export class TetherError extends Error {
   readonly code: TetherErrorCode;
@@ -52,5 +53,13 @@ export class ListenError extends TetherError {
   constructor(address: string, cause: Error) {
     super('TETHER_ERR_LISTEN', `cannot listen on ${address}: ${cause.message}`);
     this.name = 'ListenError';
+  }
+}
+
+/** The shared store did not take a membership change (admin API: 503, nothing changed). */
+export class StoreError extends TetherError {
+  constructor(message: string) {
+    super('TETHER_ERR_STORE', message);
+    this.name = 'StoreError';
   }
 }

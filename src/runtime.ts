@@ -1,13 +1,15 @@
 import type { Logger } from 'pino';
 import { Metrics, type MeteredListener } from './admin/metrics.js';
 import { buildStats, type StatsSnapshot } from './admin/page/stats.js';
-import { createStore, type PinStore, type Store } from './affinity/index.js';
+import { commandTimeoutMs, createStore, guardPins, type PinStore, type Store } from './affinity/index.js';
 import { routeWithPins } from './affinity/router.js';
 import { AdminServer, type AdminBackend, type AdminListener, type RouteAnswer, type Scrape } from './admin/server.js';
 import type { Config, ListenerConfig } from './config/types.js';
 import { HealthMonitor } from './health/monitor.js';
 import { HttpListener } from './listener/http.js';
 import { TcpListener } from './listener/tcp.js';
+import type { AdminChange } from './membership/overrides.js';
+import { SharedMembership, applyChange } from './membership/sync.js';
 import { UpstreamPool, type MembershipEvent, type PoolOptions } from './pool/pool.js';
 import type { Upstream } from './pool/upstream.js';
 
@@ -17,7 +19,10 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
   readonly pool: UpstreamPool;
   readonly listener: TcpListener | HttpListener;
   monitor: HealthMonitor;
-  /** This listener's learned pins (http mode reads and writes them). */
+  /**
+   * This listener's learned pins (http mode reads and writes them). Calls never reject
+   * and never wait longer than TETHER_STORE_TIMEOUT_MS (affinity/guard.ts).
+   */
   readonly pins: PinStore;
   readonly #logger: Logger;
   /**
@@ -85,8 +90,11 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     await this.listener.listen();
   }
 
-  /** Apply a reloaded configuration; connections stay open. */
-  apply(config: ListenerConfig): void {
+  /**
+   * Apply a reloaded configuration; connections stay open. `setUpstreams` false: the
+   * caller brings the membership in line itself (a shared store adds its changes).
+   */
+  apply(config: ListenerConfig, setUpstreams = true): void {
     const old = this.config;
     if (old.mode !== config.mode) {
       // The other mode is another kind of listener: keep this one as it is.
@@ -96,7 +104,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     this.config = config;
     this.listener.config = config;
     this.pool.setOptions(poolOptions(config));
-    this.pool.setUpstreams(config.upstreams);
+    if (setUpstreams) this.pool.setUpstreams(config.upstreams);
     if (healthChanged(old, config)) {
       this.monitor.stop();
       // A new monitor starts every target up (as at start-up); the pool follows it.
@@ -148,11 +156,26 @@ export class Tether implements AdminBackend {
   readonly #startedAt = Date.now();
   /** Learned pins (and, with Redis, shared membership): made once, kept across reloads. */
   readonly #store: Store;
+  /** Admin changes shared through the store; null with the memory store. */
+  readonly #shared: SharedMembership | null;
 
   private constructor(config: Config, options: TetherOptions) {
     this.#config = config;
-    this.#store = createStore(config);
     this.logger = options.logger;
+    const storeLogger = options.logger.child({ component: 'store' });
+    const onError = (): void => this.#metrics.storeError();
+    this.#store = createStore(config, { logger: storeLogger, onError });
+    this.#shared =
+      this.#store.membership === null
+        ? null
+        : new SharedMembership({
+            store: this.#store.membership,
+            logger: storeLogger,
+            onError,
+            listener: (name) => this.#runtimes.get(name),
+            listeners: () => this.runtimes,
+            writeTimeoutMs: commandTimeoutMs(config),
+          });
     this.#accessLog = config.accessLog ? options.logger.child({ component: 'access' }) : null;
   }
 
@@ -238,7 +261,20 @@ export class Tether implements AdminBackend {
     };
   }
 
-  /** Apply a new configuration (SIGHUP): listeners added, removed or updated in place. */
+  /**
+   * An admin membership change. With a shared store it is stored first and reaches
+   * every instance; a StoreError when the store does not take it (nothing changed).
+   */
+  async changeUpstream(listener: AdminListener, change: AdminChange): Promise<void> {
+    if (this.#shared !== null) await this.#shared.change(listener, change);
+    else applyChange(listener.pool, change);
+  }
+
+  /**
+   * Apply a new configuration (SIGHUP): listeners added, removed or updated in place.
+   * With a shared store, stored admin changes stay on top of the new file's upstreams
+   * (membership/overrides.ts says when the file wins).
+   */
   async reload(config: Config): Promise<void> {
     const old = this.#config;
     this.#config = config;
@@ -254,15 +290,24 @@ export class Tether implements AdminBackend {
     for (const listenerConfig of config.listeners) {
       const runtime = this.#runtimes.get(listenerConfig.name);
       if (runtime) {
-        runtime.apply(listenerConfig);
+        runtime.apply(listenerConfig, this.#shared === null);
+        this.#syncFromStore(runtime);
       } else {
         const created = this.#createRuntime(listenerConfig);
+        this.#syncFromStore(created);
         await created.start();
         this.logger.info({ listener: listenerConfig.name, address: created.listener.address }, 'listener added');
       }
     }
     if (old.admin?.host !== config.admin?.host || old.admin?.port !== config.admin?.port || old.adminToken !== config.adminToken) {
       this.logger.warn('admin address and token changes take effect on restart');
+    }
+    if (
+      JSON.stringify(old.store) !== JSON.stringify(config.store) ||
+      old.redisPrefix !== config.redisPrefix ||
+      old.storeTimeoutMs !== config.storeTimeoutMs
+    ) {
+      this.logger.warn('store settings (store, redis, redisPrefix, storeTimeoutMs) take effect on restart');
     }
     this.logger.info({ listeners: [...this.#runtimes.keys()] }, 'configuration reloaded');
   }
@@ -288,6 +333,7 @@ export class Tether implements AdminBackend {
     for (const r of runtimes) r.listener.closeAll('shutdown');
     await this.#admin?.close();
     this.#metrics.close();
+    this.#shared?.close();
     await this.#store.close();
     this.#listening = false;
   }
@@ -302,6 +348,7 @@ export class Tether implements AdminBackend {
     }
     await this.#admin?.close();
     this.#metrics.close();
+    this.#shared?.close();
     await this.#store.close();
     this.#listening = false;
   }
@@ -309,6 +356,8 @@ export class Tether implements AdminBackend {
   async #start(): Promise<void> {
     const config = this.#config;
     for (const listenerConfig of config.listeners) this.#createRuntime(listenerConfig);
+    // Stored admin changes apply before the first connection is accepted.
+    await this.#shared?.start();
     for (const runtime of this.#runtimes.values()) {
       await runtime.start();
       this.logger.info(
@@ -336,11 +385,21 @@ export class Tether implements AdminBackend {
       this.#accessLog,
       (listener, event) => this.#recordChange(listener, event),
       this.#metrics,
-      this.#store.pins(listenerConfig.name),
+      guardPins(this.#store, listenerConfig.name, {
+        timeoutMs: this.#config.storeTimeoutMs,
+        onError: () => this.#metrics.storeError(),
+      }),
     );
     this.#runtimes.set(listenerConfig.name, runtime);
     this.#metrics.track(runtime);
     return runtime;
+  }
+
+  /** Shared store: the stored changes on top of the file's upstreams now, a fresh read soon. */
+  #syncFromStore(runtime: ListenerRuntime): void {
+    if (this.#shared === null) return;
+    this.#shared.apply(runtime);
+    this.#shared.refreshSoon(runtime.name);
   }
 
   #recordChange(listener: string, event: MembershipEvent): void {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { parseHostPort } from '../config/parse.js';
 import type { HostPort, ListenerConfig } from '../config/types.js';
 import { TetherError } from '../errors.js';
+import type { AdminChange } from '../membership/overrides.js';
 import type { RouteVia, UpstreamPool } from '../pool/pool.js';
 import { formatAddress, type Upstream } from '../pool/upstream.js';
 import { HttpError, readJsonBody, sendJson } from './http-util.js';
@@ -31,6 +32,11 @@ export interface AdminBackend {
   isShuttingDown(): boolean;
   listeners(): readonly AdminListener[];
   route(listener: AdminListener, key: string): Promise<RouteAnswer>;
+  /**
+   * Add, change, remove, drain or undrain an upstream. With a shared store this waits
+   * for the store and may throw a TetherError TETHER_ERR_STORE (503, nothing changed).
+   */
+  changeUpstream(listener: AdminListener, change: AdminChange): Promise<void>;
   /** Prometheus text for GET /metrics. */
   scrape(): Promise<Scrape>;
   /** The stats page's data (GET /stats.json). */
@@ -163,11 +169,12 @@ export class AdminServer {
     const pool = listener.pool;
     const method = req.method ?? 'GET';
     const log = this.#options.logger;
+    const backend = this.#options.backend;
     if (action === undefined) {
       if (method === 'GET') return sendJson(res, 200, describeUpstream(requireUpstream(pool, name)));
       if (method === 'DELETE') {
         const removed = describeUpstream(requireUpstream(pool, name));
-        pool.remove(name);
+        await backend.changeUpstream(listener, { op: 'delete', upstream: name });
         log.info({ listener: listener.name, upstream: name }, 'upstream removed through admin API');
         return sendJson(res, 200, { ...removed, removed: true });
       }
@@ -175,23 +182,25 @@ export class AdminServer {
       const body = await readJsonBody(req);
       if (!NAME_PATTERN.test(name)) throw badRequest(`upstream name ${JSON.stringify(name)} is not 1-128 of A-Z a-z 0-9 . _ : - [ ]`);
       const target = parseAddressField(body.address);
-      const weight = parseWeight(body.weight);
-      const created = pool.put(name, target.host, target.port, weight);
-      log.info({ listener: listener.name, upstream: name, address: formatAddress(target.host, target.port), weight: pool.get(name)!.weight, created }, 'upstream set through admin API');
-      return sendJson(res, created ? 201 : 200, describeUpstream(pool.get(name)!));
+      const existing = pool.get(name);
+      const weight = parseWeight(body.weight) ?? existing?.weight ?? 1;
+      await backend.changeUpstream(listener, { op: 'put', upstream: name, host: target.host, port: target.port, weight });
+      const created = existing === undefined;
+      log.info({ listener: listener.name, upstream: name, address: formatAddress(target.host, target.port), weight, created }, 'upstream set through admin API');
+      return sendJson(res, created ? 201 : 200, describeUpstream(requireUpstream(pool, name)));
     }
     allow(method, 'POST');
     const body = await readJsonBody(req);
     requireUpstream(pool, name);
     if (action === 'drain') {
       const deadlineS = parseDeadline(body.deadlineS);
-      const upstream = pool.drain(name, deadlineS);
+      await backend.changeUpstream(listener, { op: 'drain', upstream: name, deadlineS });
       log.info({ listener: listener.name, upstream: name, deadlineS: deadlineS ?? null }, 'upstream draining');
-      return sendJson(res, 200, describeUpstream(upstream));
+      return sendJson(res, 200, describeUpstream(requireUpstream(pool, name)));
     }
-    const upstream = pool.undrain(name);
+    await backend.changeUpstream(listener, { op: 'undrain', upstream: name });
     log.info({ listener: listener.name, upstream: name }, 'upstream undrained');
-    sendJson(res, 200, describeUpstream(upstream));
+    sendJson(res, 200, describeUpstream(requireUpstream(pool, name)));
   }
 
   #pick(url: URL): AdminListener {
@@ -233,7 +242,8 @@ export class AdminServer {
       return sendJson(res, err.status, { error: err.message, code: err.code });
     }
     if (err instanceof TetherError) {
-      const status = err.code === 'TETHER_ERR_UNKNOWN_UPSTREAM' ? 404 : err.code === 'TETHER_ERR_CONFIG' ? 400 : 500;
+      const status =
+        err.code === 'TETHER_ERR_UNKNOWN_UPSTREAM' ? 404 : err.code === 'TETHER_ERR_CONFIG' ? 400 : err.code === 'TETHER_ERR_STORE' ? 503 : 500;
       return sendJson(res, status, { error: err.message, code: err.code });
     }
     this.#options.logger.error({ err }, 'admin request failed');

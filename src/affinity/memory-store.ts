@@ -56,6 +56,8 @@ class MemoryPins implements PinStore {
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
   readonly local = true;
+  /** Nothing to share: admin changes stay in this process. */
+  readonly membership = null;
   readonly #byListener = new Map<string, MemoryPins>();
   readonly #sweeper: NodeJS.Timeout;
 
