@@ -15,7 +15,7 @@
  *
  *   node native-bench/run.mjs [--quick] [--only=direct,tether,...] [--rounds=N]
  *        [--duration=S] [--idle=N] [--peer-threads=N] [--bulk=iperf3|node]
- *        [--http=wrk|node] [--no-hash-quality] [--keep-tmp]
+ *        [--http=wrk|node] [--no-hash-quality] [--no-store-latency] [--keep-tmp]
  *
  * Writes native-bench/results/latest.json and latest.md, then runs
  * native-bench/hash-quality.mjs and appends its tables. Linux only (/proc).
@@ -62,6 +62,7 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
   --http=wrk|node      keep-alive HTTP tool (default wrk when installed)
   --connrate=wrk|node  new-connection tool (default wrk when installed)
   --no-hash-quality    skip native-bench/hash-quality.mjs at the end
+  --no-store-latency   skip native-bench/store-latency.mjs (memory vs Redis store) at the end
   --keep-tmp           keep the temp directory (configs, logs) after a good run
 `;
 
@@ -79,6 +80,7 @@ function parseArgs(argv) {
     http: null,
     connrate: null,
     hashQuality: true,
+    storeLatency: true,
     keepTmp: false,
   };
   const set = {};
@@ -112,6 +114,7 @@ function parseArgs(argv) {
       case '--http': o.http = list(['wrk', 'node'])[0]; break;
       case '--connrate': o.connrate = list(['wrk', 'node'])[0]; break;
       case '--no-hash-quality': o.hashQuality = false; break;
+      case '--no-store-latency': o.storeLatency = false; break;
       case '--keep-tmp': o.keepTmp = true; break;
       default: fail(`unknown option ${arg} (--help lists them)`);
     }
@@ -1158,7 +1161,17 @@ async function main() {
     }
     process.stdout.write(hashMd);
   }
-  writeFileSync(join(resultsDir, 'latest.md'), `${md}\n${hashMd}`);
+  let storeMd = '';
+  if (opts.storeLatency) {
+    log('bench: node native-bench/store-latency.mjs');
+    const r = await runCapture(process.execPath, [join(here, 'store-latency.mjs')], { timeoutMs: 300_000 });
+    storeMd =
+      r.code === 0
+        ? `\n## Store latency (node native-bench/store-latency.mjs)\n\n${r.stdout.trim()}\n`
+        : `\n## Store latency\n\nnative-bench/store-latency.mjs failed (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}\n`;
+    process.stdout.write(storeMd);
+  }
+  writeFileSync(join(resultsDir, 'latest.md'), `${md}\n${hashMd}${storeMd}`);
   log(`bench: wrote native-bench/results/latest.json and latest.md in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
   await cleanup();

@@ -142,4 +142,36 @@ describe('Redis outage', () => {
     await timeUntil(async () => JSON.stringify(await membershipOf(late.admin)) === JSON.stringify([view('a'), view('c')]), 20_000, 'the late instance to reconcile');
     expect(await routesOf(late.admin, KEYS)).toEqual(await routesOf(a.admin, KEYS));
   });
+
+  it('hung (SIGSTOP, sockets open): connections flow, an admin change gives up in bounded time, and all converge after', async () => {
+    instances = await spawnInstances(2, env());
+    const [a, b] = instances as [Instance, Instance];
+    redis.pause();
+    try {
+      const load = traffic(a.port, 2);
+      load.phase.killed = true;
+      const started = performance.now();
+      const answer = await adminCall(a.admin, 'DELETE', '/upstreams/b');
+      const adminMs = performance.now() - started;
+      expect(answer.status).toBe(503);
+      expect(answer.body).toMatchObject({ code: 'TETHER_ERR_STORE' });
+      // The admin bound is max(1 s, TETHER_STORE_TIMEOUT_MS); generous ceiling here.
+      expect(adminMs).toBeLessThan(5_000);
+      await timeUntil(async () => load.attempts.length >= 100, 30_000, 'traffic while Redis hangs');
+      await load.stop();
+      expect(load.attempts.filter((x) => !x.ok)).toEqual([]);
+      expect(Math.max(...load.attempts.map((x) => x.ms))).toBeLessThan(CONNECT_BOUND_MS);
+    } finally {
+      redis.resume();
+    }
+    // The DELETE sat in the socket and lands now: "may or may not be made". Either
+    // way, every instance ends up with what Redis holds.
+    const stored = (): boolean => redis.cli('hexists', 'tether:membership:default', 'm:b') === '1';
+    await timeUntil(async () => {
+      const expected = stored() ? [view('a'), view('c')] : [view('a'), view('b'), view('c')];
+      const [ma, mb] = await Promise.all([membershipOf(a.admin), membershipOf(b.admin)]);
+      return JSON.stringify(ma) === JSON.stringify(expected) && JSON.stringify(mb) === JSON.stringify(expected);
+    }, 20_000, 'A and B to agree with Redis');
+    expect(await routesOf(a.admin, KEYS)).toEqual(await routesOf(b.admin, KEYS));
+  });
 });
