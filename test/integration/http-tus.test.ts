@@ -1,15 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { FileStore } from '@tus/file-store';
-import { Server as TusServer } from '@tus/server';
 import { DefaultHttpStack, DetailedError, Upload, type HttpRequest, type HttpResponse } from 'tus-js-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cleanups, keyHashedAwayFrom } from '../helpers/http.js';
+import { Cleanups } from '../helpers/http.js';
+import { startTusUpstream, type TusUpstream } from '../helpers/tus.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 
 /**
@@ -29,19 +27,6 @@ const CONNECTIONS = 3;
 const CHUNKS_PER_FILE = Math.ceil(FILE_BYTES / CHUNK);
 const NAMES = ['tus-a', 'tus-b', 'tus-c'] as const;
 
-interface TusUpstream {
-  readonly name: string;
-  readonly dir: string;
-  readonly port: number;
-  /** Upload id -> Content-Length of each PATCH it received, in order. */
-  readonly patches: Map<string, number[]>;
-  /** Upload ids created here (POST answered 201). */
-  readonly created: Set<string>;
-  /** Answers by status, for every request. */
-  readonly statuses: Map<number, number>;
-  close(): Promise<void>;
-}
-
 interface Rig {
   readonly upstreams: TusUpstream[];
   readonly tether: RunningTether;
@@ -52,52 +37,6 @@ interface Rig {
 const cleanups = new Cleanups();
 
 afterEach(() => cleanups.runAll());
-
-async function startTusUpstream(name: string, admin: () => string, patchOrder: string[]): Promise<TusUpstream> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), `tether-tus-${name}-`));
-  const tus = new TusServer({
-    path: '/files',
-    datastore: new FileStore({ directory: dir }),
-    namingFunction: () => keyHashedAwayFrom(name, admin, () => randomBytes(16).toString('hex')),
-  });
-  const patches = new Map<string, number[]>();
-  const created = new Set<string>();
-  const statuses = new Map<number, number>();
-  const server = http.createServer((req, res) => {
-    const id = /^\/files\/([^/?]+)/.exec(req.url ?? '')?.[1];
-    if (req.method === 'PATCH' && id !== undefined) {
-      patchOrder.push(id);
-      const sizes = patches.get(id) ?? [];
-      sizes.push(Number(req.headers['content-length']));
-      patches.set(id, sizes);
-    }
-    res.on('finish', () => {
-      statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-      if (req.method === 'POST' && res.statusCode === 201) {
-        const location = String(res.getHeader('location') ?? '');
-        created.add(location.slice(location.lastIndexOf('/') + 1));
-      }
-    });
-    // Lets the client see which upstream answered each request.
-    res.setHeader('x-upstream', name);
-    void tus.handle(req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    name,
-    dir,
-    port,
-    patches,
-    created,
-    statuses,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 async function startRig(learn: boolean): Promise<Rig> {
   let adminBase = '';
