@@ -13,6 +13,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -154,6 +155,113 @@ async function propagation(url) {
   return { p50ms: +(s.p50us / 1000).toFixed(2), p99ms: +(s.p99us / 1000).toFixed(2), samples: PROPAGATIONS };
 }
 
+// ---- new-connection latency through tether's http mode, memory vs Redis store ----
+
+const CLI = join(here, '..', 'dist', 'cli.js');
+const SESSIONS = 1000;
+const CONNECTIONS_PER_ROUND = Number(process.argv.find((a) => a.startsWith('--connections='))?.slice(14) ?? 2000);
+const ROUNDS = 5;
+const IN_FLIGHT = 8;
+
+/** Upstreams that echo the x-session header back: the learn rule pins it. */
+async function sessionUpstreams() {
+  const servers = [];
+  for (let i = 0; i < 3; i++) {
+    const server = http.createServer((req, res) => {
+      res.setHeader('x-session', req.headers['x-session'] ?? '');
+      res.setHeader('content-length', 2);
+      res.end('ok');
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    servers.push(server);
+  }
+  return servers;
+}
+
+/** Start the CLI; resolves with its listener port once it logs 'listening'. */
+function spawnTether(env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.stdout.on('data', (d) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.includes('"msg":"listening"'));
+      if (line) resolve({ child, port: Number(JSON.parse(line).address.split(':').pop()) });
+    });
+    child.once('exit', (code) => reject(new Error(`tether exited ${code}: ${err.trim()}`)));
+  });
+}
+
+/** Connect, send one request, read the whole answer, close: milliseconds. */
+function oneConnection(port, session) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let got = '';
+    socket.on('data', (d) => {
+      got += d.toString('latin1');
+      if (got.endsWith('\r\n\r\nok')) {
+        socket.destroy();
+        resolve(performance.now() - started);
+      }
+    });
+    socket.on('error', reject);
+    socket.write(`GET / HTTP/1.1\r\nHost: b\r\nx-session: ${session}\r\nConnection: close\r\n\r\n`);
+  });
+}
+
+async function connectionRound(port, count) {
+  const samples = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      next++;
+      samples.push(await oneConnection(port, `session-${Math.floor(Math.random() * SESSIONS)}`));
+    }
+  };
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  return samples;
+}
+
+async function httpConnectionLatency(redisUrl) {
+  const servers = await sessionUpstreams();
+  const base = {
+    TETHER_MODE: 'http',
+    TETHER_LISTEN: '127.0.0.1:0',
+    TETHER_ADMIN: 'off',
+    TETHER_HEALTH: 'off',
+    TETHER_ACCESS_LOG: 'off',
+    TETHER_LOG_LEVEL: 'info',
+    TETHER_KEY: 'header:x-session',
+    TETHER_LEARN: 'header:x-session=(.+)',
+    TETHER_UPSTREAMS: servers.map((s, i) => `u${i}=127.0.0.1:${s.address().port}`).join(','),
+  };
+  const stores = [['memory', 'memory'], ...(redisUrl ? [['redis', redisUrl]] : [])];
+  const running = [];
+  try {
+    for (const [label, store] of stores) running.push({ label, ...(await spawnTether({ ...base, TETHER_STORE: store })) });
+    // Learn every session first, so each measured request looks its pin up.
+    for (const t of running) {
+      for (let i = 0; i < SESSIONS; i += IN_FLIGHT) {
+        await Promise.all(Array.from({ length: IN_FLIGHT }, (_, j) => oneConnection(t.port, `session-${i + j}`)));
+      }
+    }
+    const samples = Object.fromEntries(running.map((t) => [t.label, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const t of running) samples[t.label].push(...(await connectionRound(t.port, CONNECTIONS_PER_ROUND)));
+    }
+    return running.map((t) => {
+      const sorted = samples[t.label].sort((a, b) => a - b);
+      return { store: t.label, connections: sorted.length, p50ms: +percentile(sorted, 50).toFixed(3), p99ms: +percentile(sorted, 99).toFixed(3) };
+    });
+  } finally {
+    for (const t of running) t.child.kill('SIGKILL');
+    for (const s of servers) s.close();
+  }
+}
+
 const redis = await startRedis();
 log(redis ? `store-latency: redis-server ${redis.version} at ${redis.url}` : 'store-latency: redis-server not installed (apt-get install -y redis-server): memory store only');
 const results = { date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model ?? '?', ops: OPS, redis: redis?.version ?? null };
@@ -163,6 +271,7 @@ try {
   results.pins = [...memory.rows, ...(viaRedis?.rows ?? [])];
   results.guardTimeouts = { memory: memory.errors, redis: viaRedis?.errors ?? null };
   results.propagation = redis ? await propagation(redis.url) : null;
+  results.httpConnections = await httpConnectionLatency(redis?.url ?? null);
 } finally {
   await redis?.stop();
 }
@@ -179,6 +288,14 @@ const lines = [
 if (results.propagation) {
   lines.push('', `Admin change on one instance until another has read it back (${results.propagation.samples} changes): p50 ${results.propagation.p50ms} ms, p99 ${results.propagation.p99ms} ms.`);
 }
+lines.push(
+  '',
+  `New connections through tether in http mode (connect, one request whose x-session pin is looked up, answer, close; ${IN_FLIGHT} in flight, ${ROUNDS} interleaved rounds, ${SESSIONS} sessions learned beforehand):`,
+  '',
+  '| store | connections | p50 ms | p99 ms |',
+  '| --- | ---: | ---: | ---: |',
+  ...results.httpConnections.map((r) => `| ${r.store} | ${r.connections} | ${r.p50ms} | ${r.p99ms} |`),
+);
 process.stdout.write(`${lines.join('\n')}\n`);
 mkdirSync(join(here, 'results'), { recursive: true });
 writeFileSync(join(here, 'results', 'store-latency.json'), `${JSON.stringify(results, null, 2)}\n`);
