@@ -13,9 +13,10 @@
  *   stays on the server side and load generators do not run out of ports. Also the
  *   upstream for idle connections: it sends nothing until asked.
  * - sink: reads and discards everything (bulk throughput without iperf3).
+ * - echo: writes back everything it reads (soak.mjs).
  *
  * Every server listens on 127.0.0.1 port 0; the ports go back to the parent over
- * IPC as { type: 'ready', http: [ports], sink: [ports] }. The parent may send
+ * IPC as { type: 'ready', http: [ports], sink: [ports], echo: [ports] }. The parent may send
  * { type: 'stats' } and gets { type: 'stats', open, accepted, requests, bytes }.
  */
 import net from 'node:net';
@@ -74,6 +75,14 @@ function onSinkData(chunk) {
   stats.bytes += chunk.length;
 }
 
+function echoServer() {
+  return net.createServer({ noDelay: true }, (socket) => {
+    track(socket);
+    socket.on('data', onSinkData);
+    socket.pipe(socket);
+  });
+}
+
 function httpServer() {
   return net.createServer({ noDelay: true }, (socket) => {
     track(socket);
@@ -99,8 +108,10 @@ function listen(server) {
 
 const http = [];
 const sink = [];
+const echo = [];
 for (let i = 0; i < (args.http ?? 3); i++) http.push(await listen(httpServer()));
 for (let i = 0; i < (args.sink ?? 0); i++) sink.push(await listen(sinkServer()));
+for (let i = 0; i < (args.echo ?? 0); i++) echo.push(await listen(echoServer()));
 
 process.on('message', (msg) => {
   if (msg?.type === 'stats') process.send({ type: 'stats', ...stats });
@@ -109,4 +120,4 @@ process.on('message', (msg) => {
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => {}); // the parent handles ^C and stops us itself
-process.send({ type: 'ready', http, sink });
+process.send({ type: 'ready', http, sink, echo });

@@ -79,9 +79,12 @@ export interface TetherProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** Run the real CLI (dist/cli.js) as a child process. */
-export function spawnTether(env: Record<string, string>, args: string[] = []): TetherProcess {
-  const child = spawn(process.execPath, [CLI, ...args], {
+/**
+ * Run the real CLI (dist/cli.js) as a child process. `nodeArgs` go to Node itself
+ * (e.g. `--inspect=127.0.0.1:0` for collectGarbage in load.ts).
+ */
+export function spawnTether(env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): TetherProcess {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], {
     env: { PATH: process.env.PATH ?? '', TETHER_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
