@@ -309,3 +309,109 @@ function laneMessage(size: number, seed: number, lane: number): Buffer {
   }
   return out;
 }
+
+export interface ChurnOptions {
+  /** Source address of the n-th connection; default clientAddress(n % 1000). */
+  readonly address?: (n: number) => string;
+  /** Connections in flight at once (default 4). */
+  readonly concurrency?: number;
+  /** Per connection: greeting and echo (default 10 s). */
+  readonly timeoutMs?: number;
+}
+
+export interface ChurnTotals {
+  /** Connections greeted by an upstream whose echo came back whole. */
+  readonly served: number;
+  /** What went wrong with the others (closed unanswered, timed out, bad echo). */
+  readonly failures: readonly string[];
+  /** Which upstream served how many. */
+  readonly byUpstream: ReadonlyMap<string, number>;
+}
+
+/**
+ * New connections, one after another on a few lanes, while something else happens:
+ * each is greeted by an upstream, echoes a short message, and is closed. Shows that
+ * a balancer keeps routing new clients through reloads, membership changes and
+ * store outages, not only that old connections survive them.
+ */
+export class ConnectionChurn {
+  readonly #port: number;
+  readonly #address: (n: number) => string;
+  readonly #concurrency: number;
+  readonly #timeoutMs: number;
+  #running = false;
+  #next = 0;
+  #served = 0;
+  readonly #failures: string[] = [];
+  readonly #byUpstream = new Map<string, number>();
+  #loops: Promise<void>[] = [];
+
+  constructor(port: number, options: ChurnOptions = {}) {
+    this.#port = port;
+    this.#address = options.address ?? ((n) => clientAddress(n % 1000));
+    this.#concurrency = options.concurrency ?? 4;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  get served(): number {
+    return this.#served;
+  }
+
+  start(): void {
+    this.#running = true;
+    this.#loops = Array.from({ length: this.#concurrency }, () => this.#loop());
+  }
+
+  /** Stop opening; resolves once the connections in flight are done. */
+  async stop(): Promise<ChurnTotals> {
+    this.#running = false;
+    await Promise.all(this.#loops);
+    return { served: this.#served, failures: this.#failures, byUpstream: this.#byUpstream };
+  }
+
+  async #loop(): Promise<void> {
+    while (this.#running) {
+      const n = this.#next++;
+      const from = this.#address(n);
+      try {
+        const { socket, upstream } = await connectAndGreet(this.#port, from, this.#timeoutMs);
+        if (upstream === null) {
+          this.#failures.push(`connection ${n} from ${from}: closed before an upstream greeted it`);
+          continue;
+        }
+        const text = `churn ${n}\n`;
+        const echo = await echoOnce(socket, text, this.#timeoutMs);
+        socket.destroy();
+        if (echo !== text) {
+          this.#failures.push(`connection ${n} from ${from} (${upstream}): echo ${JSON.stringify(echo)}`);
+          continue;
+        }
+        this.#served++;
+        this.#byUpstream.set(upstream, (this.#byUpstream.get(upstream) ?? 0) + 1);
+      } catch (err) {
+        this.#failures.push(`connection ${n} from ${from}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  }
+}
+
+/** Write `text` and read back as many bytes (what came before a close or the timeout, otherwise). */
+function echoOnce(socket: net.Socket, text: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve) => {
+    let got = '';
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', done);
+      resolve(got);
+    };
+    const onData = (chunk: Buffer): void => {
+      got += chunk.toString('latin1');
+      if (got.length >= text.length) done();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    socket.on('data', onData);
+    socket.once('close', done);
+    socket.write(text);
+  });
+}

@@ -2,8 +2,11 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { IPv4ProxyAddress, IPv6ProxyAddress, V1ProxyProtocol, V2ProxyProtocol, Command, TransportProtocol, IPv4Address } from 'proxy-protocol-js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ProxyHeaderParser } from '../../src/listener/proxy-protocol.js';
+import { PROXY_CORPUS, PROXY_DICTIONARY, PROXY_PREFIXES } from '../fixtures/proxy-headers.js';
 import { closed, connectAndGreet, waitFor } from '../helpers/clients.js';
-import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
+import { fuzzCase, fuzzSeed } from '../helpers/fuzz.js';
+import { adminCall, spawnTether, spawnedAddresses, startTether, type RunningTether, type TetherProcess } from '../helpers/tether.js';
 import { freePort, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 
 let tether: RunningTether | null = null;
@@ -415,4 +418,113 @@ describe('PROXY protocol: bad and slow headers, and the bytes behind a header', 
     expect(['live1', 'live2']).toContain(upstream);
     expect(echo.equals(payload)).toBe(true);
   });
+});
+
+describe('PROXY protocol: fuzz through real sockets', () => {
+  const CASES = 2_000;
+  let proc: TetherProcess | null = null;
+  afterEach(() => {
+    proc?.kill('SIGKILL');
+    proc = null;
+  });
+
+  /** Send `input` in 1-3 writes (and maybe a FIN); the upstream's greeting, or null when closed without one. */
+  function throwAt(port: number, input: Buffer, random: () => number): Promise<{ upstream: string | null; fin: boolean }> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
+      const fin = random() < 0.3;
+      const cuts = [Math.floor(random() * (input.length + 1)), Math.floor(random() * (input.length + 1))].sort((a, b) => a - b);
+      const parts = [input.subarray(0, cuts[0]), input.subarray(cuts[0], cuts[1]), input.subarray(cuts[1])].filter((p) => p.length > 0);
+      let data = '';
+      let settled = false;
+      const timer = setTimeout(() => finish(new Error('neither answered nor closed within 10 s')), 10_000);
+      const finish = (err: Error | null, upstream: string | null = null): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.destroy();
+        if (err) reject(err);
+        else resolve({ upstream, fin });
+      };
+      socket.on('error', () => {});
+      socket.on('data', (chunk: Buffer) => {
+        data += chunk.toString('latin1');
+        const nl = data.indexOf('\n');
+        if (nl >= 0) finish(null, data.slice(0, nl));
+      });
+      socket.on('close', () => finish(null, null));
+      socket.once('connect', () => {
+        const writeNext = (): void => {
+          const part = parts.shift();
+          if (part === undefined) {
+            if (fin) socket.end();
+            return;
+          }
+          socket.write(part);
+          setImmediate(writeNext);
+        };
+        writeNext();
+      });
+    });
+  }
+
+  it(`${CASES.toLocaleString('en-US')} mutated and random headers through a running tether: each routed or closed as the parser says, no crash, normal clients served after`, async () => {
+    upstreams = await startUpstreams(['a', 'b', 'c']);
+    proc = spawnTether({
+      TETHER_UPSTREAMS: upstreamList(upstreams),
+      TETHER_LISTEN: '127.0.0.1:0',
+      TETHER_ADMIN: '127.0.0.1:0',
+      TETHER_HEALTH: 'off',
+      TETHER_ACCEPT_PROXY: 'any',
+      TETHER_TRUSTED_PROXIES: '127.0.0.1/32',
+      TETHER_HEAD_TIMEOUT_MS: '500',
+    });
+    const { port, admin } = await spawnedAddresses(proc);
+    const options = { seed: fuzzSeed(0x50c4e7), corpus: PROXY_CORPUS, dictionary: PROXY_DICTIONARY, prefixes: PROXY_PREFIXES };
+    const expected = { done: 0, error: 0, more: 0 };
+    let next = 0;
+    const failures: string[] = [];
+    const worker = async (): Promise<void> => {
+      while (next < CASES) {
+        const c = fuzzCase(options, next++);
+        const verdict = new ProxyHeaderParser('any').push(c.input).kind;
+        expected[verdict]++;
+        const where = `seed 0x${options.seed.toString(16)} case ${c.index} (${c.recipe}); input ${c.input.toString('hex')}`;
+        try {
+          const { upstream, fin } = await throwAt(port, c.input, c.random);
+          const routed = upstream !== null && upstreams.some((u) => u.name === upstream);
+          if (routed !== (verdict === 'done')) {
+            failures.push(`${where}, fin ${fin}: parser says ${verdict}, tether ${upstream === null ? 'closed it' : `answered ${JSON.stringify(upstream)}`}`);
+          }
+        } catch (err) {
+          failures.push(`${where}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 100 }, worker));
+    expect(failures.slice(0, 5)).toEqual([]);
+
+    // Still the same process, and every connection ended and counted.
+    expect(proc.child.exitCode).toBeNull();
+    const metric = async (name: string): Promise<number> => {
+      const text = String((await adminCall(admin, 'GET', '/metrics')).body);
+      return [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\d+)`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    await waitFor(async () => (await metric('tether_connections_total')) === CASES, 10_000, 'every fuzz connection to be counted');
+    expect(await metric('tether_connections_active')).toBe(0);
+    // Normal clients are served, and routed by their headers.
+    for (const fake of ['203.0.113.7', '198.51.100.20', '2001:db8::9']) {
+      const { upstream, echo, socket } = await session(port, '127.0.0.1', `${v1Header(fake)}ping`, 4);
+      socket.destroy();
+      expect(upstream).toBe(((await adminCall(admin, 'GET', `/route?key=${encodeURIComponent(fake)}`)).body as { upstream: string }).upstream);
+      expect(echo.toString()).toBe('ping');
+    }
+    expect(proc.logs.filter((l) => Number(l.level) >= 50)).toEqual([]);
+    expect(proc.stderr).toBe('');
+    // The mix reached every verdict.
+    expect(expected.done).toBeGreaterThan(CASES / 20);
+    expect(expected.error).toBeGreaterThan(CASES / 4);
+    expect(expected.more).toBeGreaterThan(CASES / 40);
+    console.log(`PROXY socket fuzz: seed 0x${options.seed.toString(16)}, ${CASES} cases: ${expected.done} routed, ${expected.error} malformed, ${expected.more} incomplete`);
+  }, 120_000);
 });

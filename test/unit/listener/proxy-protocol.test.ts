@@ -22,35 +22,8 @@ import {
   type ProxyHeader,
   type ProxyParseResult,
 } from '../../../src/listener/proxy-protocol.js';
-import { seededRandom } from '../../helpers/random.js';
-
-const SIG = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
-
-/** A v2 header by hand: version/command byte, family byte, then the rest (length computed). */
-function v2(verCmd: number, fam: number, body: number[] | Buffer, length?: number): Buffer {
-  const b = Buffer.from(body);
-  const fixed = Buffer.alloc(4);
-  fixed[0] = verCmd;
-  fixed[1] = fam;
-  fixed.writeUInt16BE(length ?? b.length, 2);
-  return Buffer.concat([SIG, fixed, b]);
-}
-
-const V4_ADDRS = [203, 0, 113, 7, 10, 0, 0, 1, 0x15, 0xb3, 0x1b, 0x58]; // 203.0.113.7:5555 -> 10.0.0.1:7000
-const V6_ADDRS = [
-  ...[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-  ...[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
-  0x04,
-  0xd2,
-  0x00,
-  0x50,
-];
-/** Two TLVs (ALPN "h2", authority "example.com") and a zero-length NOOP. */
-const TLVS = [0x01, 0, 2, 0x68, 0x32, 0x02, 0, 11, ...Buffer.from('example.com'), 0x04, 0, 0];
-
-const V1_TCP4 = Buffer.from('PROXY TCP4 203.0.113.7 10.0.0.1 5555 7000\r\n');
-const V2_TCP4 = v2(0x21, 0x11, V4_ADDRS);
-const V2_TCP6_TLV = v2(0x21, 0x21, [...V6_ADDRS, ...TLVS]);
+import { PROXY_CORPUS, PROXY_DICTIONARY, PROXY_PREFIXES, SIG, TLVS, V1_TCP4, V2_TCP4, V2_TCP6_TLV, V4_ADDRS, V6_ADDRS, v2 } from '../../fixtures/proxy-headers.js';
+import { fuzzCase, fuzzSeed, runFuzz } from '../../helpers/fuzz.js';
 
 const TCP4_HEADER = { command: 'proxy', sourceAddress: '203.0.113.7', sourcePort: 5555, destAddress: '10.0.0.1', destPort: 7000 };
 
@@ -404,113 +377,75 @@ describe('ProxyHeaderParser: malformed and truncated headers are errors', () => 
 });
 
 describe('ProxyHeaderParser: fuzz', () => {
-  const rng = seededRandom;
+  const CASES = 100_000;
+  const accepts: ProxyAccept[] = ['v1', 'v2', 'any'];
 
-  const seeds: Buffer[] = [
-    V1_TCP4,
-    Buffer.from('PROXY TCP6 2001:db8::1 ::ffff:10.0.0.1 1 65535\r\n'),
-    Buffer.from('PROXY UNKNOWN\r\n'),
-    Buffer.from('PROXY TCP6 ::1.2.3.4 1:2:3:4:5:6:7:8 12345 80\r\n'),
-    V2_TCP4,
-    V2_TCP6_TLV,
-    v2(0x21, 0x11, [...V4_ADDRS, ...TLVS]),
-    v2(0x20, 0x00, []),
-    v2(0x21, 0x31, new Array<number>(216).fill(0)),
-  ];
-  const INTERESTING = [0x00, 0x0a, 0x0d, 0x20, 0x2e, 0x30, 0x35, 0x3a, 0x39, 0x50, 0x7f, 0x80, 0xff, 0x11, 0x21, 0x20, 0x31, 0x0c, 0x24];
-
-  it('20,000 mutated and random inputs: never throws, never hangs, chunking never changes the answer', () => {
-    const random = rng(0x7e7e);
-    const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
-    const byte = (): number => (random() < 0.5 ? pick(INTERESTING) : Math.floor(random() * 256));
-    const accepts: ProxyAccept[] = ['v1', 'v2', 'any'];
+  it(`${CASES.toLocaleString('en-US')} mutated and random inputs: never throws, never hangs, chunking never changes the answer`, () => {
     const tally = { done: 0, error: 0, more: 0 };
-
-    for (let iteration = 0; iteration < 20_000; iteration++) {
-      let input: Buffer;
-      if (random() < 0.1) {
-        // Pure noise, sometimes behind a valid signature so the deep states are reached.
-        const noise = Buffer.from(Array.from({ length: Math.floor(random() * 300) }, byte));
-        const prefix = random() < 0.5 ? Buffer.alloc(0) : random() < 0.5 ? Buffer.from('PROXY ') : SIG;
-        input = Buffer.concat([prefix, noise]);
-      } else {
-        const bytes = [...pick(seeds)];
-        const mutations = 1 + Math.floor(random() * 4);
-        for (let m = 0; m < mutations; m++) {
-          const at = Math.floor(random() * (bytes.length + 1));
-          switch (Math.floor(random() * 6)) {
-            case 0:
-              if (at < bytes.length) bytes[at] = byte();
-              break;
-            case 1:
-              if (at < bytes.length) bytes[at]! ^= 1 << Math.floor(random() * 8);
-              break;
-            case 2:
-              bytes.splice(at, 0, byte());
-              break;
-            case 3:
-              bytes.splice(at, 1 + Math.floor(random() * 3));
-              break;
-            case 4:
-              bytes.length = Math.min(bytes.length, at);
-              break;
-            default:
-              // A length field or a run of bytes in the middle.
-              bytes.splice(at, 0, ...Array.from({ length: 1 + Math.floor(random() * 8) }, byte));
-          }
-        }
-        if (random() < 0.3) bytes.push(...Buffer.from('payload'));
-        input = Buffer.from(bytes);
-      }
-      const accept = pick(accepts);
-
-      let whole: ProxyParseResult;
-      let chunked: ProxyParseResult;
-      const sizes = Array.from({ length: 64 }, () => 1 + Math.floor(random() * 20));
-      const fed = { at: 0 };
-      try {
-        whole = parse(input, accept);
+    const report = runFuzz({
+      seed: fuzzSeed(0x7e7e),
+      cases: CASES,
+      timeLimitMs: 50_000,
+      corpus: PROXY_CORPUS,
+      dictionary: PROXY_DICTIONARY,
+      prefixes: PROXY_PREFIXES,
+      check({ input, random }) {
+        const accept = accepts[Math.floor(random() * accepts.length)]!;
+        const sizes = Array.from({ length: 64 }, () => 1 + Math.floor(random() * 20));
+        const fed = { at: 0 };
+        const whole = parse(input, accept);
         const answers = feed(new ProxyHeaderParser(accept), input, sizes, fed);
-        chunked = answers[answers.length - 1] ?? NEED_MORE;
-      } catch (err) {
-        throw new Error(`threw on ${input.toString('hex')} (${accept}): ${String(err)}`);
-      }
-      const context = `${input.toString('hex')} (${accept})`;
-      expect(chunked.kind, context).toBe(whole.kind);
-      tally[whole.kind]++;
-      if (whole.kind === 'more') {
-        // Never waiting past the limits: more is asked for only below them.
-        expect(input.length, context).toBeLessThan(input[0] === 0x50 ? V1_MAX_BYTES : V2_MAX_BYTES);
-        const parser = new ProxyHeaderParser(accept);
-        feed(parser, input, sizes);
-        expect(parser.end().kind, context).toBe('error');
-      } else if (whole.kind === 'done' && chunked.kind === 'done') {
-        expect(chunked.header, context).toEqual(whole.header);
-        // The chunked rest is the tail of the chunk that ended the header; the rest
-        // of the input was never pushed.
-        expect(Buffer.concat([chunked.rest, input.subarray(fed.at)]).equals(whole.rest), context).toBe(true);
-        const consumed = input.length - whole.rest.length;
-        expect(consumed, context).toBeLessThanOrEqual(whole.header.version === 1 ? V1_MAX_BYTES : V2_MAX_BYTES);
-        expect(input.subarray(consumed).equals(whole.rest)).toBe(true);
-        const h = whole.header;
-        if (h.command === 'proxy') {
-          expect(net.isIP(h.sourceAddress), context).not.toBe(0);
-          expect(net.isIP(h.destAddress), context).not.toBe(0);
-          for (const port of [h.sourcePort, h.destPort]) expect(port >= 0 && port <= 65535, context).toBe(true);
-          if (h.version === 1) {
-            // proxy-protocol-js (lax) reads the same header out of it.
-            const theirs = V1ProxyProtocol.parse(input.toString('latin1'));
-            expect(theirs.source.port, context).toBe(h.sourcePort);
-            expect(theirs.destination.port, context).toBe(h.destPort);
+        const chunked = answers[answers.length - 1] ?? NEED_MORE;
+        const context = `accept ${accept}`;
+        expect(chunked.kind, context).toBe(whole.kind);
+        tally[whole.kind]++;
+        if (whole.kind === 'more') {
+          // Never waiting past the limits: more is asked for only below them.
+          expect(input.length, context).toBeLessThan(input[0] === 0x50 ? V1_MAX_BYTES : V2_MAX_BYTES);
+          const parser = new ProxyHeaderParser(accept);
+          feed(parser, input, sizes);
+          expect(parser.end().kind, context).toBe('error');
+        } else if (whole.kind === 'done' && chunked.kind === 'done') {
+          expect(chunked.header, context).toEqual(whole.header);
+          // The chunked rest is the tail of the chunk that ended the header; the rest
+          // of the input was never pushed.
+          expect(Buffer.concat([chunked.rest, input.subarray(fed.at)]).equals(whole.rest), context).toBe(true);
+          const consumed = input.length - whole.rest.length;
+          expect(consumed, context).toBeLessThanOrEqual(whole.header.version === 1 ? V1_MAX_BYTES : V2_MAX_BYTES);
+          expect(input.subarray(consumed).equals(whole.rest)).toBe(true);
+          const h = whole.header;
+          if (h.command === 'proxy') {
+            expect(net.isIP(h.sourceAddress), context).not.toBe(0);
+            expect(net.isIP(h.destAddress), context).not.toBe(0);
+            for (const port of [h.sourcePort, h.destPort]) expect(port >= 0 && port <= 65535, context).toBe(true);
+            if (h.version === 1) {
+              // proxy-protocol-js (lax) reads the same header out of it.
+              const theirs = V1ProxyProtocol.parse(input.toString('latin1'));
+              expect(theirs.source.port, context).toBe(h.sourcePort);
+              expect(theirs.destination.port, context).toBe(h.destPort);
+            }
           }
+        } else if (whole.kind === 'error') {
+          expect(typeof whole.reason).toBe('string');
         }
-      } else if (whole.kind === 'error') {
-        expect(typeof whole.reason).toBe('string');
-      }
-    }
+      },
+    });
+    expect(report.cases).toBe(process.env.FUZZ_CASE ? 1 : CASES);
+    if (process.env.FUZZ_CASE) return;
     // The mutations reach every outcome often enough to mean something.
-    expect(tally.done).toBeGreaterThan(1_000);
-    expect(tally.error).toBeGreaterThan(5_000);
-    expect(tally.more).toBeGreaterThan(500);
+    expect(tally.done).toBeGreaterThan(CASES / 20);
+    expect(tally.error).toBeGreaterThan(CASES / 4);
+    expect(tally.more).toBeGreaterThan(CASES / 40);
+  });
+
+  it('generates the same cases from the same seed, and another set from another', () => {
+    const options = { seed: 1, corpus: PROXY_CORPUS, dictionary: PROXY_DICTIONARY, prefixes: PROXY_PREFIXES };
+    const a = Array.from({ length: 200 }, (_, i) => fuzzCase(options, i).input.toString('hex'));
+    const b = Array.from({ length: 200 }, (_, i) => fuzzCase(options, i).input.toString('hex'));
+    const c = Array.from({ length: 200 }, (_, i) => fuzzCase({ ...options, seed: 2 }, i).input.toString('hex'));
+    expect(b).toEqual(a);
+    expect(c.filter((x, i) => x === a[i]).length).toBeLessThan(20);
+    // Case 150 alone is case 150 of the run.
+    expect(fuzzCase(options, 150).input.toString('hex')).toBe(a[150]);
   });
 });
