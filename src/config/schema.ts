@@ -292,8 +292,14 @@ function toProblem(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[]): Set
       if (typeMatched && branch.length > 0) return toProblem(branch[0]!, path);
     }
   }
-  return { path, value: issue.input, expected: issue.message };
+  // A parser's own complaint (custom) carries a value it already redacted; anything
+  // else (a number or an array where a token was wanted) would echo the raw secret.
+  const secret = SECRET_SETTINGS.has(path[0]!) && issue.code !== 'custom';
+  return { path, value: secret ? '***' : issue.input, expected: issue.message };
 }
+
+/** Settings whose values are secrets or may hold one (a Redis password): never echoed raw. */
+const SECRET_SETTINGS: ReadonlySet<PropertyKey> = new Set<ProcessSettingKey>(['adminToken', 'store']);
 
 // ---------------------------------------------------------------- unknown keys
 

@@ -319,6 +319,10 @@ describe('TETHER_CONFIG', () => {
     [{ redis: 'x' }, 'TETHER_CONFIG: redis: "x" is not an object of Redis options'],
     [{ store: 'redis://:pw@h:1/x' }, 'TETHER_CONFIG: store: "redis://:***@h:1/x" is not memory or redis://'],
     [{ adminToken: '' }, 'TETHER_CONFIG: adminToken: "***" is not a token'],
+    // A secret of the wrong JSON type is not echoed either (it was, before the fix).
+    [{ adminToken: 987654321 }, 'TETHER_CONFIG: adminToken: "***" is not a token'],
+    [{ adminToken: ['tok-in-a-list'] }, 'TETHER_CONFIG: adminToken: "***" is not a token'],
+    [{ store: { url: 'redis://:hunter2@h:1' } }, 'TETHER_CONFIG: store: "***" is not memory or redis://'],
   ])('file errors name the place: %j', (content, text) => {
     const error = errorOf({ TETHER_CONFIG: file(content) });
     expect(error).toBeInstanceOf(ConfigFileError);
