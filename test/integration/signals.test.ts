@@ -3,18 +3,25 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
 import { clientAddress, closed, connectAndGreet, waitFor } from '../helpers/clients.js';
 import { adminCall, spawnTether, spawnedAddresses, type TetherProcess } from '../helpers/tether.js';
 import { startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 
 let proc: TetherProcess | null = null;
 let upstreams: TestUpstream[] = [];
+let wsServer: WebSocketServer | null = null;
 
 afterEach(async () => {
   proc?.kill('SIGKILL');
   proc = null;
   await Promise.all(upstreams.map((u) => u.close()));
   upstreams = [];
+  if (wsServer) {
+    for (const c of wsServer.clients) c.terminate();
+    await new Promise<void>((resolve) => wsServer!.close(() => resolve()));
+    wsServer = null;
+  }
 });
 
 function echo(socket: net.Socket, text: string): Promise<string> {
@@ -71,6 +78,120 @@ describe('SIGTERM', () => {
     await closed(open.socket);
     expect(Date.now() - started).toBeGreaterThanOrEqual(400);
     expect(await proc.exited).toBe(0);
+  });
+});
+
+/** A WebSocket upstream that echoes every message. */
+async function startWsEcho(): Promise<number> {
+  wsServer = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  wsServer.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+  await new Promise<void>((resolve) => wsServer!.once('listening', () => resolve()));
+  return (wsServer.address() as net.AddressInfo).port;
+}
+
+/** A WebSocket client through tether that sends a numbered message every 50 ms and checks each echo. */
+interface Chatter {
+  readonly ws: WebSocket;
+  echoes: number;
+  wrong: number;
+  closedAt: number;
+  closeCode: number;
+}
+
+async function chatter(port: number, localAddress: string): Promise<Chatter> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { localAddress });
+  const c: Chatter = { ws, echoes: 0, wrong: 0, closedAt: 0, closeCode: 0 };
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  ws.on('error', () => {});
+  let sent = 0;
+  const timer = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send(`m${sent++}`), 50);
+  ws.on('message', (data) => {
+    if (String(data) === `m${c.echoes}`) c.echoes++;
+    else c.wrong++;
+  });
+  ws.once('close', (code) => {
+    clearInterval(timer);
+    c.closedAt = Date.now();
+    c.closeCode = code;
+  });
+  return c;
+}
+
+/** Whether a new connection is refused (the listener closed) rather than accepted. */
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('error', () => resolve(true));
+    s.once('connect', () => (s.destroy(), resolve(false)));
+  });
+}
+
+describe('SIGTERM with WebSocket clients (tcp mode)', () => {
+  it('refuses new connections within 1 s, keeps open WebSockets echoing until TETHER_DRAIN_TIMEOUT_MS, then closes them and exits 0', async () => {
+    const upstreamPort = await startWsEcho();
+    const drainMs = 3_000;
+    proc = spawnTether({ TETHER_UPSTREAMS: `ws=127.0.0.1:${upstreamPort}`, TETHER_LISTEN: '127.0.0.1:0', TETHER_ADMIN: '127.0.0.1:0', TETHER_DRAIN_TIMEOUT_MS: String(drainMs), TETHER_HEALTH: 'off' });
+    const { port } = await spawnedAddresses(proc);
+    const chatters = await Promise.all(Array.from({ length: 20 }, (_, i) => chatter(port, clientAddress(i))));
+    await waitFor(() => chatters.every((c) => c.echoes >= 3), 10_000, 'every WebSocket to echo');
+
+    const signalledAt = Date.now();
+    proc.kill('SIGTERM');
+    await waitFor(() => refused(port), 1_000, 'new connections to be refused');
+    const refusedAfter = Date.now() - signalledAt;
+    // A new WebSocket fails too.
+    const late = new WebSocket(`ws://127.0.0.1:${port}/`);
+    await new Promise<void>((resolve) => late.once('error', () => resolve()));
+
+    // Well into the drain every WebSocket is still open and echoing.
+    const atSignal = chatters.map((c) => c.echoes);
+    await waitFor(() => Date.now() - signalledAt >= drainMs - 1_000, drainMs, 'most of the drain to pass');
+    chatters.forEach((c, i) => {
+      expect(c.closedAt).toBe(0);
+      expect(c.echoes).toBeGreaterThanOrEqual(atSignal[i]! + 5);
+    });
+
+    // At the deadline they are closed, and the process exits 0.
+    const code = await proc.exited;
+    const exitedAfter = Date.now() - signalledAt;
+    await waitFor(() => chatters.every((c) => c.closedAt > 0), 5_000, 'every WebSocket to be closed');
+    for (const c of chatters) {
+      expect(c.closedAt - signalledAt).toBeGreaterThanOrEqual(drainMs - 200);
+      expect(c.wrong).toBe(0);
+    }
+    expect(code).toBe(0);
+    expect(exitedAfter).toBeLessThan(drainMs + 5_000);
+    console.log(`SIGTERM, 20 WebSockets: refused new connections after ${refusedAfter} ms; closed the WebSockets at ${Math.min(...chatters.map((c) => c.closedAt - signalledAt))} ms (drain ${drainMs} ms); exited 0 after ${exitedAfter} ms`);
+  });
+
+  it('exits 0 as soon as the last WebSocket finishes, long before the deadline', async () => {
+    const upstreamPort = await startWsEcho();
+    const drainMs = 30_000;
+    proc = spawnTether({ TETHER_UPSTREAMS: `ws=127.0.0.1:${upstreamPort}`, TETHER_LISTEN: '127.0.0.1:0', TETHER_ADMIN: '127.0.0.1:0', TETHER_DRAIN_TIMEOUT_MS: String(drainMs), TETHER_HEALTH: 'off' });
+    const { port } = await spawnedAddresses(proc);
+    const chatters = await Promise.all(Array.from({ length: 10 }, (_, i) => chatter(port, clientAddress(i))));
+    await waitFor(() => chatters.every((c) => c.echoes >= 3), 10_000, 'every WebSocket to echo');
+
+    const signalledAt = Date.now();
+    proc.kill('SIGTERM');
+    await proc.waitForLog((l) => l.msg === 'shutting down: draining connections');
+    // The clients finish their sessions one after another, each with a clean close
+    // handshake that crosses tether both ways.
+    for (const c of chatters) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      c.ws.close(1000, 'done');
+    }
+    await waitFor(() => chatters.every((c) => c.closedAt > 0), 10_000, 'every WebSocket to finish');
+    const lastClosedAt = Math.max(...chatters.map((c) => c.closedAt));
+    expect(chatters.map((c) => c.closeCode)).toEqual(chatters.map(() => 1000));
+    expect(await proc.exited).toBe(0);
+    const exitedAt = Date.now();
+    expect(exitedAt - lastClosedAt).toBeLessThan(5_000);
+    expect(exitedAt - signalledAt).toBeLessThan(drainMs / 2);
+    console.log(`SIGTERM, 10 WebSockets finishing: exited 0 ${exitedAt - lastClosedAt} ms after the last one closed (${exitedAt - signalledAt} ms after the signal; deadline ${drainMs} ms)`);
   });
 });
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientAddress, connectAndGreet, mapAddresses, waitFor } from '../helpers/clients.js';
+import { closeAll, openConnections, type HeldConnection } from '../helpers/load.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 import { startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 
@@ -85,36 +86,64 @@ describe('source-ip affinity (tcp mode)', () => {
   });
 });
 
-describe('bounded loads (TETHER_BALANCE_FACTOR)', () => {
-  async function holdConnections(port: number): Promise<void> {
-    // Half the connections come from one address (a NAT), half from distinct ones.
-    const sockets = [];
-    for (let i = 0; i < 150; i++) sockets.push((await connectAndGreet(port, '127.0.0.2')).socket);
-    for (let i = 0; i < 150; i++) sockets.push((await connectAndGreet(port, clientAddress(i + 1))).socket);
-    held.push(...sockets);
+describe('hot keys: bounded loads (TETHER_BALANCE_FACTOR)', () => {
+  // Half the connections come from one address (a NAT), interleaved with the other
+  // half from distinct addresses, as they would arrive. 1,000 over 5 upstreams: a
+  // mean of 200, so 1.25 x the mean is a whole 250.
+  const TOTAL = 1_000;
+  const NAMES = ['a', 'b', 'c', 'd', 'e'];
+  const NAT = '127.0.0.2';
+  const held: HeldConnection[] = [];
+  afterEach(async () => {
+    await closeAll(held.splice(0).map((h) => h.socket));
+  });
+
+  async function actives(): Promise<number[]> {
+    const { body } = await adminCall(tether!.admin, 'GET', '/upstreams');
+    return (body as { active: number }[]).map((u) => u.active);
   }
-  const held: import('node:net').Socket[] = [];
-  afterEach(() => {
-    for (const s of held.splice(0)) s.destroy();
-  });
 
-  it('keeps every upstream within 1.25 x the mean of active connections', async () => {
-    upstreams = await startUpstreams(['a', 'b', 'c']);
+  /** Open TOTAL connections in five waves; after each, the loads /upstreams reports. */
+  async function ramp(): Promise<number[][]> {
+    const waves: number[][] = [];
+    const wave = TOTAL / 5;
+    for (let w = 0; w < 5; w++) {
+      const base = w * wave;
+      held.push(...(await openConnections(tether!.port, wave, { address: (i) => ((base + i) % 2 === 0 ? NAT : clientAddress(base + i + 1)), concurrency: 20 })));
+      await waitFor(async () => (await actives()).reduce((n, a) => n + a, 0) === base + wave, 5_000, `${base + wave} active connections`);
+      waves.push(await actives());
+    }
+    // The upstreams agree with what tether reports.
+    const atUpstreams = upstreams.map((u) => u.sockets.size);
+    expect(atUpstreams).toEqual(waves[waves.length - 1]);
+    return waves;
+  }
+
+  const ratio = (loads: number[]): number => Math.max(...loads) / (loads.reduce((n, a) => n + a, 0) / loads.length);
+
+  it('with 1.25, keeps every upstream at or under 1.25 x the mean of active connections, all the way up', async () => {
+    upstreams = await startUpstreams(NAMES);
     tether = await startTether({ TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_HEALTH: 'off', TETHER_BALANCE_FACTOR: '1.25' });
-    await holdConnections(tether.port);
-    await waitFor(() => upstreams.reduce((n, u) => n + u.sockets.size, 0) === 300, 5_000, 'all connections open');
-    const loads = upstreams.map((u) => u.sockets.size);
-    const mean = 300 / 3;
-    for (const load of loads) expect(load).toBeLessThanOrEqual(1.25 * mean);
-    const { body } = await adminCall(tether.admin, 'GET', '/upstreams');
-    expect((body as { active: number }[]).reduce((n, u) => n + u.active, 0)).toBe(300);
+    const waves = await ramp();
+    for (const loads of waves) {
+      const total = loads.reduce((n, a) => n + a, 0);
+      // The cap is ceil(c x (total + 1) / N) as each connection arrives (balancer/bounded.ts).
+      for (const load of loads) expect(load).toBeLessThanOrEqual(Math.ceil((1.25 * total) / loads.length));
+    }
+    const final = waves[waves.length - 1]!;
+    for (const load of final) expect(load).toBeLessThanOrEqual(1.25 * (TOTAL / NAMES.length));
+    // The NAT's connections were spread, not refused: each upstream took its share.
+    expect(Math.min(...final)).toBeGreaterThan(0);
+    console.log(`hot keys with TETHER_BALANCE_FACTOR=1.25: loads ${final.join('/')}, fullest/mean ${ratio(final).toFixed(2)}`);
   });
 
-  it('without it, the shared address piles onto one upstream (the test has teeth)', async () => {
-    upstreams = await startUpstreams(['a', 'b', 'c']);
+  it('without it, the NAT piles onto one upstream (the imbalance the factor prevents)', async () => {
+    upstreams = await startUpstreams(NAMES);
     tether = await startTether({ TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_HEALTH: 'off' });
-    await holdConnections(tether.port);
-    await waitFor(() => upstreams.reduce((n, u) => n + u.sockets.size, 0) === 300, 5_000, 'all connections open');
-    expect(Math.max(...upstreams.map((u) => u.sockets.size))).toBeGreaterThan(1.25 * 100);
+    const final = (await ramp()).at(-1)!;
+    // The NAT's 500 alone are 2.5 x the mean.
+    expect(Math.max(...final)).toBeGreaterThanOrEqual(TOTAL / 2);
+    expect(ratio(final)).toBeGreaterThan(1.25 * 2);
+    console.log(`hot keys without a balance factor: loads ${final.join('/')}, fullest/mean ${ratio(final).toFixed(2)}`);
   });
 });
