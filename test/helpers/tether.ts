@@ -67,6 +67,14 @@ export async function adminCall(
   return { status: res.status, body: parsed };
 }
 
+/** The sum of every series of a metric on /metrics (e.g. tether_connections_total over all labels). */
+export async function metricSum(admin: string, name: string, token?: string): Promise<number> {
+  const text = String((await adminCall(admin, 'GET', '/metrics', undefined, token)).body);
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) sum += Number(m[1]);
+  return sum;
+}
+
 export interface TetherProcess {
   readonly child: ChildProcess;
   readonly pid: number;

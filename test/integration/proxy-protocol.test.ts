@@ -6,7 +6,7 @@ import { ProxyHeaderParser } from '../../src/listener/proxy-protocol.js';
 import { PROXY_CORPUS, PROXY_DICTIONARY, PROXY_PREFIXES } from '../fixtures/proxy-headers.js';
 import { closed, connectAndGreet, waitFor } from '../helpers/clients.js';
 import { fuzzCase, fuzzSeed } from '../helpers/fuzz.js';
-import { adminCall, spawnTether, spawnedAddresses, startTether, type RunningTether, type TetherProcess } from '../helpers/tether.js';
+import { adminCall, metricSum, spawnTether, spawnedAddresses, startTether, type RunningTether, type TetherProcess } from '../helpers/tether.js';
 import { freePort, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 
 let tether: RunningTether | null = null;
@@ -506,10 +506,7 @@ describe('PROXY protocol: fuzz through real sockets', () => {
 
     // Still the same process, and every connection ended and counted.
     expect(proc.child.exitCode).toBeNull();
-    const metric = async (name: string): Promise<number> => {
-      const text = String((await adminCall(admin, 'GET', '/metrics')).body);
-      return [...text.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\d+)`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
-    };
+    const metric = (name: string): Promise<number> => metricSum(admin, name);
     await waitFor(async () => (await metric('tether_connections_total')) === CASES, 10_000, 'every fuzz connection to be counted');
     expect(await metric('tether_connections_active')).toBe(0);
     // Normal clients are served, and routed by their headers.
