@@ -188,14 +188,22 @@ function startTether(ports) {
   });
 }
 
-/** A full, compacting GC in tether: HeapProfiler.collectGarbage over the inspector. */
+/**
+ * Full, compacting GCs in tether (HeapProfiler.collectGarbage over the inspector):
+ * two, because native handles are released by weak callbacks that run after a GC,
+ * and what only they held goes in the next one.
+ */
 async function collectGarbage(url) {
   const ws = new WebSocket(url);
   await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
-  await new Promise((resolve) => {
-    ws.on('message', (data) => JSON.parse(String(data)).id === 1 && resolve());
-    ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
-  });
+  for (const id of [1, 2]) {
+    await new Promise((resolve) => {
+      const onMessage = (data) => JSON.parse(String(data)).id === id && (ws.off('message', onMessage), resolve());
+      ws.on('message', onMessage);
+      ws.send(JSON.stringify({ id, method: 'HeapProfiler.collectGarbage' }));
+    });
+    await sleep(250);
+  }
   ws.close();
   await sleep(500);
 }
@@ -312,6 +320,8 @@ warmTraffic.running = false;
 await waitUntil('the warm-up echoes', () => warmTraffic.inFlight === 0, 30_000);
 await closeSockets(warm);
 await waitUntil('warm-up connections to end', () => upstreamOpen(0), 60_000);
+// Until tether's own client sockets have closed too: a socket still closing is alive.
+await waitUntil('descriptors back to the start', () => openFds(pid) <= start.fds + 2, 60_000);
 await collectGarbage(tether.inspector());
 const idle = await phase('idle (after GC)', { rssKiB: await steadyRss(pid), fds: await settledFds(pid) });
 

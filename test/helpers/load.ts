@@ -60,16 +60,22 @@ export async function collectGarbage(proc: TetherProcess): Promise<void> {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no answer to HeapProfiler.collectGarbage within 30 s')), 30_000);
-      ws.on('message', (data) => {
-        if ((JSON.parse(String(data)) as { id?: number }).id === 1) {
+    // Twice: native handles are released by weak callbacks that run after a GC, and
+    // what only they held goes in the next one.
+    for (const id of [1, 2]) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no answer to HeapProfiler.collectGarbage within 30 s')), 30_000);
+        const onMessage = (data: unknown): void => {
+          if ((JSON.parse(String(data)) as { id?: number }).id !== id) return;
           clearTimeout(timer);
+          ws.off('message', onMessage);
           resolve();
-        }
+        };
+        ws.on('message', onMessage);
+        ws.send(JSON.stringify({ id, method: 'HeapProfiler.collectGarbage' }));
       });
-      ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
-    });
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
   } finally {
     ws.close();
   }

@@ -58,8 +58,10 @@ describe('an upstream killed mid-transfer', () => {
     await eachMoves(traffic.lanes, roundsOf(traffic.lanes).map(() => 0), 3, 'every lane to transfer');
 
     await procs[1]!.kill('SIGKILL');
+    const killedAt = Date.now();
     const atKill = roundsOf(others);
     await waitFor(() => victimLanes.every((l) => l.dropped), 10_000, "every one of b's clients to be closed");
+    const closedAfter = Date.now() - killedAt;
     // The others are unaffected: still open and still transferring after the kill.
     await eachMoves(others, atKill, 10, 'the other lanes to keep transferring');
     const totals = await traffic.stop();
@@ -74,6 +76,10 @@ describe('an upstream killed mid-transfer', () => {
     const listener = tether.tether.runtime()!.listener;
     await waitFor(() => listener.active === others.length, 5_000, "b's sessions to end in tether");
     expect(tether.tether.runtime()!.pool.get('b')!.active).toBe(0);
+    console.log(
+      `upstream killed: its ${victimLanes.length} of ${held.length} connections closed within ${closedAfter} ms; ` +
+        `the other ${others.length} went on (${rest.rounds} echoes of 64 KiB in all, ${rest.bytesEchoed} of ${rest.bytesSent} bytes back, 0 dropped)`,
+    );
   });
 });
 
@@ -99,6 +105,7 @@ describe('an upstream that accepts and never answers', () => {
     for (const c of clients) c.write('GET / HTTP/1.1\r\nHost: hung\r\n\r\n');
     await Promise.all(clients.map((c) => closed(c)));
     const elapsed = Date.now() - sentAt;
+    console.log(`upstream that never answers: ${clients.length} connections cut ${elapsed} ms after the request (TETHER_IDLE_TIMEOUT_MS=500)`);
     expect(elapsed).toBeGreaterThanOrEqual(400);
     expect(elapsed).toBeLessThan(5_000);
     // tether let go of the upstream side too, nothing left half-open behind it: the

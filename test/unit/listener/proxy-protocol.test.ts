@@ -436,6 +436,7 @@ describe('ProxyHeaderParser: fuzz', () => {
     expect(tally.done).toBeGreaterThan(CASES / 20);
     expect(tally.error).toBeGreaterThan(CASES / 4);
     expect(tally.more).toBeGreaterThan(CASES / 40);
+    console.log(`PROXY parser fuzz: seed 0x${report.seed.toString(16)}, ${report.cases} cases in ${report.elapsedMs} ms: ${tally.done} headers, ${tally.error} malformed, ${tally.more} incomplete`);
   });
 
   it('generates the same cases from the same seed, and another set from another', () => {
