@@ -56,6 +56,7 @@ import {
   parseUpstream,
   parseUpstreamAddress,
   parseUpstreamName,
+  redactRedisUrl,
   splitKeyChain,
   splitLearnRules,
   splitList,
@@ -293,13 +294,22 @@ function toProblem(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[]): Set
     }
   }
   // A parser's own complaint (custom) carries a value it already redacted; anything
-  // else (a number or an array where a token was wanted) would echo the raw secret.
-  const secret = SECRET_SETTINGS.has(path[0]!) && issue.code !== 'custom';
-  return { path, value: secret ? '***' : issue.input, expected: issue.message };
+  // else (a number or an array where a token was wanted, a URL where the redis object
+  // goes) would echo the raw secret.
+  return { path, value: issue.code === 'custom' ? issue.input : redactSecret(path[0], issue.input), expected: issue.message };
 }
 
 /** Settings whose values are secrets or may hold one (a Redis password): never echoed raw. */
 const SECRET_SETTINGS: ReadonlySet<PropertyKey> = new Set<ProcessSettingKey>(['adminToken', 'store']);
+
+function redactSecret(setting: PropertyKey | undefined, value: unknown): unknown {
+  if (setting !== undefined && SECRET_SETTINGS.has(setting)) return '***';
+  if (setting !== 'redis') return value;
+  // The redis object holds a sentinel password: a string in its place may be a URL
+  // with one, and a list or object may hold either.
+  if (typeof value === 'string') return redactRedisUrl(value);
+  return value !== null && typeof value === 'object' ? '***' : value;
+}
 
 // ---------------------------------------------------------------- unknown keys
 

@@ -323,6 +323,8 @@ describe('TETHER_CONFIG', () => {
     [{ adminToken: 987654321 }, 'TETHER_CONFIG: adminToken: "***" is not a token'],
     [{ adminToken: ['tok-in-a-list'] }, 'TETHER_CONFIG: adminToken: "***" is not a token'],
     [{ store: { url: 'redis://:hunter2@h:1' } }, 'TETHER_CONFIG: store: "***" is not memory or redis://'],
+    [{ redis: 'redis://:hunter2@h:1' }, 'TETHER_CONFIG: redis: "redis://:***@h:1" is not an object of Redis options'],
+    [{ redis: ['redis://:hunter2@h:1'] }, 'TETHER_CONFIG: redis: "***" is not an object of Redis options'],
   ])('file errors name the place: %j', (content, text) => {
     const error = errorOf({ TETHER_CONFIG: file(content) });
     expect(error).toBeInstanceOf(ConfigFileError);
