@@ -8,8 +8,10 @@
  *   { cmd: 'bulk', host, port, warmupMs, durationMs }
  *       one connection writing 256 KiB chunks as fast as backpressure allows;
  *       MB/s (10^6 bytes) over the measured window, from bytes handed to the kernel.
- *   { cmd: 'http', host, port, connections, warmupMs, durationMs }
+ *   { cmd: 'http', host, port, connections, warmupMs, durationMs, sessions? }
  *       keep-alive GETs, one in flight per connection (the wrk fallback): req/s, p99.
+ *       With `sessions` (a list of ids) each GET carries `x-session: ID`, ID drawn
+ *       at random from the list (the http-affinity workload without wrk).
  *   { cmd: 'connrate', host, port, concurrency, warmupMs, durationMs, sources }
  *       connect, send one `Connection: close` GET, read the reply until the server
  *       closes, close; `concurrency` such loops. Each connection binds the next
@@ -73,7 +75,11 @@ function bulk({ host, port, warmupMs, durationMs }) {
   });
 }
 
-async function http({ host, port, connections, warmupMs, durationMs }) {
+async function http({ host, port, connections, warmupMs, durationMs, sessions }) {
+  const heads = sessions?.length
+    ? sessions.map((id) => Buffer.from(`GET / HTTP/1.1\r\nHost: bench\r\nx-session: ${id}\r\n\r\n`, 'latin1'))
+    : [REQUEST];
+  const nextRequest = () => heads[Math.floor(Math.random() * heads.length)];
   const latencies = [];
   let measuring = false;
   let running = true;
@@ -90,7 +96,7 @@ async function http({ host, port, connections, warmupMs, durationMs }) {
       const send = () => {
         if (!running) return socket.destroy();
         sentAt = now();
-        socket.write(REQUEST);
+        socket.write(nextRequest());
       };
       socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(new Error('timeout')));
       socket.on('connect', send);

@@ -4,7 +4,7 @@
  * (never the balancer's, never the load generator's). Started by run.mjs with
  * child_process.fork:
  *
- *   node upstream.mjs --http=3 --sink=3
+ *   node upstream.mjs --http=3 --sink=3 [--session-http=3]
  *
  * - http: a minimal HTTP/1.1 responder on raw `net` (no node:http, so it is cheap
  *   and has no timeouts of its own). Every request head (ended by CRLFCRLF) gets
@@ -14,10 +14,16 @@
  *   upstream for idle connections: it sends nothing until asked.
  * - sink: reads and discards everything (bulk throughput without iperf3).
  * - echo: writes back everything it reads (soak.mjs).
+ * - session-http (the http-affinity workload): like http, and each response echoes
+ *   the request's `x-session` header, so a balancer can learn a pin from it. Each
+ *   server records the session ids it saw; { type: 'sessions' } answers
+ *   { type: 'sessions', byPort: { port: { ids: [...], requests, noKey } } } and
+ *   starts a fresh record, so every measurement checks its own affinity.
  *
  * Every server listens on 127.0.0.1 port 0; the ports go back to the parent over
- * IPC as { type: 'ready', http: [ports], sink: [ports], echo: [ports] }. The parent may send
- * { type: 'stats' } and gets { type: 'stats', open, accepted, requests, bytes }.
+ * IPC as { type: 'ready', http: [ports], sink: [ports], echo: [ports],
+ * sessionHttp: [ports] }. The parent may send { type: 'stats' } and gets
+ * { type: 'stats', open, accepted, requests, bytes }.
  */
 import net from 'node:net';
 
@@ -71,6 +77,37 @@ function onHttpData(chunk) {
   else this.write(Buffer.concat(Array(heads).fill(RESPONSE)));
 }
 
+const SESSION_RE = /\r\nx-session:[ \t]*([^\r\n]*?)[ \t]*\r\n/i;
+const ECHO_HEAD = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nx-session: ';
+/** port -> { ids: Map<id, requests>, noKey } for the current measurement. */
+const sessions = new Map();
+
+// One response per request head, each echoing that head's x-session. Heads that
+// carry none are counted (a balancer that dropped the header shows up here).
+function onSessionData(chunk) {
+  stats.bytes += chunk.length;
+  const text = this.tail + chunk.toString('latin1');
+  const seen = this.seen;
+  let out = '';
+  let from = 0;
+  for (;;) {
+    const end = text.indexOf('\r\n\r\n', from);
+    if (end === -1) break;
+    const m = SESSION_RE.exec(text.slice(from, end + 2));
+    stats.requests++;
+    if (m === null) {
+      seen.noKey++;
+      out += 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok';
+    } else {
+      seen.ids.set(m[1], (seen.ids.get(m[1]) ?? 0) + 1);
+      out += `${ECHO_HEAD}${m[1]}\r\n\r\nok`;
+    }
+    from = end + 4;
+  }
+  this.tail = text.length - from > 8192 ? '' : text.slice(Math.max(from, text.length - 3));
+  if (out !== '') this.write(out, 'latin1');
+}
+
 function onSinkData(chunk) {
   stats.bytes += chunk.length;
 }
@@ -88,6 +125,15 @@ function httpServer() {
     track(socket);
     socket.tail = '';
     socket.on('data', onHttpData);
+  });
+}
+
+function sessionServer() {
+  return net.createServer({ noDelay: true }, (socket) => {
+    track(socket);
+    socket.tail = '';
+    socket.seen = sessions.get(socket.localPort);
+    socket.on('data', onSessionData);
   });
 }
 
@@ -112,12 +158,29 @@ const echo = [];
 for (let i = 0; i < (args.http ?? 3); i++) http.push(await listen(httpServer()));
 for (let i = 0; i < (args.sink ?? 0); i++) sink.push(await listen(sinkServer()));
 for (let i = 0; i < (args.echo ?? 0); i++) echo.push(await listen(echoServer()));
+const sessionHttp = [];
+for (let i = 0; i < (args['session-http'] ?? 0); i++) {
+  const port = await listen(sessionServer());
+  sessionHttp.push(port);
+  sessions.set(port, { ids: new Map(), noKey: 0 });
+}
 
 process.on('message', (msg) => {
   if (msg?.type === 'stats') process.send({ type: 'stats', ...stats });
+  if (msg?.type === 'sessions') {
+    const byPort = {};
+    for (const [port, seen] of sessions) {
+      let requests = 0;
+      for (const n of seen.ids.values()) requests += n;
+      byPort[port] = { ids: [...seen.ids.keys()], requests, noKey: seen.noKey };
+      seen.ids.clear();
+      seen.noKey = 0;
+    }
+    process.send({ type: 'sessions', byPort });
+  }
 });
 // The parent going away (crash, SIGKILL) closes the IPC channel: do not linger.
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => {}); // the parent handles ^C and stops us itself
-process.send({ type: 'ready', http, sink, echo });
+process.send({ type: 'ready', http, sink, echo, sessionHttp });
