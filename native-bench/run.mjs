@@ -7,6 +7,10 @@
  *   http      small keep-alive requests     (wrk -t1 -c50 --latency, or a Node loop)
  *   connrate  new connections per second    (wrk -H 'Connection: close', or a Node loop)
  *   memory    RSS per idle proxied connection (2,000 connections, /proc/PID/status)
+ *   http-affinity  keep-alive requests keyed by an x-session header over 1,000
+ *             sessions, through tether's http mode, HAProxy mode http (hash, stick
+ *             table) and nginx http, with affinity checked after every run
+ *             (http-affinity.mjs: its rows, peer settings, checks and table)
  *
  * Every balancer gets one core's worth (HAProxy nbthread 1, nginx worker_processes 1,
  * Node is single-threaded); upstreams and load generators run in processes of their
@@ -16,8 +20,9 @@
  *   node native-bench/run.mjs [--quick] [--only=direct,tether,...] [--rounds=N]
  *        [--duration=S] [--idle=N] [--peer-threads=N] [--bulk=iperf3|node]
  *        [--http=wrk|node] [--no-hash-quality] [--no-store-latency] [--keep-tmp]
+ *        [--out=NAME]
  *
- * Writes native-bench/results/latest.json and latest.md, then runs
+ * Writes native-bench/results/latest.json and latest.md (--out=NAME: NAME.json, NAME.md), then runs
  * native-bench/hash-quality.mjs and appends its tables. Linux only (/proc).
  * README.md next to this file says how to read the numbers.
  */
@@ -37,6 +42,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHttpAffinity } from './http-affinity.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -46,7 +52,7 @@ const resultsDir = join(here, 'results');
 // ---- options ----------------------------------------------------------------
 
 const BALANCER_ORDER = ['direct', 'tether', 'naive', 'haproxy', 'nginx'];
-const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'memory'];
+const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'memory', 'http-affinity'];
 
 const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench builds first)
 
@@ -64,6 +70,8 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
   --no-hash-quality    skip native-bench/hash-quality.mjs at the end
   --no-store-latency   skip native-bench/store-latency.mjs (memory vs Redis store) at the end
   --keep-tmp           keep the temp directory (configs, logs) after a good run
+  --out=NAME           write results/NAME.json and NAME.md (default latest), e.g.
+                       to keep a one-workload run apart from the full one
 `;
 
 function parseArgs(argv) {
@@ -82,6 +90,7 @@ function parseArgs(argv) {
     hashQuality: true,
     storeLatency: true,
     keepTmp: false,
+    out: 'latest',
   };
   const set = {};
   for (const arg of argv) {
@@ -116,6 +125,10 @@ function parseArgs(argv) {
       case '--no-hash-quality': o.hashQuality = false; break;
       case '--no-store-latency': o.storeLatency = false; break;
       case '--keep-tmp': o.keepTmp = true; break;
+      case '--out':
+        if (!/^[\w.-]+$/.test(v ?? '')) fail(`--out must be a file name stem, got "${v}"`);
+        o.out = v;
+        break;
       default: fail(`unknown option ${arg} (--help lists them)`);
     }
   }
@@ -278,8 +291,8 @@ async function forkHelper(script, args, name) {
   });
   child.on('message', (msg) => {
     if (msg?.type === 'ready') ready.res(msg);
-    else if (msg?.type === 'result' || msg?.type === 'stats') {
-      const id = msg.type === 'stats' ? 'stats' : msg.id;
+    else if (msg?.type) {
+      const id = msg.type === 'result' ? msg.id : msg.type;
       const p = pending.get(id);
       if (p) {
         pending.delete(id);
@@ -314,9 +327,13 @@ async function forkHelper(script, args, name) {
       );
     },
     stats() {
-      const p = new Promise((res) => pending.set('stats', res));
-      child.send({ type: 'stats' });
-      return withTimeout(p, 5000, `${name}: stats timed out`);
+      return this.ask('stats');
+    },
+    /** A question by message type, answered by a message of the same type. */
+    ask(type) {
+      const p = new Promise((res) => pending.set(type, res));
+      child.send({ type });
+      return withTimeout(p, 5000, `${name}: ${type} timed out`);
     },
     stop: () => stopPid(child.pid, { graceMs: 2000 }),
   };
@@ -622,8 +639,12 @@ function fillTemplate(file, fields) {
   return text;
 }
 
-/** Launch one balancer listening on `port` in front of `ups` ("host:port" x3). */
-function launch(name, port, ups, dir) {
+/**
+ * Launch one balancer listening on `port` in front of `ups` ("host:port" x3).
+ * `spec` (from a workload's rows) adds tether environment (`env`, an admin listener
+ * on `adminPort`) or names another peer config template (`template`, `fields`).
+ */
+function launch(name, port, ups, dir, spec = {}) {
   const logFile = join(dir, `${name}.log`);
   const fd = openSync(logFile, 'a');
   const stdio = ['ignore', fd, fd];
@@ -641,7 +662,9 @@ function launch(name, port, ups, dir) {
           TETHER_LOG_LEVEL: 'warn',
           TETHER_HEALTH: 'off',
           TETHER_DRAIN_TIMEOUT_MS: '200',
+          ...spec.env,
         });
+        if (spec.adminPort) env.TETHER_ADMIN = `127.0.0.1:${spec.adminPort}`;
         child = spawn(process.execPath, [cliPath], { stdio, env });
         break;
       }
@@ -660,8 +683,10 @@ function launch(name, port, ups, dir) {
           UP1: ups[0],
           UP2: ups[1],
           UP3: ups[2],
+          TMP: dir,
+          ...spec.fields,
         };
-        writeFileSync(cfg, fillTemplate('haproxy.cfg', fields));
+        writeFileSync(cfg, fillTemplate(spec.template ?? 'haproxy.cfg', fields));
         child = spawn('haproxy', ['-f', cfg, '-db'], { stdio, cwd: dir });
         break;
       }
@@ -669,7 +694,7 @@ function launch(name, port, ups, dir) {
         const cfg = join(dir, 'nginx.conf');
         writeFileSync(
           cfg,
-          fillTemplate('nginx.conf', {
+          fillTemplate(spec.template ?? 'nginx.conf', {
             LOAD_MODULE: peers.nginx.loadModule,
             THREADS: String(opts.peerThreads),
             NOFILE: String(nofile),
@@ -679,6 +704,7 @@ function launch(name, port, ups, dir) {
             UP1: ups[0],
             UP2: ups[1],
             UP3: ups[2],
+            ...spec.fields,
           }),
         );
         const args = ['-p', `${dir}/`, '-c', cfg, '-g', 'daemon off;'];
@@ -698,9 +724,9 @@ function launch(name, port, ups, dir) {
 
 /**
  * Start a fresh instance and wait until it listens (nginx: and its workers exist).
- * Returns { port, pids() (the processes whose RSS counts), stop() }.
+ * Returns { port, pids() (the processes whose RSS counts), stop(), dir, adminPort }.
  */
-async function startBalancer(name, ups) {
+async function startBalancer(name, ups, spec = {}) {
   if (name === 'direct') {
     const [host, port] = ups[0].split(':');
     return { host, port: Number(port), pids: () => [], stop: async () => {} };
@@ -710,7 +736,8 @@ async function startBalancer(name, ups) {
     const dir = join(tmpDir, `${name}-${++instance}`);
     mkdirSync(dir, { recursive: true });
     const port = await freePort();
-    const { child, logFile } = launch(name, port, ups, dir);
+    const adminPort = spec.admin ? await freePort() : 0;
+    const { child, logFile } = launch(name, port, ups, dir, { ...spec, adminPort });
     let exited = null;
     child.once('exit', (code, signal) => (exited = signal ?? code));
     child.once('error', (err) => (exited = String(err)));
@@ -718,7 +745,7 @@ async function startBalancer(name, ups) {
     let workers = [];
     const want = name === 'nginx' ? opts.peerThreads : 0;
     while (exited === null && Date.now() < deadline) {
-      if (listening(port)) {
+      if (listening(port) && (!adminPort || listening(adminPort))) {
         if (name === 'nginx') workers = childrenOf(child.pid);
         if (workers.length >= want) break;
       }
@@ -740,6 +767,8 @@ async function startBalancer(name, ups) {
       return {
         host: '127.0.0.1',
         port,
+        dir,
+        adminPort,
         pids,
         stop: () => stopPid(child.pid, { graceMs: 3000, extra: workers }),
       };
@@ -766,6 +795,7 @@ function upstreamsFor(workload) {
     if (tools.bulk === 'iperf3') return iperfPorts.map((p) => `127.0.0.1:${p}`);
     return upstreams.info.sink.map((p) => `127.0.0.1:${p}`);
   }
+  if (workload === 'http-affinity') return upstreams.info.sessionHttp.map((p) => `127.0.0.1:${p}`);
   return upstreams.info.http.map((p) => `127.0.0.1:${p}`);
 }
 
@@ -797,13 +827,16 @@ async function measureBulk(target) {
   return loadgen.call('bulk', { host: target.host, port: target.port, warmupMs, durationMs }, durationMs + warmupMs + 15_000);
 }
 
-/** wrk: a warm-up run, then the measured one with --latency. `extra` adds headers. */
-async function wrk(target, extra = []) {
+/**
+ * wrk: a warm-up run, then the measured one with --latency. `extra` adds options
+ * (headers, a script), `after` goes after the URL (a script's arguments).
+ */
+async function wrk(target, extra = [], after = []) {
   const url = `http://${target.host}:${target.port}/`;
   const timeoutMs = (opts.duration + 15) * 1000;
-  const warm = await runCapture('wrk', ['-t1', '-c50', `-d${opts.warmup}s`, ...extra, url], { timeoutMs });
+  const warm = await runCapture('wrk', ['-t1', '-c50', `-d${opts.warmup}s`, ...extra, url, ...after], { timeoutMs });
   if (warm.code !== 0) throw new Error(`wrk warm-up failed (exit ${warm.code}): ${warm.stderr.slice(0, 300)}`);
-  const args = ['-t1', '-c50', `-d${opts.duration}s`, '--latency', '--timeout', '2s', ...extra, url];
+  const args = ['-t1', '-c50', `-d${opts.duration}s`, '--latency', '--timeout', '2s', ...extra, url, ...after];
   const r = await runCapture('wrk', args, { timeoutMs });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
   if (r.code !== 0 || !rps) throw new Error(`wrk failed (exit ${r.code}): ${(r.stderr || r.stdout).slice(0, 300)}`);
@@ -928,6 +961,35 @@ const WORKLOADS = {
   },
 };
 
+const httpAffinity = createHttpAffinity({
+  opts,
+  tools,
+  log,
+  wrk,
+  peersDir,
+  loadgen: () => loadgen,
+  upstreams: () => upstreams,
+  tmpDir: () => tmpDir,
+  writeFile: (file, text) => writeFileSync(file, text),
+  /** CPU seconds (user + system) the processes have used so far. */
+  cpuSeconds: (pids) => pids.reduce((sum, pid) => {
+    const f = statFields(pid);
+    return sum + (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  }, 0),
+  median,
+  fmt,
+  fmtRatio: (v) => fmtRatio(v), // defined further down
+});
+// A workload with `rows` runs its own rows (several per balancer) and writes its own
+// table; the others run every balancer and share the main tables.
+WORKLOADS['http-affinity'] = { title: httpAffinity.title, metrics: httpAffinity.metrics, rows: httpAffinity.rows, run: httpAffinity.run };
+
+/** What one round runs for workload `w`: { id, balancer, spec? } per row. */
+function rowsOf(w) {
+  return WORKLOADS[w].rows?.(balancers) ?? balancers.map((b) => ({ id: b, balancer: b }));
+}
+const tableWorkloads = () => workloads.filter((w) => !WORKLOADS[w].rows);
+
 // ---- statistics and tables ---------------------------------------------------------
 
 function median(values) {
@@ -950,7 +1012,7 @@ const LABELS = { direct: 'direct (no balancer)', tether: 'tether', naive: 'naive
 
 function summarize(results) {
   const summary = {};
-  for (const w of workloads) {
+  for (const w of tableWorkloads()) {
     for (const m of WORKLOADS[w].metrics) {
       const id = `${w}.${m.key}`;
       const row = {};
@@ -995,7 +1057,7 @@ function tables(summary, results) {
   out.push(head('balancer'));
   out.push(rows((c) => (c.runs.length ? c.runs.map(fmt).join(' / ') : '—')));
   const errors = [];
-  for (const w of workloads) {
+  for (const w of tableWorkloads()) {
     for (const b of balancers) {
       (results[w]?.[b] ?? []).forEach((r, i) => {
         if (r?.error) errors.push(`- ${w}, ${LABELS[b]}, round ${i + 1}: ${r.error.split('\n')[0]}`);
@@ -1040,7 +1102,12 @@ async function main() {
   const watchdog = setTimeout(() => abort(new Error(`the whole run took longer than ${watchdogMs / 60_000} min`)), watchdogMs);
   watchdog.unref();
 
-  upstreams = await forkHelper('upstream.mjs', ['--http=3', `--sink=${tools.bulk === 'node' ? 3 : 0}`], 'upstreams');
+  const sessionHttp = workloads.includes('http-affinity') ? 3 : 0;
+  upstreams = await forkHelper(
+    'upstream.mjs',
+    ['--http=3', `--sink=${tools.bulk === 'node' ? 3 : 0}`, `--session-http=${sessionHttp}`],
+    'upstreams',
+  );
   loadgen = await forkHelper('loadgen.mjs', [], 'loadgen');
   if (workloads.includes('bulk') && tools.bulk === 'iperf3') {
     iperfPorts = [];
@@ -1061,7 +1128,8 @@ async function main() {
   for (let round = 1; round <= opts.rounds; round++) {
     for (const w of workloads) {
       results[w] ??= {};
-      for (const b of balancers) {
+      for (const row of rowsOf(w)) {
+        const b = row.id;
         results[w][b] ??= [];
         if (WORKLOADS[w].skip?.(b)) continue;
         await waitQuiet();
@@ -1070,8 +1138,8 @@ async function main() {
         let instance;
         let result;
         try {
-          instance = await startBalancer(b, upstreamsFor(w));
-          result = await WORKLOADS[w].run(instance, instance);
+          instance = await startBalancer(row.balancer, upstreamsFor(w), row.spec);
+          result = await WORKLOADS[w].run(instance, instance, row);
         } catch (err) {
           result = { error: String(err?.message ?? err) };
         } finally {
@@ -1093,12 +1161,14 @@ async function main() {
   const seconds = (Date.now() - started) / 1000;
 
   const summary = summarize(results);
+  const affinityRows = workloads.includes('http-affinity') ? httpAffinity.rows(balancers) : [];
+  const affinitySummary = affinityRows.length ? httpAffinity.summarize(results['http-affinity'], affinityRows) : {};
   const others = Object.values(results).flatMap((byB) => Object.values(byB).flat()).map((r) => r.otherCpuPct);
   const busyRuns = others.filter((v) => v >= BUSY_PCT).length;
   const background =
     `Background load: before the run other processes used ${preflightBusyPct}% of a core; during the measurements ` +
     `a median ${median(others) ?? 0}% (max ${Math.max(0, ...others)}%)` +
-    (busyRuns ? `; ${busyRuns} of ${others.length} runs had ${BUSY_PCT}% or more, so expect noise (see "other CPU %" in latest.json).` : '.');
+    (busyRuns ? `; ${busyRuns} of ${others.length} runs had ${BUSY_PCT}% or more, so expect noise (see otherCpuPct in ${opts.out}.json).` : '.');
   const cpus = os.cpus();
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   const git = spawnSync('git', ['-C', root, 'describe', '--always', '--dirty'], { encoding: 'utf8', timeout: 5000 });
@@ -1127,7 +1197,8 @@ async function main() {
       `MB = 10^6 bytes.`,
     aptCommand ? `\nMissing peers (left out): ${missing.map(([k]) => k).join(', ')}. Install: \`${aptCommand}\`` : '',
     '',
-    tables(summary, results),
+    tableWorkloads().length ? tables(summary, results) : '',
+    affinityRows.length ? `\n${httpAffinity.markdown(affinitySummary, results['http-affinity'], affinityRows)}` : '',
     '',
     `Run time: ${seconds.toFixed(0)} s.`,
   ].join('\n');
@@ -1145,10 +1216,10 @@ async function main() {
     options: { ...opts, tools, balancers, workloads },
     fairness: FAIRNESS,
     background: { preflightOtherCpuPct: preflightBusyPct, note: background },
-    summary,
+    summary: { ...summary, ...affinitySummary },
     runs: results,
   };
-  writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
+  writeFileSync(join(resultsDir, `${opts.out}.json`), `${JSON.stringify(json, null, 2)}\n`);
 
   let hashMd = '';
   if (opts.hashQuality) {
@@ -1171,8 +1242,8 @@ async function main() {
         : `\n## Store latency\n\nnative-bench/store-latency.mjs failed (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}\n`;
     process.stdout.write(storeMd);
   }
-  writeFileSync(join(resultsDir, 'latest.md'), `${md}\n${hashMd}${storeMd}`);
-  log(`bench: wrote native-bench/results/latest.json and latest.md in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  writeFileSync(join(resultsDir, `${opts.out}.md`), `${md}\n${hashMd}${storeMd}`);
+  log(`bench: wrote native-bench/results/${opts.out}.json and ${opts.out}.md in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
   await cleanup();
   if (opts.keepTmp) log(`bench: temp directory kept: ${tmpDir}`);

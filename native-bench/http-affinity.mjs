@@ -1,0 +1,368 @@
+/**
+ * The http-affinity workload of `npm run bench` (run.mjs --workloads=http-affinity):
+ * keep-alive requests, each carrying `x-session: ID` with ID drawn at random from
+ * 1,000 session ids, through balancers that route HTTP requests by that header:
+ *
+ *   direct         one upstream, no balancer
+ *   tether hash    TETHER_MODE=http TETHER_KEY=header:x-session (ring hash)
+ *   tether learn   the same plus TETHER_LEARN=header:x-session=(.+): the upstreams
+ *                  echo the header, so every response stores a pin and every request
+ *                  looks one up (the closest match to HAProxy's stick table)
+ *   HAProxy hash   mode http, balance hdr(x-session), hash-type consistent
+ *   HAProxy stick  the same plus a stick table on req.hdr(x-session)
+ *   nginx hash     http module, hash $http_x_session consistent, upstream keepalive
+ *
+ * After every measurement the affinity is checked, not assumed: each upstream
+ * reports the ids it saw (an id seen on two upstreams is an error, printed loudly
+ * and keeping the run out of the medians); tether is asked `/route?key=` for every
+ * id and must name the upstream that saw it (`via: learned` in the learning row);
+ * HAProxy's stick table, read over its stats socket, must hold every id on the
+ * upstream that saw it.
+ *
+ * run.mjs owns processes, rounds and files; this module owns the rows, their peer
+ * settings, the measurement, the checks and the table.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import { join } from 'node:path';
+
+export const WORKLOAD = 'http-affinity';
+export const SESSION_COUNT = 1000;
+const HEADER = 'x-session';
+const LEARN_RULE = `header:${HEADER}=(.+)`;
+
+/**
+ * Session ids as a web framework makes them (32 hex digits), the same in every run:
+ * a seeded xorshift, so runs and machines hash the same keys.
+ */
+export function sessionIds(count = SESSION_COUNT) {
+  let x = 0x9e3779b9;
+  const next = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0).toString(16).padStart(8, '0');
+  };
+  return Array.from({ length: count }, () => next() + next() + next() + next());
+}
+
+/**
+ * The rows, in the order each round runs them. `balancer` is the process run.mjs
+ * starts; `spec` adjusts it (tether environment, peer config template and fields,
+ * an admin listener for the check); `counterpart` is the HAProxy row that routes the
+ * same way, the one "÷ HAProxy" divides by.
+ */
+const ROWS = [
+  { id: 'direct', balancer: 'direct', label: 'direct (no balancer)', routing: 'one upstream' },
+  {
+    id: 'tether-hash',
+    balancer: 'tether',
+    label: 'tether http, hash',
+    routing: `\`TETHER_KEY=header:${HEADER}\` (ring)`,
+    counterpart: 'haproxy-hash',
+    spec: { admin: true, env: { TETHER_MODE: 'http', TETHER_KEY: `header:${HEADER}` } },
+  },
+  {
+    id: 'tether-learn',
+    balancer: 'tether',
+    label: 'tether http, learned pins',
+    routing: `the same + \`TETHER_LEARN=${LEARN_RULE}\``,
+    counterpart: 'haproxy-stick',
+    spec: { admin: true, env: { TETHER_MODE: 'http', TETHER_KEY: `header:${HEADER}`, TETHER_LEARN: LEARN_RULE } },
+  },
+  {
+    id: 'haproxy-hash',
+    balancer: 'haproxy',
+    label: 'HAProxy http, hash',
+    routing: `\`balance hdr(${HEADER})\`, \`hash-type consistent\``,
+    spec: { template: 'haproxy-http.cfg', fields: { BACKEND: 'by_hash' } },
+  },
+  {
+    id: 'haproxy-stick',
+    balancer: 'haproxy',
+    label: 'HAProxy http, stick table',
+    routing: `the same + \`stick on req.hdr(${HEADER})\``,
+    spec: { template: 'haproxy-http.cfg', fields: { BACKEND: 'stick_table' } },
+  },
+  {
+    id: 'nginx-hash',
+    balancer: 'nginx',
+    label: 'nginx http, hash',
+    routing: `\`hash $http_x_session consistent\``,
+    spec: { template: 'nginx-http.conf' },
+  },
+];
+
+const METRICS = [
+  { key: 'rps', label: 'req/s', better: 'higher' },
+  { key: 'p99Ms', label: 'p99 ms', better: 'lower' },
+  // The balancer's own CPU (user + system, all its processes) over warm-up and
+  // measurement, divided by the requests the upstreams answered meanwhile: what a
+  // request costs it, whatever else the shared CPUs were doing.
+  { key: 'cpuUsPerReq', label: 'CPU µs/req', better: 'lower' },
+];
+
+/**
+ * @param h what run.mjs lends: opts, tools, log, wrk(target, extra, after),
+ *   loadgen(), upstreams() (the forked helpers), tmpDir(), median, fmt, fmtRatio.
+ */
+export function createHttpAffinity(h) {
+  const ids = sessionIds();
+  let idsFile = null;
+
+  /** Rows whose balancer is in this run (`--only`, installed peers). */
+  function rows(balancers) {
+    return ROWS.filter((r) => balancers.includes(r.balancer));
+  }
+
+  /** The upstreams, in the order run.mjs hands them to balancers (up1, up2, up3). */
+  function upstreamPorts() {
+    return h.upstreams().info.sessionHttp;
+  }
+
+  async function load(target) {
+    if (h.tools.http === 'wrk') {
+      if (idsFile === null) {
+        idsFile = join(h.tmpDir(), 'session-ids.txt');
+        h.writeFile(idsFile, `${ids.join('\n')}\n`);
+      }
+      return h.wrk(target, ['-s', join(h.peersDir, 'sessions.lua')], ['--', idsFile]);
+    }
+    const durationMs = h.opts.duration * 1000;
+    const warmupMs = h.opts.warmup * 1000;
+    return h.loadgen().call(
+      'http',
+      { host: target.host, port: target.port, connections: 50, warmupMs, durationMs, sessions: ids },
+      durationMs + warmupMs + 15_000,
+    );
+  }
+
+  async function run(target, instance, row) {
+    await h.upstreams().ask('sessions'); // start a fresh record of who saw which id
+    const pids = instance.pids();
+    const cpu0 = pids.length ? h.cpuSeconds(pids) : null;
+    const measured = await load(target);
+    const cpu1 = pids.length ? h.cpuSeconds(pids) : null;
+    const seen = (await h.upstreams().ask('sessions')).byPort;
+    const affinity = await verify(row, instance, seen);
+    const cpuUsPerReq = cpu0 !== null && affinity.requests > 0 ? ((cpu1 - cpu0) * 1e6) / affinity.requests : null;
+    const result = { ...measured, cpuUsPerReq, affinity };
+    if (affinity.problems.length > 0) {
+      const what = affinity.problems.join('; ');
+      h.log(`\n  !!! ${row.label}: AFFINITY BROKEN: ${what}\n`);
+      result.error = `affinity broken: ${what}`;
+    }
+    return result;
+  }
+
+  /** Who saw which id, checked against the balancer's own view where it has one. */
+  async function verify(row, instance, byPort) {
+    const ports = upstreamPorts();
+    const names = ports.map((_, i) => `up${i + 1}`);
+    const owners = new Map();
+    const perUpstream = {};
+    let noKey = 0;
+    let requests = 0;
+    ports.forEach((port, i) => {
+      const r = byPort[port] ?? { ids: [], requests: 0, noKey: 0 };
+      perUpstream[names[i]] = r.ids.length;
+      noKey += r.noKey;
+      requests += r.requests + r.noKey;
+      for (const id of r.ids) {
+        const list = owners.get(id);
+        if (list) list.push(names[i]);
+        else owners.set(id, [names[i]]);
+      }
+    });
+    const problems = [];
+    const split = [...owners.values()].filter((l) => l.length > 1);
+    if (split.length > 0) {
+      problems.push(`${split.length} of ${owners.size} session ids reached more than one upstream (e.g. one on ${split[0].join(' and ')})`);
+    }
+    if (noKey > 0) problems.push(`${noKey} requests reached an upstream without their ${HEADER} header`);
+    if (owners.size < ids.length) problems.push(`only ${owners.size} of ${ids.length} session ids reached an upstream`);
+    if (row.balancer !== 'direct' && Object.values(perUpstream).some((n) => n === 0)) {
+      problems.push(`an upstream saw no session at all (${JSON.stringify(perUpstream)})`);
+    }
+    const check = { sessions: owners.size, requests, perUpstream, splitIds: split.length, noKey, problems };
+    if (row.balancer === 'tether') await checkTether(row, instance, owners, check);
+    if (row.id === 'haproxy-stick') await checkStickTable(instance, owners, check);
+    return check;
+  }
+
+  /** Every id: does `/route?key=` name the upstream that saw it, and how? */
+  async function checkTether(row, instance, owners, check) {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    try {
+      const want = row.id === 'tether-learn' ? 'learned' : 'hash';
+      const list = [...owners.entries()];
+      let agree = 0;
+      let viaWanted = 0;
+      let next = 0;
+      const worker = async () => {
+        while (next < list.length) {
+          const [id, seenOn] = list[next++];
+          const answer = JSON.parse(await adminGet(agent, instance.adminPort, `/route?key=${encodeURIComponent(id)}`));
+          if (seenOn.length === 1 && answer.upstream === seenOn[0]) agree++;
+          if (answer.via === want) viaWanted++;
+        }
+      };
+      await Promise.all(Array.from({ length: 8 }, worker));
+      const metrics = await adminGet(agent, instance.adminPort, '/metrics');
+      const decisions = {};
+      for (const m of metrics.matchAll(/^tether_route_decisions_total\{[^}]*via="(\w+)"[^}]*\} (\d+)/gm)) {
+        decisions[m[1]] = (decisions[m[1]] ?? 0) + Number(m[2]);
+      }
+      check.balancerView = `tether /route: ${agree} of ${list.length} ids on the upstream that saw them, ${viaWanted} via ${want}`;
+      check.routeDecisions = decisions;
+      if (agree < list.length) problems(check, `tether /route names another upstream for ${list.length - agree} ids`);
+      if (viaWanted < list.length) problems(check, `tether /route answers via ${want} for only ${viaWanted} of ${list.length} ids`);
+      if (row.id === 'tether-learn' && !(decisions.learned > 0)) problems(check, 'tether made no decision via a learned pin');
+    } catch (err) {
+      problems(check, `could not ask tether's admin API: ${err?.message ?? err}`);
+    } finally {
+      agent.destroy();
+    }
+  }
+
+  /** The stick table over HAProxy's stats socket: every id, on the upstream that saw it. */
+  async function checkStickTable(instance, owners, check) {
+    try {
+      const text = await unixCommand(join(instance.dir, 'haproxy.sock'), 'show table stick_table\n');
+      const entries = new Map();
+      for (const m of text.matchAll(/ key=(\S+) .*?server_id=(\d+)/g)) entries.set(m[1], `up${m[2]}`);
+      let agree = 0;
+      for (const [id, seenOn] of owners) if (seenOn.length === 1 && entries.get(id) === seenOn[0]) agree++;
+      check.balancerView = `HAProxy stick table: ${entries.size} entries, ${agree} of ${owners.size} ids on the upstream that saw them`;
+      if (agree < owners.size) problems(check, `the stick table holds ${agree} of ${owners.size} ids on the upstream that saw them`);
+    } catch (err) {
+      problems(check, `could not read HAProxy's stick table: ${err?.message ?? err}`);
+    }
+  }
+
+  function problems(check, text) {
+    check.problems.push(text);
+  }
+
+  // ---- results -------------------------------------------------------------------
+
+  /** Medians and ratios per row, in the shape of run.mjs's summary entries. */
+  function summarize(runs, shown) {
+    const out = {};
+    for (const m of METRICS) {
+      const byBalancer = {};
+      for (const row of shown) {
+        const ok = (runs?.[row.id] ?? []).filter((r) => r && !r.error && Number.isFinite(r[m.key]));
+        byBalancer[row.id] = { median: h.median(ok.map((r) => r[m.key])), runs: ok.map((r) => r[m.key]) };
+      }
+      for (const row of shown) {
+        const cell = byBalancer[row.id];
+        const direct = byBalancer.direct?.median;
+        const peer = row.counterpart ? byBalancer[row.counterpart]?.median : null;
+        cell.vsDirect = cell.median !== null && direct ? cell.median / direct : null;
+        cell.vsHaproxy = cell.median !== null && peer ? cell.median / peer : null;
+        if (row.counterpart) cell.haproxyCounterpart = row.counterpart;
+      }
+      out[`${WORKLOAD}.${m.key}`] = { label: `session-keyed HTTP ${m.label}`, better: m.better, workload: WORKLOAD, metric: m.key, byBalancer };
+    }
+    return out;
+  }
+
+  function markdown(summary, runs, shown) {
+    const rps = summary[`${WORKLOAD}.rps`].byBalancer;
+    const p99 = summary[`${WORKLOAD}.p99Ms`].byBalancer;
+    const cpu = summary[`${WORKLOAD}.cpuUsPerReq`].byBalancer;
+    const tool =
+      h.tools.http === 'wrk'
+        ? `\`wrk -t1 -c50 -d${h.opts.duration}s --latency -s native-bench/peers/sessions.lua\``
+        : 'a Node loop, 50 connections, one request in flight each';
+    const lastView = (row) => {
+      const list = runs?.[row.id] ?? [];
+      const bad = list.filter((r) => r?.error).length;
+      const good = list.filter((r) => r && !r.error && r.affinity);
+      if (good.length === 0) return bad ? `broken in ${bad} of ${list.length} runs` : '—';
+      const a = good.at(-1).affinity;
+      const split = Object.values(a.perUpstream).join(' / ');
+      const ok = bad ? `**broken in ${bad} of ${list.length} runs**` : `held in ${good.length} of ${list.length} runs`;
+      return `${ok}; ids per upstream ${split}`;
+    };
+    const out = [];
+    out.push(`## Session affinity in http mode (\`${WORKLOAD}\`)\n`);
+    out.push(
+      `${tool}, warmed up ${h.opts.warmup} s: keep-alive GETs, each with \`${HEADER}: ID\` drawn at random from ${ids.length.toLocaleString('en-US')} ` +
+        `session ids; three upstreams answer \`ok\` and echo the header. After every run each upstream reports the ids it saw ` +
+        `(an id on two upstreams fails the run), tether's \`/route\` and HAProxy's stick table are checked against them. ` +
+        `"÷ HAProxy" divides by the HAProxy row that routes the same way (hash by hash, learned pins by stick table).\n`,
+    );
+    out.push(
+      '| balancer | routing | req/s ↑ | p99 ms ↓ | CPU µs/req ↓ | req/s ÷ direct | p99 ÷ direct | req/s ÷ HAProxy | p99 ÷ HAProxy | CPU ÷ HAProxy | affinity |',
+    );
+    out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+    for (const row of shown) {
+      const [a, b, c] = [rps[row.id], p99[row.id], cpu[row.id]];
+      out.push(
+        `| ${row.label} | ${row.routing} | ${h.fmt(a.median)} | ${h.fmt(b.median)} | ${h.fmt(c.median)} | ` +
+          `${h.fmtRatio(a.vsDirect)} | ${h.fmtRatio(b.vsDirect)} | ${h.fmtRatio(a.vsHaproxy)} | ${h.fmtRatio(b.vsHaproxy)} | ${h.fmtRatio(c.vsHaproxy)} | ${lastView(row)} |`,
+      );
+    }
+    out.push(
+      '\nCPU µs/req: the balancer\'s own CPU time (user + system, every process of it) over warm-up and measurement, ' +
+        'divided by the requests the upstreams answered meanwhile; unlike req/s it does not depend on how much CPU the ' +
+        'load generator, the upstreams and other processes left over.',
+    );
+    out.push('\nEvery run (req/s; p99 ms; CPU µs/req):\n');
+    const runsOf = (cell) => cell.runs.map(h.fmt).join(' / ') || '—';
+    for (const row of shown) out.push(`- ${row.label}: ${runsOf(rps[row.id])}; ${runsOf(p99[row.id])}; ${runsOf(cpu[row.id])}`);
+    const views = shown.map((row) => (runs?.[row.id] ?? []).filter((r) => r?.affinity?.balancerView).at(-1)).filter(Boolean);
+    if (views.length) {
+      out.push('\nThe balancers\' own view, last run:\n');
+      for (const r of views) out.push(`- ${r.affinity.balancerView}`);
+    }
+    const errors = [];
+    for (const row of shown) {
+      (runs?.[row.id] ?? []).forEach((r, i) => {
+        if (r?.error) errors.push(`- ${row.label}, round ${i + 1}: ${r.error.split('\n')[0]}`);
+        else if (r?.errors) errors.push(`- ${row.label}, round ${i + 1}: ${r.errors} client-side errors during the run`);
+      });
+    }
+    if (errors.length) out.push(`\n### Errors (${WORKLOAD})\n\n${errors.join('\n')}`);
+    return out.join('\n');
+  }
+
+  return {
+    title: 'Session-keyed keep-alive HTTP requests, 50 connections, 1,000 sessions',
+    metrics: METRICS,
+    rows,
+    run,
+    summarize,
+    markdown,
+    tool: () => (h.tools.http === 'wrk' ? 'wrk -s peers/sessions.lua' : 'a Node loop with x-session'),
+  };
+}
+
+function adminGet(agent, port, path) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${path.split('?')[0]}: ${res.statusCode}`))));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${path.split('?')[0]}: timeout`)));
+    req.on('error', reject);
+  });
+}
+
+/** One command on a HAProxy stats socket; the answer ends when HAProxy closes. */
+function unixCommand(path, command) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ path });
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.setTimeout(5000, () => socket.destroy(new Error('stats socket timeout')));
+    socket.on('connect', () => socket.write(command));
+    socket.on('data', (d) => (text += d));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(text));
+  });
+}
