@@ -1191,17 +1191,21 @@ async function main() {
     '',
     background,
     '',
-    `Tools: bulk ${tools.bulk === 'iperf3' ? `iperf3 -t ${opts.duration} -O ${opts.warmup}` : 'Node writer into a sink'}; ` +
-      `keep-alive HTTP ${tools.http === 'wrk' ? `wrk -t1 -c50 -d${opts.duration}s --latency` : 'Node loop, 50 connections'}; ` +
-      `new connections ${tools.connrate === 'wrk' ? `wrk -t1 -c50 -d${opts.duration}s -H 'Connection: close'` : 'Node client, 50 concurrent, from 200 source addresses'}; memory: ${opts.idle.toLocaleString('en-US')} idle connections, VmRSS delta. ` +
-      `MB = 10^6 bytes.`,
+    tableWorkloads().length
+      ? `Tools: bulk ${tools.bulk === 'iperf3' ? `iperf3 -t ${opts.duration} -O ${opts.warmup}` : 'Node writer into a sink'}; ` +
+        `keep-alive HTTP ${tools.http === 'wrk' ? `wrk -t1 -c50 -d${opts.duration}s --latency` : 'Node loop, 50 connections'}; ` +
+        `new connections ${tools.connrate === 'wrk' ? `wrk -t1 -c50 -d${opts.duration}s -H 'Connection: close'` : 'Node client, 50 concurrent, from 200 source addresses'}; memory: ${opts.idle.toLocaleString('en-US')} idle connections, VmRSS delta. ` +
+        `MB = 10^6 bytes.`
+      : `Tools: ${httpAffinity.tool()} (below).`,
     aptCommand ? `\nMissing peers (left out): ${missing.map(([k]) => k).join(', ')}. Install: \`${aptCommand}\`` : '',
     '',
     tableWorkloads().length ? tables(summary, results) : '',
     affinityRows.length ? `\n${httpAffinity.markdown(affinitySummary, results['http-affinity'], affinityRows)}` : '',
     '',
     `Run time: ${seconds.toFixed(0)} s.`,
-  ].join('\n');
+  ]
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n'); // sections left out leave no gaps
   process.stdout.write(`${md}\n`);
 
   mkdirSync(resultsDir, { recursive: true });
