@@ -8,6 +8,8 @@
  *   tether learn   the same plus TETHER_LEARN=header:x-session=(.+): the upstreams
  *                  echo the header, so every response stores a pin and every request
  *                  looks one up (the closest match to HAProxy's stick table)
+ *   naive http     peers/naive-http-proxy.mjs: node:http server + http.request, the
+ *                  header hashed mod 3, nothing else (what node:http alone costs)
  *   HAProxy hash   mode http, balance hdr(x-session), hash-type consistent
  *   HAProxy stick  the same plus a stick table on req.hdr(x-session)
  *   nginx hash     http module, hash $http_x_session consistent, upstream keepalive
@@ -69,6 +71,13 @@ const ROWS = [
     routing: `the same + \`TETHER_LEARN=${LEARN_RULE}\``,
     counterpart: 'haproxy-stick',
     spec: { admin: true, env: { TETHER_MODE: 'http', TETHER_KEY: `header:${HEADER}`, TETHER_LEARN: LEARN_RULE } },
+  },
+  {
+    id: 'naive-http',
+    balancer: 'naive',
+    label: 'naive node:http proxy',
+    routing: 'FNV-1a of the header mod 3',
+    spec: { script: 'naive-http-proxy.mjs' },
   },
   {
     id: 'haproxy-hash',

@@ -642,7 +642,8 @@ function fillTemplate(file, fields) {
 /**
  * Launch one balancer listening on `port` in front of `ups` ("host:port" x3).
  * `spec` (from a workload's rows) adds tether environment (`env`, an admin listener
- * on `adminPort`) or names another peer config template (`template`, `fields`).
+ * on `adminPort`), names another peer config template (`template`, `fields`) or
+ * another naive proxy (`script`).
  */
 function launch(name, port, ups, dir, spec = {}) {
   const logFile = join(dir, `${name}.log`);
@@ -669,7 +670,7 @@ function launch(name, port, ups, dir, spec = {}) {
         break;
       }
       case 'naive':
-        child = spawn(process.execPath, [join(peersDir, 'naive-proxy.mjs')], {
+        child = spawn(process.execPath, [join(peersDir, spec.script ?? 'naive-proxy.mjs')], {
           stdio,
           env: { ...process.env, NAIVE_LISTEN: listen, NAIVE_UPSTREAMS: ups.join(',') },
         });
