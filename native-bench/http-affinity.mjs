@@ -316,8 +316,9 @@ export function createHttpAffinity(h) {
     }
     out.push(
       '\nCPU µs/req: the balancer\'s own CPU time (user + system, every process of it) over warm-up and measurement, ' +
-        'divided by the requests the upstreams answered meanwhile; unlike req/s it does not depend on how much CPU the ' +
-        'load generator, the upstreams and other processes left over.',
+        'divided by the requests the upstreams answered meanwhile. It depends much less than req/s on the CPU the load ' +
+        'generator, the upstreams and other processes leave over, though not entirely: a balancer with a core to itself ' +
+        'handles fewer requests per wake-up and pays somewhat more for each.',
     );
     out.push('\nEvery run (req/s; p99 ms; CPU µs/req):\n');
     const runsOf = (cell) => cell.runs.map(h.fmt).join(' / ') || '—';
