@@ -13,16 +13,21 @@ export interface EndedRecord extends RoutedRecord {
   readonly reason: string;
 }
 
-/**
- * Count an ended unit against its upstream and return its access-log fields.
- * The key appears only as a short hash: keys are secrets.
- */
-export function settle(listener: string, record: EndedRecord): Record<string, unknown> {
+/** Count an ended unit's bytes against its upstream. */
+export function settle(record: RoutedRecord): void {
   const upstream = record.upstream;
   if (upstream !== null) {
     upstream.bytesFromClient += record.fromClient;
     upstream.bytesToClient += record.toClient;
   }
+}
+
+/**
+ * An ended unit's access-log fields (built only when the access log is on). The key
+ * appears only as a short hash: keys are secrets.
+ */
+export function accessFields(listener: string, record: EndedRecord): Record<string, unknown> {
+  const upstream = record.upstream;
   return {
     listener,
     client: formatAddress(record.clientAddress, record.clientPort),

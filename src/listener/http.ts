@@ -11,7 +11,7 @@ import { keyHashForLog } from '../log.js';
 import type { RouteDecision, UpstreamPool } from '../pool/pool.js';
 import { formatAddress, type Upstream } from '../pool/upstream.js';
 import { sourceIpKey } from './address.js';
-import { settle } from './access.js';
+import { accessFields, settle } from './access.js';
 import { Acceptor } from './acceptor.js';
 import type { HealthReporter, ListenerContext, RoutedRecord } from './context.js';
 import { Exchange, type ExchangeContext } from './exchange.js';
@@ -507,10 +507,15 @@ export class HttpListener implements ListenerContext, ExchangeContext {
   ended(exchange: Exchange): void {
     this.exchanges.delete(exchange);
     if (!exchange.reason) exchange.reason = exchange.status > 0 ? 'answered' : 'client closed';
-    const fields = settle(this.#config.name, exchange);
+    settle(exchange);
     this.#count(exchange);
     this.#onEnd?.(exchange);
-    this.#accessLog?.info({ ...fields, method: exchange.req.method, status: exchange.status });
+    if (this.#accessLog !== null) {
+      const fields = accessFields(this.#config.name, exchange);
+      fields.method = exchange.req.method;
+      fields.status = exchange.status;
+      this.#accessLog.info(fields);
+    }
     if (this.#closing) setImmediate(closeIdle, this.#http);
   }
 
@@ -529,10 +534,14 @@ export class HttpListener implements ListenerContext, ExchangeContext {
       // The TTL runs from the last connection's close (contract, Routing 12).
       void this.pins.touch(key, this.#config.stickyTtlS);
     }
-    const fields = settle(this.#config.name, session);
+    settle(session);
     this.#count(session);
     this.#onEnd?.(session);
-    this.#accessLog?.info({ ...fields, method: 'UPGRADE' });
+    if (this.#accessLog !== null) {
+      const fields = accessFields(this.#config.name, session);
+      fields.method = 'UPGRADE';
+      this.#accessLog.info(fields);
+    }
   }
 
   #count(record: RoutedRecord): void {

@@ -4,7 +4,7 @@ import { cidrContains } from '../config/parse.js';
 import type { ListenerConfig } from '../config/types.js';
 import type { UpstreamPool } from '../pool/pool.js';
 import type { Upstream } from '../pool/upstream.js';
-import { settle } from './access.js';
+import { accessFields, settle } from './access.js';
 import { Acceptor } from './acceptor.js';
 import { sourceIpKey } from './address.js';
 import type { HealthReporter, ListenerContext } from './context.js';
@@ -111,9 +111,9 @@ export class TcpListener implements ListenerContext {
     counters.outcomes[session.outcome]++;
     counters.fromClient += session.fromClient;
     counters.toClient += session.toClient;
-    const fields = settle(this.config.name, session);
+    settle(session);
     this.#onEnd?.(session);
-    this.#accessLog?.info(fields);
+    this.#accessLog?.info(accessFields(this.config.name, session));
   }
 
   #accept(socket: net.Socket): void {
