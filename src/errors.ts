@@ -9,7 +9,8 @@ export type TetherErrorCode =
   | 'TETHER_ERR_UNKNOWN_UPSTREAM'
   | 'TETHER_ERR_BAD_REQUEST'
   | 'TETHER_ERR_LISTEN'
-  | 'TETHER_ERR_STORE';
+  | 'TETHER_ERR_STORE'
+  | 'TETHER_ERR_RING_BUILD';
 
 export class TetherError extends Error {
   readonly code: TetherErrorCode;
@@ -62,4 +63,36 @@ export class StoreError extends TetherError {
     super('TETHER_ERR_STORE', message);
     this.name = 'StoreError';
   }
+}
+
+/**
+ * A lookup table could not be built in a worker thread (the worker crashed, could not
+ * load, or threw something that is not a TetherError). The pool logs it, keeps routing
+ * on the table it has, and retries.
+ */
+export class RingBuildError extends TetherError {
+  constructor(message: string) {
+    super('TETHER_ERR_RING_BUILD', message);
+    this.name = 'RingBuildError';
+  }
+}
+
+const CODES: ReadonlySet<string> = new Set<TetherErrorCode>([
+  'TETHER_ERR_CONFIG',
+  'TETHER_ERR_NO_UPSTREAM',
+  'TETHER_ERR_CONNECT',
+  'TETHER_ERR_UNKNOWN_UPSTREAM',
+  'TETHER_ERR_BAD_REQUEST',
+  'TETHER_ERR_LISTEN',
+  'TETHER_ERR_STORE',
+  'TETHER_ERR_RING_BUILD',
+]);
+
+/**
+ * Rebuilds an error sent as `{ code, message }` data from another thread (an Error
+ * subclass posted between threads arrives as a plain Error, its code lost).
+ */
+export function errorFromData(code: string, message: string): TetherError {
+  if (code === 'TETHER_ERR_RING_BUILD' || !CODES.has(code)) return new RingBuildError(message);
+  return new TetherError(code as TetherErrorCode, message);
 }

@@ -11,7 +11,15 @@ import { TcpListener } from './listener/tcp.js';
 import type { AdminChange } from './membership/overrides.js';
 import { SharedMembership, applyChange } from './membership/sync.js';
 import { UpstreamPool, type MembershipEvent, type PoolOptions } from './pool/pool.js';
+import { Rebalancer, type RebalanceStart, type RoutedConnection } from './pool/rebalance.js';
 import type { Upstream } from './pool/upstream.js';
+import { InlineTableBuilder, createTableBuilder, type TableBuilder } from './workers/pool.js';
+
+/**
+ * A listener starts accepting once its first table is in use, or after this long
+ * (routing then goes by rendezvous until the table arrives; see UpstreamPool).
+ */
+const FIRST_TABLE_WAIT_MS = 10_000;
 
 /** One listener with its upstream pool and health monitor. */
 export class ListenerRuntime implements AdminListener, MeteredListener {
@@ -25,6 +33,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
    */
   readonly pins: PinStore;
   readonly #logger: Logger;
+  readonly #rebalancer: Rebalancer;
   /**
    * Every Upstream object of this listener still worth counting: the pool's, plus
    * removed ones until their last connection ends (the pool forgets them at once).
@@ -38,11 +47,20 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     onEvent: (listener: string, e: MembershipEvent) => void,
     metrics: Metrics,
     pins: PinStore,
+    builder: TableBuilder,
   ) {
     this.config = config;
     this.pins = pins;
     this.#logger = logger;
-    this.pool = new UpstreamPool(poolOptions(config), config.upstreams, (seconds) => metrics.observeRingBuild(seconds));
+    this.pool = new UpstreamPool(poolOptions(config), config.upstreams, {
+      builder,
+      onTableBuilt: (seconds) => metrics.observeRingBuild(seconds),
+      onBuildFailed: (error, failures, retryInMs) =>
+        logger.error(
+          { listener: config.name, code: error.code, error: error.message, failures, retryInMs },
+          'table build failed: routing on the previous table, retrying',
+        ),
+    });
     this.#known = new Set(this.pool.list());
     this.monitor = this.#createMonitor(config);
     const hooks = metrics.hooks(config.name);
@@ -60,6 +78,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
       onSessionEnd: hooks.onSessionEnd,
     };
     this.listener = config.mode === 'http' ? new HttpListener({ ...listenerOptions, pins }) : new TcpListener(listenerOptions);
+    this.#rebalancer = new Rebalancer(config.name, this.pool, () => this.connections(), logger);
     this.pool.onChange((event) => {
       onEvent(config.name, event);
       if (event.change === 'added') this.#known.add(this.pool.get(event.upstream)!);
@@ -84,7 +103,26 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     }
   }
 
+  /** Open connections of this listener, as /rebalance sees them. */
+  connections(): Iterable<RoutedConnection> {
+    return this.listener.sessions;
+  }
+
+  /** Close, `perSecond` a second, the connections whose key now hashes elsewhere. */
+  rebalance(perSecond: number): RebalanceStart {
+    return this.#rebalancer.start(perSecond);
+  }
+
+  /** Stop background work: a running rebalance, table builds. */
+  stopBackground(): void {
+    this.#rebalancer.stop();
+    this.pool.close();
+  }
+
   async start(): Promise<void> {
+    if (!(await this.pool.settled(FIRST_TABLE_WAIT_MS))) {
+      this.#logger.warn({ listener: this.name }, 'first lookup table not ready: routing by rendezvous until it arrives');
+    }
     this.monitor.setTargets(this.pool.list());
     this.monitor.start();
     await this.listener.listen();
@@ -158,6 +196,8 @@ export class Tether implements AdminBackend {
   readonly #store: Store;
   /** Admin changes shared through the store; null with the memory store. */
   readonly #shared: SharedMembership | null;
+  /** Where every listener's tables are built (TETHER_RING_THREADS); made once. */
+  readonly #builder: TableBuilder;
 
   private constructor(config: Config, options: TetherOptions) {
     this.#config = config;
@@ -176,6 +216,7 @@ export class Tether implements AdminBackend {
             listeners: () => this.runtimes,
             writeTimeoutMs: commandTimeoutMs(config),
           });
+    this.#builder = makeBuilder(config.ringThreads, options.logger);
     this.#accessLog = config.accessLog ? options.logger.child({ component: 'access' }) : null;
   }
 
@@ -284,6 +325,7 @@ export class Tether implements AdminBackend {
       this.#runtimes.delete(name);
       this.#metrics.retire(runtime);
       runtime.monitor.stop();
+      runtime.stopBackground();
       await runtime.listener.stopAccepting();
       this.logger.info({ listener: name }, 'listener removed; its open connections go on');
     }
@@ -331,7 +373,9 @@ export class Tether implements AdminBackend {
     const left = open();
     if (left > 0) this.logger.info({ closing: left }, 'drain timeout: closing remaining connections');
     for (const r of runtimes) r.listener.closeAll('shutdown');
+    for (const r of runtimes) r.stopBackground();
     await this.#admin?.close();
+    await this.#builder.close();
     this.#metrics.close();
     this.#shared?.close();
     await this.#store.close();
@@ -345,8 +389,10 @@ export class Tether implements AdminBackend {
       r.monitor.stop();
       await r.listener.stopAccepting();
       r.listener.closeAll('shutdown');
+      r.stopBackground();
     }
     await this.#admin?.close();
+    await this.#builder.close();
     this.#metrics.close();
     this.#shared?.close();
     await this.#store.close();
@@ -389,6 +435,7 @@ export class Tether implements AdminBackend {
         timeoutMs: this.#config.storeTimeoutMs,
         onError: () => this.#metrics.storeError(),
       }),
+      this.#builder,
     );
     this.#runtimes.set(listenerConfig.name, runtime);
     this.#metrics.track(runtime);
@@ -407,6 +454,16 @@ export class Tether implements AdminBackend {
     this.logger[level]({ listener, upstream: event.upstream, change: event.change, detail: event.detail }, 'membership change');
     this.#recent.push({ ...event, listener, at: new Date().toISOString() });
     if (this.#recent.length > RECENT_CHANGES) this.#recent.shift();
+  }
+}
+
+/** Worker threads, or inline when asked (0) or when the worker file cannot be found. */
+function makeBuilder(threads: number, logger: Logger): TableBuilder {
+  try {
+    return createTableBuilder(threads);
+  } catch (err) {
+    logger.error({ error: err instanceof Error ? err.message : String(err) }, 'ring build threads unavailable: building tables on the main thread');
+    return new InlineTableBuilder();
   }
 }
 

@@ -6,6 +6,7 @@ import type { HostPort, ListenerConfig } from '../config/types.js';
 import { TetherError } from '../errors.js';
 import type { AdminChange } from '../membership/overrides.js';
 import type { RouteVia, UpstreamPool } from '../pool/pool.js';
+import { REBALANCE_DEFAULT_PER_SECOND, REBALANCE_MAX_PER_SECOND, type RebalanceStart } from '../pool/rebalance.js';
 import { formatAddress, type Upstream } from '../pool/upstream.js';
 import { HttpError, readJsonBody, sendJson } from './http-util.js';
 import { STATS_PAGE_CSP, STATS_PAGE_HTML } from './page/html.js';
@@ -16,6 +17,8 @@ export interface AdminListener {
   readonly name: string;
   readonly config: ListenerConfig;
   readonly pool: UpstreamPool;
+  /** POST /rebalance: close, perSecond a second, connections whose key now hashes elsewhere. */
+  rebalance(perSecond: number): RebalanceStart;
 }
 
 export interface RouteAnswer {
@@ -54,6 +57,14 @@ export interface AdminOptions {
   readonly backend: AdminBackend;
   readonly logger: Logger;
 }
+
+/**
+ * A membership change is answered once the listener routes by it (its table is
+ * built, in a worker thread), so a GET /route right after a PUT reflects the PUT.
+ * Bounded: a slow or failing build delays the answer at most this long; routing
+ * meanwhile passes over upstreams that left and reaches new ones once built.
+ */
+const SETTLE_WAIT_MS = 5_000;
 
 const NAME_PATTERN = /^[A-Za-z0-9._:\-[\]]{1,128}$/;
 const UPSTREAM_PATH = /^\/upstreams\/([^/]+)(?:\/(drain|undrain))?$/;
@@ -141,6 +152,15 @@ export class AdminServer {
       allow(method, 'GET');
       return sendJson(res, 200, this.#pick(url).pool.list().map(describeUpstream));
     }
+    if (path === '/rebalance') {
+      allow(method, 'POST');
+      const listener = this.#pick(url);
+      const body = await readJsonBody(req);
+      const perSecond = parsePerSecond(body.perSecond);
+      // Decide against the newest membership's table, not one still being built.
+      await listener.pool.settled(SETTLE_WAIT_MS);
+      return sendJson(res, 200, listener.rebalance(perSecond));
+    }
     if (path === '/route') {
       allow(method, 'GET');
       const key = url.searchParams.get('key');
@@ -175,6 +195,7 @@ export class AdminServer {
       if (method === 'DELETE') {
         const removed = describeUpstream(requireUpstream(pool, name));
         await backend.changeUpstream(listener, { op: 'delete', upstream: name });
+        await pool.settled(SETTLE_WAIT_MS);
         log.info({ listener: listener.name, upstream: name }, 'upstream removed through admin API');
         return sendJson(res, 200, { ...removed, removed: true });
       }
@@ -185,6 +206,7 @@ export class AdminServer {
       const existing = pool.get(name);
       const weight = parseWeight(body.weight) ?? existing?.weight ?? 1;
       await backend.changeUpstream(listener, { op: 'put', upstream: name, host: target.host, port: target.port, weight });
+      await pool.settled(SETTLE_WAIT_MS);
       const created = existing === undefined;
       log.info({ listener: listener.name, upstream: name, address: formatAddress(target.host, target.port), weight, created }, 'upstream set through admin API');
       return sendJson(res, created ? 201 : 200, describeUpstream(requireUpstream(pool, name)));
@@ -195,10 +217,12 @@ export class AdminServer {
     if (action === 'drain') {
       const deadlineS = parseDeadline(body.deadlineS);
       await backend.changeUpstream(listener, { op: 'drain', upstream: name, deadlineS });
+      await pool.settled(SETTLE_WAIT_MS);
       log.info({ listener: listener.name, upstream: name, deadlineS: deadlineS ?? null }, 'upstream draining');
       return sendJson(res, 200, describeUpstream(requireUpstream(pool, name)));
     }
     await backend.changeUpstream(listener, { op: 'undrain', upstream: name });
+    await pool.settled(SETTLE_WAIT_MS);
     log.info({ listener: listener.name, upstream: name }, 'upstream undrained');
     sendJson(res, 200, describeUpstream(requireUpstream(pool, name)));
   }
@@ -325,6 +349,14 @@ function parseDeadline(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 86_400 * 7) {
     throw badRequest(`deadlineS: ${JSON.stringify(value)} is not a number of seconds from 0 to 604800`);
+  }
+  return value;
+}
+
+function parsePerSecond(value: unknown): number {
+  if (value === undefined || value === null) return REBALANCE_DEFAULT_PER_SECOND;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > REBALANCE_MAX_PER_SECOND) {
+    throw badRequest(`perSecond: ${JSON.stringify(value)} is not a number above 0 and at most ${REBALANCE_MAX_PER_SECOND}`);
   }
   return value;
 }

@@ -107,6 +107,32 @@ export function tableFromData(data: TableData): LookupTable {
   }
 }
 
+/**
+ * The distinct buffers behind `data`'s typed arrays: the transfer list that moves a
+ * table between threads without copying it.
+ */
+export function tableBuffers(data: TableData): ArrayBuffer[] {
+  const views: ArrayBufferView[] = [];
+  switch (data.algorithm) {
+    case 'ring':
+      views.push(data.points, data.owners);
+      break;
+    case 'maglev':
+      views.push(data.slots, data.byName);
+      break;
+    case 'rendezvous':
+      views.push(data.seeds, data.weights, data.rank);
+      break;
+    case 'modulo':
+      views.push(data.order);
+      break;
+  }
+  // A buffer listed twice makes postMessage throw; a zero-length one is not worth moving.
+  const buffers = new Set<ArrayBuffer>();
+  for (const v of views) if (v.byteLength > 0) buffers.add(v.buffer as ArrayBuffer);
+  return [...buffers];
+}
+
 export function buildTable(algorithm: Algorithm, members: readonly Member[], options: BuildOptions): LookupTable {
   return tableFromData(buildTableData(algorithm, members, options));
 }

@@ -32,9 +32,9 @@ export class ModuloTable implements LookupTable {
   }
 
   /** The primary, then its successors in name order, wrapping. */
-  order(hash: number, out: Uint32Array): number {
+  order(hash: number, out: Uint32Array, limit = out.length): number {
     const n = this.size;
-    const want = Math.min(out.length, n);
+    const want = Math.min(limit, out.length, n);
     if (want === 0) return 0;
     const byName = this.#byName;
     let r = (hash >>> 0) % n;

@@ -40,7 +40,7 @@ export function buildRendezvous(members: readonly Member[]): RendezvousData {
     seeds[i] = xxh32String(members[i]!.name, SEED);
     weights[i] = members[i]!.weight;
   }
-  return { algorithm: 'rendezvous', members, seeds, weights };
+  return { algorithm: 'rendezvous', members, seeds, weights, rank: nameRanks(indicesByName(members)) };
 }
 
 export class RendezvousTable implements LookupTable {
@@ -66,7 +66,7 @@ export class RendezvousTable implements LookupTable {
     this.size = data.members.length;
     this.#seeds = data.seeds;
     this.#weights = data.weights;
-    this.#rank = nameRanks(indicesByName(data.members));
+    this.#rank = data.rank;
     let uniform = true;
     for (let i = 1; i < this.size; i++) if (data.weights[i] !== data.weights[0]) uniform = false;
     this.#uniform = uniform;
@@ -107,9 +107,9 @@ export class RendezvousTable implements LookupTable {
    * primary() costs per pass. Bounded loads may want all N: then a heap, O(N + k
    * log N), rather than selection's N x k (see SELECTION_MAX).
    */
-  order(hash: number, out: Uint32Array): number {
+  order(hash: number, out: Uint32Array, limit = out.length): number {
     const n = this.size;
-    const want = Math.min(out.length, n);
+    const want = Math.min(limit, out.length, n);
     if (want === 0) return 0;
     const scores = this.#scores;
     const rank = this.#rank;

@@ -119,8 +119,8 @@ export class RingTable implements LookupTable {
    * removal is the order before with X left out: a retry goes where the key would
    * go if X were gone (HAProxy chash_get_server_hash walks the same way).
    */
-  order(hash: number, out: Uint32Array): number {
-    const want = Math.min(out.length, this.size);
+  order(hash: number, out: Uint32Array, limit = out.length): number {
+    const want = Math.min(limit, out.length, this.size);
     if (want === 0) return 0;
     const points = this.#points.length;
     const owners = this.#owners;

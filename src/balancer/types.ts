@@ -27,11 +27,19 @@ export interface BuildOptions {
 /**
  * Plain data, transferable between threads: only numbers, strings and typed arrays.
  * `members` is the list the table was built over, in the order indices refer to.
+ * Everything that costs more than O(N) to derive (sorted points, name orders) is
+ * computed by the builder, so wrapping the data on the routing thread is cheap.
  */
 export type TableData =
   | { readonly algorithm: 'ring'; readonly members: readonly Member[]; readonly points: Uint32Array; readonly owners: Uint32Array }
-  | { readonly algorithm: 'maglev'; readonly members: readonly Member[]; readonly slots: Uint32Array }
-  | { readonly algorithm: 'rendezvous'; readonly members: readonly Member[]; readonly seeds: Uint32Array; readonly weights: Float64Array }
+  | { readonly algorithm: 'maglev'; readonly members: readonly Member[]; readonly slots: Uint32Array; readonly byName: Uint32Array }
+  | {
+      readonly algorithm: 'rendezvous';
+      readonly members: readonly Member[];
+      readonly seeds: Uint32Array;
+      readonly weights: Float64Array;
+      readonly rank: Uint32Array;
+    }
   | { readonly algorithm: 'modulo'; readonly members: readonly Member[]; readonly order: Uint32Array };
 
 export interface LookupTable {
@@ -43,8 +51,9 @@ export interface LookupTable {
   primary(hash: number): number;
   /**
    * Distinct member indices in this algorithm's hash order (the first equals primary()),
-   * written to `out`; returns how many were written (min(out.length, size)).
-   * Used for retries and bounded loads. Allocation-free.
+   * written to `out`; returns how many were written: min(limit, out.length, size),
+   * `limit` defaulting to out.length. Used for retries and bounded loads.
+   * Allocation-free.
    */
-  order(hash: number, out: Uint32Array): number;
+  order(hash: number, out: Uint32Array, limit?: number): number;
 }

@@ -54,7 +54,7 @@ export const INTEGER_RANGES = {
   maxHeadBytes: { min: 1024, max: 1_048_576 },
   maxConnections: { min: 1, max: 1_000_000 },
   drainTimeoutMs: { min: 0, max: 86_400_000, zero: 'close at once' },
-  ringThreads: { min: 1, max: 64 },
+  ringThreads: { min: 0, max: 64, zero: 'build on the main thread' },
   weight: { min: 1, max: 256 },
 } as const satisfies Record<string, { min: number; max: number; zero?: string }>;
 

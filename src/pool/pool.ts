@@ -1,10 +1,12 @@
-import { buildTable } from '../balancer/index.js';
+import { tableFromData } from '../balancer/index.js';
 import { hashKey } from '../balancer/hash.js';
 import { pickBounded, underCap } from '../balancer/bounded.js';
 import { pickTwoChoices } from '../balancer/p2c.js';
+import { RendezvousTable, buildRendezvous } from '../balancer/rendezvous.js';
 import type { Algorithm, LookupTable } from '../balancer/types.js';
 import type { UpstreamSpec } from '../config/types.js';
-import { UnknownUpstreamError } from '../errors.js';
+import { RingBuildError, TetherError, UnknownUpstreamError } from '../errors.js';
+import { InlineTableBuilder, type BuiltTable, type TableBuilder } from '../workers/pool.js';
 import { Upstream, type UpstreamState } from './upstream.js';
 
 export type RouteVia = 'learned' | 'hash' | 'p2c';
@@ -30,45 +32,149 @@ export interface MembershipEvent {
 
 type ChangeListener = (event: MembershipEvent) => void;
 
+export interface PoolHooks {
+  /**
+   * Where tables are built (the Tether's worker pool). Default: inline on this
+   * thread, still delivered asynchronously.
+   */
+  readonly builder?: TableBuilder;
+  /** How long each table build took, where it ran (tether_ring_build_seconds). */
+  readonly onTableBuilt?: (seconds: number) => void;
+  /** A build failed; the pool keeps routing and retries in `retryInMs`. */
+  readonly onBuildFailed?: (error: TetherError, failures: number, retryInMs: number) => void;
+}
+
+/** Where the pool's table stands; for tests, logs and the admin API. */
+export interface TableStatus {
+  /** Bumped by every change a table depends on (membership, health, drain, weight, algorithm). */
+  readonly version: number;
+  /** The version the table in use was built for; -1 before the first. */
+  readonly tableVersion: number;
+  readonly building: boolean;
+  /** Failed builds in a row (0 once one succeeds). */
+  readonly failures: number;
+}
+
+/** A failed build is retried after 100 ms, doubling up to 10 s while failures go on. */
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 10_000;
+
 /** How much of the hash order bounded loads looks at before walking all of it. */
 const BOUNDED_PREFIX = 8;
 
 /**
  * The upstreams of one listener and the lookup table over the routable ones.
- * The table is an immutable snapshot swapped whole on every membership change;
- * routing reads `table` and `routable` together, which always belong to one build.
+ *
+ * Tables are built off the routing thread (a TableBuilder: worker threads) and
+ * swapped in whole when they arrive; route() stays synchronous and reads whatever
+ * table is in use. Changes that come while a build runs wait, and only the newest
+ * membership is built next (coalescing: a burst of 50 changes costs two builds,
+ * not 50). Until the newest table arrives, routing uses the one it has and passes
+ * over members that are no longer routable: for a ring that is exactly where the
+ * new table would send their keys, since removing a member removes only its points.
+ * Members added since are not reached until the table that has them arrives.
+ * Before any table exists (or when none of the table's members is routable any
+ * more), keys are routed by rendezvous over the current routable set, which needs
+ * no build.
+ *
+ * The routable view (`#routable`, the per-slot loads and weights the pickers read)
+ * is always current; the table's member indices are mapped onto it by name.
  */
 export class UpstreamPool {
   #options: PoolOptions;
   readonly #byName = new Map<string, Upstream>();
   #routable: Upstream[] = [];
-  #table: LookupTable;
   /** Active connections per routable slot, kept in step with Upstream.active for pickers. */
   #loads = new Float64Array(0);
   #weights = new Float64Array(0);
   #routableActive = 0;
   #routableWeight = 0;
-  #order = new Uint32Array(0);
-  #prefix = new Uint32Array(BOUNDED_PREFIX);
-  readonly #listeners: ChangeListener[] = [];
-  readonly #onTableBuilt: ((seconds: number) => void) | undefined;
 
-  /** `onTableBuilt` hears how long each table build took (tether_ring_build_seconds). */
-  constructor(options: PoolOptions, specs: readonly UpstreamSpec[] = [], onTableBuilt?: (seconds: number) => void) {
+  /** The table in use, possibly built for an older membership; null before the first. */
+  #table: LookupTable | null = null;
+  /** Table member index -> routable slot now, or -1 when that member is not routable now. */
+  #tableSlot = new Int32Array(0);
+  /** How many of the table's members are routable now. */
+  #tableLive = 0;
+  /** Rendezvous over #routable, made on first need after each change. */
+  #fallback: LookupTable | null = null;
+
+  /** Scratch for table orders (table indices) and the routable slots they map to. */
+  #raw = new Uint32Array(BOUNDED_PREFIX);
+  #order = new Uint32Array(BOUNDED_PREFIX);
+
+  #version = 0;
+  #tableVersion = -1;
+  #building = false;
+  #failures = 0;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #closed = false;
+  readonly #waiters = new Set<{ readonly version: number; readonly done: (settled: boolean) => void }>();
+
+  readonly #listeners: ChangeListener[] = [];
+  readonly #builder: TableBuilder;
+  readonly #ownsBuilder: boolean;
+  readonly #onTableBuilt: ((seconds: number) => void) | undefined;
+  readonly #onBuildFailed: PoolHooks['onBuildFailed'];
+
+  constructor(options: PoolOptions, specs: readonly UpstreamSpec[] = [], hooks: PoolHooks = {}) {
     this.#options = options;
-    this.#onTableBuilt = onTableBuilt;
+    this.#builder = hooks.builder ?? new InlineTableBuilder();
+    this.#ownsBuilder = hooks.builder === undefined;
+    this.#onTableBuilt = hooks.onTableBuilt;
+    this.#onBuildFailed = hooks.onBuildFailed;
     for (const spec of specs) {
       this.#byName.set(spec.name, new Upstream(spec.name, spec.host, spec.port, spec.weight));
     }
-    this.#table = this.#build();
+    this.#changed();
   }
 
   get options(): PoolOptions {
     return this.#options;
   }
 
+  /**
+   * The table routing uses now: the newest built, or, before the first, rendezvous
+   * over the routable upstreams. Its `members` are names; indices are its own.
+   */
   get table(): LookupTable {
-    return this.#table;
+    return this.#table ?? this.#fallbackTable();
+  }
+
+  tableStatus(): TableStatus {
+    return { version: this.#version, tableVersion: this.#tableVersion, building: this.#building, failures: this.#failures };
+  }
+
+  /**
+   * Resolves true once the table in use was built for the membership of this call
+   * (or a newer one); false when `timeoutMs` passes first or the pool is closed.
+   */
+  settled(timeoutMs?: number): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    if (this.#tableVersion >= this.#version) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | null = null;
+      const waiter = {
+        version: this.#version,
+        done: (settled: boolean) => {
+          if (timer !== null) clearTimeout(timer);
+          this.#waiters.delete(waiter);
+          resolve(settled);
+        },
+      };
+      this.#waiters.add(waiter);
+      if (timeoutMs !== undefined) timer = setTimeout(() => waiter.done(false), timeoutMs);
+    });
+  }
+
+  /** Stop building (shutdown): pending builds are ignored, waiters resolve false. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    for (const waiter of [...this.#waiters]) waiter.done(false);
+    if (this.#ownsBuilder) void this.#builder.close();
   }
 
   onChange(listener: ChangeListener): void {
@@ -93,30 +199,35 @@ export class UpstreamPool {
   setOptions(options: PoolOptions): void {
     const old = this.#options;
     this.#options = options;
-    if (old.algorithm !== options.algorithm || old.vnodes !== options.vnodes) this.#rebuild();
+    if (old.algorithm !== options.algorithm || old.vnodes !== options.vnodes) this.#changed();
   }
 
   /** Make the membership equal `specs` (start-up and reload): adds, changes, removes. */
   setUpstreams(specs: readonly UpstreamSpec[]): void {
     const wanted = new Set<string>();
+    let changed = false;
     for (const spec of specs) {
       wanted.add(spec.name);
-      this.#upsert(spec.name, spec.host, spec.port, spec.weight);
+      if (this.#upsert(spec.name, spec.host, spec.port, spec.weight)) changed = true;
     }
-    for (const name of [...this.#byName.keys()]) if (!wanted.has(name)) this.#remove(name);
-    this.#rebuild();
+    for (const name of [...this.#byName.keys()]) {
+      if (wanted.has(name)) continue;
+      this.#remove(name);
+      changed = true;
+    }
+    if (changed) this.#changed();
   }
 
   /** Add or change one upstream (admin PUT). Returns whether it was new. */
   put(name: string, host: string, port: number, weight?: number): boolean {
-    const created = this.#upsert(name, host, port, weight ?? this.#byName.get(name)?.weight ?? 1);
-    this.#rebuild();
+    const created = !this.#byName.has(name);
+    if (this.#upsert(name, host, port, weight ?? this.#byName.get(name)?.weight ?? 1)) this.#changed();
     return created;
   }
 
   remove(name: string): Upstream {
     const upstream = this.#remove(name);
-    this.#rebuild();
+    this.#changed();
     return upstream;
   }
 
@@ -125,7 +236,7 @@ export class UpstreamPool {
     if (!upstream || upstream.healthy === up) return;
     upstream.healthy = up;
     this.#emit({ upstream: name, change: up ? 'up' : 'down', detail: reason });
-    this.#rebuild();
+    this.#changed();
   }
 
   drain(name: string, deadlineS?: number): Upstream {
@@ -139,7 +250,7 @@ export class UpstreamPool {
     if (!upstream.draining) {
       upstream.draining = true;
       this.#emit({ upstream: name, change: 'draining', detail: deadlineS === undefined ? undefined : `deadline ${deadlineS}s` });
-      this.#rebuild();
+      this.#changed();
     }
     return upstream;
   }
@@ -151,7 +262,7 @@ export class UpstreamPool {
     if (upstream.draining) {
       upstream.draining = false;
       this.#emit({ upstream: name, change: 'undrained' });
-      this.#rebuild();
+      this.#changed();
     }
     return upstream;
   }
@@ -162,6 +273,22 @@ export class UpstreamPool {
     if (routable.length === 0) return { via: key === null ? 'p2c' : 'hash', candidates: [] };
     if (key === null) return { via: 'p2c', candidates: this.#twoChoices(maxCandidates) };
     return { via: 'hash', candidates: this.#hashOrder(hashKey(key), maxCandidates) };
+  }
+
+  /**
+   * The upstream `key` hashes to now, ignoring pins and load bounds (the question
+   * /rebalance asks of every open connection); null when nothing is routable.
+   * Allocation-free for keys under NATIVE_HASH_MIN_LENGTH.
+   */
+  primary(key: string): Upstream | null {
+    if (this.#routable.length === 0) return null;
+    const hash = hashKey(key);
+    const table = this.#table;
+    if (table !== null && this.#tableLive > 0) {
+      const slot = this.#tableSlot[table.primary(hash)]!;
+      if (slot >= 0) return this.#routable[slot]!;
+    }
+    return this.#collect(hash, 1) > 0 ? this.#routable[this.#order[0]!]! : null;
   }
 
   /** Count a connection routed to `upstream` (keeps the pickers' load view in step). */
@@ -186,26 +313,60 @@ export class UpstreamPool {
     const routable = this.#routable;
     const size = routable.length;
     const factor = this.#options.balanceFactor;
-    if (this.#order.length < size) this.#order = new Uint32Array(size);
-    if (this.#prefix.length < maxCandidates) this.#prefix = new Uint32Array(Math.max(maxCandidates, BOUNDED_PREFIX));
     // A short prefix of the hash order serves retries and, nearly always, bounded
     // loads; the whole order (O(N) for some tables) only when none of it has room.
-    let order = this.#prefix;
-    let count = this.#table.order(hash, order);
+    let count = this.#collect(hash, factor > 1 ? Math.max(maxCandidates, BOUNDED_PREFIX) : maxCandidates);
+    const order = this.#order;
     let chosen = order[0]!;
     if (factor > 1) {
       chosen = pickBounded(order, count, this.#loads, this.#weights, this.#routableActive, this.#routableWeight, factor);
       if (count < size && !underCap(this.#loads[chosen]!, this.#weights[chosen]!, this.#routableActive, this.#routableWeight, factor)) {
-        order = this.#order;
-        count = this.#table.order(hash, order);
-        chosen = pickBounded(order, count, this.#loads, this.#weights, this.#routableActive, this.#routableWeight, factor);
+        count = this.#collect(hash, size);
+        chosen = pickBounded(this.#order, count, this.#loads, this.#weights, this.#routableActive, this.#routableWeight, factor);
       }
     }
+    const slots = this.#order;
     const out: Upstream[] = [routable[chosen]!];
     for (let i = 0; i < count && out.length < maxCandidates; i++) {
-      if (order[i] !== chosen) out.push(routable[order[i]!]!);
+      if (slots[i] !== chosen) out.push(routable[slots[i]!]!);
     }
     return out;
+  }
+
+  /**
+   * Writes up to `want` routable slots in the key's hash order to #order and returns
+   * how many: from the table in use, passing over members no longer routable, or from
+   * the rendezvous fallback when the table has none left (or there is no table yet).
+   */
+  #collect(hash: number, want: number): number {
+    if (this.#order.length < want) this.#order = new Uint32Array(Math.max(want, this.#order.length * 2));
+    const table = this.#table;
+    if (table === null || this.#tableLive === 0) return this.#fallbackTable().order(hash, this.#order, want);
+    const map = this.#tableSlot;
+    const out = this.#order;
+    const need = Math.min(want, this.#tableLive);
+    // Fresh table: the first pass finds them all. Stale: ask for more of the order
+    // until enough routable members turn up (at most the whole table).
+    let ask = Math.min(table.size, need);
+    for (;;) {
+      if (this.#raw.length < ask) this.#raw = new Uint32Array(Math.max(ask, this.#raw.length * 2));
+      const raw = this.#raw;
+      const n = table.order(hash, raw, ask);
+      let count = 0;
+      for (let i = 0; i < n && count < need; i++) {
+        const slot = map[raw[i]!]!;
+        if (slot >= 0) out[count++] = slot;
+      }
+      if (count >= need || n >= table.size) return count;
+      ask = Math.min(table.size, ask * 2 + need);
+    }
+  }
+
+  #fallbackTable(): LookupTable {
+    if (this.#fallback === null) {
+      this.#fallback = new RendezvousTable(buildRendezvous(this.#routable.map((u) => ({ name: u.name, weight: u.weight }))));
+    }
+    return this.#fallback;
   }
 
   #twoChoices(maxCandidates: number): Upstream[] {
@@ -223,6 +384,7 @@ export class UpstreamPool {
     return out;
   }
 
+  /** Returns whether the change matters to the table (a new upstream or a new weight). */
   #upsert(name: string, host: string, port: number, weight: number): boolean {
     const existing = this.#byName.get(name);
     if (!existing) {
@@ -231,10 +393,12 @@ export class UpstreamPool {
       return true;
     }
     if (existing.host !== host || existing.port !== port || existing.weight !== weight) {
+      const reweighted = existing.weight !== weight;
       existing.host = host;
       existing.port = port;
       existing.weight = weight;
       this.#emit({ upstream: name, change: 'changed', detail: `${existing.address}*${weight}` });
+      return reweighted;
     }
     return false;
   }
@@ -255,48 +419,109 @@ export class UpstreamPool {
     return upstream;
   }
 
-  #rebuild(): void {
-    this.#table = this.#build();
+  /** Something a table depends on changed: refresh the routable view now, build later. */
+  #changed(): void {
+    this.#version++;
+    this.#refreshView();
+    if (this.#retryTimer !== null) {
+      // A failed build waits for its retry; a new membership may well build: try now.
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+    }
+    this.#startBuild();
   }
 
-  #build(): LookupTable {
+  /** O(N): the routable list, its loads and weights, and the table's map onto it. */
+  #refreshView(): void {
     for (const u of this.#routable) u.slot = -1;
-    const routable = [...this.#byName.values()].filter((u) => u.routable);
-    routable.sort(byName);
+    const routable: Upstream[] = [];
+    for (const u of this.#byName.values()) {
+      if (!u.routable) continue;
+      u.slot = routable.length;
+      routable.push(u);
+    }
     const loads = new Float64Array(routable.length);
     const weights = new Float64Array(routable.length);
     let active = 0;
     let weight = 0;
     for (let i = 0; i < routable.length; i++) {
       const u = routable[i]!;
-      u.slot = i;
       loads[i] = u.active;
       weights[i] = u.weight;
       active += u.active;
       weight += u.weight;
     }
-    const started = performance.now();
-    const table = buildTable(
-      this.#options.algorithm,
-      routable.map((u) => ({ name: u.name, weight: u.weight })),
-      { vnodes: this.#options.vnodes },
-    );
-    this.#onTableBuilt?.((performance.now() - started) / 1000);
     this.#routable = routable;
     this.#loads = loads;
     this.#weights = weights;
     this.#routableActive = active;
     this.#routableWeight = weight;
-    return table;
+    this.#fallback = null;
+    this.#mapTable();
+  }
+
+  /** By name: an upstream removed and added again is a new object but the same points. */
+  #mapTable(): void {
+    const table = this.#table;
+    if (table === null) return;
+    if (this.#tableSlot.length !== table.size) this.#tableSlot = new Int32Array(table.size);
+    const map = this.#tableSlot;
+    const members = table.members;
+    let live = 0;
+    for (let i = 0; i < members.length; i++) {
+      const slot = this.#byName.get(members[i]!.name)?.slot ?? -1;
+      map[i] = slot;
+      if (slot >= 0) live++;
+    }
+    this.#tableLive = live;
+  }
+
+  /** One build at a time, always of the newest membership. */
+  #startBuild(): void {
+    if (this.#building || this.#retryTimer !== null || this.#closed || this.#tableVersion === this.#version) return;
+    const version = this.#version;
+    const members = this.#routable.map((u) => ({ name: u.name, weight: u.weight }));
+    this.#building = true;
+    this.#builder
+      .build({ algorithm: this.#options.algorithm, members, options: { vnodes: this.#options.vnodes } })
+      .then(
+        (built) => this.#install(built, version),
+        (err: unknown) => this.#failed(err),
+      );
+  }
+
+  #install(built: BuiltTable, version: number): void {
+    this.#building = false;
+    if (this.#closed) return;
+    this.#failures = 0;
+    this.#onTableBuilt?.(built.seconds);
+    // One reference swap: a route() running now (it cannot, we are on its thread)
+    // or any caller holding the old table finishes on the old one.
+    this.#table = tableFromData(built.data);
+    this.#mapTable();
+    this.#tableVersion = version;
+    for (const waiter of [...this.#waiters]) if (waiter.version <= version) waiter.done(true);
+    // Changes that came during the build: build the newest membership now.
+    this.#startBuild();
+  }
+
+  #failed(err: unknown): void {
+    this.#building = false;
+    if (this.#closed) return;
+    this.#failures++;
+    const error = err instanceof TetherError ? err : new RingBuildError(err instanceof Error ? err.message : String(err));
+    const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(this.#failures - 1, 20));
+    this.#onBuildFailed?.(error, this.#failures, delay);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#startBuild();
+    }, delay);
+    this.#retryTimer.unref();
   }
 
   #emit(event: MembershipEvent): void {
     for (const listener of this.#listeners) listener(event);
   }
-}
-
-function byName(a: Upstream, b: Upstream): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 function closeAll(upstream: Upstream, reason: string): void {

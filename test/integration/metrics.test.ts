@@ -229,9 +229,11 @@ describe('GET /metrics', () => {
     const t = tether;
     const L = { listener: 'default' };
     await waitFor(async () => value(await scrape(t), 'tether_upstream_up', { ...L, upstream: 'dead' }) === 0, 5_000, 'dead to be reported down');
+    // The start-up table, then the rebuild without `dead` (built in a worker thread,
+    // so it may land a moment after the health change that asked for it).
+    await waitFor(async () => value(await scrape(t), 'tether_ring_build_seconds_count') === 2, 10_000, 'the rebuild without dead');
     let e = await scrape(t);
     expect(value(e, 'tether_upstream_up', { ...L, upstream: 'a' })).toBe(1);
-    // The start-up table, then the rebuild without `dead`.
     expect(value(e, 'tether_ring_build_seconds_count')).toBe(2);
     expect(value(e, 'tether_ring_build_seconds_bucket', { le: '+Inf' })).toBe(2);
 

@@ -146,7 +146,7 @@ const VARIABLES: ReadonlyArray<readonly [string, string, (c: Config) => unknown,
   ['TETHER_DRAIN_TIMEOUT_MS', '0', (c) => c.drainTimeoutMs, 0, '1.5', 'TETHER_DRAIN_TIMEOUT_MS: "1.5" is not an integer from 0 to 86400000'],
   ['TETHER_ADMIN', 'off', (c) => c.admin, null, 'yes', 'TETHER_ADMIN: "yes" is not host:port with a port from 1 to 65535 (0: any free port), or off'],
   ['TETHER_ADMIN_TOKEN', 'tok-123', (c) => c.adminToken, 'tok-123', 'two words', 'TETHER_ADMIN_TOKEN: "***" is not a token of'],
-  ['TETHER_RING_THREADS', '4', (c) => c.ringThreads, 4, '65', 'TETHER_RING_THREADS: "65" is not an integer from 1 to 64'],
+  ['TETHER_RING_THREADS', '4', (c) => c.ringThreads, 4, '65', 'TETHER_RING_THREADS: "65" is not an integer from 0 to 64 (0 = build on the main thread)'],
   ['TETHER_LOG_LEVEL', 'silent', (c) => c.logLevel, 'silent', 'verbose', 'TETHER_LOG_LEVEL: "verbose" is not one of fatal, error, warn, info, debug, trace, silent'],
   ['TETHER_ACCESS_LOG', 'off', (c) => c.accessLog, false, 'maybe', 'TETHER_ACCESS_LOG: "maybe" is not one of on, off, true, false, 1, 0'],
 ];

@@ -1,0 +1,126 @@
+/**
+ * Where lookup tables are built: a piscina pool of TETHER_RING_THREADS worker
+ * threads, or (TETHER_RING_THREADS=0, and for benchmarks that compare) inline on the
+ * calling thread. Both hand back the same TableData; the pool that routes wraps it.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { buildTableData } from '../balancer/index.js';
+import type { Algorithm, BuildOptions, Member, TableData } from '../balancer/types.js';
+import { RingBuildError, errorFromData } from '../errors.js';
+import type { RingBuildResult, RingBuildTask } from './ring-build.js';
+
+export interface BuildRequest {
+  readonly algorithm: Algorithm;
+  /** Indices in the built table refer to this list. */
+  readonly members: readonly Member[];
+  readonly options: BuildOptions;
+}
+
+export interface BuiltTable {
+  readonly data: TableData;
+  /** Time the build itself took, where it ran (tether_ring_build_seconds). */
+  readonly seconds: number;
+}
+
+/** Builds tables somewhere; rejects with a TetherError (code kept) when a build fails. */
+export interface TableBuilder {
+  /** `workers` or `inline`, for logs and /metrics-free introspection. */
+  readonly kind: 'workers' | 'inline';
+  build(request: BuildRequest): Promise<BuiltTable>;
+  /** Stop the threads; builds still running reject. */
+  close(): Promise<void>;
+}
+
+/** TETHER_RING_THREADS: 0 builds inline on the main thread, N > 0 in N worker threads. */
+export function createTableBuilder(threads: number): TableBuilder {
+  return threads === 0 ? new InlineTableBuilder() : new WorkerTableBuilder(threads);
+}
+
+/**
+ * Builds on the calling thread: every build stalls the event loop for its whole
+ * duration (20 ms at 1,000 ring members, ~300 ms at 5,000). For comparison and for
+ * hosts where threads are not wanted.
+ */
+export class InlineTableBuilder implements TableBuilder {
+  readonly kind = 'inline' as const;
+  #closed = false;
+
+  build(request: BuildRequest): Promise<BuiltTable> {
+    if (this.#closed) return Promise.reject(new RingBuildError('table builder is closed'));
+    try {
+      const started = performance.now();
+      const data = buildTableData(request.algorithm, request.members, request.options);
+      return Promise.resolve({ data, seconds: (performance.now() - started) / 1000 });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+}
+
+/**
+ * The compiled task file. From dist/ it sits next to this module; when tests run the
+ * TypeScript sources (vitest imports src/ directly), Node cannot load a .ts worker,
+ * so the compiled one in dist/ is used (`npm test` builds first).
+ */
+export function ringBuildWorkerFile(): string {
+  const candidates = [new URL('./ring-build.js', import.meta.url), new URL('../../dist/workers/ring-build.js', import.meta.url)];
+  for (const url of candidates) {
+    const file = fileURLToPath(url);
+    if (existsSync(file)) return file;
+  }
+  throw new RingBuildError(`ring-build worker not found (looked for ${candidates.map((u) => fileURLToPath(u)).join(', ')}; run npm run build)`);
+}
+
+export class WorkerTableBuilder implements TableBuilder {
+  readonly kind = 'workers' as const;
+  readonly #pool: Piscina<RingBuildTask, RingBuildResult>;
+  #closing: Promise<void> | null = null;
+
+  constructor(threads: number) {
+    if (!Number.isInteger(threads) || threads < 1) throw new RangeError('threads must be a positive integer');
+    this.#pool = new Piscina<RingBuildTask, RingBuildResult>({
+      filename: ringBuildWorkerFile(),
+      // Kept warm: a build never waits for a thread to start.
+      minThreads: threads,
+      maxThreads: threads,
+      // One task per thread at a time: a build is pure CPU.
+      concurrentTasksPerWorker: 1,
+    });
+  }
+
+  get threads(): number {
+    return this.#pool.threads.length;
+  }
+
+  async build(request: BuildRequest): Promise<BuiltTable> {
+    const { members } = request;
+    // Names and weights as two flat lists: cheaper to clone than N small objects.
+    const names = new Array<string>(members.length);
+    const weights = new Uint16Array(members.length);
+    for (let i = 0; i < members.length; i++) {
+      names[i] = members[i]!.name;
+      weights[i] = members[i]!.weight;
+    }
+    let result: RingBuildResult;
+    try {
+      result = await this.#pool.run({ algorithm: request.algorithm, names, weights, vnodes: request.options.vnodes, maglevSize: request.options.maglevSize });
+    } catch (err) {
+      // The worker died, could not load, or the pool was closed.
+      throw new RingBuildError(`ring build worker failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (!result.ok) throw errorFromData(result.code, result.message);
+    return { data: result.data, seconds: result.seconds };
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#pool.destroy();
+    return this.#closing;
+  }
+}
