@@ -54,6 +54,8 @@ export class Rebalancer {
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | null = null;
   #queue: RoutedConnection[] = [];
+  /** Position in #queue of the next connection to close. */
+  #next = 0;
 
   constructor(listener: string, pool: UpstreamPool, connections: () => Iterable<RoutedConnection>, logger: Logger) {
     this.#listener = listener;
@@ -64,7 +66,7 @@ export class Rebalancer {
 
   /** Connections still to be closed by the running rebalance (0 when none runs). */
   get pending(): number {
-    return this.#timer === null ? 0 : this.#queue.length;
+    return this.#timer === null ? 0 : this.#queue.length - this.#next;
   }
 
   /**
@@ -80,19 +82,19 @@ export class Rebalancer {
     if (queue.length === 0) return answer;
 
     this.#queue = queue;
+    this.#next = 0;
     const started = performance.now();
-    let next = 0;
     let closed = 0;
     const tick = (): void => {
       const due = Math.min(queue.length, Math.floor(((performance.now() - started) * perSecond) / 1000));
-      while (next < due) {
-        const c = queue[next++]!;
+      while (this.#next < due) {
+        const c = queue[this.#next++]!;
         // Checked again: it may have ended, or the membership changed back, meanwhile.
         if (!hashesElsewhere(c, this.#pool)) continue;
         c.close('rebalance');
         closed++;
       }
-      if (next >= queue.length) {
+      if (this.#next >= queue.length) {
         this.stop();
         this.#logger.info({ listener: this.#listener, closed, skipped: queue.length - closed }, 'rebalance done');
       }
@@ -106,5 +108,6 @@ export class Rebalancer {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
     this.#queue = [];
+    this.#next = 0;
   }
 }

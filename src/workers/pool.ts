@@ -100,6 +100,7 @@ export class WorkerTableBuilder implements TableBuilder {
   }
 
   async build(request: BuildRequest): Promise<BuiltTable> {
+    if (this.#closing !== null) throw new RingBuildError('table builder is closed');
     const { members } = request;
     // Names and weights as two flat lists: cheaper to clone than N small objects.
     const names = new Array<string>(members.length);
@@ -115,6 +116,7 @@ export class WorkerTableBuilder implements TableBuilder {
       // The worker died, could not load, or the pool was closed.
       throw new RingBuildError(`ring build worker failed: ${err instanceof Error ? err.message : String(err)}`);
     }
+    if (result === null || typeof result !== 'object') throw new RingBuildError('ring build worker returned no table');
     if (!result.ok) throw errorFromData(result.code, result.message);
     return { data: result.data, seconds: result.seconds };
   }

@@ -1,0 +1,218 @@
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { buildTable } from '../../../src/balancer/index.js';
+import { hashKey } from '../../../src/balancer/hash.js';
+import type { Algorithm, Member } from '../../../src/balancer/types.js';
+import type { TetherError } from '../../../src/errors.js';
+import { UpstreamPool, type PoolOptions } from '../../../src/pool/pool.js';
+import { InlineTableBuilder, WorkerTableBuilder } from '../../../src/workers/pool.js';
+import { CountingBuilder, FailingBuilder, GatedBuilder } from './builders.js';
+
+const KEYS = Array.from({ length: 2000 }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+const ring: PoolOptions = { algorithm: 'ring', vnodes: 160, balanceFactor: 0 };
+
+const workers = new WorkerTableBuilder(1);
+const pools: UpstreamPool[] = [];
+afterEach(() => {
+  for (const p of pools.splice(0)) p.close();
+});
+afterAll(() => workers.close());
+
+function spec(name: string, weight = 1): { name: string; host: string; port: number; weight: number } {
+  return { name, host: '127.0.0.1', port: 9, weight };
+}
+
+function pool(options: PoolOptions, names: readonly string[], hooks: ConstructorParameters<typeof UpstreamPool>[2] = {}): UpstreamPool {
+  const p = new UpstreamPool(options, names.map((n) => spec(n)), hooks);
+  pools.push(p);
+  return p;
+}
+
+/** Where each key goes on a table built from scratch over `members`. */
+function freshRouting(algorithm: Algorithm, members: readonly Member[]): string[] {
+  const table = buildTable(algorithm, members, { vnodes: 160 });
+  return KEYS.map((k) => table.members[table.primary(hashKey(k))]!.name);
+}
+
+function routing(p: UpstreamPool): string[] {
+  return KEYS.map((k) => p.route(k, 1).candidates[0]!.name);
+}
+
+const names = (n: number, prefix = 'up-'): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+const asMembers = (list: readonly string[]): Member[] => list.map((name) => ({ name, weight: 1 }));
+
+describe('UpstreamPool with tables built in worker threads', () => {
+  it('routes by rendezvous before its first table, then exactly as a fresh build once settled', async () => {
+    for (const algorithm of ['ring', 'maglev', 'rendezvous', 'modulo'] as const) {
+      const list = names(12);
+      const p = pool({ ...ring, algorithm }, list, { builder: workers });
+      expect(p.tableStatus().tableVersion).toBe(-1);
+      // No table yet: every key still gets an upstream, by rendezvous over the set.
+      expect(routing(p)).toEqual(freshRouting('rendezvous', asMembers(list)));
+      expect(await p.settled(10_000)).toBe(true);
+      expect(p.tableStatus().tableVersion).toBe(p.tableStatus().version);
+      expect(routing(p), algorithm).toEqual(freshRouting(algorithm, asMembers(list)));
+      for (const k of KEYS.slice(0, 200)) expect(p.primary(k)!.name).toBe(p.route(k, 1).candidates[0]!.name);
+    }
+  });
+
+  it('coalesces a burst: 300 changes during builds cost a few builds, and the last is of the newest membership', async () => {
+    const builder = new CountingBuilder(workers);
+    const p = pool(ring, names(50), { builder });
+    await p.settled(10_000);
+    const before = builder.requests.length;
+    for (let i = 0; i < 300; i++) p.put(`new-${i}`, '127.0.0.1', 9);
+    for (let i = 0; i < 50; i++) p.remove(`up-${i}`);
+    expect(await p.settled(20_000)).toBe(true);
+    const builds = builder.requests.length - before;
+    // The one running when the burst began (if any) and one of the newest membership.
+    expect(builds).toBeLessThanOrEqual(2);
+    const last = builder.requests.at(-1)!;
+    expect(last.members.map((m) => m.name).sort()).toEqual(names(300, 'new-').sort());
+    expect(routing(p)).toEqual(freshRouting('ring', asMembers(names(300, 'new-'))));
+  });
+
+  it('while a build is held back, a removed upstream is passed over exactly as the new ring will, and nothing else moves', async () => {
+    const gate = new GatedBuilder(new InlineTableBuilder());
+    const list = names(10);
+    const p = pool(ring, list, { builder: gate });
+    gate.release(true);
+    await p.settled(5_000);
+    const before = routing(p);
+    gate.held = true;
+
+    p.remove('up-3');
+    p.drain('up-7');
+    expect(gate.waiting).toBe(1);
+    expect(await p.settled(50)).toBe(false);
+    const rest = list.filter((n) => n !== 'up-3' && n !== 'up-7');
+    const during = routing(p);
+    expect(during).toEqual(freshRouting('ring', asMembers(rest)));
+    // Keys that were on neither upstream did not move.
+    before.forEach((name, i) => {
+      if (name !== 'up-3' && name !== 'up-7') expect(during[i]).toBe(name);
+    });
+    // Retry order passes over them too.
+    for (const k of KEYS.slice(0, 100)) {
+      const c = p.route(k, 5).candidates.map((u) => u.name);
+      expect(c).toHaveLength(5);
+      expect(c).not.toContain('up-3');
+      expect(c).not.toContain('up-7');
+    }
+
+    // A new upstream is reached once its table is in use.
+    p.put('up-new', '127.0.0.1', 9);
+    expect(routing(p)).not.toContain('up-new');
+    gate.release(true);
+    expect(await p.settled(5_000)).toBe(true);
+    expect(routing(p)).toEqual(freshRouting('ring', asMembers([...rest, 'up-new'])));
+  });
+
+  it('falls back to rendezvous over the current set when none of the old table is routable', async () => {
+    const gate = new GatedBuilder(new InlineTableBuilder());
+    const p = pool(ring, ['a', 'b'], { builder: gate });
+    gate.release(true);
+    await p.settled(5_000);
+    gate.held = true;
+    p.put('c', '127.0.0.1', 9);
+    p.put('d', '127.0.0.1', 9);
+    p.remove('a');
+    p.remove('b');
+    expect(routing(p)).toEqual(freshRouting('rendezvous', asMembers(['c', 'd'])));
+    gate.release(true);
+    await p.settled(5_000);
+    expect(routing(p)).toEqual(freshRouting('ring', asMembers(['c', 'd'])));
+  });
+
+  it('logs a failed build, keeps routing, retries, and settles on the newest membership', async () => {
+    const failures: { code: string; failures: number; retryInMs: number }[] = [];
+    const builder = new FailingBuilder(workers, 3);
+    const p = pool(ring, names(5), {
+      builder,
+      onBuildFailed: (error: TetherError, n, retryInMs) => failures.push({ code: error.code, failures: n, retryInMs }),
+    });
+    // No table: rendezvous keeps every key routed meanwhile.
+    expect(routing(p).every((n) => n.startsWith('up-'))).toBe(true);
+    expect(await p.settled(20_000)).toBe(true);
+    expect(failures.map((f) => f.code)).toEqual(['TETHER_ERR_RING_BUILD', 'TETHER_ERR_RING_BUILD', 'TETHER_ERR_RING_BUILD']);
+    expect(failures.map((f) => f.failures)).toEqual([1, 2, 3]);
+    // Backoff doubles.
+    expect(failures[1]!.retryInMs).toBe(2 * failures[0]!.retryInMs);
+    expect(p.tableStatus().failures).toBe(0);
+    expect(routing(p)).toEqual(freshRouting('ring', asMembers(names(5))));
+  });
+
+  it('carries a TetherError code back from a worker whose build throws, and recovers when the membership is valid again', async () => {
+    const errors: TetherError[] = [];
+    // 10,000 points per unit of weight: four upstreams of weight 256 pass the ring's
+    // 8M-point limit, so the worker refuses the build.
+    const options: PoolOptions = { algorithm: 'ring', vnodes: 10_000, balanceFactor: 0 };
+    const p = new UpstreamPool(options, [spec('a', 256), spec('b', 256), spec('c', 256)], {
+      builder: workers,
+      onBuildFailed: (error) => errors.push(error),
+    });
+    pools.push(p);
+    expect(await p.settled(20_000)).toBe(true);
+    const ok = routing(p);
+    p.put('d', '127.0.0.1', 9, 256);
+    await expect.poll(() => errors.length, { timeout: 10_000 }).toBeGreaterThan(0);
+    expect(errors[0]!.code).toBe('TETHER_ERR_CONFIG');
+    expect(errors[0]!.message).toMatch(/at most 8388608/);
+    expect(p.tableStatus().tableVersion).toBeLessThan(p.tableStatus().version);
+    // The previous table goes on routing every key.
+    expect(routing(p)).toEqual(ok);
+    // A valid membership builds at once (no wait for the backoff).
+    p.put('d', '127.0.0.1', 9, 1);
+    expect(await p.settled(20_000)).toBe(true);
+    const members = [
+      { name: 'a', weight: 256 },
+      { name: 'b', weight: 256 },
+      { name: 'c', weight: 256 },
+      { name: 'd', weight: 1 },
+    ];
+    const table = buildTable('ring', members, { vnodes: 10_000 });
+    expect(routing(p)).toEqual(KEYS.map((k) => table.members[table.primary(hashKey(k))]!.name));
+  });
+
+  it('settled() answers false on timeout and on close, and a closed pool ignores late builds', async () => {
+    const gate = new GatedBuilder(new InlineTableBuilder());
+    const p = pool(ring, ['a', 'b'], { builder: gate });
+    expect(await p.settled(30)).toBe(false);
+    const waiting = p.settled();
+    p.close();
+    expect(await waiting).toBe(false);
+    gate.release(true);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(p.tableStatus().tableVersion).toBe(-1);
+    expect(p.route('k', 1).candidates).toHaveLength(1);
+  });
+
+  it('needs no rebuild for an address change, and one for a weight change', async () => {
+    const builder = new CountingBuilder(workers);
+    const p = pool(ring, ['a', 'b'], { builder });
+    await p.settled(10_000);
+    const n = builder.requests.length;
+    p.put('a', '127.0.0.2', 10);
+    expect(await p.settled(0)).toBe(true);
+    expect(builder.requests.length).toBe(n);
+    p.put('a', '127.0.0.2', 10, 3);
+    expect(await p.settled(10_000)).toBe(true);
+    expect(builder.requests.length).toBe(n + 1);
+  });
+
+  it('keeps bounded loads working on a stale table', async () => {
+    const gate = new GatedBuilder(new InlineTableBuilder());
+    const p = pool({ ...ring, balanceFactor: 1.25 }, names(4), { builder: gate });
+    gate.release(true);
+    await p.settled(5_000);
+    gate.held = true;
+    p.remove('up-0');
+    // 300 connections, each held: none of the three left may exceed 1.25 x its share.
+    for (let i = 0; i < 300; i++) {
+      const [chosen] = p.route(`client-${i}`, 3).candidates;
+      expect(chosen!.name).not.toBe('up-0');
+      p.acquire(chosen!);
+    }
+    for (const u of p.list()) expect(u.active).toBeLessThanOrEqual(Math.ceil((1.25 * 300) / 3));
+    gate.release(true);
+  });
+});

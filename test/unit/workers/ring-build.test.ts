@@ -1,0 +1,80 @@
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildTableData, tableBuffers, tableFromData } from '../../../src/balancer/index.js';
+import type { Algorithm, Member } from '../../../src/balancer/types.js';
+import { TetherError } from '../../../src/errors.js';
+import { InlineTableBuilder, WorkerTableBuilder, createTableBuilder, ringBuildWorkerFile } from '../../../src/workers/pool.js';
+import { sequentialKeys } from '../balancer/helpers.js';
+
+const ALGORITHMS: readonly Algorithm[] = ['ring', 'maglev', 'rendezvous', 'modulo'];
+const members = (n: number): Member[] => Array.from({ length: n }, (_, i) => ({ name: `up-${i}`, weight: 1 + (i % 3) }));
+
+const builder = new WorkerTableBuilder(2);
+afterAll(() => builder.close());
+
+describe('ring builds in worker threads', () => {
+  it('loads the compiled task from dist/ when running from the TypeScript sources', () => {
+    expect(ringBuildWorkerFile()).toBe(fileURLToPath(new URL('../../../dist/workers/ring-build.js', import.meta.url)));
+  });
+
+  it('builds byte for byte what a build on this thread builds, for every algorithm', async () => {
+    const list = members(700);
+    const keys = sequentialKeys(5000);
+    for (const algorithm of ALGORITHMS) {
+      const built = await builder.build({ algorithm, members: list, options: { vnodes: 160 } });
+      const local = buildTableData(algorithm, list, { vnodes: 160 });
+      expect(built.data, algorithm).toEqual(local);
+      expect(built.seconds).toBeGreaterThan(0);
+      const a = tableFromData(built.data);
+      const b = tableFromData(local);
+      for (const h of keys) expect(a.primary(h)).toBe(b.primary(h));
+    }
+  });
+
+  it('runs builds on several threads at once', async () => {
+    expect(builder.threads).toBe(2);
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => builder.build({ algorithm: 'maglev', members: members(50 + i), options: { vnodes: 1 } })),
+    );
+    results.forEach((r, i) => expect(r.data.members).toHaveLength(50 + i));
+  });
+
+  it('returns a refused build as a TetherError with its code, not a plain Error', async () => {
+    const heavy = ['a', 'b', 'c', 'd'].map((name) => ({ name, weight: 256 }));
+    const failure = await builder.build({ algorithm: 'ring', members: heavy, options: { vnodes: 10_000 } }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(TetherError);
+    expect((failure as TetherError).code).toBe('TETHER_ERR_CONFIG');
+    expect((failure as TetherError).message).toBe('options.vnodes x total weight must be at most 8388608 (got 10000 x 1024)');
+  });
+
+  it('lists every table buffer once for the transfer, and moves them (the sender keeps nothing)', () => {
+    for (const algorithm of ALGORITHMS) {
+      const data = buildTableData(algorithm, members(20), { vnodes: 4 });
+      const buffers = tableBuffers(data);
+      expect(new Set(buffers).size).toBe(buffers.length);
+      const { port1, port2 } = new MessageChannel();
+      port1.postMessage(data, buffers);
+      // Transferred, not copied: the sending side's arrays are now detached.
+      for (const b of buffers) expect(b.byteLength, algorithm).toBe(0);
+      port1.close();
+      port2.close();
+    }
+  });
+
+  it('rejects builds after close with TETHER_ERR_RING_BUILD', async () => {
+    const short = new WorkerTableBuilder(1);
+    await short.close();
+    const failure = await short.build({ algorithm: 'ring', members: members(3), options: { vnodes: 10 } }).catch((e: unknown) => e);
+    expect((failure as TetherError).code).toBe('TETHER_ERR_RING_BUILD');
+    await short.close();
+  });
+
+  it('TETHER_RING_THREADS=0 builds inline, with the same result', async () => {
+    const inline = createTableBuilder(0);
+    expect(inline).toBeInstanceOf(InlineTableBuilder);
+    expect(createTableBuilder(1).kind).toBe('workers');
+    const built = await inline.build({ algorithm: 'ring', members: members(30), options: { vnodes: 160 } });
+    expect(built.data).toEqual(buildTableData('ring', members(30), { vnodes: 160 }));
+    await inline.close();
+  });
+});
