@@ -1,10 +1,15 @@
 /**
- * Key hashing: XXH32 in pure JavaScript, with xxhash-addon for long keys.
+ * Key hashing: XXH32 in pure JavaScript for short keys, xxhash-wasm for long ones,
+ * xxhash-addon where WebAssembly is not available.
  *
  * XXH32 (Yann Collet, https://github.com/Cyan4973/xxHash/blob/dev/doc/xxhash_spec.md)
  * is fast on short inputs and passes SMHasher; 32 bits is all a lookup table needs.
  * The JS paths work on int32 values with Math.imul, so V8 keeps them in machine
- * integers, and never allocate; results are returned as uint32 (`>>> 0`).
+ * integers. The routing path (hashKey32) stays int32 all the way: a uint32 at or
+ * above 2^31 is not a small integer to V8, and every one returned from a function
+ * that is not inlined is boxed in a fresh 12-byte HeapNumber (measured: ~8 bytes of
+ * garbage per lookup on average). The public uint32 forms (`>>> 0`) are for callers
+ * that want the conventional value.
  *
  * Strings are hashed over their UTF-8 bytes, so a key hashes the same here, in
  * xxhash-addon, and in any other XXH32 implementation given the same bytes.
@@ -18,8 +23,19 @@ const PRIME32_4 = 0x27d4eb2f;
 const PRIME32_5 = 0x165667b1;
 
 /**
+ * Keys at least this many UTF-16 code units long go to xxhash-wasm when it is
+ * loaded. `native-bench/lookup.mjs` (Node 20, x86-64): JS XXH32 costs ~1.3 ns a byte
+ * (23 ns at 10 bytes, 64 at 40, 181 at 128, 1.3 us at 1 KiB), xxhash-wasm ~55 ns a
+ * call plus ~0.15 ns a byte (62 ns at 10 bytes, 74 at 128, 210 at 1 KiB), and it
+ * allocates a little per call (TextEncoder.encodeInto's result). They tie near 40
+ * bytes; from 128 wasm is 2.4x faster and its garbage is small beside the work.
+ * Addresses, session ids and most tokens stay on the allocation-free JS path.
+ */
+export const WASM_HASH_MIN_LENGTH = 128;
+
+/**
  * Keys at least this many UTF-16 code units long go to xxhash-addon when it is
- * enabled. `native-bench/hash-quality.mjs` times both on flat ASCII strings (Node
+ * enabled and xxhash-wasm is not loaded (WebAssembly off, e.g. node --jitless). `native-bench/hash-quality.mjs` times both on flat ASCII strings (Node
  * 20, x86-64): the addon pays 0.4-0.9 us a call whatever the size (N-API crossing,
  * the UTF-8 copy into a Buffer, a new 4-byte result Buffer for the GC), while the
  * JS loop costs about 1 ns a byte. They meet between 512 and 768 bytes; at 1024
@@ -35,6 +51,9 @@ export const NATIVE_HASH_MIN_LENGTH = 1024;
 const SCRATCH_KEEP_MAX = 64 * 1024;
 
 type XXHash32Class = typeof import('xxhash-addon').XXHash32;
+interface WasmXXHash {
+  h32(input: string, seed?: number): number;
+}
 
 /**
  * Optional, like ws loads bufferutil (lib/buffer-util.js): when the addon cannot be
@@ -54,19 +73,38 @@ function loadNative(): XXHash32Class | null {
   }
 }
 
-let nativeEnabled = NativeXXHash32 !== null;
+/** xxhash-wasm, instantiated once at load (off with TETHER_NATIVE_HASH=0, or without WebAssembly). */
+const WasmXXHash32: WasmXXHash | null = await loadWasm();
+
+async function loadWasm(): Promise<WasmXXHash | null> {
+  if (process.env.TETHER_NATIVE_HASH === '0') return null;
+  try {
+    const xxhash = (await import('xxhash-wasm')).default;
+    return await xxhash();
+  } catch {
+    return null;
+  }
+}
+
+let nativeEnabled = NativeXXHash32 !== null || WasmXXHash32 !== null;
 
 /** Whether xxhash-addon could be loaded (and was not disabled by TETHER_NATIVE_HASH=0). */
 export function nativeHashAvailable(): boolean {
   return NativeXXHash32 !== null;
 }
 
+/** Whether xxhash-wasm could be instantiated (and was not disabled by TETHER_NATIVE_HASH=0). */
+export function wasmHashAvailable(): boolean {
+  return WasmXXHash32 !== null;
+}
+
 /**
- * Turns the native path of hashKey() on or off; hashes are identical either way.
- * Returns whether it is now on (it stays off when the addon is unavailable).
+ * Turns the accelerated paths of hashKey() (xxhash-wasm, xxhash-addon) on or off;
+ * hashes are identical either way. Returns whether they are now on (they stay off
+ * when neither could be loaded).
  */
 export function setNativeHash(enabled: boolean): boolean {
-  nativeEnabled = enabled && NativeXXHash32 !== null;
+  nativeEnabled = enabled && (NativeXXHash32 !== null || WasmXXHash32 !== null);
   return nativeEnabled;
 }
 
@@ -101,20 +139,21 @@ function round(acc: number, lane: number): number {
   return Math.imul(rotl((acc + Math.imul(lane, PRIME32_2)) | 0, 13), PRIME32_1);
 }
 
+/** The final mix; int32 in, int32 out (callers that want uint32 add `>>> 0`). */
 function avalanche(h: number): number {
   h ^= h >>> 15;
   h = Math.imul(h, PRIME32_2);
   h ^= h >>> 13;
   h = Math.imul(h, PRIME32_3);
   h ^= h >>> 16;
-  return h >>> 0;
+  return h;
 }
 
 function readLE32(b: Uint8Array, i: number): number {
   return b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
 }
 
-/** XXH32 of bytes[0..len); `seed` is the seed's 32 bits as an int32. */
+/** XXH32 of bytes[0..len) as an int32; `seed` is the seed's 32 bits as an int32. */
 function xxh32Bytes(b: Uint8Array, len: number, seed: number): number {
   let i = 0;
   let h: number;
@@ -147,7 +186,7 @@ function xxh32Bytes(b: Uint8Array, len: number, seed: number): number {
 
 /** XXH32 of `bytes` with `seed` (uint32), as a uint32. */
 export function xxh32(bytes: Uint8Array, seed = 0): number {
-  return xxh32Bytes(bytes, bytes.length, seed | 0);
+  return xxh32Bytes(bytes, bytes.length, seed | 0) >>> 0;
 }
 
 /**
@@ -165,10 +204,17 @@ function asciiLane(s: string, i: number): number {
 }
 
 /**
- * XXH32 of an ASCII string read straight from its code units (an ASCII code unit is
- * its UTF-8 byte), or -1 as soon as a code unit above 0x7F turns up. Checking as we
- * go costs no separate scan, and nearly every key (addresses, session ids, tokens)
- * is ASCII; the rare other key pays for the abandoned prefix and then an encode.
+ * Set by xxh32Ascii when it met a code unit above 0x7F (a second return value
+ * without an object: every int32 is a possible hash, so none can be a sentinel).
+ */
+let notAscii = false;
+
+/**
+ * XXH32 (int32) of an ASCII string read straight from its code units (an ASCII code
+ * unit is its UTF-8 byte); gives up, setting `notAscii`, as soon as a code unit above
+ * 0x7F turns up. Checking as we go costs no separate scan, and nearly every key
+ * (addresses, session ids, tokens) is ASCII; the rare other key pays for the
+ * abandoned prefix and then an encode.
  */
 function xxh32Ascii(s: string, seed: number): number {
   const len = s.length;
@@ -185,7 +231,7 @@ function xxh32Ascii(s: string, seed: number): number {
       const b = asciiLane(s, i + 4);
       const c = asciiLane(s, i + 8);
       const d = asciiLane(s, i + 12);
-      if ((a | b | c | d) < 0) return -1;
+      if ((a | b | c | d) < 0) return giveUp();
       v1 = round(v1, a);
       v2 = round(v2, b);
       v3 = round(v3, c);
@@ -199,30 +245,47 @@ function xxh32Ascii(s: string, seed: number): number {
   h = (h + len) | 0;
   for (; i + 4 <= len; i += 4) {
     const lane = asciiLane(s, i);
-    if (lane < 0) return -1;
+    if (lane < 0) return giveUp();
     h = Math.imul(rotl((h + Math.imul(lane, PRIME32_3)) | 0, 17), PRIME32_4);
   }
   for (; i < len; i++) {
     const c = s.charCodeAt(i);
-    if (c > 0x7f) return -1;
+    if (c > 0x7f) return giveUp();
     h = Math.imul(rotl((h + Math.imul(c, PRIME32_5)) | 0, 11), PRIME32_1);
   }
   return avalanche(h);
 }
 
+function giveUp(): number {
+  notAscii = true;
+  return 0;
+}
+
+/** XXH32 (int32) of the UTF-8 bytes of `key`; `seed` as int32. */
+function xxh32String32(key: string, seed: number): number {
+  notAscii = false;
+  const h = xxh32Ascii(key, seed);
+  if (!notAscii) return h;
+  const buf = encodeUtf8(key);
+  return xxh32Bytes(buf, scratchLength, seed);
+}
+
 /**
  * XXH32 of the UTF-8 bytes of `key` with `seed` (uint32). Allocation-free, except
- * for a non-ASCII key too long for the kept scratch buffer (over 21,845 units).
+ * for a non-ASCII key too long for the kept scratch buffer (over 21,845 units), and
+ * the boxing of a result at or above 2^31 where the call is not inlined.
  */
 export function xxh32String(key: string, seed = 0): number {
   // The seed travels as int32 (same 32 bits). `seed >>> 0` here made every later
   // call twice as slow once any caller had omitted the seed: V8 then keeps a uint32
   // that may not fit a small integer (measured: 0.48 vs 0.83 M hashes/s at 1 KiB).
-  const s = seed | 0;
-  const h = xxh32Ascii(key, s);
-  if (h >= 0) return h;
-  const buf = encodeUtf8(key);
-  return xxh32Bytes(buf, scratchLength, s);
+  return xxh32String32(key, seed | 0) >>> 0;
+}
+
+/** XXH32 of the UTF-8 bytes of `key` by xxhash-wasm, for benchmarks and cross-checks. */
+export function xxh32StringWasm(key: string, seed = 0): number {
+  if (WasmXXHash32 === null) throw new Error('xxhash-wasm is not available');
+  return WasmXXHash32.h32(key, seed >>> 0) >>> 0;
 }
 
 /**
@@ -246,18 +309,30 @@ export function xxh32StringNative(key: string, seed = 0): number {
 }
 
 /**
- * THE key hash: every algorithm maps this value, so two processes (or a process and
- * its ring-building worker) always agree. XXH32 with seed 0 over the UTF-8 bytes;
- * long keys go through xxhash-addon when enabled, with the same result.
- * Allocation-free below NATIVE_HASH_MIN_LENGTH.
+ * THE key hash, as an int32 (the same 32 bits as hashKey): what routing uses, since
+ * tables take either form (they read `hash >>> 0`) and an int32 is never boxed.
+ * XXH32 with seed 0 over the UTF-8 bytes: pure JS below WASM_HASH_MIN_LENGTH
+ * (allocation-free), xxhash-wasm above it, or xxhash-addon from
+ * NATIVE_HASH_MIN_LENGTH when WebAssembly is unavailable; the same value every way.
+ */
+export function hashKey32(key: string): number {
+  if (nativeEnabled && key.length >= WASM_HASH_MIN_LENGTH) {
+    if (WasmXXHash32 !== null) return WasmXXHash32.h32(key, 0) | 0;
+    if (key.length >= NATIVE_HASH_MIN_LENGTH) {
+      const buf = encodeUtf8(key);
+      // Two small allocations per long key: the view, and the addon's 4-byte result.
+      return NativeXXHash32!.hash(buf.subarray(0, scratchLength)).readInt32BE(0);
+    }
+  }
+  return xxh32String32(key, 0);
+}
+
+/**
+ * THE key hash as a uint32: every algorithm maps this value, so two processes (or a
+ * process and its ring-building worker) always agree. See hashKey32.
  */
 export function hashKey(key: string): number {
-  if (nativeEnabled && key.length >= NATIVE_HASH_MIN_LENGTH) {
-    const buf = encodeUtf8(key);
-    // Two small allocations per long key: the view, and the addon's 4-byte result.
-    return NativeXXHash32!.hash(buf.subarray(0, scratchLength)).readUInt32BE(0);
-  }
-  return xxh32String(key, 0);
+  return hashKey32(key) >>> 0;
 }
 
 /**

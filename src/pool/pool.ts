@@ -1,5 +1,5 @@
 import { tableFromData } from '../balancer/index.js';
-import { hashKey } from '../balancer/hash.js';
+import { hashKey32 } from '../balancer/hash.js';
 import { pickBounded, underCap } from '../balancer/bounded.js';
 import { pickTwoChoices } from '../balancer/p2c.js';
 import { RendezvousTable, buildRendezvous } from '../balancer/rendezvous.js';
@@ -272,17 +272,17 @@ export class UpstreamPool {
     const routable = this.#routable;
     if (routable.length === 0) return { via: key === null ? 'p2c' : 'hash', candidates: [] };
     if (key === null) return { via: 'p2c', candidates: this.#twoChoices(maxCandidates) };
-    return { via: 'hash', candidates: this.#hashOrder(hashKey(key), maxCandidates) };
+    return { via: 'hash', candidates: this.#hashOrder(hashKey32(key), maxCandidates) };
   }
 
   /**
    * The upstream `key` hashes to now, ignoring pins and load bounds (the question
    * /rebalance asks of every open connection); null when nothing is routable.
-   * Allocation-free for keys under NATIVE_HASH_MIN_LENGTH.
+   * Allocation-free for keys under WASM_HASH_MIN_LENGTH.
    */
   primary(key: string): Upstream | null {
     if (this.#routable.length === 0) return null;
-    const hash = hashKey(key);
+    const hash = hashKey32(key);
     const table = this.#table;
     if (table !== null && this.#tableLive > 0) {
       const slot = this.#tableSlot[table.primary(hash)]!;

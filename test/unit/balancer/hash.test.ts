@@ -3,13 +3,17 @@ import { createRequire } from 'node:module';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   NATIVE_HASH_MIN_LENGTH,
+  WASM_HASH_MIN_LENGTH,
   fmix32,
   hashKey,
+  hashKey32,
   nativeHashAvailable,
   setNativeHash,
+  wasmHashAvailable,
   xxh32,
   xxh32String,
   xxh32StringNative,
+  xxh32StringWasm,
 } from '../../../src/balancer/hash.js';
 import { seededRandom } from './helpers.js';
 
@@ -119,9 +123,14 @@ describe('hashKey', () => {
     expect(hashKey('caf\u00e9')).toBe(reference(Buffer.from('caf\u00e9'), 0));
   });
 
-  it('gives the same hash with and without the native path, around its threshold', () => {
+  it('gives the same hash with and without the accelerated paths, around their thresholds', () => {
     const random = seededRandom(3);
-    const lengths = [0, 1, 40, NATIVE_HASH_MIN_LENGTH - 1, NATIVE_HASH_MIN_LENGTH, NATIVE_HASH_MIN_LENGTH + 1, 4096, 20000];
+    const lengths = [
+      0, 1, 40,
+      WASM_HASH_MIN_LENGTH - 1, WASM_HASH_MIN_LENGTH, WASM_HASH_MIN_LENGTH + 1,
+      NATIVE_HASH_MIN_LENGTH - 1, NATIVE_HASH_MIN_LENGTH, NATIVE_HASH_MIN_LENGTH + 1,
+      4096, 20000,
+    ];
     for (const length of lengths) {
       for (const top of [0x80, 0x800]) {
         let s = '';
@@ -131,8 +140,21 @@ describe('hashKey', () => {
         expect(setNativeHash(false)).toBe(false);
         expect(hashKey(s), `length ${length}`).toBe(withNative);
         expect(withNative).toBe(reference(Buffer.from(s, 'utf8'), 0));
+        // The int32 form routing uses carries the same 32 bits.
+        expect(hashKey32(s) >>> 0).toBe(withNative);
+        expect(hashKey32(s) | 0).toBe(hashKey32(s));
+        if (wasmHashAvailable()) {
+          for (const seed of [0, 1, 0x9e3779b1]) expect(xxh32StringWasm(s, seed)).toBe(reference(Buffer.from(s, 'utf8'), seed));
+        }
       }
     }
+  });
+
+  it('loads xxhash-wasm (a dependency), so long keys never need the addon', () => {
+    expect(wasmHashAvailable()).toBe(true);
+    // A lone surrogate: WebAssembly's TextEncoder and Buffer both write U+FFFD.
+    const odd = `${'x'.repeat(WASM_HASH_MIN_LENGTH)}\ud800`;
+    expect(hashKey(odd)).toBe(reference(Buffer.from(odd, 'utf8'), 0));
   });
 
   it('leaves the addon unloaded when TETHER_NATIVE_HASH=0', async () => {
@@ -142,6 +164,7 @@ describe('hashKey', () => {
       vi.resetModules();
       const fresh = await import('../../../src/balancer/hash.js');
       expect(fresh.nativeHashAvailable()).toBe(false);
+      expect(fresh.wasmHashAvailable()).toBe(false);
       expect(fresh.setNativeHash(true)).toBe(false);
       const long = 'k'.repeat(NATIVE_HASH_MIN_LENGTH * 2);
       expect(fresh.hashKey(long)).toBe(hashKey(long));
