@@ -22,8 +22,10 @@
  *        [--http=wrk|node] [--no-hash-quality] [--no-store-latency] [--keep-tmp]
  *        [--out=NAME]
  *
- * Writes native-bench/results/latest.json and latest.md (--out=NAME: NAME.json, NAME.md), then runs
- * native-bench/hash-quality.mjs and appends its tables. Linux only (/proc).
+ * Writes native-bench/results/latest.json and latest.md (--out=NAME: NAME.json, NAME.md),
+ * then runs tether's own scenarios (hash-quality.mjs, store-latency.mjs, lookup.mjs,
+ * ring-rebuild.mjs) and appends their tables. `--workloads=none` runs only the
+ * scenarios. Linux only (/proc).
  * README.md next to this file says how to read the numbers.
  */
 import { fork, spawn, spawnSync } from 'node:child_process';
@@ -53,12 +55,23 @@ const resultsDir = join(here, 'results');
 
 const BALANCER_ORDER = ['direct', 'tether', 'naive', 'haproxy', 'nginx'];
 const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'memory', 'http-affinity'];
+/** tether's own scenarios, each a script of its own, run after the side-by-side. */
+const SCENARIOS = {
+  'hash-quality': { file: 'hash-quality.mjs', title: 'Hash quality', timeoutMs: 300_000, quick: false },
+  'store-latency': { file: 'store-latency.mjs', title: 'Store latency', timeoutMs: 300_000, quick: false },
+  lookup: { file: 'lookup.mjs', title: 'Lookup speed', timeoutMs: 300_000 },
+  rebuild: { file: 'ring-rebuild.mjs', title: 'Ring rebuilds: inline against worker threads', timeoutMs: 900_000 },
+};
+const SCENARIO_ORDER = Object.keys(SCENARIOS);
 
 const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench builds first)
 
   --quick              1 round, 2 s per measurement, 1,000 idle connections
   --only=LIST          balancers to run, from: ${BALANCER_ORDER.join(', ')}
-  --workloads=LIST     workloads to run, from: ${WORKLOAD_ORDER.join(', ')}
+  --workloads=LIST     workloads to run, from: ${WORKLOAD_ORDER.join(', ')}; none = only
+                       the scenarios below
+  --scenarios=LIST     tether's own scenarios, from: ${SCENARIO_ORDER.join(', ')}
+                       (default all; --quick passes --quick to lookup and rebuild)
   --rounds=N           interleaved rounds (default 3)
   --duration=S         seconds per measurement, whole seconds (default 3)
   --idle=N             idle connections for the memory workload (default 2000)
@@ -89,6 +102,7 @@ function parseArgs(argv) {
     connrate: null,
     hashQuality: true,
     storeLatency: true,
+    scenarios: [...SCENARIO_ORDER],
     keepTmp: false,
     out: 'latest',
   };
@@ -114,7 +128,8 @@ function parseArgs(argv) {
         break;
       case '--quick': o.quick = true; break;
       case '--only': o.only = list(BALANCER_ORDER); break;
-      case '--workloads': o.workloads = list(WORKLOAD_ORDER); break;
+      case '--workloads': o.workloads = v === 'none' ? [] : list(WORKLOAD_ORDER); break;
+      case '--scenarios': o.scenarios = list(SCENARIO_ORDER); break;
       case '--rounds': o.rounds = set.rounds = int(1); break;
       case '--duration': o.duration = set.duration = int(1); break;
       case '--idle': o.idle = set.idle = int(1); break;
@@ -132,6 +147,8 @@ function parseArgs(argv) {
       default: fail(`unknown option ${arg} (--help lists them)`);
     }
   }
+  if (!o.hashQuality) o.scenarios = o.scenarios.filter((s) => s !== 'hash-quality');
+  if (!o.storeLatency) o.scenarios = o.scenarios.filter((s) => s !== 'store-latency');
   if (o.quick) {
     if (set.rounds === undefined) o.rounds = 1;
     if (set.duration === undefined) o.duration = 2;
@@ -1226,28 +1243,8 @@ async function main() {
   };
   writeFileSync(join(resultsDir, `${opts.out}.json`), `${JSON.stringify(json, null, 2)}\n`);
 
-  let hashMd = '';
-  if (opts.hashQuality) {
-    log('bench: node native-bench/hash-quality.mjs');
-    const r = await runCapture(process.execPath, [join(here, 'hash-quality.mjs')], { timeoutMs: 300_000 });
-    if (r.code === 0) {
-      hashMd = `\n## Hash quality (node native-bench/hash-quality.mjs)\n\n${r.stdout.trim()}\n`;
-    } else {
-      hashMd = `\n## Hash quality\n\nnative-bench/hash-quality.mjs failed (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}\n`;
-    }
-    process.stdout.write(hashMd);
-  }
-  let storeMd = '';
-  if (opts.storeLatency) {
-    log('bench: node native-bench/store-latency.mjs');
-    const r = await runCapture(process.execPath, [join(here, 'store-latency.mjs')], { timeoutMs: 300_000 });
-    storeMd =
-      r.code === 0
-        ? `\n## Store latency (node native-bench/store-latency.mjs)\n\n${r.stdout.trim()}\n`
-        : `\n## Store latency\n\nnative-bench/store-latency.mjs failed (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}\n`;
-    process.stdout.write(storeMd);
-  }
-  writeFileSync(join(resultsDir, `${opts.out}.md`), `${md}\n${hashMd}${storeMd}`);
+  const scenarioMd = await runScenarios();
+  writeFileSync(join(resultsDir, `${opts.out}.md`), `${md}\n${scenarioMd}`);
   log(`bench: wrote native-bench/results/${opts.out}.json and ${opts.out}.md in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
   await cleanup();
@@ -1255,7 +1252,27 @@ async function main() {
   else rmSync(tmpDir, { recursive: true, force: true });
 }
 
-main().then(
+/** Runs the chosen scenario scripts one after another; returns their markdown. */
+async function runScenarios() {
+  let out = '';
+  for (const name of opts.scenarios) {
+    const { file, title, timeoutMs, quick = true } = SCENARIOS[name];
+    const passQuick = opts.quick && quick;
+    const args = [join(here, file), ...(passQuick ? ['--quick'] : [])];
+    log(`bench: node native-bench/${file}${passQuick ? ' --quick' : ''}`);
+    const r = await runCapture(process.execPath, args, { timeoutMs });
+    const section =
+      r.code === 0
+        ? `\n## ${title} (node native-bench/${file})\n\n${r.stdout.trim()}\n`
+        : `\n## ${title}\n\nnative-bench/${file} failed (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stderr.trim().split('\n').slice(-3).join(' ')}\n`;
+    process.stdout.write(section);
+    out += section;
+  }
+  return out;
+}
+
+const entry = workloads.length === 0 ? runScenarios().then(() => log('bench: scenarios only (--workloads=none); results in native-bench/results/')) : main();
+entry.then(
   () => process.exit(0),
   (err) => abort(err),
 );

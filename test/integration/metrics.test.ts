@@ -266,6 +266,26 @@ describe('GET /metrics', () => {
     expect(series(e, 'tether_connections_active').filter((s) => s.labels.upstream === name)).toEqual([]);
   });
 
+  it('reports the event loop\'s p99 delay beyond the sampling period: a 300 ms stall shows as about 0.3 s', async () => {
+    upstreams = await startUpstreams(['a']);
+    tether = await startTether({ TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_HEALTH: 'off' });
+    const t = tether;
+    await scrape(t); // starts a fresh window
+    await new Promise((r) => setTimeout(r, 60));
+    // The balancer runs in this process: block its loop as a 300 ms inline build would.
+    const until = performance.now() + 300;
+    while (performance.now() < until) {
+      // busy
+    }
+    await new Promise((r) => setTimeout(r, 30));
+    const stalled = value(await scrape(t), 'tether_event_loop_delay_seconds');
+    expect(stalled).toBeGreaterThanOrEqual(0.27);
+    expect(stalled).toBeLessThan(5);
+    // Sampling every 10 ms, the period itself is not reported as delay.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(value(await scrape(t), 'tether_event_loop_delay_seconds')).toBeLessThan(stalled);
+  });
+
   it('needs the bearer token when one is set (no ?token= here)', async () => {
     upstreams = await startUpstreams(['a']);
     tether = await startTether({ TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_HEALTH: 'off', TETHER_ADMIN_TOKEN: 'tok-metrics' });
