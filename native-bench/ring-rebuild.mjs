@@ -4,16 +4,18 @@
  * loop that relays bytes?
  *
  *   npm run build && node native-bench/ring-rebuild.mjs [--quick] [--sizes=10,100,1000,5000]
- *        [--seconds=S] [--rounds=N]
+ *        [--seconds=S] [--rounds=N] [--change-every=MS]
  *
  * For each pool size N (N upstreams x 160 vnodes, TETHER_HASH=ring) and each way of
  * building (TETHER_RING_THREADS=0: inline on the main thread; =1: a worker thread),
  * a fresh tether (dist/cli.js, its own process) relays one WebSocket to an echo
  * server (a child process). This process sends a message every 2 ms and times each
  * echo, first for S seconds with nothing else going on ("idle"), then for S seconds
- * while a third process drains and undrains one upstream through the admin API as
- * fast as tether answers (each answer comes once the rebuilt table is in use), so a
- * table of N members is rebuilt back to back ("rebuilding"). tether's own
+ * while a third process drains or undrains one upstream through the admin API every
+ * 50 ms (a flapping health check, a rolling deploy; calls do not wait for each
+ * other), so the table of N members is rebuilt over and over ("rebuilding"): each
+ * change rebuilds it, or, where a build takes longer than 50 ms, the changes that
+ * came meanwhile coalesce into the next build. tether's own
  * tether_event_loop_delay_seconds (p99, monitorEventLoopDelay) and
  * tether_ring_build_seconds are scraped at the start and end of each phase.
  *
@@ -35,13 +37,14 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // ---- the orchestrator ---------------------------------------------------------
 
 function parseArgs() {
-  const o = { sizes: [10, 100, 1000, 5000], seconds: 5, rounds: 1, quick: false };
+  const o = { sizes: [10, 100, 1000, 5000], seconds: 5, rounds: 1, quick: false, changeEvery: 50 };
   for (const arg of process.argv.slice(2)) {
     const [k, v] = arg.split('=');
     if (k === '--quick') o.quick = true;
     else if (k === '--sizes') o.sizes = v.split(',').map(Number);
     else if (k === '--seconds') o.seconds = Number(v);
     else if (k === '--rounds') o.rounds = Number(v);
+    else if (k === '--change-every') o.changeEvery = Number(v);
     else {
       process.stderr.write(`ring-rebuild: unknown option ${arg}\n`);
       process.exit(2);
@@ -123,7 +126,7 @@ function pinger(port) {
   };
 }
 
-async function runOne(size, threads, echoPort, dir, seconds) {
+async function runOne(size, threads, echoPort, dir, seconds, changeEvery) {
   const [port, adminPort] = [await freePort(), await freePort()];
   const file = join(dir, `tether-${size}-${threads}.json`);
   const upstreams = Array.from({ length: size }, (_, i) => `pod-${i}=127.0.0.1:${echoPort}`);
@@ -163,13 +166,13 @@ async function runOne(size, threads, echoPort, dir, seconds) {
     const idleRtt = ping.take();
 
     // Rebuilding, back to back.
-    const churn = fork(self, ['--role=churn', `--admin=${admin}`], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const churn = fork(self, ['--role=churn', `--admin=${admin}`, `--every=${changeEvery}`], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     const calls = new Promise((res) => churn.once('message', (m) => res(m.calls)));
     await sleep(seconds * 1000);
+    const busyRtt = ping.take();
     churn.send('stop');
     const changes = await calls;
     const busyEnd = await scrape(admin);
-    const busyRtt = ping.take();
     ping.stop();
     void idle0;
 
@@ -213,7 +216,7 @@ async function main() {
     for (let round = 0; round < opts.rounds; round++) {
       for (const size of opts.sizes) {
         for (const threads of [0, 1]) {
-          const r = await runOne(size, threads, echoPort, dir, opts.seconds);
+          const r = await runOne(size, threads, echoPort, dir, opts.seconds, opts.changeEvery);
           runs.push(r);
           process.stderr.write(
             `  ${String(size).padStart(5)} ${r.mode.padEnd(7)} build ${r.buildMs?.toFixed(1)} ms x ${r.builds}; ` +
@@ -246,10 +249,10 @@ async function main() {
     const f = (x, d = 2) => (x === null ? '—' : x.toFixed(d));
     const cpus = os.cpus();
     const lines = [
-      `Ring rebuilds (ring, 160 vnodes) while one WebSocket echoes every 2 ms through tether; ${opts.seconds} s per phase, ` +
+      `Ring rebuilds (ring, 160 vnodes; a membership change every ${opts.changeEvery} ms) while one WebSocket echoes every 2 ms through tether; ${opts.seconds} s per phase, ` +
         `${opts.rounds} round(s), medians; ${cpus.length} x ${cpus[0]?.model ?? '?'}, Node ${process.version}.`,
       '',
-      '| upstreams | build | build time | rebuilds | loop delay p99 idle → rebuilding | echo p99 idle → rebuilding | echo p99 Δ |',
+      '| upstreams | build | build time | builds | loop delay p99 idle → rebuilding | echo p99 idle → rebuilding | echo p99 Δ |',
       '| ---: | --- | ---: | ---: | ---: | ---: | ---: |',
       ...rows.map(
         (r) =>
@@ -279,21 +282,34 @@ if (role === 'echo') {
   server.on('listening', () => process.send({ port: server.address().port }));
   process.on('disconnect', () => process.exit(0));
 } else if (role === 'churn') {
-  // Drain / undrain pod-0 back to back until told to stop; report how many calls.
+  // Drain / undrain pod-0 every --every ms until told to stop; report how many calls.
   const admin = process.argv.find((a) => a.startsWith('--admin=')).slice(8);
-  let running = true;
+  const every = Number(process.argv.find((a) => a.startsWith('--every=')).slice(8));
   let calls = 0;
-  process.on('message', () => (running = false));
+  let answered = 0;
+  const change = () => {
+    const action = calls++ % 2 === 0 ? 'drain' : 'undrain';
+    fetch(`${admin}/upstreams/pod-0/${action}`, { method: 'POST', body: '{}' }).then(
+      async (res) => {
+        await res.arrayBuffer();
+        if (res.status !== 200) throw new Error(`${action}: ${res.status}`);
+        answered++;
+      },
+      (err) => {
+        process.stderr.write(`ring-rebuild: ${action} failed: ${err}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  const timer = setInterval(change, every);
   process.on('disconnect', () => process.exit(0));
-  while (running) {
-    const action = calls % 2 === 0 ? 'drain' : 'undrain';
-    const res = await fetch(`${admin}/upstreams/pod-0/${action}`, { method: 'POST', body: '{}' });
-    await res.arrayBuffer();
-    if (res.status !== 200) throw new Error(`${action}: ${res.status}`);
-    calls++;
-  }
-  process.send({ calls });
-  process.disconnect();
+  process.on('message', async () => {
+    clearInterval(timer);
+    const deadline = Date.now() + 30_000;
+    while (answered < calls && Date.now() < deadline) await sleep(10);
+    process.send({ calls, answered });
+    process.disconnect();
+  });
 } else {
   await main();
 }

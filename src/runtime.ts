@@ -34,6 +34,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
   readonly pins: PinStore;
   readonly #logger: Logger;
   readonly #rebalancer: Rebalancer;
+  #retargetQueued = false;
   /**
    * Every Upstream object of this listener still worth counting: the pool's, plus
    * removed ones until their last connection ends (the pool forgets them at once).
@@ -82,9 +83,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     this.pool.onChange((event) => {
       onEvent(config.name, event);
       if (event.change === 'added') this.#known.add(this.pool.get(event.upstream)!);
-      if (event.change === 'added' || event.change === 'removed' || event.change === 'changed') {
-        this.monitor.setTargets(this.pool.list());
-      }
+      if (event.change === 'added' || event.change === 'removed' || event.change === 'changed') this.#retarget();
     });
   }
 
@@ -101,6 +100,20 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
       }
       yield u;
     }
+  }
+
+  /**
+   * Hands the monitor the new upstream list once per turn of the event loop:
+   * setTargets is O(N), and a burst of 50 admin calls (a scale-out) would otherwise
+   * make it O(N^2) on the thread that relays bytes.
+   */
+  #retarget(): void {
+    if (this.#retargetQueued) return;
+    this.#retargetQueued = true;
+    setImmediate(() => {
+      this.#retargetQueued = false;
+      this.monitor.setTargets(this.pool.list());
+    });
   }
 
   /** Open connections of this listener, as /rebalance sees them. */

@@ -78,7 +78,9 @@ const BOUNDED_PREFIX = 8;
  * no build.
  *
  * The routable view (`#routable`, the per-slot loads and weights the pickers read)
- * is always current; the table's member indices are mapped onto it by name.
+ * is always current; the table's member indices are mapped onto it through the
+ * Upstream objects the table was built over (an upstream removed and added again is
+ * a new object: reached again once the next table, already on its way, arrives).
  */
 export class UpstreamPool {
   #options: PoolOptions;
@@ -92,6 +94,8 @@ export class UpstreamPool {
 
   /** The table in use, possibly built for an older membership; null before the first. */
   #table: LookupTable | null = null;
+  /** The upstreams the table in use was built over, by table index. */
+  #tableUpstreams: readonly Upstream[] = [];
   /** Table member index -> routable slot now, or -1 when that member is not routable now. */
   #tableSlot = new Int32Array(0);
   /** How many of the table's members are routable now. */
@@ -460,16 +464,14 @@ export class UpstreamPool {
     this.#mapTable();
   }
 
-  /** By name: an upstream removed and added again is a new object but the same points. */
+  /** O(N), no lookups: Upstream.slot is -1 for anything not routable now (removed included). */
   #mapTable(): void {
-    const table = this.#table;
-    if (table === null) return;
-    if (this.#tableSlot.length !== table.size) this.#tableSlot = new Int32Array(table.size);
+    const upstreams = this.#tableUpstreams;
+    if (this.#tableSlot.length !== upstreams.length) this.#tableSlot = new Int32Array(upstreams.length);
     const map = this.#tableSlot;
-    const members = table.members;
     let live = 0;
-    for (let i = 0; i < members.length; i++) {
-      const slot = this.#byName.get(members[i]!.name)?.slot ?? -1;
+    for (let i = 0; i < upstreams.length; i++) {
+      const slot = upstreams[i]!.slot;
       map[i] = slot;
       if (slot >= 0) live++;
     }
@@ -480,17 +482,19 @@ export class UpstreamPool {
   #startBuild(): void {
     if (this.#building || this.#retryTimer !== null || this.#closed || this.#tableVersion === this.#version) return;
     const version = this.#version;
-    const members = this.#routable.map((u) => ({ name: u.name, weight: u.weight }));
+    // #routable is never mutated (each refresh makes a new array), and an Upstream is
+    // a Member: the table's members are these objects, no copies made per build.
+    const upstreams = this.#routable;
     this.#building = true;
     this.#builder
-      .build({ algorithm: this.#options.algorithm, members, options: { vnodes: this.#options.vnodes } })
+      .build({ algorithm: this.#options.algorithm, members: upstreams, options: { vnodes: this.#options.vnodes } })
       .then(
-        (built) => this.#install(built, version),
+        (built) => this.#install(built, upstreams, version),
         (err: unknown) => this.#failed(err),
       );
   }
 
-  #install(built: BuiltTable, version: number): void {
+  #install(built: BuiltTable, upstreams: readonly Upstream[], version: number): void {
     this.#building = false;
     if (this.#closed) return;
     this.#failures = 0;
@@ -498,6 +502,7 @@ export class UpstreamPool {
     // One reference swap: a route() running now (it cannot, we are on its thread)
     // or any caller holding the old table finishes on the old one.
     this.#table = tableFromData(built.data);
+    this.#tableUpstreams = upstreams;
     this.#mapTable();
     this.#tableVersion = version;
     for (const waiter of [...this.#waiters]) if (waiter.version <= version) waiter.done(true);

@@ -12,6 +12,13 @@ import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { buildTableData, tableBuffers } from '../balancer/index.js';
 import type { Algorithm, Member, TableData } from '../balancer/types.js';
 
+/**
+ * A table without its member list: the caller sent the members and keeps them, so
+ * only the typed arrays travel back (cloning 5,000 member objects on the routing
+ * thread would cost more than the transfer of everything else).
+ */
+export type TableArrays = TableData extends infer T ? (T extends TableData ? Omit<T, 'members'> : never) : never;
+
 export interface RingBuildTask {
   readonly algorithm: Algorithm;
   /** Members by name and weight, in the order the table's indices will refer to. */
@@ -22,7 +29,7 @@ export interface RingBuildTask {
 }
 
 export type RingBuildResult =
-  | { readonly ok: true; readonly data: TableData; readonly seconds: number }
+  | { readonly ok: true; readonly arrays: TableArrays; readonly seconds: number }
   | { readonly ok: false; readonly code: string; readonly message: string };
 
 /**
@@ -65,7 +72,8 @@ export default function ringBuild(task: RingBuildTask): unknown {
     const started = performance.now();
     const data = buildTableData(task.algorithm, members, { vnodes: task.vnodes, maglevSize: task.maglevSize });
     const seconds = (performance.now() - started) / 1000;
-    return move(new MovedResult({ ok: true, data, seconds }, tableBuffers(data)) as never);
+    const { members: _sent, ...arrays } = data;
+    return move(new MovedResult({ ok: true, arrays, seconds }, tableBuffers(data)) as never);
   } catch (err) {
     const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'TETHER_ERR_RING_BUILD';
     const message = err instanceof Error ? err.message : String(err);
