@@ -19,6 +19,10 @@
  * tether_event_loop_delay_seconds (p99, monitorEventLoopDelay) and
  * tether_ring_build_seconds are scraped at the start and end of each phase.
  *
+ * Before each run it waits (up to 10 s) for a quiet moment, and it records how much
+ * CPU other processes took during each phase ("other CPU", % of one core): on a
+ * shared 2-core machine that, not tether, is what moves a p99 by milliseconds.
+ *
  * Writes native-bench/results/ring-rebuild.json and prints a markdown table.
  */
 import { fork, spawn } from 'node:child_process';
@@ -28,6 +32,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket, { WebSocketServer } from 'ws';
+import { cpuSnapshot, otherCpuPct, waitQuiet } from './background.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -37,7 +42,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // ---- the orchestrator ---------------------------------------------------------
 
 function parseArgs() {
-  const o = { sizes: [10, 100, 1000, 5000], seconds: 5, rounds: 1, quick: false, changeEvery: 50 };
+  const o = { sizes: [10, 100, 1000, 5000], seconds: 5, rounds: 3, quick: false, changeEvery: 50 };
   for (const arg of process.argv.slice(2)) {
     const [k, v] = arg.split('=');
     if (k === '--quick') o.quick = true;
@@ -50,7 +55,10 @@ function parseArgs() {
       process.exit(2);
     }
   }
-  if (o.quick) o.seconds = Math.min(o.seconds, 2);
+  if (o.quick) {
+    o.seconds = Math.min(o.seconds, 2);
+    o.rounds = 1;
+  }
   if (o.sizes.some((n) => !Number.isInteger(n) || n < 2) || !(o.seconds > 0) || !(o.rounds >= 1)) {
     process.stderr.write('ring-rebuild: --sizes are integers >= 2, --seconds > 0, --rounds >= 1\n');
     process.exit(2);
@@ -160,21 +168,24 @@ async function runOne(size, threads, echoPort, dir, seconds, changeEvery) {
     ping.take();
 
     // Idle.
-    const idle0 = await scrape(admin);
+    await scrape(admin); // starts tether's loop-delay window
+    const cpuIdle = cpuSnapshot();
     await sleep(seconds * 1000);
+    const idleOther = otherCpuPct(cpuIdle, cpuSnapshot());
     const idleEnd = await scrape(admin);
     const idleRtt = ping.take();
 
     // Rebuilding, back to back.
+    const cpuBusy = cpuSnapshot();
     const churn = fork(self, ['--role=churn', `--admin=${admin}`, `--every=${changeEvery}`], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     const calls = new Promise((res) => churn.once('message', (m) => res(m.calls)));
     await sleep(seconds * 1000);
+    const busyOther = otherCpuPct(cpuBusy, cpuSnapshot());
     const busyRtt = ping.take();
     churn.send('stop');
     const changes = await calls;
     const busyEnd = await scrape(admin);
     ping.stop();
-    void idle0;
 
     const builds = busyEnd.buildCount - idleEnd.buildCount;
     return {
@@ -183,8 +194,9 @@ async function runOne(size, threads, echoPort, dir, seconds, changeEvery) {
       changes,
       builds,
       buildMs: builds > 0 ? ((busyEnd.buildSum - idleEnd.buildSum) / builds) * 1000 : null,
-      idle: { loopP99Ms: idleEnd.loopP99 * 1000, echoP50Ms: percentile(idleRtt, 50), echoP99Ms: percentile(idleRtt, 99), samples: idleRtt.length },
+      idle: { otherCpuPct: Math.round(idleOther), loopP99Ms: idleEnd.loopP99 * 1000, echoP50Ms: percentile(idleRtt, 50), echoP99Ms: percentile(idleRtt, 99), samples: idleRtt.length },
       rebuilding: {
+        otherCpuPct: Math.round(busyOther),
         loopP99Ms: busyEnd.loopP99 * 1000,
         echoP50Ms: percentile(busyRtt, 50),
         echoP99Ms: percentile(busyRtt, 99),
@@ -216,12 +228,14 @@ async function main() {
     for (let round = 0; round < opts.rounds; round++) {
       for (const size of opts.sizes) {
         for (const threads of [0, 1]) {
+          await waitQuiet();
           const r = await runOne(size, threads, echoPort, dir, opts.seconds, opts.changeEvery);
           runs.push(r);
           process.stderr.write(
             `  ${String(size).padStart(5)} ${r.mode.padEnd(7)} build ${r.buildMs?.toFixed(1)} ms x ${r.builds}; ` +
               `loop p99 ${r.idle.loopP99Ms.toFixed(1)} -> ${r.rebuilding.loopP99Ms.toFixed(1)} ms; ` +
-              `echo p99 ${r.idle.echoP99Ms.toFixed(2)} -> ${r.rebuilding.echoP99Ms.toFixed(2)} ms\n`,
+              `echo p99 ${r.idle.echoP99Ms.toFixed(2)} -> ${r.rebuilding.echoP99Ms.toFixed(2)} ms; ` +
+              `other CPU ${r.idle.otherCpuPct}% / ${r.rebuilding.otherCpuPct}%\n`,
           );
         }
       }
@@ -243,6 +257,8 @@ async function main() {
           loopBusy: med((r) => r.rebuilding.loopP99Ms),
           echoIdle: med((r) => r.idle.echoP99Ms),
           echoBusy: med((r) => r.rebuilding.echoP99Ms),
+          otherIdle: med((r) => r.idle.otherCpuPct),
+          otherBusy: med((r) => r.rebuilding.otherCpuPct),
         });
       }
     }
@@ -252,12 +268,12 @@ async function main() {
       `Ring rebuilds (ring, 160 vnodes; a membership change every ${opts.changeEvery} ms) while one WebSocket echoes every 2 ms through tether; ${opts.seconds} s per phase, ` +
         `${opts.rounds} round(s), medians; ${cpus.length} x ${cpus[0]?.model ?? '?'}, Node ${process.version}.`,
       '',
-      '| upstreams | build | build time | builds | loop delay p99 idle → rebuilding | echo p99 idle → rebuilding | echo p99 Δ |',
-      '| ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+      '| upstreams | build | build time | builds | loop delay p99 idle → rebuilding | echo p99 idle → rebuilding | echo p99 Δ | other CPU idle / rebuilding |',
+      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...rows.map(
         (r) =>
           `| ${r.size.toLocaleString('en-US')} | ${r.mode} | ${f(r.buildMs, 1)} ms | ${r.builds ?? '—'} | ${f(r.loopIdle, 1)} → ${f(r.loopBusy, 1)} ms | ` +
-          `${f(r.echoIdle)} → ${f(r.echoBusy)} ms | ${r.echoBusy === null || r.echoIdle === null ? '—' : `${r.echoBusy - r.echoIdle >= 0 ? '+' : ''}${(r.echoBusy - r.echoIdle).toFixed(2)} ms`} |`,
+          `${f(r.echoIdle)} → ${f(r.echoBusy)} ms | ${r.echoBusy === null || r.echoIdle === null ? '—' : `${r.echoBusy - r.echoIdle >= 0 ? '+' : ''}${(r.echoBusy - r.echoIdle).toFixed(2)} ms`} | ${r.otherIdle}% / ${r.otherBusy}% |`,
       ),
     ];
     const text = lines.join('\n');
