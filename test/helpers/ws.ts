@@ -50,9 +50,10 @@ export class StickyClient {
   #stopped = false;
   readonly #url: string;
 
-  constructor(port: number, localAddress: string) {
+  /** `path` carries the key in http mode (e.g. `/?id=K`); tcp mode keys on localAddress. */
+  constructor(port: number, localAddress: string, path = '/') {
     this.localAddress = localAddress;
-    this.#url = `ws://127.0.0.1:${port}/`;
+    this.#url = `ws://127.0.0.1:${port}${path}`;
   }
 
   get upstream(): string | undefined {
@@ -103,6 +104,8 @@ export class StickyClient {
     let established = false;
     socket.on('error', () => {});
     socket.on('open', () => socket.send('hello'));
+    // The first message names the upstream: the echo of "hello" (`NAME:hello`), or
+    // the greeting of an upstream that greets (`NAME`).
     socket.once('message', (data) => {
       established = true;
       this.upstreams.push(String(data).split(':')[0]!);

@@ -1,10 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientAddress, waitFor } from '../helpers/clients.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
+import { startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
 import { StickyClient, startWsUpstream, type WsUpstream } from '../helpers/ws.js';
 
 let tether: RunningTether | null = null;
 let upstreams: WsUpstream[] = [];
+let httpUpstreams: HttpUpstream[] = [];
 let clients: StickyClient[] = [];
 
 afterEach(async () => {
@@ -12,8 +14,9 @@ afterEach(async () => {
   clients = [];
   await tether?.close();
   tether = null;
-  await Promise.all(upstreams.map((u) => u.close()));
+  await Promise.all([...upstreams, ...httpUpstreams].map((u) => u.close()));
   upstreams = [];
+  httpUpstreams = [];
 });
 
 async function connectAll(port: number, count: number): Promise<StickyClient[]> {
@@ -117,6 +120,54 @@ describe('POST /rebalance', () => {
     expect((await adminCall(t.admin, 'POST', '/rebalance', { perSecond: 1000 })).body).toMatchObject({ moving: 0 });
     await new Promise((r) => setTimeout(r, 200));
     expect(clients.every((x) => x.closes.length === 0)).toBe(true);
+  });
+
+  it('http mode: moves hash-routed WebSocket connections, never those routed by a learned pin', async () => {
+    httpUpstreams = await Promise.all(['a', 'b', 'c', 'd'].map((n) => startHttpUpstream(n)));
+    const [a, b, c, d] = httpUpstreams;
+    tether = await startTether({
+      TETHER_MODE: 'http',
+      TETHER_UPSTREAMS: [a, b, c].map((u) => `${u!.name}=${u!.address}`).join(','),
+      TETHER_HEALTH: 'off',
+      TETHER_KEY: 'query:id',
+      TETHER_LEARN: 'header:x-upload=(.+)',
+    });
+    const t = tether;
+    // 40 keys learned (pinned where they hashed then), 80 keys only hashed.
+    const learned = Array.from({ length: 40 }, (_, i) => `up-${i}`);
+    for (const id of learned) {
+      const res = await fetch(`http://127.0.0.1:${t.port}/create?id=${id}`, { method: 'POST' });
+      expect(res.headers.get('x-upload')).toBe(id);
+      await res.arrayBuffer();
+    }
+    const hashed = Array.from({ length: 80 }, (_, i) => `ws-${i}`);
+    const via = async (id: string): Promise<{ upstream: string; via: string }> =>
+      (await adminCall(t.admin, 'GET', `/route?key=${id}`)).body as { upstream: string; via: string };
+    for (const id of learned) expect((await via(id)).via).toBe('learned');
+    const byId = new Map<string, StickyClient>();
+    for (const id of [...learned, ...hashed]) byId.set(id, new StickyClient(t.port, '127.0.0.1', `/?id=${id}`));
+    clients = [...byId.values()];
+    await Promise.all(clients.map((x) => x.connect()));
+
+    await adminCall(t.admin, 'PUT', '/upstreams/d', { address: d!.address });
+    const moved = new Set<string>();
+    const pinnedButHashElsewhere: string[] = [];
+    for (const id of hashed) if ((await via(id)).upstream === 'd') moved.add(id);
+    // Pins still win for the learned keys, even where their hash now says d.
+    for (const id of learned) {
+      const r = await via(id);
+      expect(r.via).toBe('learned');
+      expect(r.upstream).toBe(byId.get(id)!.upstream);
+    }
+    const probe = t.tether.runtime()!.pool;
+    for (const id of learned) if (probe.primary(id)!.name === 'd') pinnedButHashElsewhere.push(id);
+    expect(moved.size).toBeGreaterThan(0);
+    expect(pinnedButHashElsewhere.length).toBeGreaterThan(0);
+
+    const { body } = await adminCall(t.admin, 'POST', '/rebalance', { perSecond: 1000 });
+    expect(body).toEqual({ listener: 'default', moving: moved.size, perSecond: 1000 });
+    await waitFor(() => [...moved].every((id) => byId.get(id)!.connected && byId.get(id)!.upstream === 'd'), 10_000, 'moved keys on d');
+    for (const [id, x] of byId) expect(x.closes, id).toHaveLength(moved.has(id) ? 1 : 0);
   });
 
   it('answers bad input clearly', async () => {
