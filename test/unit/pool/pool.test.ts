@@ -71,6 +71,26 @@ describe('UpstreamPool with tables built in worker threads', () => {
     expect(routing(p)).toEqual(freshRouting('ring', asMembers(names(300, 'new-'))));
   });
 
+  it('several listeners share one build thread, and each ends on its newest membership', async () => {
+    const shared = new CountingBuilder(workers);
+    const listeners = [pool(ring, names(200, 'a-'), { builder: shared }), pool({ ...ring, algorithm: 'maglev' }, names(200, 'b-'), { builder: shared })];
+    for (let round = 0; round < 20; round++) {
+      for (const [i, p] of listeners.entries()) {
+        p.put(`${i}-extra-${round}`, '127.0.0.1', 9);
+        if (round % 3 === 0) p.remove(`${i === 0 ? 'a' : 'b'}-${round}`);
+      }
+    }
+    expect(await Promise.all(listeners.map((p) => p.settled(20_000)))).toEqual([true, true]);
+    for (const [i, p] of listeners.entries()) {
+      const prefix = i === 0 ? 'a-' : 'b-';
+      const removed = new Set(Array.from({ length: 20 }, (_, r) => r).filter((r) => r % 3 === 0).map((r) => `${prefix}${r}`));
+      const final = [...names(200, prefix).filter((n) => !removed.has(n)), ...Array.from({ length: 20 }, (_, r) => `${i}-extra-${r}`)];
+      expect(routing(p)).toEqual(freshRouting(i === 0 ? 'ring' : 'maglev', asMembers(final)));
+    }
+    // 80 changes over two listeners: far fewer builds.
+    expect(shared.requests.length).toBeLessThan(12);
+  });
+
   it('while a build is held back, a removed upstream is passed over exactly as the new ring will, and nothing else moves', async () => {
     const gate = new GatedBuilder(new InlineTableBuilder());
     const list = names(10);
