@@ -4,6 +4,7 @@
  * arrays), then wrap it in a LookupTable on the thread that routes.
  */
 import { TetherError } from '../errors.js';
+import { FRESH, type ArrayArena } from './arena.js';
 import { MaglevTable, buildMaglev, isPrime, maglevTableSize } from './maglev.js';
 import { ModuloTable, buildModulo } from './modulo.js';
 import { RendezvousTable, buildRendezvous } from './rendezvous.js';
@@ -75,17 +76,20 @@ function validate(algorithm: Algorithm, members: readonly Member[], options: Bui
   }
 }
 
-/** Builds the table data for `members`; indices in it refer to `members` as given. */
-export function buildTableData(algorithm: Algorithm, members: readonly Member[], options: BuildOptions): TableData {
+/**
+ * Builds the table data for `members`; indices in it refer to `members` as given.
+ * `arena` supplies the big arrays (a worker passes the buffers of a retired table).
+ */
+export function buildTableData(algorithm: Algorithm, members: readonly Member[], options: BuildOptions, arena: ArrayArena = FRESH): TableData {
   validate(algorithm, members, options);
   // A private copy of plain { name, weight } objects: structured-cloneable for a
   // worker, and immune to the caller mutating its array after the build.
   const own: Member[] = members.map((m) => ({ name: m.name, weight: m.weight }));
   switch (algorithm) {
     case 'ring':
-      return buildRing(own, options);
+      return buildRing(own, options, arena);
     case 'maglev':
-      return buildMaglev(own, options);
+      return buildMaglev(own, options, arena);
     case 'rendezvous':
       return buildRendezvous(own);
     case 'modulo':

@@ -10,6 +10,7 @@
  * also moves a few keys between members that stayed (the paper measures this as
  * its resilience to backend changes), where a ring moves none.
  */
+import { FRESH, type ArrayArena } from './arena.js';
 import { xxh32String } from './hash.js';
 import { indicesByName } from './members.js';
 import type { LookupTable, Member, TableData } from './types.js';
@@ -67,11 +68,11 @@ export function maglevTableSize(members: number): number {
  * of members, not on how the caller listed them; `slots` holds the caller's
  * indices.
  */
-export function buildMaglev(members: readonly Member[], options: MaglevOptions = {}): MaglevData {
+export function buildMaglev(members: readonly Member[], options: MaglevOptions = {}, arena: ArrayArena = FRESH): MaglevData {
   const n = members.length;
   if (n === 0) return { algorithm: 'maglev', members, slots: new Uint32Array(0), byName: new Uint32Array(0) };
   const size = options.maglevSize ?? maglevTableSize(n);
-  const slots = new Uint32Array(size);
+  const slots = arena.uint32(size);
 
   const byName = indicesByName(members);
   // Per member, in name order: where its permutation stands, and its stride.

@@ -16,6 +16,7 @@
  * hash-quality.mjs), the fullest member holds 1.17x the mean of 10 members and
  * 1.26x of 100 at 160 points (TETHER_VNODES), 1.07x and 1.10x at 1000.
  */
+import { FRESH, type ArrayArena } from './arena.js';
 import { xxh32String } from './hash.js';
 import { indicesByName, nameRanks } from './members.js';
 import type { LookupTable, Member, TableData } from './types.js';
@@ -32,7 +33,7 @@ export interface RingOptions {
  * expected among 800,000 32-bit values) are ordered by member name, so every
  * process resolves them alike; a lookup lands on the first of them.
  */
-export function buildRing(members: readonly Member[], options: RingOptions): RingData {
+export function buildRing(members: readonly Member[], options: RingOptions, arena: ArrayArena = FRESH): RingData {
   const n = members.length;
   const byName = indicesByName(members);
   const rank = nameRanks(byName);
@@ -58,8 +59,8 @@ export function buildRing(members: readonly Member[], options: RingOptions): Rin
   }
   packed.sort();
 
-  const points = new Uint32Array(total);
-  const owners = new Uint32Array(total);
+  const points = arena.uint32(total);
+  const owners = arena.uint32(total);
   for (let p = 0; p < total; p++) {
     const v = packed[p]!;
     const point = Math.floor(v / scale);

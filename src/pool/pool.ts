@@ -1,9 +1,9 @@
-import { tableFromData } from '../balancer/index.js';
+import { tableBuffers, tableFromData } from '../balancer/index.js';
 import { hashKey32 } from '../balancer/hash.js';
 import { pickBounded, underCap } from '../balancer/bounded.js';
 import { pickTwoChoices } from '../balancer/p2c.js';
 import { RendezvousTable, buildRendezvous } from '../balancer/rendezvous.js';
-import type { Algorithm, LookupTable } from '../balancer/types.js';
+import type { Algorithm, LookupTable, TableData } from '../balancer/types.js';
 import type { UpstreamSpec } from '../config/types.js';
 import { RingBuildError, TetherError, UnknownUpstreamError } from '../errors.js';
 import { InlineTableBuilder, type BuiltTable, type TableBuilder } from '../workers/pool.js';
@@ -96,6 +96,15 @@ export class UpstreamPool {
   #table: LookupTable | null = null;
   /** The upstreams the table in use was built over, by table index. */
   #tableUpstreams: readonly Upstream[] = [];
+  /** The data behind #table, and whether #table was handed out (the `table` getter). */
+  #tableData: TableData | null = null;
+  #exposed = false;
+  /**
+   * Buffers of the table replaced last, when nobody outside the pool can hold it:
+   * moved to the worker with the next build and written again (balancer/arena.ts),
+   * so rebuilds do not pile external memory on this thread.
+   */
+  #spare: ArrayBuffer[] = [];
   /** Table member index -> routable slot now, or -1 when that member is not routable now. */
   #tableSlot = new Int32Array(0);
   /** How many of the table's members are routable now. */
@@ -142,7 +151,10 @@ export class UpstreamPool {
    * over the routable upstreams. Its `members` are names; indices are its own.
    */
   get table(): LookupTable {
-    return this.#table ?? this.#fallbackTable();
+    if (this.#table === null) return this.#fallbackTable();
+    // Handed out: its arrays must stay valid, so they are never recycled.
+    this.#exposed = true;
+    return this.#table;
   }
 
   tableStatus(): TableStatus {
@@ -485,9 +497,11 @@ export class UpstreamPool {
     // #routable is never mutated (each refresh makes a new array), and an Upstream is
     // a Member: the table's members are these objects, no copies made per build.
     const upstreams = this.#routable;
+    const spare = this.#spare;
+    this.#spare = [];
     this.#building = true;
     this.#builder
-      .build({ algorithm: this.#options.algorithm, members: upstreams, options: { vnodes: this.#options.vnodes } })
+      .build({ algorithm: this.#options.algorithm, members: upstreams, options: { vnodes: this.#options.vnodes }, spare })
       .then(
         (built) => this.#install(built, upstreams, version),
         (err: unknown) => this.#failed(err),
@@ -501,7 +515,11 @@ export class UpstreamPool {
     this.#onTableBuilt?.(built.seconds);
     // One reference swap: a route() running now (it cannot, we are on its thread)
     // or any caller holding the old table finishes on the old one.
+    const retired = this.#tableData;
+    if (retired !== null && !this.#exposed && this.#builder.kind === 'workers') this.#spare = tableBuffers(retired);
     this.#table = tableFromData(built.data);
+    this.#tableData = built.data;
+    this.#exposed = false;
     this.#tableUpstreams = upstreams;
     this.#mapTable();
     this.#tableVersion = version;

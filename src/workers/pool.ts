@@ -19,6 +19,11 @@ export interface BuildRequest {
    */
   readonly members: readonly Member[];
   readonly options: BuildOptions;
+  /**
+   * Buffers of a retired table the builder may write the new one into (moved to the
+   * worker: they are unusable here afterwards). See balancer/arena.ts.
+   */
+  readonly spare?: readonly ArrayBuffer[];
 }
 
 export interface BuiltTable {
@@ -116,7 +121,11 @@ export class WorkerTableBuilder implements TableBuilder {
     }
     let result: RingBuildResult;
     try {
-      result = await this.#pool.run({ algorithm: request.algorithm, names, weights, vnodes: request.options.vnodes, maglevSize: request.options.maglevSize });
+      const spare = request.spare ?? [];
+      result = await this.#pool.run(
+        { algorithm: request.algorithm, names, weights, vnodes: request.options.vnodes, maglevSize: request.options.maglevSize, spare },
+        { transferList: [...spare] },
+      );
     } catch (err) {
       // The worker died, could not load, or the pool was closed.
       throw new RingBuildError(`ring build worker failed: ${err instanceof Error ? err.message : String(err)}`);

@@ -9,6 +9,7 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { SpareBuffers } from '../balancer/arena.js';
 import { buildTableData, tableBuffers } from '../balancer/index.js';
 import type { Algorithm, Member, TableData } from '../balancer/types.js';
 
@@ -26,6 +27,8 @@ export interface RingBuildTask {
   readonly weights: Uint16Array;
   readonly vnodes: number;
   readonly maglevSize?: number | undefined;
+  /** Buffers of a table the routing thread retired, moved here to be written again. */
+  readonly spare?: readonly ArrayBuffer[] | undefined;
 }
 
 export type RingBuildResult =
@@ -70,7 +73,7 @@ export default function ringBuild(task: RingBuildTask): unknown {
     const members: Member[] = new Array<Member>(task.names.length);
     for (let i = 0; i < members.length; i++) members[i] = { name: task.names[i]!, weight: task.weights[i]! };
     const started = performance.now();
-    const data = buildTableData(task.algorithm, members, { vnodes: task.vnodes, maglevSize: task.maglevSize });
+    const data = buildTableData(task.algorithm, members, { vnodes: task.vnodes, maglevSize: task.maglevSize }, new SpareBuffers(task.spare ?? []));
     const seconds = (performance.now() - started) / 1000;
     const { members: _sent, ...arrays } = data;
     return move(new MovedResult({ ok: true, arrays, seconds }, tableBuffers(data)) as never);

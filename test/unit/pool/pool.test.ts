@@ -206,6 +206,24 @@ describe('UpstreamPool with tables built in worker threads', () => {
     expect(p.route('k', 1).candidates).toHaveLength(1);
   });
 
+  it('recycles a retired table\'s arrays into later builds, but never those of a table it handed out', async () => {
+    const builder = new CountingBuilder(workers);
+    const p = pool(ring, names(300), { builder });
+    await p.settled(10_000);
+    const handedOut = p.table;
+    const answers = KEYS.map((k) => handedOut.primary(hashKey(k)));
+    for (let i = 0; i < 6; i++) {
+      if (i % 2 === 0) p.drain('up-1');
+      else p.undrain('up-1');
+      await p.settled(10_000);
+    }
+    // Later builds were given spare buffers to write into...
+    expect(builder.requests.slice(2).some((r) => (r.spare ?? []).length > 0)).toBe(true);
+    // ...yet the table handed out still answers exactly as before.
+    expect(KEYS.map((k) => handedOut.primary(hashKey(k)))).toEqual(answers);
+    expect(routing(p)).toEqual(freshRouting('ring', asMembers(names(300))));
+  });
+
   it('needs no rebuild for an address change, and one for a weight change', async () => {
     const builder = new CountingBuilder(workers);
     const p = pool(ring, ['a', 'b'], { builder });
