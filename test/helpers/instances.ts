@@ -88,3 +88,18 @@ export async function timeUntil(predicate: () => Promise<boolean>, timeoutMs = 1
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+/**
+ * Each admin's routes for `keys`, read until all agree or `timeoutMs` passes. An
+ * instance that has just applied a change heard from another builds its new table in
+ * a worker thread, so its routes may trail its membership by a few milliseconds.
+ */
+export async function routesAlike(admins: readonly string[], keys: readonly string[], timeoutMs = 5_000): Promise<Map<string, string>[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const all = await Promise.all(admins.map((admin) => routesOf(admin, keys)));
+    const text = all.map((m) => JSON.stringify([...m]));
+    if (text.every((t) => t === text[0]) || Date.now() > deadline) return all;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { clientAddress, connectAndGreet, mapAddresses, waitFor } from '../helpers/clients.js';
+import { clientAddress, mapAddresses, waitFor } from '../helpers/clients.js';
 import { closeAll, openConnections, type HeldConnection } from '../helpers/load.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 import { startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';

@@ -22,7 +22,7 @@ import {
   type ProxyHeader,
   type ProxyParseResult,
 } from '../../../src/listener/proxy-protocol.js';
-import { PROXY_CORPUS, PROXY_DICTIONARY, PROXY_PREFIXES, SIG, TLVS, V1_TCP4, V2_TCP4, V2_TCP6_TLV, V4_ADDRS, V6_ADDRS, v2 } from '../../fixtures/proxy-headers.js';
+import { PROXY_CORPUS, PROXY_DICTIONARY, PROXY_PREFIXES, TLVS, V1_TCP4, V2_TCP4, V2_TCP6_TLV, V4_ADDRS, V6_ADDRS, v2 } from '../../fixtures/proxy-headers.js';
 import { fuzzCase, fuzzSeed, runFuzz } from '../../helpers/fuzz.js';
 
 const TCP4_HEADER = { command: 'proxy', sourceAddress: '203.0.113.7', sourcePort: 5555, destAddress: '10.0.0.1', destPort: 7000 };
