@@ -1,7 +1,7 @@
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type net from 'node:net';
 import type { RouteVia } from '../pool/pool.js';
-import type { Upstream } from '../pool/upstream.js';
+import { formatAddress, type Upstream } from '../pool/upstream.js';
 import { errorBody, forwardHeaders, headBytes, isChunked } from './headers.js';
 import type { Outcome, KeySourceName } from './session.js';
 
@@ -108,12 +108,17 @@ export class Exchange {
     }
     const req = this.req;
     const chunked = isChunked(req.headers['transfer-encoding']);
+    const headers = forwardHeaders(req.rawHeaders, chunked);
+    // Requests go upstream as HTTP/1.1, which must carry Host; HTTP/1.0 (and the
+    // version-less lines llhttp reads as 0.9) need not, and a strict upstream would
+    // answer 400. Name the address the client reached, as its Host would have.
+    if (req.headers.host === undefined) headers.push('Host', formatAddress(this.client.localAddress ?? '', this.client.localPort ?? 0));
     const proxyReq = http.request({
       host: upstream.host,
       port: upstream.port,
       method: req.method,
       path: req.url,
-      headers: forwardHeaders(req.rawHeaders, chunked),
+      headers,
       agent: this.ctx.agentFor(this.client, upstream),
       setHost: false,
     }) as Tagged<ClientRequest>;

@@ -228,6 +228,24 @@ describe('http mode: per-request routing and learned pins', () => {
     expect(res.text).toMatch(new RegExp(` POST /big ${body.length}\\n$`));
   });
 
+  it('forwards an HTTP/1.0 request without Host with the address the client reached as Host, so a strict upstream takes it', async () => {
+    // Found by the HTTP head fuzz: tether forwards every request as HTTP/1.1, and a
+    // strict HTTP/1.1 server (node:http here) refuses one without Host with 400.
+    const t = await start({ TETHER_KEY: 'header:x-key' });
+    const c = client(t.port);
+    c.write('GET /old HTTP/1.0\r\nX-Key: k\r\n\r\n');
+    const res = (await c.response())!;
+    expect(res.status).toBe(200);
+    expect(res.body).toMatch(/^[abc] GET \/old 0\n$/);
+    const seen = upstreams.flatMap((u) => u.seen).find((r) => r.url === '/old')!;
+    expect(seen.headers.host).toBe(`127.0.0.1:${t.port}`);
+    // A Host the client sent is passed on as it is.
+    const c2 = client(t.port);
+    c2.write('GET /old2 HTTP/1.0\r\nHost: example.test\r\nX-Key: k\r\n\r\n');
+    expect((await c2.response())!.status).toBe(200);
+    expect(upstreams.flatMap((u) => u.seen).find((r) => r.url === '/old2')!.headers.host).toBe('example.test');
+  });
+
   it('counts learned decisions and never logs a key', async () => {
     const logs: Record<string, unknown>[] = [];
     const t = await start({ ...LEARN_ENV, TETHER_LOG_LEVEL: 'debug' }, logs);
