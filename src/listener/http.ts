@@ -47,8 +47,11 @@ interface ClientInfo {
   agents: Map<Upstream, http.Agent> | null;
   /** While reading an inbound PROXY header. */
   parser: ProxyHeaderParser | null;
+  /** Ends the current wait: for the PROXY header, or the linger after a bad head. */
   headTimer: NodeJS.Timeout | null;
   upgraded: boolean;
+  /** After a bad head was answered: until when (performance.now()) the rest is read and dropped; 0 before. */
+  lingerUntil: number;
 }
 
 const kClient = Symbol('tether.client');
@@ -57,6 +60,10 @@ type ClientSocket = net.Socket & { [kClient]?: ClientInfo; [kListener]?: HttpLis
 
 /** How often pins of long-lived upgraded connections are renewed, at most. */
 const PIN_RENEW_MAX_MS = 60_000;
+/** After a 400 or 431: close once the client has sent nothing for this long ... */
+const LINGER_QUIET_MS = 500;
+/** ... or after this long in all. */
+const LINGER_MAX_MS = 5_000;
 
 /**
  * http mode (TETHER_MODE=http): reads HTTP/1.x request heads with node:http (llhttp:
@@ -193,6 +200,7 @@ export class HttpListener implements ListenerContext, ExchangeContext {
       parser: null,
       headTimer: null,
       upgraded: false,
+      lingerUntil: 0,
     };
     client[kClient] = info;
     client[kListener] = this;
@@ -307,6 +315,12 @@ export class HttpListener implements ListenerContext, ExchangeContext {
 
   #onClientError(err: NodeJS.ErrnoException, socket: net.Socket): void {
     const info = (socket as ClientSocket)[kClient];
+    if (info !== undefined && info.lingerUntil > 0) {
+      // Answered already: node:http reports each chunk that follows as the same error.
+      if (performance.now() >= info.lingerUntil) socket.destroy();
+      else info.headTimer?.refresh();
+      return;
+    }
     const code = err.code ?? '';
     let status = 400;
     let outcome: Outcome = 'bad_request';
@@ -325,10 +339,26 @@ export class HttpListener implements ListenerContext, ExchangeContext {
     const busy = (socket as net.Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
     if (socket.writable && (busy === undefined || busy === null || !busy.headersSent)) {
       socket.end(errorResponse(status, status === 408 ? 'request head not received in time' : status === 431 ? 'request head too large' : 'malformed request'));
-      socket.destroySoon();
+      // A client too slow to send a head is let go at once, as is one that has closed its side.
+      if (status === 408 || info === undefined || socket.readableEnded) socket.destroySoon();
+      else this.#linger(socket, info);
     } else {
       socket.destroy();
     }
+  }
+
+  /**
+   * Lingering close (nginx's lingering_close, for the same reason): a client may
+   * still be sending the rest of a bad request when its answer goes out. Closed at
+   * once, the socket would meet those bytes with a reset, and a client whose write
+   * fails on it (EPIPE) drops the answer unread. So after our FIN (the socket is
+   * half-open) the rest is read and dropped until the client closes, is quiet for
+   * LINGER_QUIET_MS, or LINGER_MAX_MS have passed.
+   */
+  #linger(socket: net.Socket, info: ClientInfo): void {
+    info.lingerUntil = performance.now() + LINGER_MAX_MS;
+    info.headTimer = setTimeout(destroySocket, LINGER_QUIET_MS, socket);
+    socket.once('end', onLingerEnd);
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -601,6 +631,15 @@ function onProxyHeaderData(this: net.Socket, chunk: Buffer): void {
 
 function onProxyHeaderEnd(this: net.Socket): void {
   listenerOf(this).onProxyHeaderIncomplete(this as ClientSocket, false);
+}
+
+function destroySocket(socket: net.Socket): void {
+  socket.destroy();
+}
+
+/** The client closed its side while we lingered: nothing more to drop. */
+function onLingerEnd(this: net.Socket): void {
+  this.destroy();
 }
 
 function onProxyHeaderTimeout(socket: net.Socket): void {

@@ -117,6 +117,40 @@ describe('http mode: hostile heads', () => {
     }
   });
 
+  it('lets a client still sending after a bad head read its 400: the rest is read and dropped, then the close', async () => {
+    // Found by the HTTP head fuzz: tether answered and closed at once, so the client's
+    // next bytes met a reset, its write failed (EPIPE) and it never read the 400.
+    const socket = net.connect({ host: '127.0.0.1', port: tether.port });
+    const errors: string[] = [];
+    socket.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? err.message));
+    // A busy client: it does not read yet, it only writes.
+    socket.pause();
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('GET /\x00 HTTP/1.1\r\nHost: x\r\n');
+    await new Promise((r) => setTimeout(r, 200));
+    socket.write('X-More: still sending\r\n');
+    await new Promise((r) => setTimeout(r, 200));
+    socket.write('\r\nmore bytes');
+    await new Promise((r) => setTimeout(r, 100));
+    let data = '';
+    socket.on('data', (chunk: Buffer) => (data += chunk.toString('latin1')));
+    socket.resume();
+    const started = Date.now();
+    const closed = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 10_000);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    socket.destroy();
+    expect(errors).toEqual([]);
+    expect(data).toMatch(/^HTTP\/1\.1 400 /);
+    // Closed by tether once the client was quiet, though it never closed its side.
+    expect(closed).toBe(true);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('answers a malformed chunk after a good head with 400 and aborts the upstream request', async () => {
     const c = new RawClient(tether.port);
     try {
