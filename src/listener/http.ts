@@ -399,6 +399,17 @@ export class HttpListener implements ListenerContext, ExchangeContext {
   #onUpgrade(req: IncomingMessage, socket: net.Socket, head: Buffer): void {
     const client = socket as ClientSocket;
     const info = client[kClient]!;
+    if (req.url === '') {
+      // llhttp takes `CONNECT \r\n` (an empty target, HTTP/0.9), but no request line
+      // written upstream can carry it: the upstream would read another target.
+      this.#reject(info, 'bad_request', '400: empty request target');
+      socket.setTimeout(0);
+      socket.end(errorResponse(400, 'malformed request'));
+      // Nothing parses this socket any more: drop what follows while lingering.
+      socket.resume();
+      this.#linger(socket, info);
+      return;
+    }
     info.upgraded = true;
     // Now a raw tunnel: the session owns the socket's events and its idle timer.
     socket.setTimeout(0);
