@@ -76,8 +76,9 @@ export class Exchange {
     req.on('error', onReqError);
   }
 
-  /** Try the candidates in order. */
+  /** Try the candidates in order (unless the client went away while it was routed). */
   start(): void {
+    if (this.#done) return;
     this.#tryNext();
   }
 
@@ -224,7 +225,11 @@ export class Exchange {
     this.req.resume();
   }
 
-  /** The client response closed: finished, or the client went away first. */
+  /**
+   * The client response closed: finished, or the client went away first. Also called
+   * by the listener when the client connection closes, since node:http never closes
+   * a response queued behind another one (pipelining) that never got the socket.
+   */
   onResClose(): void {
     if (!this.res.writableFinished) {
       if (!this.reason) this.reason = 'client closed';

@@ -52,6 +52,8 @@ interface ClientInfo {
   upgraded: boolean;
   /** After a bad head was answered: until when (performance.now()) the rest is read and dropped; 0 before. */
   lingerUntil: number;
+  /** Its requests in flight (made with the first request). */
+  exchanges: Set<Exchange> | null;
 }
 
 const kClient = Symbol('tether.client');
@@ -201,6 +203,7 @@ export class HttpListener implements ListenerContext, ExchangeContext {
       headTimer: null,
       upgraded: false,
       lingerUntil: 0,
+      exchanges: null,
     };
     client[kClient] = info;
     client[kListener] = this;
@@ -285,6 +288,10 @@ export class HttpListener implements ListenerContext, ExchangeContext {
     if (info === undefined) return;
     if (info.headTimer !== null) clearTimeout(info.headTimer);
     if (info.agents !== null) for (const agent of info.agents.values()) agent.destroy();
+    // Responses still to come can never be written. A response pipelined behind
+    // another one never got the socket, so node:http will not close it: end its
+    // exchange here, or it would stay in flight (and on its upstream's load) for ever.
+    if (info.exchanges !== null) for (const exchange of info.exchanges) exchange.onResClose();
   }
 
   // ---------------------------------------------------------------- node:http
@@ -365,6 +372,7 @@ export class HttpListener implements ListenerContext, ExchangeContext {
     const info = (req.socket as ClientSocket)[kClient]!;
     const exchange = new Exchange(this, req, res, info.address, info.port);
     this.exchanges.add(exchange);
+    (info.exchanges ??= new Set()).add(exchange);
     if (this.#closing) {
       // Draining: answer this one, then close the connection.
       res.shouldKeepAlive = false;
@@ -547,6 +555,7 @@ export class HttpListener implements ListenerContext, ExchangeContext {
 
   ended(exchange: Exchange): void {
     this.exchanges.delete(exchange);
+    (exchange.client as ClientSocket)[kClient]?.exchanges?.delete(exchange);
     if (!exchange.reason) exchange.reason = exchange.status > 0 ? 'answered' : 'client closed';
     settle(exchange);
     this.#count(exchange);

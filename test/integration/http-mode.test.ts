@@ -246,6 +246,33 @@ describe('http mode: per-request routing and learned pins', () => {
     expect(upstreams.flatMap((u) => u.seen).find((r) => r.url === '/old2')!.headers.host).toBe('example.test');
   });
 
+  it('ends every pipelined request when the client hangs up before they are answered: none left in flight', async () => {
+    // Found by the HTTP head fuzz: a request queued behind an unanswered one on the
+    // same connection never saw its response close, so it stayed in flight (and on
+    // its upstream's active count, which bounded loads and p2c read) for ever.
+    upstreams = await Promise.all(
+      ['a', 'b', 'c'].map((n) =>
+        startHttpUpstream(n, (req, res) => {
+          if (!req.url!.startsWith('/slow')) return false;
+          setTimeout(() => res.end('slow\n'), 300);
+          return true;
+        }),
+      ),
+    );
+    tether = await startTether({ TETHER_MODE: 'http', TETHER_UPSTREAMS: upstreams.map((u) => `${u.name}=${u.address}`).join(','), TETHER_HEALTH: 'off' });
+    const t = tether;
+    const listener = t.tether.runtime()!.listener as unknown as { exchanges: Set<unknown> };
+    for (let i = 0; i < 5; i++) {
+      const c = client(t.port);
+      c.write(`${get(`/slow${i}`)}${get(`/second${i}`)}${get(`/third${i}`)}`);
+      await waitFor(() => upstreams.some((u) => u.seen.some((r) => r.url === `/second${i}`)), 5_000, 'the second request upstream');
+      c.destroy();
+    }
+    await waitFor(() => listener.exchanges.size === 0, 5_000, 'no request in flight');
+    const list = (await adminCall(t.admin, 'GET', '/upstreams')).body as { active: number }[];
+    expect(list.map((u) => u.active)).toEqual([0, 0, 0]);
+  });
+
   it('counts learned decisions and never logs a key', async () => {
     const logs: Record<string, unknown>[] = [];
     const t = await start({ ...LEARN_ENV, TETHER_LOG_LEVEL: 'debug' }, logs);
