@@ -2,10 +2,10 @@ import { seededRandom } from './random.js';
 
 /**
  * A small seeded fuzzer for the readers that face hostile bytes (the PROXY header
- * reader today, the HTTP head reader next). Each case is generated from the run's
- * seed and its own index alone, so any case can be rebuilt without the ones before
- * it: a failure names the seed and the index, and `fuzzCase(options, index)` (or
- * FUZZ_SEED / FUZZ_CASE, see `fuzzSeed` and `runFuzz`) reproduces it exactly.
+ * reader, the HTTP head reader). Each case is generated from the run's seed and its
+ * own index alone, so any case can be rebuilt without the ones before it: a failure
+ * names the seed and the index, and `fuzzCase(options, index)` (or FUZZ_SEED /
+ * FUZZ_CASE, see `fuzzSeed`, `runFuzz` and `runFuzzAsync`) reproduces it exactly.
  *
  * Cases are random bytes (sometimes behind a known prefix, so the deep states of a
  * reader are reached) or a valid input from the corpus put through 1-4 mutations in
@@ -194,8 +194,7 @@ export interface FuzzReport {
  * the seed a failure printed).
  */
 export function runFuzz(run: FuzzRun): FuzzReport {
-  const only = process.env.FUZZ_CASE;
-  const indices = only !== undefined && only !== '' ? [Number(only)] : null;
+  const indices = onlyCase();
   const started = performance.now();
   const deadline = started + run.timeLimitMs;
   const caseLimit = run.caseLimitMs ?? 5_000;
@@ -208,16 +207,88 @@ export function runFuzz(run: FuzzRun): FuzzReport {
     try {
       run.check(c);
     } catch (err) {
-      throw new Error(
-        `fuzz case failed: seed 0x${run.seed.toString(16)} case ${index} (reproduce: FUZZ_SEED=0x${run.seed.toString(16)} FUZZ_CASE=${index})\n` +
-          `  recipe: ${c.recipe}\n  input (${c.input.length} bytes): ${c.input.toString('hex')}\n  ${err instanceof Error ? err.message : String(err)}`,
-        { cause: err },
-      );
+      throw new Error(fuzzFailure(run.seed, c, err), { cause: err });
     }
     const t1 = performance.now();
     if (t1 - t0 > caseLimit) throw new Error(`fuzz case ${index} (seed 0x${run.seed.toString(16)}) took ${Math.round(t1 - t0)} ms: ${c.recipe}`);
     done++;
     if (t1 > deadline) throw new Error(`fuzz run (seed 0x${run.seed.toString(16)}) passed its ${run.timeLimitMs} ms limit after ${done} of ${total} cases`);
   }
+  return { seed: run.seed, cases: done, elapsedMs: Math.round(performance.now() - started) };
+}
+
+/** FUZZ_CASE=N: run case N alone. */
+function onlyCase(): number[] | null {
+  const only = process.env.FUZZ_CASE;
+  return only !== undefined && only !== '' ? [Number(only)] : null;
+}
+
+/** How a failed case is reported: seed, index, how to replay it, recipe, input, what went wrong. */
+export function fuzzFailure(seed: number, c: FuzzCase, err: unknown): string {
+  return (
+    `fuzz case failed: seed 0x${seed.toString(16)} case ${c.index} (reproduce: FUZZ_SEED=0x${seed.toString(16)} FUZZ_CASE=${c.index})\n` +
+    `  recipe: ${c.recipe}\n  input (${c.input.length} bytes): ${c.input.toString('hex')}\n  ${err instanceof Error ? err.message : String(err)}`
+  );
+}
+
+export interface AsyncFuzzRun extends FuzzOptions {
+  /** Cases to run (indices 0 .. cases-1). */
+  readonly cases: number;
+  /** Cases in flight at once (each typically a connection). */
+  readonly concurrency: number;
+  /** Fail if the cases take longer than this in all (no new case starts after it). */
+  readonly timeLimitMs: number;
+  /** A case whose check has not settled after this long fails as a hang (default 15 s). */
+  readonly caseLimitMs?: number;
+  /** Rejects to fail the case. */
+  readonly check: (c: FuzzCase) => Promise<void>;
+}
+
+/**
+ * `runFuzz` for checks that wait on sockets: `concurrency` cases at a time, each
+ * rebuilt from the seed and its index. Every failure is kept (a check that hangs
+ * past `caseLimitMs` is one); after the run they are thrown together, the first
+ * five in full, each with its FUZZ_SEED / FUZZ_CASE line. FUZZ_CASE=N runs case N
+ * alone.
+ */
+export async function runFuzzAsync(run: AsyncFuzzRun): Promise<FuzzReport> {
+  const indices = onlyCase();
+  const total = indices ? 1 : run.cases;
+  const started = performance.now();
+  const deadline = started + run.timeLimitMs;
+  const caseLimit = run.caseLimitMs ?? 15_000;
+  const failures: string[] = [];
+  let next = 0;
+  let done = 0;
+  let late = false;
+  const one = async (c: FuzzCase): Promise<void> => {
+    let timer: NodeJS.Timeout | undefined;
+    const hang = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no end within ${caseLimit} ms`)), caseLimit);
+    });
+    try {
+      await Promise.race([run.check(c), hang]);
+    } catch (err) {
+      failures.push(fuzzFailure(run.seed, c, err));
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const worker = async (): Promise<void> => {
+    while (next < total) {
+      if (performance.now() > deadline) {
+        late = true;
+        return;
+      }
+      const k = next++;
+      await one(fuzzCase(run, indices ? indices[0]! : k));
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(run.concurrency, total) }, worker));
+  if (failures.length > 0) {
+    throw new Error(`${failures.length} of ${done} fuzz cases failed (seed 0x${run.seed.toString(16)}); the first ${Math.min(5, failures.length)}:\n${failures.slice(0, 5).join('\n')}`);
+  }
+  if (late) throw new Error(`fuzz run (seed 0x${run.seed.toString(16)}) passed its ${run.timeLimitMs} ms limit after ${done} of ${total} cases`);
   return { seed: run.seed, cases: done, elapsedMs: Math.round(performance.now() - started) };
 }
