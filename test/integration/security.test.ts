@@ -4,8 +4,10 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { keyHashForLog } from '../../src/log.js';
 import { clientAddress, connectAndGreet, waitFor } from '../helpers/clients.js';
+import { startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
 import { adminCall, CLI, spawnTether, type TetherProcess } from '../helpers/tether.js';
 import { freePort, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 
@@ -16,12 +18,14 @@ import { freePort, startUpstreams, upstreamList, type TestUpstream } from '../he
 
 let proc: TetherProcess | null = null;
 let upstreams: TestUpstream[] = [];
+let httpUpstreams: HttpUpstream[] = [];
 
 afterEach(async () => {
   proc?.kill('SIGKILL');
   proc = null;
-  await Promise.all(upstreams.map((u) => u.close()));
+  await Promise.all([...upstreams, ...httpUpstreams].map((u) => u.close()));
   upstreams = [];
+  httpUpstreams = [];
 });
 
 /** The listening TCP sockets a process holds, as "address:port" (from /proc/net/tcp{,6} and its fds). */
@@ -96,7 +100,7 @@ describe('admin API address', () => {
  * Something that must never be logged. `allowedIn` lists the log fields that may
  * carry it anyway: a `source-ip` key is the client's address, and an access line's
  * `client` field is the connection's endpoint (as HAProxy logs %ci); the key itself
- * appears as `keyHash`. Keys of http mode (session ids, cookies, tokens) join this
+ * appears as `keyHash`. Keys of http mode (session ids, cookies, tokens) are on this
  * list with no such field.
  */
 interface Secret {
@@ -104,12 +108,15 @@ interface Secret {
   readonly value: string;
   /** It was a routing key: its keyHashForLog must appear in an access line. */
   readonly key: boolean;
+  /** A learned key: the access line with its keyHash says `via: "learned"`. */
+  readonly learned?: boolean;
   readonly allowedIn?: readonly string[];
 }
 
 describe('logs', () => {
   it('never carry a key or a token, at TETHER_LOG_LEVEL=trace, while keys show as their hashes', async () => {
     upstreams = await startUpstreams(['a', 'b', 'c']);
+    httpUpstreams = await Promise.all(['h1', 'h2', 'h3'].map((name) => startHttpUpstream(name)));
     const dead = await freePort();
     const token = 'tok-9f8e7d6c5b4a39281706';
     const dir = mkdtempSync(join(tmpdir(), 'tether-sec-'));
@@ -124,6 +131,16 @@ describe('logs', () => {
         listeners: [
           { name: 'plain', listen: '127.0.0.1:0', upstreams: `${upstreamList(upstreams)},dead=127.0.0.1:${dead}` },
           { name: 'proxied', listen: '127.0.0.1:0', upstreams: upstreamList(upstreams), acceptProxy: 'any', trustedProxies: '127.0.0.1/32' },
+          {
+            // http mode: keys from a header, a cookie, the query and the path, and pins
+            // learned from a Set-Cookie and from a response header.
+            name: 'web',
+            listen: '127.0.0.1:0',
+            mode: 'http',
+            upstreams: httpUpstreams.map((u) => `${u.name}=${u.address}`),
+            key: ['header:x-session', 'cookie:sid', 'query:token', 'path:^/files/([^/?]+)'],
+            learn: ['set-cookie:sid', 'header:x-upload=(.+)'],
+          },
         ],
       });
     writeFileSync(file, config(token));
@@ -177,8 +194,64 @@ describe('logs', () => {
     await p.waitForLog((l) => l.msg === 'configuration reloaded');
     await waitFor(() => p.logs.filter((l) => l.component === 'access').length >= direct.length + 3, 10_000, 'every access line');
 
-    // Trace level really was on: the health checker's debug lines are there.
+    // http mode: a key from each source, on requests and on a WebSocket upgrade.
+    const web = `http://127.0.0.1:${portOf('web')}`;
+    const viaHeader = 'hdr-5e55-71a4-c0de-0001';
+    const viaCookie = 'ck-5e55-71a4-c0de-0002';
+    const viaQuery = 'qry-5e55-71a4-c0de-0003';
+    const viaPath = 'pth-5e55-71a4-c0de-0004';
+    const viaUpgrade = 'ws-5e55-71a4-c0de-0005';
+    expect((await fetch(`${web}/a`, { headers: { 'x-session': viaHeader } })).status).toBe(200);
+    expect((await fetch(`${web}/b`, { headers: { cookie: `theme=dark; sid=${viaCookie}` } })).status).toBe(200);
+    expect((await fetch(`${web}/c?x=1&token=${viaQuery}`)).status).toBe(200);
+    expect((await fetch(`${web}/files/${viaPath}/part?x=1`, { method: 'PATCH', body: 'chunk' })).status).toBe(200);
+    const ws = new WebSocket(`ws://127.0.0.1:${portOf('web')}/ws?token=${viaUpgrade}`);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('message', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.close();
+    // Learned pins: a session id from a Set-Cookie, an upload id from a response header;
+    // each then used as a key (cookie, path) on the next request.
+    const learnedCookie = 'lck-5e55-71a4-c0de-0006';
+    const learnedUpload = 'lup-5e55-71a4-c0de-0007';
+    const login = await fetch(`${web}/login?sid=${learnedCookie}`);
+    expect(login.headers.get('set-cookie')).toContain(learnedCookie);
+    expect((await fetch(`${web}/next`, { headers: { cookie: `sid=${learnedCookie}` } })).status).toBe(200);
+    const created = await fetch(`${web}/create?id=${learnedUpload}`, { method: 'POST', body: 'x' });
+    expect(created.headers.get('x-upload')).toBe(learnedUpload);
+    expect((await fetch(`${web}/files/${learnedUpload}`, { method: 'PATCH', body: 'chunk' })).status).toBe(200);
+    // And a head tether refuses (400), with a key in it.
+    const refused = 'bad-5e55-71a4-c0de-0008';
+    const bad = net.connect({ host: '127.0.0.1', port: portOf('web') });
+    bad.write(`GET /files/${refused} HTTP/1.1\r\nHost: x\r\nX-Session: ${refused}\r\nBad Header: ${refused}\r\n\r\n`);
+    const answer = await new Promise<string>((resolve) => {
+      let text = '';
+      bad.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      bad.on('close', () => resolve(text));
+      bad.on('error', () => {});
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    secrets.push(
+      { what: 'http key from a header', value: viaHeader, key: true },
+      { what: 'http key from a cookie', value: viaCookie, key: true },
+      { what: 'http key from the query', value: viaQuery, key: true },
+      { what: 'http key from the path', value: viaPath, key: true },
+      { what: 'http key of a WebSocket upgrade', value: viaUpgrade, key: true },
+      { what: 'a session id learned from Set-Cookie', value: learnedCookie, key: true, learned: true },
+      { what: 'an upload id learned from a response header', value: learnedUpload, key: true, learned: true },
+      { what: 'a key in a refused head', value: refused, key: false },
+    );
+    await waitFor(
+      () => secrets.filter((s) => s.key).every((s) => p.logs.some((l) => l.component === 'access' && l.keyHash === keyHashForLog(s.value))),
+      10_000,
+      'an access line for every key',
+    );
+    await waitFor(() => p.logs.some((l) => l.component === 'access' && l.listener === 'web' && l.outcome === 'bad_request'), 10_000, 'the refused head in the access log');
+
+    // Trace level really was on: the health checker's and the learner's debug lines are there.
     expect(p.logs.some((l) => l.msg === 'health check failed')).toBe(true);
+    expect(p.logs.filter((l) => l.msg === 'learned pins').length).toBeGreaterThanOrEqual(2);
     const raw = p.logs.map((l) => JSON.stringify(l));
     for (const secret of secrets) {
       const allowed = new Set(secret.allowedIn ?? []);
@@ -191,6 +264,7 @@ describe('logs', () => {
       if (secret.key) {
         const hash = keyHashForLog(secret.value);
         expect(p.logs.some((l) => l.component === 'access' && l.keyHash === hash), `${secret.what} ${secret.value} as keyHash ${hash}`).toBe(true);
+        if (secret.learned) expect(p.logs.some((l) => l.component === 'access' && l.keyHash === hash && l.via === 'learned'), `${secret.what} routed via its pin`).toBe(true);
       }
     }
   });
