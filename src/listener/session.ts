@@ -162,6 +162,9 @@ export class Session {
 
   /** Start connecting to candidates in order (the client is paused until one answers). */
   connect(): void {
+    // The client went away while the route was being decided (a pin lookup waits on
+    // the store): nothing to connect for, and a connection made now would never close.
+    if (this.state === CLOSED) return;
     this.#connectNext();
   }
 
@@ -244,7 +247,9 @@ export class Session {
       }
       upstream.uncork();
     }
-    if (this.#clientEndedEarly) onClientEnd.call(client);
+    // A FIN read before now (while the route was decided, in http mode) was reported
+    // to no one: pass it on, or the upstream waits for more for ever.
+    if (this.#clientEndedEarly || client.readableEnded) onClientEnd.call(client);
     this.ctx.health.reportSuccess(this.upstream!.name);
     client.resume();
   }

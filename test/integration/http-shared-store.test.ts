@@ -8,7 +8,7 @@ import { waitFor } from '../helpers/clients.js';
 import { Cleanups, get, RawClient, startHttpUpstream } from '../helpers/http.js';
 import { spawnInstance, type Instance } from '../helpers/instances.js';
 import { startRedis } from '../helpers/redis.js';
-import { adminCall } from '../helpers/tether.js';
+import { adminCall, startTether } from '../helpers/tether.js';
 import { startTusUpstream } from '../helpers/tus.js';
 
 /**
@@ -161,4 +161,47 @@ describe('http mode with a shared Redis store', () => {
     const metrics = (await adminCall(a.admin, 'GET', '/metrics')).body as string;
     expect(Number(/tether_store_errors_total (\d+)/.exec(metrics)?.[1] ?? 0)).toBeGreaterThan(0);
   }, 90_000);
+});
+
+describe('http mode: a client that hangs up while its route waits on the store', () => {
+  it('leaves no request, upgrade or upstream connection behind, whether it sent a FIN or a reset', async () => {
+    // Found by reading, next to a fault the HTTP head fuzz found (pipelined requests
+    // left in flight): an upgrade whose client sent a FIN while its pin lookup waited
+    // on the store never passed the FIN on, so it stayed open until the idle timeout;
+    // one whose client reset was connected upstream anyway once the lookup returned,
+    // and that upstream's load was never released.
+    const redis = await startRedis();
+    cleanups.register(() => redis.stop());
+    const upstreams = await Promise.all(['a', 'b'].map((n) => startHttpUpstream(n)));
+    for (const u of upstreams) cleanups.register(() => u.close());
+    const t = await startTether({
+      TETHER_MODE: 'http',
+      TETHER_UPSTREAMS: upstreams.map((u) => `${u.name}=${u.address}`).join(','),
+      TETHER_HEALTH: 'off',
+      TETHER_STORE: redis.url,
+      TETHER_STORE_TIMEOUT_MS: '400',
+      TETHER_KEY: 'header:x-key',
+      TETHER_LEARN: 'set-cookie:sid',
+    });
+    cleanups.register(() => t.close());
+    const listener = t.tether.runtime()!.listener as unknown as { exchanges: Set<unknown>; sessions: Set<unknown> };
+    // Every pin lookup now waits TETHER_STORE_TIMEOUT_MS, then routes by hash.
+    redis.pause();
+    cleanups.register(async () => redis.resume());
+    const upgrade =
+      'GET /ws HTTP/1.1\r\nHost: t\r\nX-Key: k-up\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+    for (const hangUp of ['FIN', 'reset'] as const) {
+      for (const head of [upgrade, get('/plain', { 'x-key': 'k-plain' })]) {
+        const c = new RawClient(t.port);
+        c.write(head);
+        await waitFor(() => listener.sessions.size + listener.exchanges.size > 0, 5_000, 'the request to be read');
+        if (hangUp === 'FIN') c.destroy();
+        else c.socket.resetAndDestroy();
+        await waitFor(() => listener.sessions.size + listener.exchanges.size === 0, 5_000, `nothing in flight after a ${hangUp}`);
+        const list = (await adminCall(t.admin, 'GET', '/upstreams')).body as { active: number }[];
+        expect(list.map((u) => u.active), `after a ${hangUp}`).toEqual([0, 0]);
+      }
+    }
+  });
 });
