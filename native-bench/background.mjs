@@ -1,16 +1,17 @@
 /**
  * Background load on a shared machine: how much CPU processes outside this
  * benchmark's own tree take during a measurement, and a short wait for a quiet
- * moment before one. (The same method as run.mjs; kept apart so scenario scripts
- * run alone.) Linux only: reads /proc.
+ * moment before one. Used by run.mjs and by scenario scripts that run alone.
+ * Linux only: reads /proc.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 2000 }).stdout?.trim()) || 100;
+export const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 2000 }).stdout?.trim()) || 100;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function statFields(pid) {
+/** Fields of /proc/PID/stat from #3 (state) on. */
+export function statFields(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }

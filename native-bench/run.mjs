@@ -28,6 +28,7 @@
  * scenarios. Linux only (/proc).
  * README.md next to this file says how to read the numbers.
  */
+import { CLK_TCK, cpuSnapshot, otherCpuPct, statFields } from './background.mjs';
 import { fork, spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
@@ -458,53 +459,6 @@ const MAXCONN = Math.max(100, Math.min(20_000, Math.floor((nofile - 100) / 2)));
 
 // ---- background load: CPU used during a run by processes that are not ours -------
 
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 2000 }).stdout?.trim()) || 100;
-
-function statFields(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from #3 (state) on
-}
-
-/**
- * Machine-wide busy CPU time and the part of it spent by this process and every
- * descendant (live ones by their own counters, reaped ones through cutime/cstime),
- * in clock ticks. The difference over a run is what other processes took.
- */
-function cpuSnapshot() {
-  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = cpu;
-  const busy = user + nice + system + irq + softirq + (steal ?? 0);
-  const parent = new Map();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      parent.set(Number(name), Number(statFields(name)[1]));
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  const ours = new Set([process.pid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [pid, ppid] of parent) {
-      if (!ours.has(pid) && ours.has(ppid)) {
-        ours.add(pid);
-        grew = true;
-      }
-    }
-  }
-  let own = 0;
-  for (const pid of ours) {
-    try {
-      const f = statFields(pid);
-      own += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]); // utime stime cutime cstime
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  return { at: performance.now(), busy, own };
-}
-
 /** A run during which other processes took this much of a core is flagged. */
 const BUSY_PCT = 25;
 
@@ -525,12 +479,6 @@ async function waitQuiet() {
   quietBudgetMs = Math.max(0, quietBudgetMs - (Date.now() - t0 - 250));
 }
 
-/** CPU other processes used between two snapshots, in % of one core. */
-function otherCpuPct(a, b) {
-  const seconds = (b.at - a.at) / 1000;
-  const other = b.busy - a.busy - (b.own - a.own);
-  return Math.max(0, (other / CLK_TCK / seconds) * 100);
-}
 
 function rssKiB(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
