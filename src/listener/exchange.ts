@@ -108,12 +108,14 @@ export class Exchange {
       this.ctx.acquire(this, upstream);
     }
     const req = this.req;
-    const chunked = isChunked(req.headers['transfer-encoding']);
+    // headersDistinct, as the key chain reads: node:http then builds one header object, not two.
+    const head = req.headersDistinct;
+    const chunked = isChunked(head['transfer-encoding']?.join(','));
     const headers = forwardHeaders(req.rawHeaders, chunked);
     // Requests go upstream as HTTP/1.1, which must carry Host; HTTP/1.0 (and the
     // version-less lines llhttp reads as 0.9) need not, and a strict upstream would
     // answer 400. Name the address the client reached, as its Host would have.
-    if (req.headers.host === undefined) headers.push('Host', formatAddress(this.client.localAddress ?? '', this.client.localPort ?? 0));
+    if (head.host === undefined) headers.push('Host', formatAddress(this.client.localAddress ?? '', this.client.localPort ?? 0));
     const proxyReq = http.request({
       host: upstream.host,
       port: upstream.port,
@@ -252,8 +254,8 @@ export class Exchange {
   }
 
   #bodyless(): boolean {
-    const h = this.req.headers;
-    return h['transfer-encoding'] === undefined && (h['content-length'] === undefined || h['content-length'] === '0');
+    const h = this.req.headersDistinct;
+    return h['transfer-encoding'] === undefined && (h['content-length'] === undefined || h['content-length'][0] === '0');
   }
 
   /** tether's own answer (502, 503); the connection then closes. */

@@ -60,6 +60,9 @@ const kClient = Symbol('tether.client');
 const kListener = Symbol('tether.listener');
 type ClientSocket = net.Socket & { [kClient]?: ClientInfo; [kListener]?: HttpListener };
 
+/** The answer to an upgrade no upstream accepted: made once, written as it is. */
+const UPGRADE_UNAVAILABLE = errorResponse(503, 'no upstream answered');
+
 /** How often pins of long-lived upgraded connections are renewed, at most. */
 const PIN_RENEW_MAX_MS = 60_000;
 /** After a 400 or 431: close once the client has sent nothing for this long ... */
@@ -431,7 +434,7 @@ export class HttpListener implements ListenerContext, ExchangeContext {
     }
     const headBuf = serializeRequestHead(req.method!, req.url!, req.httpVersion, req.rawHeaders);
     session.pending = head.length > 0 ? Buffer.concat([headBuf, head]) : headBuf;
-    session.failureResponse = errorResponse(503, 'no upstream answered');
+    session.failureResponse = UPGRADE_UNAVAILABLE;
     const config = this.#config;
     if (config.proxyProtocol !== 'off') {
       session.preamble = buildProxyHeader(
