@@ -1,3 +1,4 @@
+import type net from 'node:net';
 import { seededRandom } from './random.js';
 
 /**
@@ -291,4 +292,23 @@ export async function runFuzzAsync(run: AsyncFuzzRun): Promise<FuzzReport> {
   }
   if (late) throw new Error(`fuzz run (seed 0x${run.seed.toString(16)}) passed its ${run.timeLimitMs} ms limit after ${done} of ${total} cases`);
   return { seed: run.seed, cases: done, elapsedMs: Math.round(performance.now() - started) };
+}
+
+/**
+ * Send a case's parts one per event-loop turn (so the reader sees them as separate
+ * chunks), then a FIN when `fin`; stops early once `stopped()` says the case ended.
+ */
+export function writeParts(socket: net.Socket, parts: readonly Buffer[], fin: boolean, stopped: () => boolean = () => false): void {
+  let next = 0;
+  const writeNext = (): void => {
+    if (stopped()) return;
+    const part = parts[next++];
+    if (part === undefined) {
+      if (fin) socket.end();
+      return;
+    }
+    socket.write(part);
+    setImmediate(writeNext);
+  };
+  writeNext();
 }

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FUZZ_MAX_HEAD_BYTES, HTTP_CORPUS, HTTP_DICTIONARY, HTTP_PREFIXES, HTTP_TAIL } from '../fixtures/http-heads.js';
 import { waitFor } from '../helpers/clients.js';
-import { fuzzCase, fuzzFailure, fuzzSeed, runFuzzAsync, type FuzzCase, type FuzzOptions } from '../helpers/fuzz.js';
+import { fuzzCase, fuzzFailure, fuzzSeed, runFuzzAsync, writeParts, type FuzzCase, type FuzzOptions } from '../helpers/fuzz.js';
 import { readResponses, ReferenceParser, startAttributingUpstream, type Answer, type AttributingUpstream, type Reference, type SeenLine } from '../helpers/http-fuzz.js';
 import { metricSum, spawnedAddresses, spawnTether, type TetherProcess } from '../helpers/tether.js';
 
@@ -90,18 +90,7 @@ function throwAt(port: number, localAddress: string, parts: Buffer[], fin: boole
     socket.on('close', () => finish(null, true));
     socket.once('connect', () => {
       connected = true;
-      let next = 0;
-      const writeNext = (): void => {
-        if (settled) return;
-        const part = parts[next++];
-        if (part === undefined) {
-          if (fin) socket.end();
-          return;
-        }
-        socket.write(part);
-        setImmediate(writeNext);
-      };
-      writeNext();
+      writeParts(socket, parts, fin, () => settled);
     });
   });
 }

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ProxyHeaderParser } from '../../src/listener/proxy-protocol.js';
 import { PROXY_CORPUS, PROXY_DICTIONARY, PROXY_PREFIXES } from '../fixtures/proxy-headers.js';
 import { closed, connectAndGreet, waitFor } from '../helpers/clients.js';
-import { fuzzCase, fuzzSeed } from '../helpers/fuzz.js';
+import { fuzzCase, fuzzSeed, writeParts } from '../helpers/fuzz.js';
 import { adminCall, metricSum, spawnTether, spawnedAddresses, startTether, type RunningTether, type TetherProcess } from '../helpers/tether.js';
 import { freePort, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 
@@ -453,18 +453,7 @@ describe('PROXY protocol: fuzz through real sockets', () => {
         if (nl >= 0) finish(null, data.slice(0, nl));
       });
       socket.on('close', () => finish(null, null));
-      socket.once('connect', () => {
-        const writeNext = (): void => {
-          const part = parts.shift();
-          if (part === undefined) {
-            if (fin) socket.end();
-            return;
-          }
-          socket.write(part);
-          setImmediate(writeNext);
-        };
-        writeNext();
-      });
+      socket.once('connect', () => writeParts(socket, parts, fin));
     });
   }
 
