@@ -4,6 +4,7 @@ import type { RouteVia } from '../pool/pool.js';
 import { sourceIpKey } from './address.js';
 import type { ListenerContext } from './context.js';
 import { ProxyHeaderParser, type ProxyAccept, type ProxyHeader } from './proxy-protocol.js';
+import { copyRead, relayRead, relaySocketOptions } from './relay.js';
 
 /** Why a connection ended, as counted in metrics (`outcome`). */
 export type Outcome = 'ok' | 'refused' | 'no_upstream' | 'connect_failed' | 'bad_request' | 'timeout';
@@ -27,7 +28,9 @@ export type ProxyHeaderReady = (session: Session, header: ProxyHeader) => void;
  * One proxied connection: the client socket, the upstream it was routed to, and the
  * accounting for its access-log line. Socket events go to module-level handlers that
  * find their session through a symbol on the socket (as ws does), so a connection
- * costs no closures.
+ * costs no closures. Upstream sockets, and client sockets that tcp mode accepts, read
+ * into relay buffers (relay.ts); a client socket handed over by node:http (an
+ * upgrade) reads through 'data' events.
  */
 export class Session {
   readonly ctx: ListenerContext;
@@ -73,10 +76,13 @@ export class Session {
   #clientClosed = false;
   #upstreamClosed = true;
   #finished = false;
+  /** The client socket reads through `onClientRead` (made by `adoptAccepted`). */
+  readonly #clientRelayed: boolean;
 
-  constructor(ctx: ListenerContext, client: net.Socket, clientAddress: string, clientPort: number) {
+  constructor(ctx: ListenerContext, client: net.Socket, clientAddress: string, clientPort: number, clientRelayed = false) {
     this.ctx = ctx;
     this.client = client;
+    this.#clientRelayed = clientRelayed;
     this.clientAddress = clientAddress;
     this.clientPort = clientPort;
     this.startedAt = performance.now();
@@ -102,14 +108,18 @@ export class Session {
     this.#proxyParser = new ProxyHeaderParser(accept);
     this.#proxyReady = ready;
     this.#headTimer = setTimeout(onHeadTimeout, timeoutMs, this);
-    client.on('data', onHeaderData);
+    if (!this.#clientRelayed) client.on('data', onHeaderData);
     // Stays until the upstream connects: once the socket has been read from, its FIN
     // is reported ('end') even while paused, and must not be lost.
     client.on('end', onEarlyEnd);
     client.resume();
   }
 
-  /** A chunk while reading the PROXY header. */
+  get readingHeader(): boolean {
+    return this.#proxyParser !== null && this.state === CONNECTING;
+  }
+
+  /** A chunk while reading the PROXY header (the parser may keep it: not a relay buffer). */
   onHeaderChunk(chunk: Buffer): void {
     const parser = this.#proxyParser;
     if (parser === null || this.state !== CONNECTING) return;
@@ -197,7 +207,13 @@ export class Session {
       this.upstream = upstream;
       ctx.pool.acquire(upstream);
       upstream.sessions.add(this);
-      const socket = net.connect({ host: upstream.host, port: upstream.port, noDelay: true, allowHalfOpen: true }) as SessionSocket;
+      const socket = net.connect({
+        host: upstream.host,
+        port: upstream.port,
+        noDelay: true,
+        allowHalfOpen: true,
+        ...relaySocketOptions(onUpstreamRead),
+      }) as SessionSocket;
       socket[kSession] = this;
       this.upstreamSocket = socket;
       this.#upstreamClosed = false;
@@ -221,10 +237,9 @@ export class Session {
     this.state = OPEN;
     upstream.setTimeout(0);
     upstream.removeListener('timeout', onUpstreamTimeout);
-    upstream.on('data', onUpstreamData);
     upstream.on('end', onUpstreamEnd);
     upstream.on('drain', onUpstreamDrain);
-    client.on('data', onClientData);
+    if (!this.#clientRelayed) client.on('data', onClientData);
     client.removeListener('end', onEarlyEnd);
     client.on('end', onClientEnd);
     client.on('drain', onClientDrain);
@@ -343,6 +358,33 @@ function onHeadTimeout(session: Session): void {
   session.onHeaderIncomplete(true);
 }
 
+/** The read callback of a client socket made by `adoptAccepted`. */
+export function onClientRead(this: net.Socket, nread: number, buffer: Buffer): boolean {
+  const s = sessionOf(this);
+  if (s.state === OPEN) {
+    s.fromClient += nread;
+    const upstream = s.upstreamSocket!;
+    if (upstream.writableEnded || upstream.destroyed) {
+      s.close('upstream closed');
+      return false;
+    }
+    return relayRead(upstream, nread, buffer);
+  }
+  if (!s.readingHeader) return false;
+  s.onHeaderChunk(copyRead(nread, buffer));
+  // A complete header paused the socket (bytes after it wait in the kernel).
+  return s.readingHeader;
+}
+
+function onUpstreamRead(this: net.Socket, nread: number, buffer: Buffer): boolean {
+  const s = sessionOf(this);
+  s.toClient += nread;
+  const client = s.client;
+  if (client.destroyed) return false;
+  return relayRead(client, nread, buffer);
+}
+
+/** A client socket from node:http (an upgrade) reads through 'data' events. */
 function onClientData(this: net.Socket, chunk: Buffer): void {
   const s = sessionOf(this);
   s.fromClient += chunk.length;
@@ -384,12 +426,6 @@ function onUpstreamConnect(this: net.Socket): void {
   const s = sessionOf(this);
   if (s.upstreamSocket !== this || s.state !== CONNECTING) return;
   s.onConnected();
-}
-
-function onUpstreamData(this: net.Socket, chunk: Buffer): void {
-  const s = sessionOf(this);
-  s.toClient += chunk.length;
-  if (!s.client.write(chunk)) this.pause();
 }
 
 function onUpstreamEnd(this: net.Socket): void {

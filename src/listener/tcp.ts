@@ -9,7 +9,8 @@ import { Acceptor } from './acceptor.js';
 import { sourceIpKey } from './address.js';
 import type { HealthReporter, ListenerContext } from './context.js';
 import { buildProxyHeader, type ProxyHeader } from './proxy-protocol.js';
-import { Session, type Outcome, type ProxyHeaderReady } from './session.js';
+import { adoptAccepted } from './relay.js';
+import { onClientRead, Session, type Outcome, type ProxyHeaderReady } from './session.js';
 
 export interface ListenerCounters {
   /** Closed connections by outcome. */
@@ -116,14 +117,18 @@ export class TcpListener implements ListenerContext {
     this.#accessLog?.info(accessFields(this.config.name, session));
   }
 
-  #accept(socket: net.Socket): void {
-    const address = socket.remoteAddress;
+  #accept(accepted: net.Socket): void {
+    const address = accepted.remoteAddress;
     if (address === undefined || this.#closing) {
       // Already reset by the peer, or we are shutting down.
-      socket.destroy();
+      accepted.destroy();
       return;
     }
-    const session = new Session(this, socket, sourceIpKey(address), socket.remotePort ?? 0);
+    const port = accepted.remotePort ?? 0;
+    // Re-made to read into relay buffers: no allocation per chunk relayed.
+    const socket = adoptAccepted(accepted, onClientRead);
+    if (socket === null) return;
+    const session = new Session(this, socket, sourceIpKey(address), port, true);
     this.sessions.add(session);
     const config = this.config;
     if (this.sessions.size > config.maxConnections) {
