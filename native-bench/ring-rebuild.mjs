@@ -16,8 +16,10 @@
  * other), so the table of N members is rebuilt over and over ("rebuilding"): each
  * change rebuilds it, or, where a build takes longer than 50 ms, the changes that
  * came meanwhile coalesce into the next build. tether's own
- * tether_event_loop_delay_seconds (p99, monitorEventLoopDelay) and
- * tether_ring_build_seconds are scraped at the start and end of each phase.
+ * tether_event_loop_delay_seconds (p99, monitorEventLoopDelay), tether_ring_build_seconds
+ * and tether_ring_builds_total (how many builds were derived from the previous ring
+ * rather than built whole: a one-upstream change normally is) are scraped at the start
+ * and end of each phase.
  *
  * Before each run it waits (up to --quiet-wait seconds, default 30) for a quiet
  * moment, and it records how much CPU other processes took during each phase
@@ -93,6 +95,8 @@ async function scrape(admin) {
     loopP99: metric(text, 'tether_event_loop_delay_seconds'),
     buildSum: metric(text, 'tether_ring_build_seconds_sum'),
     buildCount: metric(text, 'tether_ring_build_seconds_count'),
+    // Builds derived from the previous ring (the rest were built whole).
+    incremental: Number(/^tether_ring_builds_total\{kind="incremental"\} (\d+)$/m.exec(text)?.[1] ?? NaN),
   };
 }
 
@@ -196,6 +200,7 @@ async function runOne(size, threads, echoPort, dir, seconds, changeEvery) {
       mode: threads === 0 ? 'inline' : 'workers',
       changes,
       builds,
+      incrementalBuilds: busyEnd.incremental - idleEnd.incremental,
       buildMs: builds > 0 ? ((busyEnd.buildSum - idleEnd.buildSum) / builds) * 1000 : null,
       idle: { otherCpuPct: Math.round(idleOther), loopP99Ms: idleEnd.loopP99 * 1000, echoP50Ms: percentile(idleRtt, 50), echoP99Ms: percentile(idleRtt, 99), samples: idleRtt.length },
       rebuilding: {
@@ -235,7 +240,7 @@ async function main() {
           const r = await runOne(size, threads, echoPort, dir, opts.seconds, opts.changeEvery);
           runs.push(r);
           process.stderr.write(
-            `  ${String(size).padStart(5)} ${r.mode.padEnd(7)} build ${r.buildMs?.toFixed(1)} ms x ${r.builds}; ` +
+            `  ${String(size).padStart(5)} ${r.mode.padEnd(7)} build ${r.buildMs?.toFixed(1)} ms x ${r.builds} (${r.incrementalBuilds} incremental); ` +
               `loop p99 ${r.idle.loopP99Ms.toFixed(1)} -> ${r.rebuilding.loopP99Ms.toFixed(1)} ms; ` +
               `echo p99 ${r.idle.echoP99Ms.toFixed(2)} -> ${r.rebuilding.echoP99Ms.toFixed(2)} ms; ` +
               `other CPU ${r.idle.otherCpuPct}% / ${r.rebuilding.otherCpuPct}%\n`,
@@ -254,6 +259,7 @@ async function main() {
           mode,
           buildMs: q.buildMs,
           builds: q.builds,
+          incrementalBuilds: q.incrementalBuilds,
           loopIdle: q.idle.loopP99Ms,
           loopBusy: q.rebuilding.loopP99Ms,
           echoIdle: q.idle.echoP99Ms,

@@ -55,7 +55,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     this.#logger = logger;
     this.pool = new UpstreamPool(poolOptions(config), config.upstreams, {
       builder,
-      onTableBuilt: (seconds) => metrics.observeRingBuild(seconds),
+      onTableBuilt: (seconds, incremental) => metrics.observeRingBuild(seconds, incremental),
       onBuildFailed: (error, failures, retryInMs) =>
         logger.error(
           { listener: config.name, code: error.code, error: error.message, failures, retryInMs },

@@ -105,6 +105,8 @@ export class Metrics {
   /** Listeners removed on reload whose connections go on: counted in connections_active until they end. */
   readonly #retired = new Set<MeteredListener>();
   readonly #ringBuild: Histogram;
+  /** Builds by kind (tether_ring_builds_total): derived from the previous ring, or whole. */
+  readonly #builds = { incremental: 0, full: 0 };
   readonly #storeErrors: Counter;
   readonly #loop: IntervalHistogram;
   #loopP99 = 0;
@@ -153,6 +155,17 @@ export class Metrics {
       help: 'Time to build a lookup table (ring, Maglev, ...) after a membership change.',
       buckets: RING_BUILD_BUCKETS,
       registers,
+    });
+    new Counter({
+      name: 'tether_ring_builds_total',
+      help: 'Lookup-table builds: kind="incremental" derived from the previous ring, kind="full" built whole.',
+      labelNames: ['kind'],
+      registers,
+      collect: collector((counter: Counter) => {
+        counter.reset();
+        counter.inc({ kind: 'incremental' }, this.#builds.incremental);
+        counter.inc({ kind: 'full' }, this.#builds.full);
+      }),
     });
     this.#storeErrors = new Counter({
       name: 'tether_store_errors_total',
@@ -229,9 +242,14 @@ export class Metrics {
     return this.#record(listener);
   }
 
-  /** One lookup-table build took `seconds`, timed where it ran (a worker thread, or inline). */
-  observeRingBuild(seconds: number): void {
+  /**
+   * One lookup-table build took `seconds`, timed where it ran (a worker thread, or
+   * inline); `incremental` when it was derived from the previous ring.
+   */
+  observeRingBuild(seconds: number, incremental = false): void {
     this.#ringBuild.observe(seconds);
+    if (incremental) this.#builds.incremental++;
+    else this.#builds.full++;
   }
 
   /** An affinity store call failed or timed out (for the Redis store). */

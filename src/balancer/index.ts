@@ -8,7 +8,7 @@ import { FRESH, type ArrayArena } from './arena.js';
 import { MaglevTable, buildMaglev, isPrime, maglevTableSize } from './maglev.js';
 import { ModuloTable, buildModulo } from './modulo.js';
 import { RendezvousTable, buildRendezvous } from './rendezvous.js';
-import { RING_MAX_MEMBERS, RingTable, buildRing } from './ring.js';
+import { RING_MAX_MEMBERS, RingTable, buildRing, updateRing } from './ring.js';
 import type { Algorithm, BuildOptions, LookupTable, Member, TableData } from './types.js';
 
 export type { Algorithm, BuildOptions, LookupTable, Member, TableData } from './types.js';
@@ -82,9 +82,48 @@ function validate(algorithm: Algorithm, members: readonly Member[], options: Bui
  */
 export function buildTableData(algorithm: Algorithm, members: readonly Member[], options: BuildOptions, arena: ArrayArena = FRESH): TableData {
   validate(algorithm, members, options);
-  // A private copy of plain { name, weight } objects: structured-cloneable for a
-  // worker, and immune to the caller mutating its array after the build.
-  const own: Member[] = members.map((m) => ({ name: m.name, weight: m.weight }));
+  return buildOwn(algorithm, ownCopy(members), options, arena);
+}
+
+/** A table and whether it was derived from a previous one rather than built whole. */
+export interface RebuiltTable {
+  readonly data: TableData;
+  readonly incremental: boolean;
+}
+
+/**
+ * The table buildTableData(algorithm, members, options) builds, derived from
+ * `previous` when that is cheaper: for a ring, when `previous` is a ring of the same
+ * vnodes and few members differ (ring.ts, updateRing). Every other case, Maglev
+ * included (its table depends on every member's permutation), is a full build.
+ * Either way the result is identical, array for array.
+ */
+export function rebuildTableData(
+  previous: TableData | null,
+  algorithm: Algorithm,
+  members: readonly Member[],
+  options: BuildOptions,
+  arena: ArrayArena = FRESH,
+): RebuiltTable {
+  validate(algorithm, members, options);
+  const own = ownCopy(members);
+  if (algorithm === 'ring' && previous !== null && previous.algorithm === 'ring') {
+    const data = updateRing(previous, own, options, arena);
+    if (data !== null) return { data, incremental: true };
+  }
+  return { data: buildOwn(algorithm, own, options, arena), incremental: false };
+}
+
+/**
+ * A private copy of plain { name, weight } objects: structured-cloneable for a
+ * worker, and immune to the caller mutating its array (or its Upstream objects)
+ * after the build.
+ */
+function ownCopy(members: readonly Member[]): Member[] {
+  return members.map((m) => ({ name: m.name, weight: m.weight }));
+}
+
+function buildOwn(algorithm: Algorithm, own: Member[], options: BuildOptions, arena: ArrayArena): TableData {
   switch (algorithm) {
     case 'ring':
       return buildRing(own, options, arena);

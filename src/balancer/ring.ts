@@ -73,6 +73,110 @@ export function buildRing(members: readonly Member[], options: RingOptions, aren
 /** Most members a ring can rank inside the packed sort key (see buildRing). */
 export const RING_MAX_MEMBERS = 1 << 21;
 
+/**
+ * The same ring buildRing(members) builds, derived from `previous` (a ring of another
+ * membership at the same vnodes) in work proportional to the change: a ring is the
+ * sorted merge of each member's points, so it keeps the points of members whose name
+ * and weight are unchanged (one linear pass, owners renumbered to `members`), hashes
+ * and sorts only the points of members that are new or reweighted, and merges the two
+ * sorted runs. Equal points are ordered by member name, as buildRing orders them, so
+ * the result is identical to a full build, array for array.
+ *
+ * Returns null when the full build is the better deal or `previous` does not fit:
+ * more than half of the new ring's points would be new, or the points dropped are
+ * more than 4 x the new ring (a full build costs ~25 ns a point to hash and sort,
+ * the scan ~4 ns a point of the old ring, Node 20 x86-64), or `previous` was built
+ * with another vnodes.
+ */
+export function updateRing(previous: RingData, members: readonly Member[], options: RingOptions, arena: ArrayArena = FRESH): RingData | null {
+  const vnodes = options.vnodes;
+  const before = previous.members;
+  let beforeWeight = 0;
+  for (let i = 0; i < before.length; i++) beforeWeight += before[i]!.weight;
+  // points.length is vnodes x total weight: a ring of another vnodes does not fit.
+  if (previous.points.length !== vnodes * beforeWeight) return null;
+
+  const n = members.length;
+  const index = new Map<string, number>();
+  for (let i = 0; i < n; i++) index.set(members[i]!.name, i);
+
+  // renumber[old index] = new index of a member whose points all carry over, else -1.
+  const renumber = new Int32Array(before.length);
+  const kept = new Uint8Array(n);
+  let droppedPoints = 0;
+  for (let i = 0; i < before.length; i++) {
+    const m = before[i]!;
+    const j = index.get(m.name);
+    if (j !== undefined && members[j]!.weight === m.weight) {
+      renumber[i] = j;
+      kept[j] = 1;
+    } else {
+      renumber[i] = -1;
+      droppedPoints += vnodes * m.weight;
+    }
+  }
+
+  // Members whose points must be hashed: new ones, and reweighted ones (all their
+  // points, not only the difference: simpler, and a reweight is one member's work).
+  const fresh: number[] = [];
+  let total = 0;
+  let freshPoints = 0;
+  for (let i = 0; i < n; i++) {
+    const count = vnodes * members[i]!.weight;
+    total += count;
+    if (kept[i] === 0) {
+      fresh.push(i);
+      freshPoints += count;
+    }
+  }
+  if (freshPoints * 2 > total || droppedPoints > 4 * total) return null;
+
+  // The fresh points, sorted by (point, name) with the packed key of buildRing, over
+  // the fresh members' own name ranks.
+  fresh.sort((a, b) => (members[a]!.name < members[b]!.name ? -1 : 1));
+  let bits = 0;
+  while (1 << bits < fresh.length) bits++;
+  const scale = 2 ** bits;
+  const packed = new Float64Array(freshPoints);
+  let k = 0;
+  for (let r = 0; r < fresh.length; r++) {
+    const m = members[fresh[r]!]!;
+    const count = vnodes * m.weight;
+    for (let j = 0; j < count; j++) packed[k++] = xxh32String(`${m.name}-${j}`, 0) * scale + r;
+  }
+  packed.sort();
+
+  // Merge the kept run (already in (point, name) order) with the fresh one. A fresh
+  // point goes first when it is lower, or equal and its owner's name is lower; the
+  // two runs never share an owner.
+  const points = arena.uint32(total);
+  const owners = arena.uint32(total);
+  const oldPoints = previous.points;
+  const oldOwners = previous.owners;
+  let out = 0;
+  let f = 0;
+  let freshPoint = f < freshPoints ? Math.floor(packed[0]! / scale) : 2 ** 32;
+  for (let p = 0; p < oldPoints.length; p++) {
+    const owner = renumber[oldOwners[p]!]!;
+    if (owner < 0) continue;
+    const point = oldPoints[p]!;
+    while (freshPoint < point || (freshPoint === point && members[fresh[packed[f]! - freshPoint * scale]!]!.name < members[owner]!.name)) {
+      points[out] = freshPoint;
+      owners[out++] = fresh[packed[f]! - freshPoint * scale]!;
+      freshPoint = ++f < freshPoints ? Math.floor(packed[f]! / scale) : 2 ** 32;
+    }
+    points[out] = point;
+    owners[out++] = owner;
+  }
+  for (; f < freshPoints; f++) {
+    const v = packed[f]!;
+    const point = Math.floor(v / scale);
+    points[out] = point;
+    owners[out++] = fresh[v - point * scale]!;
+  }
+  return { algorithm: 'ring', members, points, owners };
+}
+
 export class RingTable implements LookupTable {
   readonly algorithm = 'ring' as const;
   readonly size: number;

@@ -38,8 +38,11 @@ export interface PoolHooks {
    * thread, still delivered asynchronously.
    */
   readonly builder?: TableBuilder;
-  /** How long each table build took, where it ran (tether_ring_build_seconds). */
-  readonly onTableBuilt?: (seconds: number) => void;
+  /**
+   * How long each table build took, where it ran (tether_ring_build_seconds), and
+   * whether it was derived from the previous ring (tether_ring_builds_total).
+   */
+  readonly onTableBuilt?: (seconds: number, incremental: boolean) => void;
   /** A build failed; the pool keeps routing and retries in `retryInMs`. */
   readonly onBuildFailed?: (error: TetherError, failures: number, retryInMs: number) => void;
 }
@@ -61,6 +64,9 @@ const RETRY_MAX_MS = 10_000;
 
 /** How much of the hash order bounded loads looks at before walking all of it. */
 const BOUNDED_PREFIX = 8;
+
+/** Numbers each pool's series of tables (BuildRequest.key), unique in this process. */
+let pools = 0;
 
 /**
  * The upstreams of one listener and the lookup table over the routable ones.
@@ -127,7 +133,9 @@ export class UpstreamPool {
   readonly #listeners: ChangeListener[] = [];
   readonly #builder: TableBuilder;
   readonly #ownsBuilder: boolean;
-  readonly #onTableBuilt: ((seconds: number) => void) | undefined;
+  readonly #onTableBuilt: PoolHooks['onTableBuilt'];
+  /** This pool's series of tables, so a builder can derive each ring from the last. */
+  readonly #tableKey = `pool-${++pools}`;
   readonly #onBuildFailed: PoolHooks['onBuildFailed'];
 
   constructor(options: PoolOptions, specs: readonly UpstreamSpec[] = [], hooks: PoolHooks = {}) {
@@ -501,7 +509,7 @@ export class UpstreamPool {
     this.#spare = [];
     this.#building = true;
     this.#builder
-      .build({ algorithm: this.#options.algorithm, members: upstreams, options: { vnodes: this.#options.vnodes }, spare })
+      .build({ algorithm: this.#options.algorithm, members: upstreams, options: { vnodes: this.#options.vnodes }, spare, key: this.#tableKey })
       .then(
         (built) => this.#install(built, upstreams, version),
         (err: unknown) => this.#failed(err),
@@ -512,7 +520,7 @@ export class UpstreamPool {
     this.#building = false;
     if (this.#closed) return;
     this.#failures = 0;
-    this.#onTableBuilt?.(built.seconds);
+    this.#onTableBuilt?.(built.seconds, built.incremental);
     // One reference swap: a route() running now (it cannot, we are on its thread)
     // or any caller holding the old table finishes on the old one.
     const retired = this.#tableData;

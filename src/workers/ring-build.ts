@@ -1,7 +1,9 @@
 /**
  * The piscina task: builds one lookup table in a worker thread and hands its typed
  * arrays back by transfer (moved, not copied: a 5,000-member ring is 6 MiB of points
- * and owners). Failures come back as `{ code, message }` data, never as a thrown
+ * and owners). Each thread remembers the last ring it built for each listener (by the
+ * task's `key`) and derives the next one from it when few members changed
+ * (balancer/table-cache.ts); otherwise, and for Maglev, it builds whole. Failures come back as `{ code, message }` data, never as a thrown
  * Error: an Error subclass posted between threads arrives as a plain Error and its
  * TETHER_ERR_* code would be lost.
  */
@@ -10,7 +12,8 @@ import { setPriority } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { SpareBuffers } from '../balancer/arena.js';
-import { buildTableData, tableBuffers } from '../balancer/index.js';
+import { tableBuffers } from '../balancer/index.js';
+import { RingCache } from '../balancer/table-cache.js';
 import type { Algorithm, Member, TableData } from '../balancer/types.js';
 
 /**
@@ -29,10 +32,12 @@ export interface RingBuildTask {
   readonly maglevSize?: number | undefined;
   /** Buffers of a table the routing thread retired, moved here to be written again. */
   readonly spare?: readonly ArrayBuffer[] | undefined;
+  /** The series this table continues (a listener's pool): the ring last built under it here is the base of an incremental build. */
+  readonly key?: string | undefined;
 }
 
 export type RingBuildResult =
-  | { readonly ok: true; readonly arrays: TableArrays; readonly seconds: number }
+  | { readonly ok: true; readonly arrays: TableArrays; readonly seconds: number; readonly incremental: boolean }
   | { readonly ok: false; readonly code: string; readonly message: string };
 
 /**
@@ -51,6 +56,9 @@ function lowerThreadPriority(): void {
 }
 
 lowerThreadPriority();
+
+/** This thread's last ring per series: a private copy, as the built arrays leave the thread. */
+const cache = new RingCache({ copy: true });
 
 /** A piscina "movable": the result object, with every table array in the transfer list. */
 class MovedResult {
@@ -73,10 +81,12 @@ export default function ringBuild(task: RingBuildTask): unknown {
     const members: Member[] = new Array<Member>(task.names.length);
     for (let i = 0; i < members.length; i++) members[i] = { name: task.names[i]!, weight: task.weights[i]! };
     const started = performance.now();
-    const data = buildTableData(task.algorithm, members, { vnodes: task.vnodes, maglevSize: task.maglevSize }, new SpareBuffers(task.spare ?? []));
+    const options = { vnodes: task.vnodes, maglevSize: task.maglevSize };
+    // Timed with the cache's copy of the ring: all the work a build costs this thread.
+    const { data, incremental } = cache.build(task.key, task.algorithm, members, options, new SpareBuffers(task.spare ?? []));
     const seconds = (performance.now() - started) / 1000;
     const { members: _sent, ...arrays } = data;
-    return move(new MovedResult({ ok: true, arrays, seconds }, tableBuffers(data)) as never);
+    return move(new MovedResult({ ok: true, arrays, seconds, incremental }, tableBuffers(data)) as never);
   } catch (err) {
     const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'TETHER_ERR_RING_BUILD';
     const message = err instanceof Error ? err.message : String(err);

@@ -141,6 +141,10 @@ describe('GET /metrics', () => {
     expect(empty.types.has('nodejs_heap_size_used_bytes')).toBe(true);
     expect(value(empty, 'tether_store_errors_total')).toBe(0);
     expect(value(empty, 'tether_ring_build_seconds_count')).toBe(1);
+    // Beyond the contract: the first table of a listener is always built whole.
+    expect(empty.types.get('tether_ring_builds_total')).toBe('counter');
+    expect(value(empty, 'tether_ring_builds_total', { kind: 'full' })).toBe(1);
+    expect(value(empty, 'tether_ring_builds_total', { kind: 'incremental' })).toBe(0);
     const loop = value(empty, 'tether_event_loop_delay_seconds');
     expect(Number.isFinite(loop) && loop >= 0).toBe(true);
 
@@ -236,11 +240,15 @@ describe('GET /metrics', () => {
     expect(value(e, 'tether_upstream_up', { ...L, upstream: 'a' })).toBe(1);
     expect(value(e, 'tether_ring_build_seconds_count')).toBe(2);
     expect(value(e, 'tether_ring_build_seconds_bucket', { le: '+Inf' })).toBe(2);
+    // One of two upstreams gone: derived from the start-up ring.
+    expect(value(e, 'tether_ring_builds_total', { kind: 'incremental' })).toBe(1);
 
     expect((await adminCall(t.admin, 'POST', '/upstreams/a/drain', {})).status).toBe(200);
     e = await scrape(t);
     expect(value(e, 'tether_upstream_up', { ...L, upstream: 'a' })).toBe(1);
     expect(value(e, 'tether_ring_build_seconds_count')).toBe(3);
+    // Nothing routable left: an empty table, built whole.
+    expect(value(e, 'tether_ring_builds_total', { kind: 'full' })).toBe(2);
     const sum = value(e, 'tether_ring_build_seconds_sum');
     expect(sum).toBeGreaterThan(0);
     expect(sum).toBeLessThan(1);

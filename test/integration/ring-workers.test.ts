@@ -119,8 +119,8 @@ async function inBatches(names: readonly string[], call: (name: string) => Promi
  * order, a walk of the whole ring at 1,500 upstreams: asking it 2,000 times would
  * measure that, not routing.)
  */
-async function expectFreshRouting(t: RunningTether, members: readonly string[]): Promise<void> {
-  const table = buildTable('ring', members.map((name) => ({ name, weight: 1 })), { vnodes: 160 });
+async function expectFreshRouting(t: RunningTether, members: readonly string[], weights: Readonly<Record<string, number>> = {}): Promise<void> {
+  const table = buildTable('ring', members.map((name) => ({ name, weight: weights[name] ?? 1 })), { vnodes: 160 });
   const pool = t.tether.runtime()!.pool;
   const keys = Array.from({ length: 2000 }, (_, i) => `client-${i}`);
   const fresh = keys.map((k) => table.members[table.primary(hashKey(k))]!.name);
@@ -130,6 +130,13 @@ async function expectFreshRouting(t: RunningTether, members: readonly string[]):
     expect((body as { upstream: string }).upstream).toBe(fresh[i]);
   }
   expect([...pool.table.members.map((m) => m.name)].sort()).toEqual([...members].sort());
+}
+
+/** tether_ring_builds_total by kind: rings derived from the previous one, and tables built whole. */
+async function buildKinds(t: RunningTether): Promise<{ incremental: number; full: number }> {
+  const metrics = String((await adminCall(t.admin, 'GET', '/metrics')).body);
+  const count = (kind: string): number => Number(new RegExp(`^tether_ring_builds_total\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(metrics)![1]);
+  return { incremental: count('incremental'), full: count('full') };
 }
 
 describe('ring builds in worker threads under churn', () => {
@@ -150,6 +157,9 @@ describe('ring builds in worker threads under churn', () => {
     await inBatches(added, async (name) => (await adminCall(t.admin, 'PUT', `/upstreams/${name}`, { address })).status, 201);
     const worstAdding = pinger.takeWorstMs();
     await expectFreshRouting(t, ['base', ...added]);
+    // Batches of 50 joining hundreds: derived from the previous ring, not built whole.
+    const afterAdding = await buildKinds(t);
+    expect(afterAdding.incremental).toBeGreaterThan(20);
 
     // Remove all but 100, in a shuffled order, then the last 100.
     const random = seededRandom(4);
@@ -159,8 +169,21 @@ describe('ring builds in worker threads under churn', () => {
     await inBatches(order.slice(0, 1400), async (name) => (await adminCall(t.admin, 'DELETE', `/upstreams/${name}`)).status, 200);
     const worstRemoving = pinger.takeWorstMs();
     await expectFreshRouting(t, ['base', ...keep]);
-    await inBatches(keep, async (name) => (await adminCall(t.admin, 'DELETE', `/upstreams/${name}`)).status, 200);
-    await expectFreshRouting(t, ['base']);
+    const afterRemoving = await buildKinds(t);
+    expect(afterRemoving.incremental).toBeGreaterThan(afterAdding.incremental + 10);
+
+    // One change that makes most of the ring new (base to weight 256 of 356): the
+    // worker builds it whole, and routing is still a fresh build's.
+    expect((await adminCall(t.admin, 'PUT', '/upstreams/base', { address, weight: 256 })).status).toBe(200);
+    const afterHeavy = await buildKinds(t);
+    expect(afterHeavy).toEqual({ incremental: afterRemoving.incremental, full: afterRemoving.full + 1 });
+    await expectFreshRouting(t, ['base', ...keep], { base: 256 });
+    // And the next small change is derived from that whole build.
+    expect((await adminCall(t.admin, 'DELETE', `/upstreams/${keep[0]!}`)).status).toBe(200);
+    expect(await buildKinds(t)).toEqual({ incremental: afterHeavy.incremental + 1, full: afterHeavy.full });
+    await expectFreshRouting(t, ['base', ...keep.slice(1)], { base: 256 });
+    await inBatches(keep.slice(1), async (name) => (await adminCall(t.admin, 'DELETE', `/upstreams/${name}`)).status, 200);
+    await expectFreshRouting(t, ['base'], { base: 256 });
 
     // Every echo asked for during the churn came back, in order, on a connection never closed.
     const sent = pinger.sent();
@@ -180,7 +203,7 @@ describe('ring builds in worker threads under churn', () => {
     // and the upstream share this one event loop.
     console.log(
       `churn: ${sent} echoes; worst round trip ${worstAdding.toFixed(1)} ms while adding, ${worstRemoving.toFixed(1)} ms while removing; ` +
-        `${dialer.ok()} new connections; ${builds} builds for 3,000 changes`,
+        `${dialer.ok()} new connections; ${builds} builds for 3,000 changes (${(await buildKinds(t)).incremental} derived from the previous ring)`,
     );
   });
 
@@ -191,5 +214,10 @@ describe('ring builds in worker threads under churn', () => {
     const names = Array.from({ length: 30 }, (_, i) => `pod-${i}`);
     await inBatches(names, async (name) => (await adminCall(t.admin, 'PUT', `/upstreams/${name}`, { address: upstream!.address })).status, 201);
     await expectFreshRouting(t, ['base', ...names]);
+    // One more: derived from the previous ring on the main thread too.
+    const before = await buildKinds(t);
+    expect((await adminCall(t.admin, 'PUT', '/upstreams/pod-30', { address: upstream.address })).status).toBe(201);
+    expect(await buildKinds(t)).toEqual({ incremental: before.incremental + 1, full: before.full });
+    await expectFreshRouting(t, ['base', ...names, 'pod-30']);
   });
 });

@@ -224,6 +224,24 @@ describe('UpstreamPool with tables built in worker threads', () => {
     expect(routing(p)).toEqual(freshRouting('ring', asMembers(names(300))));
   });
 
+  it('builds each listener\'s ring from its last one (one series key per pool), and still routes as a fresh build', async () => {
+    const builder = new CountingBuilder(workers);
+    const kinds: boolean[] = [];
+    const p = pool(ring, names(400), { builder, onTableBuilt: (_seconds, incremental) => kinds.push(incremental) });
+    const other = pool(ring, names(10, 'o-'), { builder });
+    expect(await Promise.all([p.settled(10_000), other.settled(10_000)])).toEqual([true, true]);
+    for (const change of [() => p.drain('up-0'), () => p.put('up-400', '127.0.0.1', 9), () => p.undrain('up-0'), () => p.put('up-9', '127.0.0.1', 9, 4)]) {
+      change();
+      expect(await p.settled(10_000)).toBe(true);
+    }
+    // The first build was whole, every one-upstream change after it derived.
+    expect(kinds).toEqual([false, true, true, true, true]);
+    expect(routing(p)).toEqual(freshRouting('ring', [...asMembers(names(401)).map((m) => (m.name === 'up-9' ? { ...m, weight: 4 } : m))]));
+    const keys = new Set(builder.requests.map((r) => r.key));
+    expect(keys.size).toBe(2);
+    expect(new Set(builder.requests.filter((r) => r.members.length < 20).map((r) => r.key)).size).toBe(1);
+  });
+
   it('needs no rebuild for an address change, and one for a weight change', async () => {
     const builder = new CountingBuilder(workers);
     const p = pool(ring, ['a', 'b'], { builder });

@@ -1,13 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildTableData, tableBuffers, tableFromData } from '../../../src/balancer/index.js';
-import type { Algorithm, Member } from '../../../src/balancer/types.js';
+import type { Algorithm, Member, TableData } from '../../../src/balancer/types.js';
 import { TetherError } from '../../../src/errors.js';
 import { InlineTableBuilder, WorkerTableBuilder, createTableBuilder, ringBuildWorkerFile } from '../../../src/workers/pool.js';
 import { sequentialKeys } from '../balancer/helpers.js';
 
 const ALGORITHMS: readonly Algorithm[] = ['ring', 'maglev', 'rendezvous', 'modulo'];
-const members = (n: number): Member[] => Array.from({ length: n }, (_, i) => ({ name: `up-${i}`, weight: 1 + (i % 3) }));
+const members = (n: number, prefix = 'up-'): Member[] => Array.from({ length: n }, (_, i) => ({ name: `${prefix}${i}`, weight: 1 + (i % 3) }));
 
 const builder = new WorkerTableBuilder(2);
 afterAll(() => builder.close());
@@ -67,6 +67,50 @@ describe('ring builds in worker threads', () => {
     const failure = await short.build({ algorithm: 'ring', members: members(3), options: { vnodes: 10 } }).catch((e: unknown) => e);
     expect((failure as TetherError).code).toBe('TETHER_ERR_RING_BUILD');
     await short.close();
+  });
+
+  it('derives a keyed ring from the last one its thread built, equal to a local full build, recycled buffers and all', async () => {
+    const single = new WorkerTableBuilder(1);
+    try {
+      const options = { vnodes: 160 };
+      const all = members(300);
+      const steps: { list: Member[]; incremental: boolean }[] = [
+        { list: all, incremental: false }, // first of its series
+        { list: all.slice(1), incremental: true }, // a drain: every index moves down
+        { list: all, incremental: true }, // undrained
+        { list: all.map((m, i) => (i === 7 ? { name: m.name, weight: 3 } : m)), incremental: true }, // reweighted
+        { list: [...members(100), ...members(250, 'new-')], incremental: false }, // most of it replaced
+        { list: members(100), incremental: true }, // the new ones gone again
+      ];
+      // As the pool does: the table replaced last goes back as spare buffers.
+      let retired: TableData | null = null;
+      let current: TableData | null = null;
+      for (const [i, step] of steps.entries()) {
+        const spare = retired === null ? [] : tableBuffers(retired);
+        const built = await single.build({ algorithm: 'ring', members: step.list, options, key: 'listener-a', spare });
+        expect(built.incremental, `step ${i}`).toBe(step.incremental);
+        expect(built.data, `step ${i}`).toEqual(buildTableData('ring', step.list, options));
+        retired = current;
+        current = built.data;
+      }
+      // Another series, or no key, starts whole; Maglev is always whole.
+      expect((await single.build({ algorithm: 'ring', members: members(101), options, key: 'listener-b' })).incremental).toBe(false);
+      expect((await single.build({ algorithm: 'ring', members: members(102), options })).incremental).toBe(false);
+      expect((await single.build({ algorithm: 'maglev', members: members(103), options, key: 'listener-c' })).incremental).toBe(false);
+      expect((await single.build({ algorithm: 'maglev', members: members(104), options, key: 'listener-c' })).incremental).toBe(false);
+    } finally {
+      await single.close();
+    }
+  });
+
+  it('TETHER_RING_THREADS=0 derives keyed rings inline too, equal to a full build', async () => {
+    const inline = new InlineTableBuilder();
+    const options = { vnodes: 160 };
+    const first = await inline.build({ algorithm: 'ring', members: members(200), options, key: 'k' });
+    const next = await inline.build({ algorithm: 'ring', members: members(201), options, key: 'k' });
+    expect([first.incremental, next.incremental]).toEqual([false, true]);
+    expect(next.data).toEqual(buildTableData('ring', members(201), options));
+    await inline.close();
   });
 
   it('TETHER_RING_THREADS=0 builds inline, with the same result', async () => {
