@@ -72,7 +72,8 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
   --workloads=LIST     workloads to run, from: ${WORKLOAD_ORDER.join(', ')}; none = only
                        the scenarios below
   --scenarios=LIST     tether's own scenarios, from: ${SCENARIO_ORDER.join(', ')}
-                       (default all; --quick passes --quick to lookup and rebuild)
+                       (default all; --quick passes --quick to lookup and rebuild);
+                       none = only the side-by-side
   --rounds=N           interleaved rounds (default 3)
   --duration=S         seconds per measurement, whole seconds (default 3)
   --idle=N             idle connections for the memory workload (default 2000)
@@ -130,7 +131,7 @@ function parseArgs(argv) {
       case '--quick': o.quick = true; break;
       case '--only': o.only = list(BALANCER_ORDER); break;
       case '--workloads': o.workloads = v === 'none' ? [] : list(WORKLOAD_ORDER); break;
-      case '--scenarios': o.scenarios = list(SCENARIO_ORDER); break;
+      case '--scenarios': o.scenarios = v === 'none' ? [] : list(SCENARIO_ORDER); break;
       case '--rounds': o.rounds = set.rounds = int(1); break;
       case '--duration': o.duration = set.duration = int(1); break;
       case '--idle': o.idle = set.idle = int(1); break;
@@ -772,9 +773,14 @@ function parseDuration(text) {
   return Number(m[1]) * scale;
 }
 
-async function measureBulk(target) {
+/** Streams of the second bulk measurement (iperf3 -P, or the Node writer's streams). */
+const BULK_STREAMS = 4;
+
+/** One bulk measurement of `streams` parallel TCP streams: MB/s of them all. */
+async function bulkOnce(target, streams) {
   if (tools.bulk === 'iperf3') {
     const args = ['-c', target.host, '-p', String(target.port), '-t', String(opts.duration), '-O', String(opts.warmup)];
+    if (streams > 1) args.push('-P', String(streams));
     args.push('-J', '--connect-timeout', '3000');
     const r = await runCapture('iperf3', args, { timeoutMs: (opts.duration + opts.warmup + 15) * 1000 });
     let json;
@@ -790,7 +796,19 @@ async function measureBulk(target) {
   }
   const durationMs = opts.duration * 1000;
   const warmupMs = opts.warmup * 1000;
-  return loadgen.call('bulk', { host: target.host, port: target.port, warmupMs, durationMs }, durationMs + warmupMs + 15_000);
+  return loadgen.call('bulk', { host: target.host, port: target.port, warmupMs, durationMs, streams }, durationMs + warmupMs + 15_000);
+}
+
+/**
+ * One stream, then BULK_STREAMS at once, through the same balancer instance. The
+ * streams all come from 127.0.0.1, so every balancer sends them to one upstream
+ * (iperf3 needs that: a test's streams must reach the server its control
+ * connection did).
+ */
+async function measureBulk(target) {
+  const one = await bulkOnce(target, 1);
+  const many = await bulkOnce(target, BULK_STREAMS);
+  return { mbPerS: one.mbPerS, retransmits: one.retransmits ?? null, mbPerS4: many.mbPerS, retransmits4: many.retransmits ?? null };
 }
 
 /**
@@ -902,9 +920,12 @@ async function measureMemory(target, instance) {
 
 const WORKLOADS = {
   bulk: {
-    title: 'Bulk throughput, 1 stream',
+    title: `Bulk throughput, 1 and ${BULK_STREAMS} streams`,
     run: measureBulk,
-    metrics: [{ key: 'mbPerS', label: 'bulk MB/s', better: 'higher' }],
+    metrics: [
+      { key: 'mbPerS', label: 'bulk MB/s', better: 'higher' },
+      { key: 'mbPerS4', label: `bulk ${BULK_STREAMS}× MB/s`, better: 'higher' },
+    ],
   },
   http: {
     title: 'Small keep-alive HTTP requests, 50 connections',

@@ -5,9 +5,10 @@
  * child_process.fork; every command comes as an IPC message and its answer goes back
  * as { type: 'result', id, ok, result | error }.
  *
- *   { cmd: 'bulk', host, port, warmupMs, durationMs }
- *       one connection writing 256 KiB chunks as fast as backpressure allows;
- *       MB/s (10^6 bytes) over the measured window, from bytes handed to the kernel.
+ *   { cmd: 'bulk', host, port, warmupMs, durationMs, streams? }
+ *       `streams` connections (default 1) each writing 256 KiB chunks as fast as
+ *       backpressure allows; MB/s (10^6 bytes) of them all over the measured window,
+ *       from bytes handed to the kernel.
  *   { cmd: 'http', host, port, connections, warmupMs, durationMs, sessions? }
  *       keep-alive GETs, one in flight per connection (the wrk fallback): req/s, p99.
  *       With `sessions` (a list of ids) each GET carries `x-session: ID`, ID drawn
@@ -34,44 +35,65 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-function bulk({ host, port, warmupMs, durationMs }) {
+/** One connection writing `chunk` as fast as backpressure allows, until stopped. */
+function bulkStream(host, port, chunk, onFail) {
+  const socket = net.connect({ host, port });
+  const stream = { socket, running: true, connected: false };
+  const pump = () => {
+    while (stream.running && socket.write(chunk));
+  };
+  socket.setTimeout(CONNECT_TIMEOUT_MS, () => onFail(new Error('bulk: socket timeout')));
+  socket.on('error', onFail);
+  socket.on('close', () => stream.running && onFail(new Error('bulk: connection closed early')));
+  socket.on('drain', pump);
+  socket.on('connect', () => {
+    stream.connected = true;
+    pump();
+  });
+  return stream;
+}
+
+/** `streams` connections at once; MB/s of them all over the measured window. */
+function bulk({ host, port, warmupMs, durationMs, streams = 1 }) {
   return new Promise((resolve, reject) => {
     const chunk = Buffer.alloc(256 * 1024, 0x61);
-    const socket = net.connect({ host, port });
-    let running = true;
-    let markBytes = 0;
-    let markTime = 0;
-    const sent = () => socket.bytesWritten - socket.writableLength;
-    const pump = () => {
-      while (running && socket.write(chunk));
-    };
-    const fail = (err) => {
-      running = false;
-      clearTimeout(t1);
-      clearTimeout(t2);
-      socket.destroy();
-      reject(err);
-    };
+    let settled = false;
     let t1;
     let t2;
-    socket.setTimeout(CONNECT_TIMEOUT_MS, () => fail(new Error('bulk: socket timeout')));
-    socket.on('error', fail);
-    socket.on('close', () => running && fail(new Error('bulk: connection closed early')));
-    socket.on('drain', pump);
-    socket.on('connect', () => {
-      pump();
+    const all = [];
+    const stopAll = () => {
+      for (const s of all) {
+        s.running = false;
+        s.socket.destroy();
+      }
+    };
+    const fail = (err) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(t1);
+      clearTimeout(t2);
+      stopAll();
+      reject(err);
+    };
+    for (let i = 0; i < streams; i++) all.push(bulkStream(host, port, chunk, fail));
+    const sent = () => all.reduce((sum, s) => sum + s.socket.bytesWritten - s.socket.writableLength, 0);
+    // Warm-up starts once every stream is connected.
+    const waitConnected = setInterval(() => {
+      if (settled) return clearInterval(waitConnected);
+      if (!all.every((s) => s.connected)) return;
+      clearInterval(waitConnected);
       t1 = setTimeout(() => {
-        markBytes = sent();
-        markTime = now();
+        const markBytes = sent();
+        const markTime = now();
         t2 = setTimeout(() => {
           const bytes = sent() - markBytes;
           const seconds = (now() - markTime) / 1000;
-          running = false;
-          socket.destroy();
-          resolve({ mbPerS: bytes / seconds / 1e6, bytes, seconds });
+          settled = true;
+          stopAll();
+          resolve({ mbPerS: bytes / seconds / 1e6, bytes, seconds, streams });
         }, durationMs);
       }, warmupMs);
-    });
+    }, 5);
   });
 }
 
