@@ -20,8 +20,15 @@
  *   { cmd: 'idleOpen', host, port, count, sources, parallel }
  *       open `count` connections and keep them, sending nothing.
  *   { cmd: 'idleClose' }   close them.
+ *   { cmd: 'wsEcho', host, port, clients, sources, bytes, warmupMs, durationMs }
+ *       `clients` WebSockets (the `ws` client, no compression), the i-th bound to
+ *       sources[i % sources.length]; once all are open, each sends a `bytes`-byte
+ *       binary message, waits for its echo, sends the next. Round trips timed with
+ *       performance.now(); those that start and end inside the measured window
+ *       count: p50, p99, round trips/s.
  */
 import net from 'node:net';
+import WebSocket from 'ws';
 
 const REQUEST = Buffer.from('GET / HTTP/1.1\r\nHost: bench\r\n\r\n');
 const REQUEST_CLOSE = Buffer.from('GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n');
@@ -258,7 +265,75 @@ async function idleClose() {
   return { closed: n };
 }
 
-const COMMANDS = { bulk, http, connrate, idleOpen, idleClose };
+/** A WebSocket that is open, or null when it failed or closed before opening. */
+function openWs(url, localAddress) {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, { localAddress, perMessageDeflate: false, handshakeTimeout: CONNECT_TIMEOUT_MS });
+    socket.on('error', () => {});
+    socket.once('open', () => resolve(socket));
+    socket.once('close', () => resolve(null));
+  });
+}
+
+async function wsEcho({ host, port, clients, sources, bytes, warmupMs, durationMs }) {
+  const payload = Buffer.alloc(bytes, 0x62);
+  const url = `ws://${host}:${port}/`;
+  const latencies = [];
+  let measuring = false;
+  let running = true;
+  let errors = 0;
+  const opened = await Promise.all(Array.from({ length: clients }, (_, i) => openWs(url, sources[i % sources.length])));
+  const sockets = opened.filter(Boolean);
+  const closed = sockets.map((socket) => new Promise((resolve) => socket.once('close', resolve)));
+  const closeAll = async () => {
+    running = false;
+    for (const socket of sockets) socket.terminate();
+    await Promise.race([Promise.all(closed), sleep(3000)]);
+  };
+  if (sockets.length < clients) {
+    await closeAll();
+    throw new Error(`opened ${sockets.length} of ${clients} WebSockets`);
+  }
+  for (const socket of sockets) {
+    let sentAt = 0;
+    let inWindow = false; // this round trip started inside the measured window
+    const send = () => {
+      inWindow = measuring;
+      sentAt = now();
+      socket.send(payload);
+    };
+    socket.on('message', (data) => {
+      const rtt = now() - sentAt;
+      if (data.length !== bytes) errors++;
+      else if (inWindow && measuring) latencies.push(rtt);
+      if (running) send();
+    });
+    socket.on('close', () => {
+      if (running) errors++; // lost mid-run
+    });
+    send();
+  }
+  await sleep(warmupMs);
+  measuring = true;
+  const t0 = now();
+  await sleep(durationMs);
+  measuring = false;
+  const seconds = (now() - t0) / 1000;
+  await closeAll();
+  if (latencies.length === 0) throw new Error('no echo came back in the measured window');
+  const roundTrips = latencies.length;
+  latencies.sort((a, b) => a - b);
+  return {
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    roundTripsPerS: roundTrips / seconds,
+    roundTrips,
+    clients,
+    errors,
+  };
+}
+
+const COMMANDS = { bulk, http, connrate, idleOpen, idleClose, wsEcho };
 
 process.on('message', async (msg) => {
   const fn = COMMANDS[msg?.cmd];
