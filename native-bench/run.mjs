@@ -3,10 +3,12 @@
  * `npm run bench`: tether side by side with a direct connection, a naive Node pipe
  * proxy, HAProxy and nginx (stream), on four workloads:
  *
- *   bulk      one stream, MB/s              (iperf3, or a Node writer into a sink)
+ *   bulk      1 stream, then 4 at once, MB/s (iperf3 [-P 4], or Node writers into a sink)
  *   http      small keep-alive requests     (wrk -t1 -c50 --latency, or a Node loop)
  *   connrate  new connections per second    (wrk -H 'Connection: close', or a Node loop)
- *   memory    RSS per idle proxied connection (2,000 connections, /proc/PID/status)
+ *   ws        WebSocket echo round trips, p50/p99, 1 client then 200 clients
+ *             (peers/loadgen.mjs with the ws client, echo servers in upstream.mjs)
+ *   memory    RSS per idle proxied connection (5,000 connections, /proc/PID/status)
  *   http-affinity  keep-alive requests keyed by an x-session header over 1,000
  *             sessions, through tether's http mode, HAProxy mode http (hash, stick
  *             table) and nginx http, with affinity checked after every run
@@ -18,11 +20,12 @@
  * (A B C D, A B C D, ...) and the tables report medians.
  *
  *   node native-bench/run.mjs [--quick] [--only=direct,tether,...] [--rounds=N]
- *        [--duration=S] [--idle=N] [--peer-threads=N] [--bulk=iperf3|node]
+ *        [--duration=S] [--idle=N] [--ws-clients=N] [--peer-threads=N] [--bulk=iperf3|node]
  *        [--http=wrk|node] [--no-hash-quality] [--no-store-latency] [--keep-tmp]
  *        [--out=NAME]
  *
- * Writes native-bench/results/latest.json and latest.md (--out=NAME: NAME.json, NAME.md),
+ * Writes native-bench/results/latest.json, latest.md and latest.svg (chart.mjs; --out=NAME:
+ * NAME.json, NAME.md, NAME.svg),
  * then runs tether's own scenarios (hash-quality.mjs, store-latency.mjs, lookup.mjs,
  * ring-rebuild.mjs) and appends their tables. `--workloads=none` runs only the
  * scenarios. Linux only (/proc).
@@ -55,7 +58,7 @@ const resultsDir = join(here, 'results');
 // ---- options ----------------------------------------------------------------
 
 const BALANCER_ORDER = ['direct', 'tether', 'naive', 'haproxy', 'nginx'];
-const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'memory', 'http-affinity'];
+const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'ws', 'memory', 'http-affinity'];
 /** tether's own scenarios, each a script of its own, run after the side-by-side. */
 const SCENARIOS = {
   'hash-quality': { file: 'hash-quality.mjs', title: 'Hash quality', timeoutMs: 300_000, quick: false },
@@ -76,7 +79,9 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
                        none = only the side-by-side
   --rounds=N           interleaved rounds (default 3)
   --duration=S         seconds per measurement, whole seconds (default 3)
-  --idle=N             idle connections for the memory workload (default 2000)
+  --idle=N             idle connections for the memory workload (default 5000)
+  --ws-clients=N       WebSocket clients of the ws workload's second phase (default
+                       200; the first phase is always 1 client)
   --peer-threads=N     HAProxy nbthread / nginx worker_processes (default 1: one
                        core's worth each, like single-threaded Node)
   --bulk=iperf3|node   bulk tool (default iperf3 when installed)
@@ -85,7 +90,7 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
   --no-hash-quality    skip native-bench/hash-quality.mjs at the end
   --no-store-latency   skip native-bench/store-latency.mjs (memory vs Redis store) at the end
   --keep-tmp           keep the temp directory (configs, logs) after a good run
-  --out=NAME           write results/NAME.json and NAME.md (default latest), e.g.
+  --out=NAME           write results/NAME.json, NAME.md, NAME.svg (default latest), e.g.
                        to keep a one-workload run apart from the full one
 `;
 
@@ -97,7 +102,8 @@ function parseArgs(argv) {
     rounds: 3,
     duration: 3,
     warmup: 1,
-    idle: 2000,
+    idle: 5000,
+    wsClients: 200,
     peerThreads: 1,
     bulk: null,
     http: null,
@@ -135,6 +141,7 @@ function parseArgs(argv) {
       case '--rounds': o.rounds = set.rounds = int(1); break;
       case '--duration': o.duration = set.duration = int(1); break;
       case '--idle': o.idle = set.idle = int(1); break;
+      case '--ws-clients': o.wsClients = int(1); break;
       case '--peer-threads': o.peerThreads = int(1); break;
       case '--bulk': o.bulk = list(['iperf3', 'node'])[0]; break;
       case '--http': o.http = list(['wrk', 'node'])[0]; break;
@@ -446,7 +453,12 @@ function childrenOf(pid) {
   return out;
 }
 
-/** Soft RLIMIT_NOFILE of this process, which every child inherits. */
+/**
+ * Soft RLIMIT_NOFILE of this process, which every child inherits (HAProxy, nginx,
+ * iperf3 and the Node helpers alike). Node raises its soft limit to the hard one at
+ * start-up, so this is the hard limit (ulimit -Hn): 5,000 idle connections need
+ * about 10,200 in the balancer, 5,000 in the load generator and in the upstreams.
+ */
 const nofile = (() => {
   try {
     const m = /Max open files\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'utf8'));
@@ -629,6 +641,9 @@ function launch(name, port, ups, dir, spec = {}) {
           TETHER_LOG_LEVEL: 'warn',
           TETHER_HEALTH: 'off',
           TETHER_DRAIN_TIMEOUT_MS: '200',
+          // A plain TCP relay for every side-by-side workload (a WebSocket upgrade
+          // passes through it like any bytes); http-affinity's rows set http.
+          TETHER_MODE: 'tcp',
           ...spec.env,
         });
         if (spec.adminPort) env.TETHER_ADMIN = `127.0.0.1:${spec.adminPort}`;
@@ -763,6 +778,7 @@ function upstreamsFor(workload) {
     return upstreams.info.sink.map((p) => `127.0.0.1:${p}`);
   }
   if (workload === 'http-affinity') return upstreams.info.sessionHttp.map((p) => `127.0.0.1:${p}`);
+  if (workload === 'ws') return upstreams.info.ws.map((p) => `127.0.0.1:${p}`);
   return upstreams.info.http.map((p) => `127.0.0.1:${p}`);
 }
 
@@ -861,6 +877,37 @@ async function measureConnrate(target) {
   );
 }
 
+/** Bytes in each WebSocket echo message. */
+const WS_MESSAGE_BYTES = 64;
+
+/**
+ * WebSocket echo round trips through one balancer instance: 1 client, then
+ * opts.wsClients at once, from SOURCES (so source-hash balancers spread them over
+ * the three upstreams); each phase opens its sockets, warms up, measures, closes.
+ */
+async function measureWs(target) {
+  const durationMs = opts.duration * 1000;
+  const warmupMs = opts.warmup * 1000;
+  const phase = (clients) =>
+    loadgen.call(
+      'wsEcho',
+      { host: target.host, port: target.port, clients, sources: SOURCES, bytes: WS_MESSAGE_BYTES, warmupMs, durationMs },
+      durationMs + warmupMs + 30_000,
+    );
+  const one = await phase(1);
+  const many = await phase(opts.wsClients);
+  return {
+    ws1P50Ms: one.p50Ms,
+    ws1P99Ms: one.p99Ms,
+    wsNP50Ms: many.p50Ms,
+    wsNP99Ms: many.p99Ms,
+    ws1PerS: one.roundTripsPerS,
+    wsNPerS: many.roundTripsPerS,
+    wsClients: opts.wsClients,
+    errors: one.errors + many.errors,
+  };
+}
+
 async function upstreamOpen() {
   return (await upstreams.stats()).open;
 }
@@ -940,6 +987,16 @@ const WORKLOADS = {
     run: measureConnrate,
     metrics: [{ key: 'cps', label: 'new conn/s', better: 'higher' }],
   },
+  ws: {
+    title: `WebSocket echo round trips (${WS_MESSAGE_BYTES} B messages), 1 client and ${opts.wsClients}`,
+    run: measureWs,
+    metrics: [
+      { key: 'ws1P50Ms', label: 'WS p50 ms, 1 client', better: 'lower' },
+      { key: 'ws1P99Ms', label: 'WS p99 ms, 1 client', better: 'lower' },
+      { key: 'wsNP50Ms', label: `WS p50 ms, ${opts.wsClients} clients`, better: 'lower' },
+      { key: 'wsNP99Ms', label: `WS p99 ms, ${opts.wsClients} clients`, better: 'lower' },
+    ],
+  },
   memory: {
     title: 'Memory per idle proxied connection',
     run: measureMemory,
@@ -989,7 +1046,8 @@ function median(values) {
 function fmt(v) {
   if (v === null || v === undefined || Number.isNaN(v)) return '—';
   const a = Math.abs(v);
-  const digits = a >= 100 ? 0 : a >= 10 ? 1 : 2;
+  // Three significant digits below 1 (sub-millisecond latencies), fewer above.
+  const digits = a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : a >= 0.1 ? 3 : a > 0 ? 4 : 0;
   return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
@@ -1058,6 +1116,26 @@ function tables(summary, results) {
 
 // ---- main ---------------------------------------------------------------------------
 
+/** How each side-by-side workload of this run was measured, for the markdown. */
+function toolsLine() {
+  const d = opts.duration;
+  const line = {
+    bulk:
+      tools.bulk === 'iperf3'
+        ? `bulk iperf3 -t ${d} -O ${opts.warmup}, then the same with -P ${BULK_STREAMS}`
+        : `bulk a Node writer into a sink, 1 stream then ${BULK_STREAMS}`,
+    http: `keep-alive HTTP ${tools.http === 'wrk' ? `wrk -t1 -c50 -d${d}s --latency` : 'Node loop, 50 connections'}`,
+    connrate: `new connections ${
+      tools.connrate === 'wrk' ? `wrk -t1 -c50 -d${d}s -H 'Connection: close'` : 'Node client, 50 concurrent, from 200 source addresses'
+    }`,
+    ws:
+      `WebSocket echo: a Node \`ws\` client process, ${WS_MESSAGE_BYTES}-byte binary messages, each client sends the next when ` +
+      `its echo is back; 1 client, then ${opts.wsClients} from ${Math.min(opts.wsClients, SOURCES.length)} source addresses; ${opts.warmup} s warm-up, ${d} s measured`,
+    memory: `memory: ${opts.idle.toLocaleString('en-US')} idle connections from ${SOURCES.length} source addresses, VmRSS delta`,
+  };
+  return tableWorkloads().map((w) => line[w]).join('; ');
+}
+
 const FAIRNESS =
   `Every balancer gets one core's worth: HAProxy \`nbthread ${opts.peerThreads}\`, nginx \`worker_processes ${opts.peerThreads}\`, ` +
   'tether and the naive proxy are single-threaded Node. Upstreams (one Node process) and load generators ' +
@@ -1072,7 +1150,10 @@ async function main() {
   }
   if (skipped.length) log(`bench: skipping ${skipped.join(', ')} (not installed)`);
   if (opts.idle < idleWanted) {
-    log(`bench: open-file limit ${nofile}: memory workload uses ${opts.idle} idle connections, not ${idleWanted} (raise it with ulimit -n 8192)`);
+    log(
+      `bench: open-file limit ${nofile}: memory workload uses ${opts.idle} idle connections, not ${idleWanted} ` +
+        `(a balancer holds two descriptors per connection: raise the hard limit, ulimit -Hn, to ${2 * idleWanted + 400} or more)`,
+    );
   }
   log(`bench: bulk via ${tools.bulk}, keep-alive HTTP via ${tools.http}, new connections via ${tools.connrate}`);
   log(`bench: ${FAIRNESS}`);
@@ -1092,7 +1173,12 @@ async function main() {
   const sessionHttp = workloads.includes('http-affinity') ? 3 : 0;
   upstreams = await forkHelper(
     'upstream.mjs',
-    ['--http=3', `--sink=${tools.bulk === 'node' ? 3 : 0}`, `--session-http=${sessionHttp}`],
+    [
+      '--http=3',
+      `--sink=${tools.bulk === 'node' ? 3 : 0}`,
+      `--session-http=${sessionHttp}`,
+      `--ws=${workloads.includes('ws') ? 3 : 0}`,
+    ],
     'upstreams',
   );
   loadgen = await forkHelper('loadgen.mjs', [], 'loadgen');
@@ -1178,12 +1264,7 @@ async function main() {
     '',
     background,
     '',
-    tableWorkloads().length
-      ? `Tools: bulk ${tools.bulk === 'iperf3' ? `iperf3 -t ${opts.duration} -O ${opts.warmup}` : 'Node writer into a sink'}; ` +
-        `keep-alive HTTP ${tools.http === 'wrk' ? `wrk -t1 -c50 -d${opts.duration}s --latency` : 'Node loop, 50 connections'}; ` +
-        `new connections ${tools.connrate === 'wrk' ? `wrk -t1 -c50 -d${opts.duration}s -H 'Connection: close'` : 'Node client, 50 concurrent, from 200 source addresses'}; memory: ${opts.idle.toLocaleString('en-US')} idle connections, VmRSS delta. ` +
-        `MB = 10^6 bytes.`
-      : `Tools: ${httpAffinity.tool()} (below).`,
+    tableWorkloads().length ? `Tools: ${toolsLine()}. MB = 10^6 bytes.` : `Tools: ${httpAffinity.tool()} (below).`,
     aptCommand ? `\nMissing peers (left out): ${missing.map(([k]) => k).join(', ')}. Install: \`${aptCommand}\`` : '',
     '',
     tableWorkloads().length ? tables(summary, results) : '',
