@@ -48,7 +48,10 @@ import net from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { renderChart } from './chart.mjs';
+import { BALANCER_LABELS as LABELS, BALANCER_ORDER, fmt, fmtRatio } from './format.mjs';
 import { createHttpAffinity } from './http-affinity.mjs';
+import { evaluateTargets, targetsMarkdown } from './targets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -57,7 +60,6 @@ const resultsDir = join(here, 'results');
 
 // ---- options ----------------------------------------------------------------
 
-const BALANCER_ORDER = ['direct', 'tether', 'naive', 'haproxy', 'nginx'];
 const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'ws', 'memory', 'http-affinity'];
 /** tether's own scenarios, each a script of its own, run after the side-by-side. */
 const SCENARIOS = {
@@ -1022,7 +1024,7 @@ const httpAffinity = createHttpAffinity({
   }, 0),
   median,
   fmt,
-  fmtRatio: (v) => fmtRatio(v), // defined further down
+  fmtRatio,
 });
 // A workload with `rows` runs its own rows (several per balancer) and writes its own
 // table; the others run every balancer and share the main tables.
@@ -1042,18 +1044,6 @@ function median(values) {
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
-
-function fmt(v) {
-  if (v === null || v === undefined || Number.isNaN(v)) return '—';
-  const a = Math.abs(v);
-  // Three significant digits below 1 (sub-millisecond latencies), fewer above.
-  const digits = a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : a >= 0.1 ? 3 : a > 0 ? 4 : 0;
-  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-const fmtRatio = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : `${v.toFixed(2)}×`);
-
-const LABELS = { direct: 'direct (no balancer)', tether: 'tether', naive: 'naive Node pipe', haproxy: 'HAProxy', nginx: 'nginx stream' };
 
 function summarize(results) {
   const summary = {};
@@ -1268,6 +1258,8 @@ async function main() {
     aptCommand ? `\nMissing peers (left out): ${missing.map(([k]) => k).join(', ')}. Install: \`${aptCommand}\`` : '',
     '',
     tableWorkloads().length ? tables(summary, results) : '',
+    tableWorkloads().length ? `\n${targetsMarkdown(evaluateTargets(summary))}` : '',
+    tableWorkloads().length ? `\n![side-by-side chart: each balancer's median ÷ HAProxy's](${opts.out}.svg)` : '',
     affinityRows.length ? `\n${httpAffinity.markdown(affinitySummary, results['http-affinity'], affinityRows)}` : '',
     '',
     `Run time: ${seconds.toFixed(0)} s.`,
@@ -1292,10 +1284,12 @@ async function main() {
     runs: results,
   };
   writeFileSync(join(resultsDir, `${opts.out}.json`), `${JSON.stringify(json, null, 2)}\n`);
+  if (tableWorkloads().length) writeFileSync(join(resultsDir, `${opts.out}.svg`), renderChart(json));
 
   const scenarioMd = await runScenarios();
   writeFileSync(join(resultsDir, `${opts.out}.md`), `${md}\n${scenarioMd}`);
-  log(`bench: wrote native-bench/results/${opts.out}.json and ${opts.out}.md in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  const svg = tableWorkloads().length ? `, ${opts.out}.svg` : '';
+  log(`bench: wrote native-bench/results/${opts.out}.json${svg} and ${opts.out}.md in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
   await cleanup();
   if (opts.keepTmp) log(`bench: temp directory kept: ${tmpDir}`);
