@@ -93,8 +93,11 @@ export function renderChart(results) {
 
     const head = y + 16;
     body.push(`<g class="panel" data-column="${esc(id)}">`);
-    body.push(text(LABEL_RIGHT, head, columnHeading(col), { size: 13, anchor: 'end', weight: 'bold' }));
-    body.push(text(BAR_LEFT, head, col.better === 'higher' ? 'higher is better' : 'lower is better', { fill: '#555' }));
+    const hint = col.better === 'higher' ? 'higher is better' : 'lower is better';
+    body.push(
+      `<text x="16" y="${head}" font-size="13" fill="#222"><tspan font-weight="bold">${esc(columnHeading(col))}</tspan>` +
+        `<tspan font-size="11" fill="#555">  ${hint}</tspan></text>`,
+    );
     if (target) body.push(text(BAR_LEFT + BAR_WIDTH, head, `target ${targetText(target, col.better)}`, { anchor: 'end', fill: TARGET_COLOR }));
     const top = y + PANEL_HEAD;
     const bottom = top + balancers.length * ROW;

@@ -73,7 +73,8 @@ function all(el: XmlElement, name: string): XmlElement[] {
   return out;
 }
 
-const texts = (svg: XmlElement): string[] => all(svg, 'text').map((t) => t.text);
+/** What each <text> and <tspan> says, trimmed. */
+const texts = (svg: XmlElement): string[] => [...all(svg, 'text'), ...all(svg, 'tspan')].map((t) => t.text.trim()).filter(Boolean);
 
 type Medians = Partial<Record<BalancerId, number | null>>;
 
