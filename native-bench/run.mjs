@@ -3,10 +3,12 @@
  * `npm run bench`: tether side by side with a direct connection, a naive Node pipe
  * proxy, HAProxy and nginx (stream), on four workloads:
  *
- *   bulk      one stream, MB/s              (iperf3, or a Node writer into a sink)
+ *   bulk      1 stream, then 4 at once, MB/s (iperf3 [-P 4], or Node writers into a sink)
  *   http      small keep-alive requests     (wrk -t1 -c50 --latency, or a Node loop)
  *   connrate  new connections per second    (wrk -H 'Connection: close', or a Node loop)
- *   memory    RSS per idle proxied connection (2,000 connections, /proc/PID/status)
+ *   ws        WebSocket echo round trips, p50/p99, 1 client then 200 clients
+ *             (peers/loadgen.mjs with the ws client, echo servers in upstream.mjs)
+ *   memory    RSS per idle proxied connection (5,000 connections, /proc/PID/status)
  *   http-affinity  keep-alive requests keyed by an x-session header over 1,000
  *             sessions, through tether's http mode, HAProxy mode http (hash, stick
  *             table) and nginx http, with affinity checked after every run
@@ -18,11 +20,12 @@
  * (A B C D, A B C D, ...) and the tables report medians.
  *
  *   node native-bench/run.mjs [--quick] [--only=direct,tether,...] [--rounds=N]
- *        [--duration=S] [--idle=N] [--peer-threads=N] [--bulk=iperf3|node]
+ *        [--duration=S] [--idle=N] [--ws-clients=N] [--peer-threads=N] [--bulk=iperf3|node]
  *        [--http=wrk|node] [--no-hash-quality] [--no-store-latency] [--keep-tmp]
  *        [--out=NAME]
  *
- * Writes native-bench/results/latest.json and latest.md (--out=NAME: NAME.json, NAME.md),
+ * Writes native-bench/results/latest.json, latest.md and latest.svg (chart.mjs; --out=NAME:
+ * NAME.json, NAME.md, NAME.svg),
  * then runs tether's own scenarios (hash-quality.mjs, store-latency.mjs, lookup.mjs,
  * ring-rebuild.mjs) and appends their tables. `--workloads=none` runs only the
  * scenarios. Linux only (/proc).
@@ -45,7 +48,10 @@ import net from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { renderChart } from './chart.mjs';
+import { BALANCER_LABELS as LABELS, BALANCER_ORDER, fmt, fmtRatio } from './format.mjs';
 import { createHttpAffinity } from './http-affinity.mjs';
+import { evaluateTargets, targetsMarkdown } from './targets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -54,8 +60,7 @@ const resultsDir = join(here, 'results');
 
 // ---- options ----------------------------------------------------------------
 
-const BALANCER_ORDER = ['direct', 'tether', 'naive', 'haproxy', 'nginx'];
-const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'memory', 'http-affinity'];
+const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'ws', 'memory', 'http-affinity'];
 /** tether's own scenarios, each a script of its own, run after the side-by-side. */
 const SCENARIOS = {
   'hash-quality': { file: 'hash-quality.mjs', title: 'Hash quality', timeoutMs: 300_000, quick: false },
@@ -72,10 +77,13 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
   --workloads=LIST     workloads to run, from: ${WORKLOAD_ORDER.join(', ')}; none = only
                        the scenarios below
   --scenarios=LIST     tether's own scenarios, from: ${SCENARIO_ORDER.join(', ')}
-                       (default all; --quick passes --quick to lookup and rebuild)
+                       (default all; --quick passes --quick to lookup and rebuild);
+                       none = only the side-by-side
   --rounds=N           interleaved rounds (default 3)
   --duration=S         seconds per measurement, whole seconds (default 3)
-  --idle=N             idle connections for the memory workload (default 2000)
+  --idle=N             idle connections for the memory workload (default 5000)
+  --ws-clients=N       WebSocket clients of the ws workload's second phase (default
+                       200; the first phase is always 1 client)
   --peer-threads=N     HAProxy nbthread / nginx worker_processes (default 1: one
                        core's worth each, like single-threaded Node)
   --bulk=iperf3|node   bulk tool (default iperf3 when installed)
@@ -84,7 +92,7 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
   --no-hash-quality    skip native-bench/hash-quality.mjs at the end
   --no-store-latency   skip native-bench/store-latency.mjs (memory vs Redis store) at the end
   --keep-tmp           keep the temp directory (configs, logs) after a good run
-  --out=NAME           write results/NAME.json and NAME.md (default latest), e.g.
+  --out=NAME           write results/NAME.json, NAME.md, NAME.svg (default latest), e.g.
                        to keep a one-workload run apart from the full one
 `;
 
@@ -96,7 +104,8 @@ function parseArgs(argv) {
     rounds: 3,
     duration: 3,
     warmup: 1,
-    idle: 2000,
+    idle: 5000,
+    wsClients: 200,
     peerThreads: 1,
     bulk: null,
     http: null,
@@ -130,10 +139,11 @@ function parseArgs(argv) {
       case '--quick': o.quick = true; break;
       case '--only': o.only = list(BALANCER_ORDER); break;
       case '--workloads': o.workloads = v === 'none' ? [] : list(WORKLOAD_ORDER); break;
-      case '--scenarios': o.scenarios = list(SCENARIO_ORDER); break;
+      case '--scenarios': o.scenarios = v === 'none' ? [] : list(SCENARIO_ORDER); break;
       case '--rounds': o.rounds = set.rounds = int(1); break;
       case '--duration': o.duration = set.duration = int(1); break;
       case '--idle': o.idle = set.idle = int(1); break;
+      case '--ws-clients': o.wsClients = int(1); break;
       case '--peer-threads': o.peerThreads = int(1); break;
       case '--bulk': o.bulk = list(['iperf3', 'node'])[0]; break;
       case '--http': o.http = list(['wrk', 'node'])[0]; break;
@@ -445,7 +455,12 @@ function childrenOf(pid) {
   return out;
 }
 
-/** Soft RLIMIT_NOFILE of this process, which every child inherits. */
+/**
+ * Soft RLIMIT_NOFILE of this process, which every child inherits (HAProxy, nginx,
+ * iperf3 and the Node helpers alike). Node raises its soft limit to the hard one at
+ * start-up, so this is the hard limit (ulimit -Hn): 5,000 idle connections need
+ * about 10,200 in the balancer, 5,000 in the load generator and in the upstreams.
+ */
 const nofile = (() => {
   try {
     const m = /Max open files\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'utf8'));
@@ -628,6 +643,9 @@ function launch(name, port, ups, dir, spec = {}) {
           TETHER_LOG_LEVEL: 'warn',
           TETHER_HEALTH: 'off',
           TETHER_DRAIN_TIMEOUT_MS: '200',
+          // A plain TCP relay for every side-by-side workload (a WebSocket upgrade
+          // passes through it like any bytes); http-affinity's rows set http.
+          TETHER_MODE: 'tcp',
           ...spec.env,
         });
         if (spec.adminPort) env.TETHER_ADMIN = `127.0.0.1:${spec.adminPort}`;
@@ -762,6 +780,7 @@ function upstreamsFor(workload) {
     return upstreams.info.sink.map((p) => `127.0.0.1:${p}`);
   }
   if (workload === 'http-affinity') return upstreams.info.sessionHttp.map((p) => `127.0.0.1:${p}`);
+  if (workload === 'ws') return upstreams.info.ws.map((p) => `127.0.0.1:${p}`);
   return upstreams.info.http.map((p) => `127.0.0.1:${p}`);
 }
 
@@ -772,9 +791,14 @@ function parseDuration(text) {
   return Number(m[1]) * scale;
 }
 
-async function measureBulk(target) {
+/** Streams of the second bulk measurement (iperf3 -P, or the Node writer's streams). */
+const BULK_STREAMS = 4;
+
+/** One bulk measurement of `streams` parallel TCP streams: MB/s of them all. */
+async function bulkOnce(target, streams) {
   if (tools.bulk === 'iperf3') {
     const args = ['-c', target.host, '-p', String(target.port), '-t', String(opts.duration), '-O', String(opts.warmup)];
+    if (streams > 1) args.push('-P', String(streams));
     args.push('-J', '--connect-timeout', '3000');
     const r = await runCapture('iperf3', args, { timeoutMs: (opts.duration + opts.warmup + 15) * 1000 });
     let json;
@@ -790,7 +814,19 @@ async function measureBulk(target) {
   }
   const durationMs = opts.duration * 1000;
   const warmupMs = opts.warmup * 1000;
-  return loadgen.call('bulk', { host: target.host, port: target.port, warmupMs, durationMs }, durationMs + warmupMs + 15_000);
+  return loadgen.call('bulk', { host: target.host, port: target.port, warmupMs, durationMs, streams }, durationMs + warmupMs + 15_000);
+}
+
+/**
+ * One stream, then BULK_STREAMS at once, through the same balancer instance. The
+ * streams all come from 127.0.0.1, so every balancer sends them to one upstream
+ * (iperf3 needs that: a test's streams must reach the server its control
+ * connection did).
+ */
+async function measureBulk(target) {
+  const one = await bulkOnce(target, 1);
+  const many = await bulkOnce(target, BULK_STREAMS);
+  return { mbPerS: one.mbPerS, retransmits: one.retransmits ?? null, mbPerS4: many.mbPerS, retransmits4: many.retransmits ?? null };
 }
 
 /**
@@ -841,6 +877,37 @@ async function measureConnrate(target) {
     { host: target.host, port: target.port, concurrency: 50, warmupMs, durationMs, sources: SOURCES },
     durationMs + warmupMs + 20_000,
   );
+}
+
+/** Bytes in each WebSocket echo message. */
+const WS_MESSAGE_BYTES = 64;
+
+/**
+ * WebSocket echo round trips through one balancer instance: 1 client, then
+ * opts.wsClients at once, from SOURCES (so source-hash balancers spread them over
+ * the three upstreams); each phase opens its sockets, warms up, measures, closes.
+ */
+async function measureWs(target) {
+  const durationMs = opts.duration * 1000;
+  const warmupMs = opts.warmup * 1000;
+  const phase = (clients) =>
+    loadgen.call(
+      'wsEcho',
+      { host: target.host, port: target.port, clients, sources: SOURCES, bytes: WS_MESSAGE_BYTES, warmupMs, durationMs },
+      durationMs + warmupMs + 30_000,
+    );
+  const one = await phase(1);
+  const many = await phase(opts.wsClients);
+  return {
+    ws1P50Ms: one.p50Ms,
+    ws1P99Ms: one.p99Ms,
+    wsNP50Ms: many.p50Ms,
+    wsNP99Ms: many.p99Ms,
+    ws1PerS: one.roundTripsPerS,
+    wsNPerS: many.roundTripsPerS,
+    wsClients: opts.wsClients,
+    errors: one.errors + many.errors,
+  };
 }
 
 async function upstreamOpen() {
@@ -902,9 +969,12 @@ async function measureMemory(target, instance) {
 
 const WORKLOADS = {
   bulk: {
-    title: 'Bulk throughput, 1 stream',
+    title: `Bulk throughput, 1 and ${BULK_STREAMS} streams`,
     run: measureBulk,
-    metrics: [{ key: 'mbPerS', label: 'bulk MB/s', better: 'higher' }],
+    metrics: [
+      { key: 'mbPerS', label: 'bulk MB/s', better: 'higher' },
+      { key: 'mbPerS4', label: `bulk ${BULK_STREAMS}× MB/s`, better: 'higher' },
+    ],
   },
   http: {
     title: 'Small keep-alive HTTP requests, 50 connections',
@@ -918,6 +988,16 @@ const WORKLOADS = {
     title: 'New connections per second, 50 concurrent',
     run: measureConnrate,
     metrics: [{ key: 'cps', label: 'new conn/s', better: 'higher' }],
+  },
+  ws: {
+    title: `WebSocket echo round trips (${WS_MESSAGE_BYTES} B messages), 1 client and ${opts.wsClients}`,
+    run: measureWs,
+    metrics: [
+      { key: 'ws1P50Ms', label: 'WS p50 ms, 1 client', better: 'lower' },
+      { key: 'ws1P99Ms', label: 'WS p99 ms, 1 client', better: 'lower' },
+      { key: 'wsNP50Ms', label: `WS p50 ms, ${opts.wsClients} clients`, better: 'lower' },
+      { key: 'wsNP99Ms', label: `WS p99 ms, ${opts.wsClients} clients`, better: 'lower' },
+    ],
   },
   memory: {
     title: 'Memory per idle proxied connection',
@@ -944,7 +1024,7 @@ const httpAffinity = createHttpAffinity({
   }, 0),
   median,
   fmt,
-  fmtRatio: (v) => fmtRatio(v), // defined further down
+  fmtRatio,
 });
 // A workload with `rows` runs its own rows (several per balancer) and writes its own
 // table; the others run every balancer and share the main tables.
@@ -964,17 +1044,6 @@ function median(values) {
   const mid = s.length >> 1;
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
-
-function fmt(v) {
-  if (v === null || v === undefined || Number.isNaN(v)) return '—';
-  const a = Math.abs(v);
-  const digits = a >= 100 ? 0 : a >= 10 ? 1 : 2;
-  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-const fmtRatio = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '—' : `${v.toFixed(2)}×`);
-
-const LABELS = { direct: 'direct (no balancer)', tether: 'tether', naive: 'naive Node pipe', haproxy: 'HAProxy', nginx: 'nginx stream' };
 
 function summarize(results) {
   const summary = {};
@@ -1037,6 +1106,26 @@ function tables(summary, results) {
 
 // ---- main ---------------------------------------------------------------------------
 
+/** How each side-by-side workload of this run was measured, for the markdown. */
+function toolsLine() {
+  const d = opts.duration;
+  const line = {
+    bulk:
+      tools.bulk === 'iperf3'
+        ? `bulk iperf3 -t ${d} -O ${opts.warmup}, then the same with -P ${BULK_STREAMS}`
+        : `bulk a Node writer into a sink, 1 stream then ${BULK_STREAMS}`,
+    http: `keep-alive HTTP ${tools.http === 'wrk' ? `wrk -t1 -c50 -d${d}s --latency` : 'Node loop, 50 connections'}`,
+    connrate: `new connections ${
+      tools.connrate === 'wrk' ? `wrk -t1 -c50 -d${d}s -H 'Connection: close'` : 'Node client, 50 concurrent, from 200 source addresses'
+    }`,
+    ws:
+      `WebSocket echo: a Node \`ws\` client process, ${WS_MESSAGE_BYTES}-byte binary messages, each client sends the next when ` +
+      `its echo is back; 1 client, then ${opts.wsClients} from ${Math.min(opts.wsClients, SOURCES.length)} source addresses; ${opts.warmup} s warm-up, ${d} s measured`,
+    memory: `memory: ${opts.idle.toLocaleString('en-US')} idle connections from ${SOURCES.length} source addresses, VmRSS delta`,
+  };
+  return tableWorkloads().map((w) => line[w]).join('; ');
+}
+
 const FAIRNESS =
   `Every balancer gets one core's worth: HAProxy \`nbthread ${opts.peerThreads}\`, nginx \`worker_processes ${opts.peerThreads}\`, ` +
   'tether and the naive proxy are single-threaded Node. Upstreams (one Node process) and load generators ' +
@@ -1051,7 +1140,10 @@ async function main() {
   }
   if (skipped.length) log(`bench: skipping ${skipped.join(', ')} (not installed)`);
   if (opts.idle < idleWanted) {
-    log(`bench: open-file limit ${nofile}: memory workload uses ${opts.idle} idle connections, not ${idleWanted} (raise it with ulimit -n 8192)`);
+    log(
+      `bench: open-file limit ${nofile}: memory workload uses ${opts.idle} idle connections, not ${idleWanted} ` +
+        `(a balancer holds two descriptors per connection: raise the hard limit, ulimit -Hn, to ${2 * idleWanted + 400} or more)`,
+    );
   }
   log(`bench: bulk via ${tools.bulk}, keep-alive HTTP via ${tools.http}, new connections via ${tools.connrate}`);
   log(`bench: ${FAIRNESS}`);
@@ -1071,7 +1163,12 @@ async function main() {
   const sessionHttp = workloads.includes('http-affinity') ? 3 : 0;
   upstreams = await forkHelper(
     'upstream.mjs',
-    ['--http=3', `--sink=${tools.bulk === 'node' ? 3 : 0}`, `--session-http=${sessionHttp}`],
+    [
+      '--http=3',
+      `--sink=${tools.bulk === 'node' ? 3 : 0}`,
+      `--session-http=${sessionHttp}`,
+      `--ws=${workloads.includes('ws') ? 3 : 0}`,
+    ],
     'upstreams',
   );
   loadgen = await forkHelper('loadgen.mjs', [], 'loadgen');
@@ -1157,15 +1254,12 @@ async function main() {
     '',
     background,
     '',
-    tableWorkloads().length
-      ? `Tools: bulk ${tools.bulk === 'iperf3' ? `iperf3 -t ${opts.duration} -O ${opts.warmup}` : 'Node writer into a sink'}; ` +
-        `keep-alive HTTP ${tools.http === 'wrk' ? `wrk -t1 -c50 -d${opts.duration}s --latency` : 'Node loop, 50 connections'}; ` +
-        `new connections ${tools.connrate === 'wrk' ? `wrk -t1 -c50 -d${opts.duration}s -H 'Connection: close'` : 'Node client, 50 concurrent, from 200 source addresses'}; memory: ${opts.idle.toLocaleString('en-US')} idle connections, VmRSS delta. ` +
-        `MB = 10^6 bytes.`
-      : `Tools: ${httpAffinity.tool()} (below).`,
+    tableWorkloads().length ? `Tools: ${toolsLine()}. MB = 10^6 bytes.` : `Tools: ${httpAffinity.tool()} (below).`,
     aptCommand ? `\nMissing peers (left out): ${missing.map(([k]) => k).join(', ')}. Install: \`${aptCommand}\`` : '',
     '',
     tableWorkloads().length ? tables(summary, results) : '',
+    tableWorkloads().length ? `\n${targetsMarkdown(evaluateTargets(summary))}` : '',
+    tableWorkloads().length ? `\n![side-by-side chart: each balancer's median ÷ HAProxy's](${opts.out}.svg)` : '',
     affinityRows.length ? `\n${httpAffinity.markdown(affinitySummary, results['http-affinity'], affinityRows)}` : '',
     '',
     `Run time: ${seconds.toFixed(0)} s.`,
@@ -1190,10 +1284,12 @@ async function main() {
     runs: results,
   };
   writeFileSync(join(resultsDir, `${opts.out}.json`), `${JSON.stringify(json, null, 2)}\n`);
+  if (tableWorkloads().length) writeFileSync(join(resultsDir, `${opts.out}.svg`), renderChart(json));
 
   const scenarioMd = await runScenarios();
   writeFileSync(join(resultsDir, `${opts.out}.md`), `${md}\n${scenarioMd}`);
-  log(`bench: wrote native-bench/results/${opts.out}.json and ${opts.out}.md in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  const svg = tableWorkloads().length ? `, ${opts.out}.svg` : '';
+  log(`bench: wrote native-bench/results/${opts.out}.json${svg} and ${opts.out}.md in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 
   await cleanup();
   if (opts.keepTmp) log(`bench: temp directory kept: ${tmpDir}`);

@@ -5,9 +5,10 @@
  * child_process.fork; every command comes as an IPC message and its answer goes back
  * as { type: 'result', id, ok, result | error }.
  *
- *   { cmd: 'bulk', host, port, warmupMs, durationMs }
- *       one connection writing 256 KiB chunks as fast as backpressure allows;
- *       MB/s (10^6 bytes) over the measured window, from bytes handed to the kernel.
+ *   { cmd: 'bulk', host, port, warmupMs, durationMs, streams? }
+ *       `streams` connections (default 1) each writing 256 KiB chunks as fast as
+ *       backpressure allows; MB/s (10^6 bytes) of them all over the measured window,
+ *       from bytes handed to the kernel.
  *   { cmd: 'http', host, port, connections, warmupMs, durationMs, sessions? }
  *       keep-alive GETs, one in flight per connection (the wrk fallback): req/s, p99.
  *       With `sessions` (a list of ids) each GET carries `x-session: ID`, ID drawn
@@ -19,8 +20,15 @@
  *   { cmd: 'idleOpen', host, port, count, sources, parallel }
  *       open `count` connections and keep them, sending nothing.
  *   { cmd: 'idleClose' }   close them.
+ *   { cmd: 'wsEcho', host, port, clients, sources, bytes, warmupMs, durationMs }
+ *       `clients` WebSockets (the `ws` client, no compression), the i-th bound to
+ *       sources[i % sources.length]; once all are open, each sends a `bytes`-byte
+ *       binary message, waits for its echo, sends the next. Round trips timed with
+ *       performance.now(); those that start and end inside the measured window
+ *       count: p50, p99, round trips/s.
  */
 import net from 'node:net';
+import WebSocket from 'ws';
 
 const REQUEST = Buffer.from('GET / HTTP/1.1\r\nHost: bench\r\n\r\n');
 const REQUEST_CLOSE = Buffer.from('GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n');
@@ -34,44 +42,65 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-function bulk({ host, port, warmupMs, durationMs }) {
+/** One connection writing `chunk` as fast as backpressure allows, until stopped. */
+function bulkStream(host, port, chunk, onFail) {
+  const socket = net.connect({ host, port });
+  const stream = { socket, running: true, connected: false };
+  const pump = () => {
+    while (stream.running && socket.write(chunk));
+  };
+  socket.setTimeout(CONNECT_TIMEOUT_MS, () => onFail(new Error('bulk: socket timeout')));
+  socket.on('error', onFail);
+  socket.on('close', () => stream.running && onFail(new Error('bulk: connection closed early')));
+  socket.on('drain', pump);
+  socket.on('connect', () => {
+    stream.connected = true;
+    pump();
+  });
+  return stream;
+}
+
+/** `streams` connections at once; MB/s of them all over the measured window. */
+function bulk({ host, port, warmupMs, durationMs, streams = 1 }) {
   return new Promise((resolve, reject) => {
     const chunk = Buffer.alloc(256 * 1024, 0x61);
-    const socket = net.connect({ host, port });
-    let running = true;
-    let markBytes = 0;
-    let markTime = 0;
-    const sent = () => socket.bytesWritten - socket.writableLength;
-    const pump = () => {
-      while (running && socket.write(chunk));
-    };
-    const fail = (err) => {
-      running = false;
-      clearTimeout(t1);
-      clearTimeout(t2);
-      socket.destroy();
-      reject(err);
-    };
+    let settled = false;
     let t1;
     let t2;
-    socket.setTimeout(CONNECT_TIMEOUT_MS, () => fail(new Error('bulk: socket timeout')));
-    socket.on('error', fail);
-    socket.on('close', () => running && fail(new Error('bulk: connection closed early')));
-    socket.on('drain', pump);
-    socket.on('connect', () => {
-      pump();
+    const all = [];
+    const stopAll = () => {
+      for (const s of all) {
+        s.running = false;
+        s.socket.destroy();
+      }
+    };
+    const fail = (err) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(t1);
+      clearTimeout(t2);
+      stopAll();
+      reject(err);
+    };
+    for (let i = 0; i < streams; i++) all.push(bulkStream(host, port, chunk, fail));
+    const sent = () => all.reduce((sum, s) => sum + s.socket.bytesWritten - s.socket.writableLength, 0);
+    // Warm-up starts once every stream is connected.
+    const waitConnected = setInterval(() => {
+      if (settled) return clearInterval(waitConnected);
+      if (!all.every((s) => s.connected)) return;
+      clearInterval(waitConnected);
       t1 = setTimeout(() => {
-        markBytes = sent();
-        markTime = now();
+        const markBytes = sent();
+        const markTime = now();
         t2 = setTimeout(() => {
           const bytes = sent() - markBytes;
           const seconds = (now() - markTime) / 1000;
-          running = false;
-          socket.destroy();
-          resolve({ mbPerS: bytes / seconds / 1e6, bytes, seconds });
+          settled = true;
+          stopAll();
+          resolve({ mbPerS: bytes / seconds / 1e6, bytes, seconds, streams });
         }, durationMs);
       }, warmupMs);
-    });
+    }, 5);
   });
 }
 
@@ -236,7 +265,75 @@ async function idleClose() {
   return { closed: n };
 }
 
-const COMMANDS = { bulk, http, connrate, idleOpen, idleClose };
+/** A WebSocket that is open, or null when it failed or closed before opening. */
+function openWs(url, localAddress) {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, { localAddress, perMessageDeflate: false, handshakeTimeout: CONNECT_TIMEOUT_MS });
+    socket.on('error', () => {});
+    socket.once('open', () => resolve(socket));
+    socket.once('close', () => resolve(null));
+  });
+}
+
+async function wsEcho({ host, port, clients, sources, bytes, warmupMs, durationMs }) {
+  const payload = Buffer.alloc(bytes, 0x62);
+  const url = `ws://${host}:${port}/`;
+  const latencies = [];
+  let measuring = false;
+  let running = true;
+  let errors = 0;
+  const opened = await Promise.all(Array.from({ length: clients }, (_, i) => openWs(url, sources[i % sources.length])));
+  const sockets = opened.filter(Boolean);
+  const closed = sockets.map((socket) => new Promise((resolve) => socket.once('close', resolve)));
+  const closeAll = async () => {
+    running = false;
+    for (const socket of sockets) socket.terminate();
+    await Promise.race([Promise.all(closed), sleep(3000)]);
+  };
+  if (sockets.length < clients) {
+    await closeAll();
+    throw new Error(`opened ${sockets.length} of ${clients} WebSockets`);
+  }
+  for (const socket of sockets) {
+    let sentAt = 0;
+    let inWindow = false; // this round trip started inside the measured window
+    const send = () => {
+      inWindow = measuring;
+      sentAt = now();
+      socket.send(payload);
+    };
+    socket.on('message', (data) => {
+      const rtt = now() - sentAt;
+      if (data.length !== bytes) errors++;
+      else if (inWindow && measuring) latencies.push(rtt);
+      if (running) send();
+    });
+    socket.on('close', () => {
+      if (running) errors++; // lost mid-run
+    });
+    send();
+  }
+  await sleep(warmupMs);
+  measuring = true;
+  const t0 = now();
+  await sleep(durationMs);
+  measuring = false;
+  const seconds = (now() - t0) / 1000;
+  await closeAll();
+  if (latencies.length === 0) throw new Error('no echo came back in the measured window');
+  const roundTrips = latencies.length;
+  latencies.sort((a, b) => a - b);
+  return {
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    roundTripsPerS: roundTrips / seconds,
+    roundTrips,
+    clients,
+    errors,
+  };
+}
+
+const COMMANDS = { bulk, http, connrate, idleOpen, idleClose, wsEcho };
 
 process.on('message', async (msg) => {
   const fn = COMMANDS[msg?.cmd];

@@ -4,7 +4,7 @@
  * (never the balancer's, never the load generator's). Started by run.mjs with
  * child_process.fork:
  *
- *   node upstream.mjs --http=3 --sink=3 [--session-http=3]
+ *   node upstream.mjs --http=3 --sink=3 [--session-http=3] [--ws=3]
  *
  * - http: a minimal HTTP/1.1 responder on raw `net` (no node:http, so it is cheap
  *   and has no timeouts of its own). Every request head (ended by CRLFCRLF) gets
@@ -14,6 +14,9 @@
  *   upstream for idle connections: it sends nothing until asked.
  * - sink: reads and discards everything (bulk throughput without iperf3).
  * - echo: writes back everything it reads (soak.mjs).
+ * - ws: a `ws` WebSocketServer that sends every message back as it came (binary
+ *   or text), no compression (the ws workload: echo round trips through a balancer,
+ *   which relays the upgraded connection as plain TCP).
  * - session-http (the http-affinity workload): like http, and each response echoes
  *   the request's `x-session` header, so a balancer can learn a pin from it. Each
  *   server records the session ids it saw; { type: 'sessions' } answers
@@ -22,10 +25,11 @@
  *
  * Every server listens on 127.0.0.1 port 0; the ports go back to the parent over
  * IPC as { type: 'ready', http: [ports], sink: [ports], echo: [ports],
- * sessionHttp: [ports] }. The parent may send { type: 'stats' } and gets
+ * sessionHttp: [ports], ws: [ports] }. The parent may send { type: 'stats' } and gets
  * { type: 'stats', open, accepted, requests, bytes }.
  */
 import net from 'node:net';
+import { WebSocketServer } from 'ws';
 
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
@@ -145,6 +149,29 @@ function sinkServer() {
   });
 }
 
+function onWsMessage(data, isBinary) {
+  stats.requests++;
+  stats.bytes += data.length;
+  this.send(data, { binary: isBinary });
+}
+
+/** Listens on 127.0.0.1 port 0; resolves to the port. */
+function wsServer() {
+  return new Promise((resolve, reject) => {
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0, backlog: 4096, perMessageDeflate: false });
+    server.once('error', reject);
+    server.once('listening', () => resolve(server.address().port));
+    server.on('connection', (socket, req) => {
+      stats.open++;
+      stats.accepted++;
+      req.socket.setNoDelay(true);
+      socket.on('error', () => {});
+      socket.on('close', () => stats.open--);
+      socket.on('message', onWsMessage);
+    });
+  });
+}
+
 function listen(server) {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -165,6 +192,9 @@ for (let i = 0; i < (args['session-http'] ?? 0); i++) {
   sessions.set(port, { ids: new Map(), noKey: 0 });
 }
 
+const ws = [];
+for (let i = 0; i < (args.ws ?? 0); i++) ws.push(await wsServer());
+
 process.on('message', (msg) => {
   if (msg?.type === 'stats') process.send({ type: 'stats', ...stats });
   if (msg?.type === 'sessions') {
@@ -183,4 +213,4 @@ process.on('message', (msg) => {
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => {}); // the parent handles ^C and stops us itself
-process.send({ type: 'ready', http, sink, echo, sessionHttp });
+process.send({ type: 'ready', http, sink, echo, sessionHttp, ws });

@@ -1,0 +1,98 @@
+/**
+ * tether's targets in the side-by-side benchmark (issue 7), and how a run's results
+ * measure up to them: the "Targets" table in results/NAME.md and the target marks in
+ * the chart (chart.mjs).
+ *
+ * A target is either a ratio to HAProxy's median (`ratio`), at least that much in ↑
+ * columns and at most that much in ↓ columns, or an absolute bound on tether's own
+ * median (`absolute`, with its `unit`). Besides, tether should be ahead of the naive
+ * Node pipe proxy in every column.
+ */
+import { columnHeading, fmt, fmtRatio, sideBySideColumns } from './format.mjs';
+
+/** Keyed by summary column id, `workload.metric`. */
+export const TARGETS = {
+  'bulk.mbPerS': { ratio: 1.0 },
+  'bulk.mbPerS4': { ratio: 1.0 },
+  'http.rps': { ratio: 1.0 },
+  'connrate.cps': { ratio: 0.8 },
+  'ws.ws1P99Ms': { ratio: 1.2 },
+  'ws.wsNP99Ms': { ratio: 1.2 },
+  'memory.kibPerConn': { absolute: 8, unit: 'KiB' },
+};
+
+/** "≥ 1.00× HAProxy" or "≤ 8 KiB": a target as text, for a column that is ↑ or ↓. */
+export function targetText(target, better) {
+  const op = better === 'higher' ? '≥' : '≤';
+  return target.absolute !== undefined ? `${op} ${target.absolute} ${target.unit}` : `${op} ${fmtRatio(target.ratio)} HAProxy`;
+}
+
+/**
+ * The target as a ratio to HAProxy's median, for drawing it on a ratio axis: an
+ * absolute target divided by HAProxy's median. Null when it cannot be placed.
+ */
+export function targetRatio(target, haproxyMedian) {
+  if (target.ratio !== undefined) return target.ratio;
+  return Number.isFinite(haproxyMedian) && haproxyMedian > 0 ? target.absolute / haproxyMedian : null;
+}
+
+const isNumber = (v) => typeof v === 'number' && Number.isFinite(v);
+/** Does `value` satisfy `limit` in a column where `better` is higher or lower? */
+const meets = (value, limit, better) => (better === 'higher' ? value >= limit : value <= limit);
+
+/**
+ * One row per side-by-side column of `summary` (results/NAME.json `summary`):
+ *   { id, label, heading, better, tether, haproxy, naive (medians or null),
+ *     vsHaproxy (tether ÷ HAProxy), target: { text, met } | null (met is null when
+ *     not measured), vsNaive (tether ÷ naive), aheadOfNaive (true, false, or null) }
+ */
+export function evaluateTargets(summary) {
+  return sideBySideColumns(summary).map(([id, col]) => {
+    const median = (b) => (isNumber(col.byBalancer[b]?.median) ? col.byBalancer[b].median : null);
+    const tether = median('tether');
+    const haproxy = median('haproxy');
+    const naive = median('naive');
+    const vsHaproxy = tether !== null && haproxy ? tether / haproxy : null;
+    const vsNaive = tether !== null && naive ? tether / naive : null;
+    const t = TARGETS[id];
+    let target = null;
+    if (t) {
+      const value = t.absolute !== undefined ? tether : vsHaproxy;
+      const limit = t.absolute ?? t.ratio;
+      target = { text: targetText(t, col.better), met: value === null ? null : meets(value, limit, col.better) };
+    }
+    const aheadOfNaive =
+      tether === null || naive === null ? null : col.better === 'higher' ? tether > naive : tether < naive;
+    return { id, label: col.label, heading: columnHeading(col), better: col.better, tether, haproxy, naive, vsHaproxy, target, vsNaive, aheadOfNaive };
+  });
+}
+
+const yesNo = (v) => (v === null ? 'not measured' : v ? '**yes**' : 'no');
+
+/** The markdown section: a table of every column, then a one-line tally. */
+export function targetsMarkdown(rows) {
+  if (rows.length === 0) return '';
+  const out = [
+    '### tether against its targets',
+    '',
+    'Targets are ratios to HAProxy\'s median (memory: KiB per idle connection); every column should also beat the naive Node pipe proxy.',
+    '',
+    '| column | target | tether | tether ÷ HAProxy | met | tether ÷ naive | ahead of naive |',
+    '| --- | --- | ---: | ---: | --- | ---: | --- |',
+  ];
+  for (const r of rows) {
+    out.push(
+      `| ${r.heading} | ${r.target?.text ?? '—'} | ${fmt(r.tether)} | ${fmtRatio(r.vsHaproxy)} | ${r.target ? yesNo(r.target.met) : '—'} | ` +
+        `${fmtRatio(r.vsNaive)} | ${yesNo(r.aheadOfNaive)} |`,
+    );
+  }
+  const withTarget = rows.filter((r) => r.target && r.target.met !== null);
+  const met = withTarget.filter((r) => r.target.met);
+  const vsNaive = rows.filter((r) => r.aheadOfNaive !== null);
+  const ahead = vsNaive.filter((r) => r.aheadOfNaive);
+  const tally = [];
+  if (withTarget.length) tally.push(`targets met: ${met.length} of ${withTarget.length}`);
+  if (vsNaive.length) tally.push(`ahead of the naive Node pipe in ${ahead.length} of ${vsNaive.length} columns`);
+  if (tally.length) out.push('', `tether: ${tally.join('; ')}.`);
+  return out.join('\n');
+}
