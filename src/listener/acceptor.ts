@@ -14,9 +14,15 @@ export class Acceptor {
   readonly #server: net.Server;
   readonly #configured: () => HostPort;
 
-  constructor(onConnection: (socket: net.Socket) => void, configured: () => HostPort, logger: Logger) {
+  /** `highWaterMark`: the accepted sockets' (Node's default when not given). */
+  constructor(onConnection: (socket: net.Socket) => void, configured: () => HostPort, logger: Logger, highWaterMark?: number) {
     this.#configured = configured;
-    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    this.#server = net.createServer({
+      allowHalfOpen: true,
+      pauseOnConnect: true,
+      noDelay: true,
+      ...(highWaterMark === undefined ? {} : { highWaterMark }),
+    });
     this.#server.on('connection', onConnection);
     this.#server.on('error', (err) => logger.error({ err }, 'listener error'));
   }

@@ -18,8 +18,9 @@ import net from 'node:net';
  *   socket stops reading, so the buffer is never overwritten under the pending
  *   write; 'drain' resumes it. A short read hands the buffer back to the free list.
  *
- * Each relayed socket gets a writable high-water mark of 1 byte, so `write()` returns
- * false, and 'drain' follows, exactly when bytes are left queued.
+ * Each relayed socket gets a writable high-water mark of 1 byte (tcp mode's Acceptor
+ * gives its sockets the same), so `write()` returns false, and 'drain' follows,
+ * exactly when bytes are left queued.
  */
 
 const BUFFER_BYTES = 256 * 1024;
@@ -102,20 +103,72 @@ export function relaySocketOptions(callback: ReadCallback): { onread: net.OnRead
 }
 
 interface HandleOwner {
-  _handle: unknown;
+  _handle: { useUserBuffer?: (buffer: Buffer) => void } | null;
+}
+
+/** The symbols under which a net.Socket keeps its `onread` options. */
+interface ReadOptionKeys {
+  readonly buffer: symbol;
+  readonly callback: symbol;
+  readonly generator: symbol;
+}
+
+function findReadOptionKeys(): ReadOptionKeys | null {
+  const probe = new net.Socket();
+  const keys = new Map(Object.getOwnPropertySymbols(probe).map((key) => [key.description, key]));
+  probe.destroy();
+  const buffer = keys.get('kBuffer');
+  const callback = keys.get('kBufferCb');
+  const generator = keys.get('kBufferGen');
+  return buffer && callback && generator ? { buffer, callback, generator } : null;
+}
+
+const readOptionKeys = findReadOptionKeys();
+
+export type AcceptedRelayMethod = 'in-place' | 'adopt';
+
+/** How `relayAccepted` gives accepted sockets relay buffers on this Node. */
+export const acceptedRelayMethod: AcceptedRelayMethod = readOptionKeys === null ? 'adopt' : 'in-place';
+let method: AcceptedRelayMethod = acceptedRelayMethod;
+
+/** For tests: take the `adopt` path even where `in-place` works. */
+export function useAcceptedRelayMethod(chosen: AcceptedRelayMethod): void {
+  method = chosen === 'in-place' && readOptionKeys === null ? 'adopt' : chosen;
 }
 
 /**
- * Re-create an accepted socket so that it reads into relay buffers. Node 20's
- * net.Server ignores `onread` for the sockets it accepts, so the accepted handle is
- * moved into a socket built with it; the shell it came in is destroyed without
- * closing the handle. The socket comes back paused, as with pauseOnConnect.
- * Returns null when the connection is already gone.
+ * Make an accepted (paused) socket read into relay buffers. Node 20's net.Server
+ * ignores `onread` for the sockets it accepts (Node 22's too), so it is set up
+ * afterwards: in place, by setting the three fields the socket's constructor would
+ * have set from `onread` and pointing the handle at the buffer (what the constructor
+ * does next); or, where this Node keeps those fields under other names, by moving the
+ * handle into a socket built with `onread` (`adoptAccepted`). In place costs nothing;
+ * moving costs a second socket object per connection. Returns null when the
+ * connection is already gone.
  */
-export function adoptAccepted(accepted: net.Socket, callback: ReadCallback): net.Socket | null {
+export function relayAccepted(accepted: net.Socket, callback: ReadCallback): net.Socket | null {
+  const handle = (accepted as unknown as HandleOwner)._handle;
+  if (handle === null || handle === undefined || accepted.destroyed) return null;
+  if (method === 'in-place' && readOptionKeys !== null && typeof handle.useUserBuffer === 'function') {
+    const fields = accepted as unknown as Record<symbol, unknown>;
+    const buffer = nextReadBuffer();
+    fields[readOptionKeys.buffer] = buffer;
+    fields[readOptionKeys.generator] = nextReadBuffer;
+    fields[readOptionKeys.callback] = callback;
+    handle.useUserBuffer(buffer);
+    return accepted;
+  }
+  return adoptAccepted(accepted, callback);
+}
+
+/**
+ * The accepted handle moved into a socket built with `onread`; the shell it came in
+ * is destroyed without closing the handle. The socket comes back paused, as with
+ * pauseOnConnect.
+ */
+function adoptAccepted(accepted: net.Socket, callback: ReadCallback): net.Socket {
   const shell = accepted as unknown as HandleOwner;
   const handle = shell._handle;
-  if (handle === null || handle === undefined || accepted.destroyed) return null;
   shell._handle = null;
   accepted.destroy();
   const options = {
@@ -126,7 +179,6 @@ export function adoptAccepted(accepted: net.Socket, callback: ReadCallback): net
     writable: true,
     ...relaySocketOptions(callback),
   };
-  const socket = new net.Socket(options as net.SocketConstructorOpts);
-  socket.setNoDelay(true);
-  return socket;
+  // TCP_NODELAY is already on the handle (the Acceptor's noDelay option).
+  return new net.Socket(options as net.SocketConstructorOpts);
 }

@@ -314,8 +314,8 @@ export class Session {
         // Pass an abort on as an abort (RST), as HAProxy does, so the client cannot
         // take a truncated stream for a complete one.
         if (!client.destroyed) client.resetAndDestroy();
-      } else if (!client.writableEnded) {
-        client.end();
+      } else {
+        passFin(client);
       }
       // With the upstream gone, the client's FIN or close finishes the session.
       return;
@@ -401,7 +401,7 @@ function onClientEnd(this: net.Socket): void {
   const s = sessionOf(this);
   if (!s.reason) s.reason = 'client closed';
   const upstream = s.upstreamSocket;
-  if (upstream && !upstream.destroyed && !upstream.writableEnded) upstream.end();
+  if (upstream) passFin(upstream);
 }
 
 function onClientDrain(this: net.Socket): void {
@@ -431,8 +431,18 @@ function onUpstreamConnect(this: net.Socket): void {
 function onUpstreamEnd(this: net.Socket): void {
   const s = sessionOf(this);
   if (!s.reason) s.reason = 'upstream closed';
-  const client = s.client;
-  if (!client.destroyed && !client.writableEnded) client.end();
+  passFin(s.client);
+}
+
+/**
+ * Send a FIN on `socket` (its peer's FIN went the other way). When that peer has
+ * already sent its own FIN and nothing is left to write, closing the socket sends the
+ * same FIN (nothing unread, so no reset) and saves a shutdown call per connection.
+ */
+function passFin(socket: net.Socket): void {
+  if (socket.destroyed || socket.writableEnded) return;
+  if (socket.readableEnded && socket.writableLength === 0) socket.destroy();
+  else socket.end();
 }
 
 function onUpstreamDrain(this: net.Socket): void {

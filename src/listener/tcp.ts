@@ -9,7 +9,7 @@ import { Acceptor } from './acceptor.js';
 import { sourceIpKey } from './address.js';
 import type { HealthReporter, ListenerContext } from './context.js';
 import { buildProxyHeader, type ProxyHeader } from './proxy-protocol.js';
-import { adoptAccepted } from './relay.js';
+import { relayAccepted } from './relay.js';
 import { onClientRead, Session, type Outcome, type ProxyHeaderReady } from './session.js';
 
 export interface ListenerCounters {
@@ -65,7 +65,9 @@ export class TcpListener implements ListenerContext {
     this.#accessLog = options.accessLog;
     this.#onStart = options.onSessionStart;
     this.#onEnd = options.onSessionEnd;
-    this.#acceptor = new Acceptor((socket) => this.#accept(socket), () => this.config.listen, this.#logger);
+    // A write high-water mark of 1 byte, as relay.ts needs: write() is false when
+    // anything is left queued.
+    this.#acceptor = new Acceptor((socket) => this.#accept(socket), () => this.config.listen, this.#logger, 1);
   }
 
   get name(): string {
@@ -126,7 +128,7 @@ export class TcpListener implements ListenerContext {
     }
     const port = accepted.remotePort ?? 0;
     // Re-made to read into relay buffers: no allocation per chunk relayed.
-    const socket = adoptAccepted(accepted, onClientRead);
+    const socket = relayAccepted(accepted, onClientRead);
     if (socket === null) return;
     const session = new Session(this, socket, sourceIpKey(address), port, true);
     this.sessions.add(session);

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { clientAddress, closed, waitFor } from '../helpers/clients.js';
 import { seededRandom } from '../helpers/random.js';
 import { startTether, type RunningTether } from '../helpers/tether.js';
+import { acceptedRelayMethod, useAcceptedRelayMethod, type AcceptedRelayMethod } from '../../src/listener/relay.js';
 
 /**
  * tether reads into relay buffers (src/listener/relay.ts): quiet sockets share one
@@ -18,6 +19,7 @@ let tether: RunningTether | null = null;
 let echo: net.Server | null = null;
 
 afterEach(async () => {
+  useAcceptedRelayMethod(acceptedRelayMethod);
   await tether?.close();
   tether = null;
   echo?.close();
@@ -122,7 +124,12 @@ function exchange(port: number, localAddress: string, data: Buffer, random: () =
 }
 
 describe('relay buffers', () => {
-  it('keeps 48 concurrent connections byte for byte apart, quiet and bulk, fast and slow readers', async () => {
+  it('sets accepted sockets up in place on this Node (no second socket per connection)', () => {
+    expect(acceptedRelayMethod).toBe('in-place');
+  });
+
+  it.each<AcceptedRelayMethod>(['in-place', 'adopt'])('keeps 48 concurrent connections byte for byte apart, quiet and bulk, fast and slow readers (%s)', async (method) => {
+    useAcceptedRelayMethod(method);
     const port = await startEcho();
     tether = await startTether({ TETHER_UPSTREAMS: `echo=127.0.0.1:${port}`, TETHER_HEALTH: 'off' });
     const random = seededRandom(0x7e1a);
