@@ -1,6 +1,7 @@
 import type { ListenerConfig } from '../config/types.js';
 import type { RouteVia, UpstreamPool } from '../pool/pool.js';
 import type { Upstream } from '../pool/upstream.js';
+import type { IdleSweeper } from './idle.js';
 import type { Outcome, Session } from './session.js';
 
 /**
@@ -27,6 +28,8 @@ export interface ListenerContext {
   readonly config: ListenerConfig;
   readonly pool: UpstreamPool;
   readonly health: HealthReporter;
+  /** Closes the listener's sessions that stay silent (TETHER_IDLE_TIMEOUT_MS). */
+  readonly idle: IdleSweeper;
   onConnectFailed(session: Session, upstream: Upstream): void;
   onSessionEnd(session: Session): void;
 }

@@ -17,6 +17,7 @@ import type { HealthReporter, ListenerContext, RoutedRecord } from './context.js
 import { Exchange, type ExchangeContext } from './exchange.js';
 import { errorResponse, serializeRequestHead } from './headers.js';
 import { buildProxyHeader, ProxyHeaderParser, type ProxyHeader } from './proxy-protocol.js';
+import { IdleSweeper } from './idle.js';
 import { Session, type Outcome } from './session.js';
 import type { ListenerCounters } from './tcp.js';
 
@@ -87,6 +88,7 @@ export class HttpListener implements ListenerContext, ExchangeContext {
   readonly pins: PinStore;
   /** Upgraded connections, piped raw. */
   readonly sessions = new Set<Session>();
+  readonly idle = new IdleSweeper(this.sessions, () => this.#config.idleTimeoutMs);
   /** Requests in flight. */
   readonly exchanges = new Set<Exchange>();
   /** Totals of ended requests, upgrades and rejected connections, by outcome. */

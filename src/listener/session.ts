@@ -4,6 +4,7 @@ import type { RouteVia } from '../pool/pool.js';
 import { sourceIpKey } from './address.js';
 import type { ListenerContext } from './context.js';
 import { ProxyHeaderParser, type ProxyAccept, type ProxyHeader } from './proxy-protocol.js';
+import { idleClock } from './idle.js';
 import { copyRead, relayRead, relaySocketOptions } from './relay.js';
 
 /** Why a connection ended, as counted in metrics (`outcome`). */
@@ -53,6 +54,8 @@ export class Session {
   fromClient = 0;
   toClient = 0;
   outcome: Outcome = 'ok';
+  /** `idleClock.now` when a byte last moved either way (the listener's IdleSweeper). */
+  activeAt = 0;
   reason = '';
   lastError = '';
   /** Bytes to write to the upstream before client data (e.g. a PROXY header). */
@@ -71,6 +74,11 @@ export class Session {
   #proxyParser: ProxyHeaderParser | null = null;
   #proxyReady: ProxyHeaderReady | null = null;
   #headTimer: NodeJS.Timeout | null = null;
+  /**
+   * The current connect attempt's deadline. A timer of our own rather than
+   * socket.setTimeout, whose Timeout the socket keeps after it is cleared.
+   */
+  #connectTimer: NodeJS.Timeout | null = null;
   /** The client's FIN came while the upstream was connecting (after a PROXY header). */
   #clientEndedEarly = false;
   #clientClosed = false;
@@ -185,6 +193,7 @@ export class Session {
     if (outcome) this.outcome = outcome;
     const wasConnecting = this.state === CONNECTING;
     this.state = CLOSED;
+    this.#clearConnectTimer();
     if (this.#proxyParser !== null) this.#endHeaderPhase();
     this.upstreamSocket?.destroy();
     const client = this.client;
@@ -217,9 +226,8 @@ export class Session {
       socket[kSession] = this;
       this.upstreamSocket = socket;
       this.#upstreamClosed = false;
-      socket.setTimeout(ctx.config.connectTimeoutMs);
-      socket.once('connect', onUpstreamConnect);
-      socket.on('timeout', onUpstreamTimeout);
+      this.#connectTimer = setTimeout(onConnectTimeout, ctx.config.connectTimeoutMs, this);
+      socket.on('connect', onUpstreamConnect);
       socket.on('error', onUpstreamError);
       socket.on('close', onUpstreamClose);
       return;
@@ -235,21 +243,16 @@ export class Session {
     const client = this.client;
     const upstream = this.upstreamSocket!;
     this.state = OPEN;
-    upstream.setTimeout(0);
-    upstream.removeListener('timeout', onUpstreamTimeout);
+    this.#clearConnectTimer();
     upstream.on('end', onUpstreamEnd);
     upstream.on('drain', onUpstreamDrain);
     if (!this.#clientRelayed) client.on('data', onClientData);
     client.removeListener('end', onEarlyEnd);
     client.on('end', onClientEnd);
     client.on('drain', onClientDrain);
-    const idle = this.ctx.config.idleTimeoutMs;
-    if (idle > 0) {
-      // A socket's timer is refreshed by its reads and its writes, so the client
-      // socket's timer measures silence in both directions.
-      client.setTimeout(idle);
-      client.on('timeout', onClientTimeout);
-    }
+    // Every byte relayed either way is read by one of the two sockets, and each read
+    // stamps activeAt: the sweeper sees silence in both directions.
+    this.ctx.idle.track(this);
     if (this.preamble !== null || this.pending !== null) {
       // One writev: the PROXY header and the client's first bytes leave together.
       upstream.cork();
@@ -269,8 +272,25 @@ export class Session {
     client.resume();
   }
 
+  /** The connect attempt's deadline passed: fail it (its 'close' tries the next). */
+  onConnectTimeout(): void {
+    this.#connectTimer = null;
+    const socket = this.upstreamSocket;
+    if (this.state !== CONNECTING || socket === null) return;
+    this.lastError = 'connect timeout';
+    socket.destroy();
+  }
+
+  #clearConnectTimer(): void {
+    if (this.#connectTimer !== null) {
+      clearTimeout(this.#connectTimer);
+      this.#connectTimer = null;
+    }
+  }
+
   /** The current upstream attempt failed before any byte was relayed. */
   onConnectFailed(): void {
+    this.#clearConnectTimer();
     const upstream = this.upstream!;
     this.#detach(upstream);
     this.upstream = null;
@@ -363,6 +383,7 @@ export function onClientRead(this: net.Socket, nread: number, buffer: Buffer): b
   const s = sessionOf(this);
   if (s.state === OPEN) {
     s.fromClient += nread;
+    s.activeAt = idleClock.now;
     const upstream = s.upstreamSocket!;
     if (upstream.writableEnded || upstream.destroyed) {
       s.close('upstream closed');
@@ -379,6 +400,7 @@ export function onClientRead(this: net.Socket, nread: number, buffer: Buffer): b
 function onUpstreamRead(this: net.Socket, nread: number, buffer: Buffer): boolean {
   const s = sessionOf(this);
   s.toClient += nread;
+  s.activeAt = idleClock.now;
   const client = s.client;
   if (client.destroyed) return false;
   return relayRead(client, nread, buffer);
@@ -388,6 +410,7 @@ function onUpstreamRead(this: net.Socket, nread: number, buffer: Buffer): boolea
 function onClientData(this: net.Socket, chunk: Buffer): void {
   const s = sessionOf(this);
   s.fromClient += chunk.length;
+  s.activeAt = idleClock.now;
   const upstream = s.upstreamSocket!;
   if (upstream.writableEnded || upstream.destroyed) {
     // The upstream closed: data it can never read means the client must be told.
@@ -407,10 +430,6 @@ function onClientEnd(this: net.Socket): void {
 function onClientDrain(this: net.Socket): void {
   const upstream = sessionOf(this).upstreamSocket;
   if (upstream && !upstream.destroyed) upstream.resume();
-}
-
-function onClientTimeout(this: net.Socket): void {
-  sessionOf(this).close('idle timeout', 'timeout');
 }
 
 function onClientError(this: net.Socket, err: NodeJS.ErrnoException): void {
@@ -450,11 +469,8 @@ function onUpstreamDrain(this: net.Socket): void {
   if (!client.destroyed) client.resume();
 }
 
-function onUpstreamTimeout(this: net.Socket): void {
-  const s = sessionOf(this);
-  if (s.upstreamSocket !== this) return;
-  s.lastError = 'connect timeout';
-  this.destroy();
+function onConnectTimeout(session: Session): void {
+  session.onConnectTimeout();
 }
 
 function onUpstreamError(this: net.Socket, err: NodeJS.ErrnoException): void {

@@ -9,6 +9,7 @@ import { Acceptor } from './acceptor.js';
 import { sourceIpKey } from './address.js';
 import type { HealthReporter, ListenerContext } from './context.js';
 import { buildProxyHeader, type ProxyHeader } from './proxy-protocol.js';
+import { IdleSweeper } from './idle.js';
 import { relayAccepted } from './relay.js';
 import { onClientRead, Session, type Outcome, type ProxyHeaderReady } from './session.js';
 
@@ -43,6 +44,7 @@ export class TcpListener implements ListenerContext {
   readonly pool: UpstreamPool;
   readonly health: HealthReporter;
   readonly sessions = new Set<Session>();
+  readonly idle = new IdleSweeper(this.sessions, () => this.config.idleTimeoutMs);
   readonly counters: ListenerCounters = {
     outcomes: { ok: 0, refused: 0, no_upstream: 0, connect_failed: 0, bad_request: 0, timeout: 0 },
     fromClient: 0,
