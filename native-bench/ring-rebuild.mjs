@@ -134,6 +134,11 @@ function pinger(port) {
       samples = [];
       return out.sort((a, b) => a - b);
     },
+    /** Forget every round trip so far, finished or not (their echoes are ignored). */
+    drop() {
+      samples = [];
+      sentAt.clear();
+    },
     stop() {
       clearInterval(timer);
       socket.terminate();
@@ -170,25 +175,32 @@ async function runOne(size, threads, echoPort, dir, seconds, changeEvery) {
     }
     const ping = pinger(port);
     await ping.ready;
+    // The process that makes the changes starts (and makes its first request) now, so
+    // that its start-up does not land in either phase.
+    const churn = fork(self, ['--role=churn', `--admin=${admin}`, `--every=${changeEvery}`], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    await new Promise((res) => churn.once('message', res));
     ping.start();
     await sleep(1000); // warm-up
-    ping.take();
 
-    // Idle.
+    // Idle. A /metrics scrape stalls tether's loop for as long as it takes to render
+    // (tens of ms with 5,000 upstreams): echoes timed while one runs are dropped, so
+    // neither phase counts the bench's own scrapes.
     await scrape(admin); // starts tether's loop-delay window
+    ping.drop();
     const cpuIdle = cpuSnapshot();
     await sleep(seconds * 1000);
+    const idleRtt = ping.take();
     const idleOther = otherCpuPct(cpuIdle, cpuSnapshot());
     const idleEnd = await scrape(admin);
-    const idleRtt = ping.take();
+    ping.drop();
 
     // Rebuilding, back to back.
     const cpuBusy = cpuSnapshot();
-    const churn = fork(self, ['--role=churn', `--admin=${admin}`, `--every=${changeEvery}`], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
     const calls = new Promise((res) => churn.once('message', (m) => res(m.calls)));
+    churn.send('start');
     await sleep(seconds * 1000);
-    const busyOther = otherCpuPct(cpuBusy, cpuSnapshot());
     const busyRtt = ping.take();
+    const busyOther = otherCpuPct(cpuBusy, cpuSnapshot());
     churn.send('stop');
     const changes = await calls;
     const busyEnd = await scrape(admin);
@@ -324,15 +336,27 @@ if (role === 'echo') {
       },
     );
   };
-  const timer = setInterval(change, every);
+  let timer = null;
   process.on('disconnect', () => process.exit(0));
-  process.on('message', async () => {
+  process.on('message', async (message) => {
+    if (message === 'start') {
+      timer = setInterval(change, every);
+      return;
+    }
     clearInterval(timer);
     const deadline = Date.now() + 30_000;
     while (answered < calls && Date.now() < deadline) await sleep(10);
     process.send({ calls, answered });
     process.disconnect();
   });
+  // One request first: fetch loads its HTTP client on first use.
+  fetch(`${admin}/healthz`).then(
+    (res) => res.arrayBuffer().then(() => process.send('ready')),
+    (err) => {
+      process.stderr.write(`ring-rebuild: churn warm-up failed: ${err}\n`);
+      process.exit(1);
+    },
+  );
 } else {
   await main();
 }

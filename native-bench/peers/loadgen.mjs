@@ -37,6 +37,19 @@ const CONNECT_TIMEOUT_MS = 5000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.now();
 
+/**
+ * Warm up for `warmupMs`, then measure for `durationMs`: `setMeasuring(true)` at the
+ * start, `(false)` at the end. Resolves with the seconds measured.
+ */
+async function measuredWindow(warmupMs, durationMs, setMeasuring) {
+  await sleep(warmupMs);
+  setMeasuring(true);
+  const t0 = now();
+  await sleep(durationMs);
+  setMeasuring(false);
+  return (now() - t0) / 1000;
+}
+
 function percentile(sorted, p) {
   if (sorted.length === 0) return null;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -153,12 +166,7 @@ async function http({ host, port, connections, warmupMs, durationMs, sessions })
       socket.on('close', resolve);
     });
   const done = Array.from({ length: connections }, one);
-  await sleep(warmupMs);
-  measuring = true;
-  const t0 = now();
-  await sleep(durationMs);
-  measuring = false;
-  const seconds = (now() - t0) / 1000;
+  const seconds = await measuredWindow(warmupMs, durationMs, (on) => (measuring = on));
   running = false;
   for (const s of sockets) s.destroy();
   await Promise.race([Promise.all(done), sleep(2000)]);
@@ -214,12 +222,7 @@ async function connrate({ host, port, concurrency, warmupMs, durationMs, sources
     }
   };
   const loops = Array.from({ length: concurrency }, loop);
-  await sleep(warmupMs);
-  measuring = true;
-  const t0 = now();
-  await sleep(durationMs);
-  measuring = false;
-  const seconds = (now() - t0) / 1000;
+  const seconds = await measuredWindow(warmupMs, durationMs, (on) => (measuring = on));
   running = false;
   await Promise.race([Promise.all(loops), sleep(CONNECT_TIMEOUT_MS + 1000)]);
   latencies.sort((a, b) => a - b);
@@ -313,12 +316,7 @@ async function wsEcho({ host, port, clients, sources, bytes, warmupMs, durationM
     });
     send();
   }
-  await sleep(warmupMs);
-  measuring = true;
-  const t0 = now();
-  await sleep(durationMs);
-  measuring = false;
-  const seconds = (now() - t0) / 1000;
+  const seconds = await measuredWindow(warmupMs, durationMs, (on) => (measuring = on));
   await closeAll();
   if (latencies.length === 0) throw new Error('no echo came back in the measured window');
   const roundTrips = latencies.length;
