@@ -84,7 +84,7 @@ export class Session {
   #clientClosed = false;
   #upstreamClosed = true;
   #finished = false;
-  /** The client socket reads through `onClientRead` (made by `adoptAccepted`). */
+  /** The client socket reads through `onClientRead` (set up by `relayAccepted`). */
   readonly #clientRelayed: boolean;
 
   constructor(ctx: ListenerContext, client: net.Socket, clientAddress: string, clientPort: number, clientRelayed = false) {
@@ -246,7 +246,12 @@ export class Session {
     this.#clearConnectTimer();
     upstream.on('end', onUpstreamEnd);
     upstream.on('drain', onUpstreamDrain);
-    if (!this.#clientRelayed) client.on('data', onClientData);
+    if (!this.#clientRelayed) {
+      client.on('data', onClientData);
+      // node:http may have left its own timer on the socket it handed over: the
+      // listener's sweep bounds silence now, so stop that timer's refresh per read.
+      client.setTimeout(0);
+    }
     client.removeListener('end', onEarlyEnd);
     client.on('end', onClientEnd);
     client.on('drain', onClientDrain);
