@@ -31,6 +31,12 @@ const QUIET_BYTES = 4 * 1024;
 /** Buffers kept for the next burst; more are left to the garbage collector. */
 const FREE_LIMIT = 32;
 
+/**
+ * The write high-water mark of every relayed socket: `write()` is false, and 'drain'
+ * follows, exactly when bytes are left queued.
+ */
+export const RELAY_HIGH_WATER_MARK = 1;
+
 const shared = Buffer.allocUnsafeSlow(BUFFER_BYTES);
 const free: Buffer[] = [];
 /** Set by `relayRead` for the read that follows; taken by `nextReadBuffer`. */
@@ -88,7 +94,8 @@ export function relayRead(destination: net.Socket, nread: number, buffer: Buffer
 export function copyRead(nread: number, buffer: Buffer): Buffer {
   const copy = Buffer.allocUnsafe(nread);
   buffer.copy(copy, 0, 0, nread);
-  next = buffer === shared ? shared : buffer;
+  // The socket keeps reading into the buffer it has (shared or its own).
+  next = buffer;
   return copy;
 }
 
@@ -98,7 +105,7 @@ export type ReadCallback = (this: net.Socket, nread: number, buffer: Buffer) => 
 export function relaySocketOptions(callback: ReadCallback): { onread: net.OnReadOpts; writableHighWaterMark: number } {
   return {
     onread: { buffer: nextReadBuffer, callback: callback as net.OnReadOpts['callback'] },
-    writableHighWaterMark: 1,
+    writableHighWaterMark: RELAY_HIGH_WATER_MARK,
   };
 }
 

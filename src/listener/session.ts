@@ -277,6 +277,22 @@ export class Session {
     client.resume();
   }
 
+  /**
+   * `bytes` more read from the client (either read path): counted and stamped.
+   * Returns the upstream to write them to, or null when it has closed: data it can
+   * never read means the client must be told, so the session is closed.
+   */
+  upstreamFor(bytes: number): net.Socket | null {
+    this.fromClient += bytes;
+    this.activeAt = idleClock.now;
+    const upstream = this.upstreamSocket!;
+    if (upstream.writableEnded || upstream.destroyed) {
+      this.close('upstream closed');
+      return null;
+    }
+    return upstream;
+  }
+
   /** The connect attempt's deadline passed: fail it (its 'close' tries the next). */
   onConnectTimeout(): void {
     this.#connectTimer = null;
@@ -387,14 +403,8 @@ function onHeadTimeout(session: Session): void {
 export function onClientRead(this: net.Socket, nread: number, buffer: Buffer): boolean {
   const s = sessionOf(this);
   if (s.state === OPEN) {
-    s.fromClient += nread;
-    s.activeAt = idleClock.now;
-    const upstream = s.upstreamSocket!;
-    if (upstream.writableEnded || upstream.destroyed) {
-      s.close('upstream closed');
-      return false;
-    }
-    return relayRead(upstream, nread, buffer);
+    const upstream = s.upstreamFor(nread);
+    return upstream !== null && relayRead(upstream, nread, buffer);
   }
   if (!s.readingHeader) return false;
   s.onHeaderChunk(copyRead(nread, buffer));
@@ -413,16 +423,8 @@ function onUpstreamRead(this: net.Socket, nread: number, buffer: Buffer): boolea
 
 /** A client socket from node:http (an upgrade) reads through 'data' events. */
 function onClientData(this: net.Socket, chunk: Buffer): void {
-  const s = sessionOf(this);
-  s.fromClient += chunk.length;
-  s.activeAt = idleClock.now;
-  const upstream = s.upstreamSocket!;
-  if (upstream.writableEnded || upstream.destroyed) {
-    // The upstream closed: data it can never read means the client must be told.
-    s.close('upstream closed');
-    return;
-  }
-  if (!upstream.write(chunk)) this.pause();
+  const upstream = sessionOf(this).upstreamFor(chunk.length);
+  if (upstream !== null && !upstream.write(chunk)) this.pause();
 }
 
 function onClientEnd(this: net.Socket): void {

@@ -10,7 +10,7 @@ import { sourceIpKey } from './address.js';
 import type { HealthReporter, ListenerContext } from './context.js';
 import { buildProxyHeader, type ProxyHeader } from './proxy-protocol.js';
 import { IdleSweeper } from './idle.js';
-import { relayAccepted } from './relay.js';
+import { RELAY_HIGH_WATER_MARK, relayAccepted } from './relay.js';
 import { onClientRead, Session, type Outcome, type ProxyHeaderReady } from './session.js';
 
 export interface ListenerCounters {
@@ -67,9 +67,8 @@ export class TcpListener implements ListenerContext {
     this.#accessLog = options.accessLog;
     this.#onStart = options.onSessionStart;
     this.#onEnd = options.onSessionEnd;
-    // A write high-water mark of 1 byte, as relay.ts needs: write() is false when
-    // anything is left queued.
-    this.#acceptor = new Acceptor((socket) => this.#accept(socket), () => this.config.listen, this.#logger, 1);
+    // Accepted sockets relay through relay.ts, which needs its write high-water mark.
+    this.#acceptor = new Acceptor((socket) => this.#accept(socket), () => this.config.listen, this.#logger, RELAY_HIGH_WATER_MARK);
   }
 
   get name(): string {
