@@ -274,8 +274,12 @@ export class Tether implements AdminBackend {
     return this.#metrics;
   }
 
-  async scrape(): Promise<Scrape> {
-    return { contentType: this.#metrics.contentType, body: await this.#metrics.scrape() };
+  async scrape(names?: readonly string[]): Promise<Scrape> {
+    return { contentType: this.#metrics.contentType, body: await this.#metrics.scrape(names) };
+  }
+
+  hasMetric(name: string): boolean {
+    return this.#metrics.has(name);
   }
 
   stats(): StatsSnapshot {
@@ -473,7 +477,9 @@ export class Tether implements AdminBackend {
 /** Worker threads, or inline when asked (0) or when the worker file cannot be found. */
 function makeBuilder(threads: number, logger: Logger): TableBuilder {
   try {
-    return createTableBuilder(threads);
+    return createTableBuilder(threads, {
+      onThreadError: (err) => logger.error({ error: err.message }, 'ring build thread failed; builds are retried'),
+    });
   } catch (err) {
     logger.error({ error: err instanceof Error ? err.message : String(err) }, 'ring build threads unavailable: building tables on the main thread');
     return new InlineTableBuilder();

@@ -50,8 +50,8 @@ export interface TableBuilder {
 }
 
 /** TETHER_RING_THREADS: 0 builds inline on the main thread, N > 0 in N worker threads. */
-export function createTableBuilder(threads: number): TableBuilder {
-  return threads === 0 ? new InlineTableBuilder() : new WorkerTableBuilder(threads);
+export function createTableBuilder(threads: number, options: WorkerBuilderOptions = {}): TableBuilder {
+  return threads === 0 ? new InlineTableBuilder() : new WorkerTableBuilder(threads, options);
 }
 
 /**
@@ -97,15 +97,35 @@ export function ringBuildWorkerFile(): string {
   throw new RingBuildError(`ring-build worker not found (looked for ${candidates.map((u) => fileURLToPath(u)).join(', ')}; run npm run build)`);
 }
 
+/**
+ * A build that has not answered by then is ended (its thread is stopped and a new one
+ * started) and retried by the pool. The largest ring (8M points) builds in a few
+ * seconds here; only a thread that hangs comes near this.
+ */
+const BUILD_TIMEOUT_MS = 60_000;
+
+export interface WorkerBuilderOptions {
+  /**
+   * A build thread failed outside any build (it could not load, or died between
+   * tasks). Builds meanwhile reject and are retried by the pool; without this
+   * listener piscina's 'error' event would end the process.
+   */
+  readonly onThreadError?: (error: Error) => void;
+  /** The task file (tests give a broken one); default ringBuildWorkerFile(). */
+  readonly filename?: string;
+}
+
 export class WorkerTableBuilder implements TableBuilder {
   readonly kind = 'workers' as const;
   readonly #pool: Piscina<RingBuildTask, RingBuildResult>;
+  /** One per build in flight: a thread failure or a timeout ends them. */
+  readonly #running = new Set<AbortController>();
   #closing: Promise<void> | null = null;
 
-  constructor(threads: number) {
+  constructor(threads: number, options: WorkerBuilderOptions = {}) {
     if (!Number.isInteger(threads) || threads < 1) throw new RangeError('threads must be a positive integer');
     this.#pool = new Piscina<RingBuildTask, RingBuildResult>({
-      filename: ringBuildWorkerFile(),
+      filename: options.filename ?? ringBuildWorkerFile(),
       // Kept warm: a build never waits for a thread to start.
       minThreads: threads,
       maxThreads: threads,
@@ -113,6 +133,13 @@ export class WorkerTableBuilder implements TableBuilder {
       concurrentTasksPerWorker: 1,
       // piscina's run/wait histograms cost the routing thread ~0.1 ms a task; unused.
       recordTiming: false,
+    });
+    const onThreadError = options.onThreadError;
+    this.#pool.on('error', (err: unknown) => {
+      const error = err instanceof Error ? err : new Error(String(err));
+      onThreadError?.(error);
+      // piscina leaves a task queued for a thread that never comes: end them all, the pool retries.
+      for (const build of this.#running) build.abort(error);
     });
   }
 
@@ -131,15 +158,22 @@ export class WorkerTableBuilder implements TableBuilder {
       weights[i] = members[i]!.weight;
     }
     let result: RingBuildResult;
+    const build = new AbortController();
+    const timer = setTimeout(() => build.abort(new Error(`no answer in ${BUILD_TIMEOUT_MS / 1000} s`)), BUILD_TIMEOUT_MS);
+    this.#running.add(build);
     try {
       const spare = request.spare ?? [];
       result = await this.#pool.run(
         { algorithm: request.algorithm, names, weights, vnodes: request.options.vnodes, maglevSize: request.options.maglevSize, spare, key: request.key },
-        { transferList: [...spare] },
+        { transferList: [...spare], signal: build.signal },
       );
     } catch (err) {
-      // The worker died, could not load, or the pool was closed.
-      throw new RingBuildError(`ring build worker failed: ${err instanceof Error ? err.message : String(err)}`);
+      // The worker died, could not load, timed out, or the pool was closed.
+      const cause = build.signal.aborted ? build.signal.reason : err;
+      throw new RingBuildError(`ring build worker failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+    } finally {
+      clearTimeout(timer);
+      this.#running.delete(build);
     }
     if (result === null || typeof result !== 'object') throw new RingBuildError('ring build worker returned no table');
     if (!result.ok) throw errorFromData(result.code, result.message);

@@ -42,14 +42,16 @@ export type RingBuildResult =
 
 /**
  * Builds are background work and the event loop that relays bytes must win every
- * contest for a core, so this thread asks the kernel for a lower priority (nice 10).
+ * contest for a core, so this thread asks the kernel for the lowest priority (nice
+ * 19: at 5,000 upstreams it took the proxied echo p99 during rebuilds from +4.5 to
+ * +3.1 ms over idle against nice 10, on 2 cores; SCHED_IDLE measured the same).
  * On Linux setpriority() on a thread id affects that thread alone; elsewhere, or
  * when refused, the build simply runs at normal priority.
  */
 function lowerThreadPriority(): void {
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-    if (Number.isInteger(tid) && tid > 0) setPriority(tid, 10);
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, 19);
   } catch {
     // Not Linux, or not allowed: nothing to do.
   }

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildTableData, tableBuffers, tableFromData } from '../../../src/balancer/index.js';
@@ -59,6 +62,31 @@ describe('ring builds in worker threads', () => {
       port1.close();
       port2.close();
     }
+  });
+
+  it('survives a build thread that cannot load: builds reject with TETHER_ERR_RING_BUILD, the error is reported, the process lives on', async () => {
+    const dir = mkdtempSync(join(os.tmpdir(), 'tether-broken-worker-'));
+    const file = join(dir, 'broken.mjs');
+    writeFileSync(file, "throw new Error('broken task file');\n");
+    const reported: Error[] = [];
+    // Without a listener on piscina's 'error' event this thread-level failure ends the process.
+    const broken = new WorkerTableBuilder(1, { filename: file, onThreadError: (err) => reported.push(err) });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const failure = await broken.build({ algorithm: 'ring', members: members(5), options: { vnodes: 10 } }).catch((e: unknown) => e);
+        expect(failure).toBeInstanceOf(TetherError);
+        expect((failure as TetherError).code).toBe('TETHER_ERR_RING_BUILD');
+        expect((failure as TetherError).message).toMatch(/broken task file/);
+      }
+      // A good builder in the same process still works.
+      const ok = await builder.build({ algorithm: 'ring', members: members(5), options: { vnodes: 10 } });
+      expect(ok.data.members).toHaveLength(5);
+    } finally {
+      await broken.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(reported.length).toBeGreaterThan(0);
+    expect(reported[0]!.message).toMatch(/broken task file/);
   });
 
   it('rejects builds after close with TETHER_ERR_RING_BUILD', async () => {
