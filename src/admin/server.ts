@@ -40,8 +40,10 @@ export interface AdminBackend {
    * for the store and may throw a TetherError TETHER_ERR_STORE (503, nothing changed).
    */
   changeUpstream(listener: AdminListener, change: AdminChange): Promise<void>;
-  /** Prometheus text for GET /metrics. */
-  scrape(): Promise<Scrape>;
+  /** Prometheus text for GET /metrics: every family, or those named (each must exist). */
+  scrape(names?: readonly string[]): Promise<Scrape>;
+  /** Whether `name` is a metric family (GET /metrics?name=). */
+  hasMetric(name: string): boolean;
   /** The stats page's data (GET /stats.json). */
   stats(): StatsSnapshot;
 }
@@ -138,7 +140,11 @@ export class AdminServer {
 
     if (path === '/metrics') {
       allow(method, 'GET');
-      const scrape = await backend.scrape();
+      // ?name=F (repeatable): only those families, e.g. for a cheap frequent probe.
+      const names = url.searchParams.getAll('name');
+      const unknown = names.find((name) => !backend.hasMetric(name));
+      if (unknown !== undefined) throw new HttpError(404, 'TETHER_ERR_NOT_FOUND', `no metric named ${JSON.stringify(unknown)}`);
+      const scrape = await backend.scrape(names.length > 0 ? names : undefined);
       res.writeHead(200, {
         'content-type': scrape.contentType,
         'content-length': Buffer.byteLength(scrape.body),

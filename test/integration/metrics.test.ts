@@ -305,4 +305,26 @@ describe('GET /metrics', () => {
     for (const [name] of CONTRACT_METRICS) expect(e.types.has(name), name).toBe(true);
     expect((await fetch(`${t.admin}/metrics`, { method: 'POST', headers: { authorization: 'Bearer tok-metrics' } })).status).toBe(405);
   });
+  it('?name= renders only the families named (repeatable), equal to their part of a whole scrape; an unknown name is a 404', async () => {
+    upstreams = await startUpstreams(['a', 'b']);
+    tether = await startTether({ TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_HEALTH: 'off' });
+    const t = tether;
+    const whole = String((await adminCall(t.admin, 'GET', '/metrics')).body);
+    const answer = await fetch(`${t.admin}/metrics?name=tether_upstream_up&name=tether_ring_builds_total`);
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('content-type')).toMatch(/^text\/plain/);
+    const some = parseExposition(await answer.text());
+    expect([...some.types.keys()].sort()).toEqual(['tether_ring_builds_total', 'tether_upstream_up']);
+    expect(value(some, 'tether_upstream_up', { listener: 'default', upstream: 'a' })).toBe(1);
+    expect(value(some, 'tether_upstream_up', { listener: 'default', upstream: 'b' })).toBe(1);
+    const all = parseExposition(whole);
+    for (const family of ['tether_upstream_up', 'tether_ring_builds_total']) {
+      expect(some.samples.filter((x) => x.name === family)).toEqual(all.samples.filter((x) => x.name === family));
+    }
+    // Every family of the whole scrape is there once, in text the parser accepts.
+    for (const [name] of CONTRACT_METRICS) expect(all.types.has(name), name).toBe(true);
+    const unknown = await adminCall(t.admin, 'GET', '/metrics?name=tether_upstream_up&name=no_such_metric');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ code: 'TETHER_ERR_NOT_FOUND', error: 'no metric named "no_such_metric"' });
+  });
 });
