@@ -7,6 +7,7 @@ import type { Algorithm, LookupTable, TableData } from '../balancer/types.js';
 import type { UpstreamSpec } from '../config/types.js';
 import { RingBuildError, TetherError, UnknownUpstreamError } from '../errors.js';
 import { InlineTableBuilder, type BuiltTable, type TableBuilder } from '../workers/pool.js';
+import { TableOrder } from './table-order.js';
 import { Upstream, type UpstreamState } from './upstream.js';
 
 export type RouteVia = 'learned' | 'hash' | 'p2c';
@@ -136,6 +137,8 @@ export class UpstreamPool {
   readonly #onTableBuilt: PoolHooks['onTableBuilt'];
   /** This pool's series of tables, so a builder can derive each ring from the last. */
   readonly #tableKey = `pool-${++pools}`;
+  /** The member order of each build, derived from the order of the build before (table-order.ts). */
+  readonly #tableOrder = new TableOrder<Upstream>();
   readonly #onBuildFailed: PoolHooks['onBuildFailed'];
 
   constructor(options: PoolOptions, specs: readonly UpstreamSpec[] = [], hooks: PoolHooks = {}) {
@@ -502,9 +505,12 @@ export class UpstreamPool {
   #startBuild(): void {
     if (this.#building || this.#retryTimer !== null || this.#closed || this.#tableVersion === this.#version) return;
     const version = this.#version;
-    // #routable is never mutated (each refresh makes a new array), and an Upstream is
-    // a Member: the table's members are these objects, no copies made per build.
-    const upstreams = this.#routable;
+    // The routable upstreams in the order of the last build, changed only where the
+    // membership changed: the builder then touches only those members' points. A new
+    // array each build (the table in use keeps the last one); an Upstream is a Member,
+    // so the table's members are these objects, no copies made per build.
+    const routable = this.#routable;
+    const upstreams = this.#tableOrder.next(routable, (u) => u.slot >= 0 && routable[u.slot] === u);
     const spare = this.#spare;
     this.#spare = [];
     this.#building = true;
