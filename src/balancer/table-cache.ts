@@ -68,9 +68,14 @@ export class RingCache {
     const data = built.data;
     // Only rings are derived from their predecessor; other tables are not kept.
     if (data.algorithm !== 'ring' || data.points.length > this.#maxPoints) return;
-    const kept: RingData = this.#copy
-      ? { algorithm: 'ring', members: data.members, points: copyInto(previous?.points, data.points), owners: copyInto(previous?.owners, data.owners) }
-      : data;
+    let kept: RingData = data;
+    if (this.#copy) {
+      // A patched ring: the same edits on our copy of the previous one (it is ours
+      // alone, and the build has read it), which moves only what follows each edit;
+      // else a copy of the whole ring, into the previous copy's memory when it fits.
+      const edited = built.patch && previous !== null ? built.patch.applyInPlace(previous, data.members) : null;
+      kept = edited ?? { algorithm: 'ring', members: data.members, points: copyInto(previous?.points, data.points), owners: copyInto(previous?.owners, data.owners) };
+    }
     this.#entries.set(key, kept);
     this.#points += kept.points.length;
     for (const [oldest, ring] of this.#entries) {

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { SpareBuffers } from '../../../src/balancer/arena.js';
+import { FRESH, SpareBuffers } from '../../../src/balancer/arena.js';
 import { xxh32String } from '../../../src/balancer/hash.js';
 import { buildTableData, rebuildTableData, tableBuffers, type TableData } from '../../../src/balancer/index.js';
-import type { RingData } from '../../../src/balancer/ring.js';
+import { updateRing, type RingData } from '../../../src/balancer/ring.js';
 import { RingCache } from '../../../src/balancer/table-cache.js';
 import type { Member } from '../../../src/balancer/types.js';
+import { TableOrder } from '../../../src/pool/table-order.js';
 import { seededRandom } from './helpers.js';
 
 /** The first index where two rings differ (points, owners or members), or null when they are identical. */
@@ -37,9 +38,18 @@ class Membership {
   #slots: Slot[] = [];
   readonly #gone: string[] = [];
   #next = 0;
+  readonly #max: number;
 
-  constructor(seed: number, initial: number) {
+  readonly #mass: boolean;
+
+  /**
+   * Starts with `initial` upstreams; single changes keep the pool between ~10 and
+   * ~`max`; `mass`: now and then most of the pool replaced or removed at once.
+   */
+  constructor(seed: number, initial: number, { max = 250, mass = true }: { max?: number; mass?: boolean } = {}) {
     this.#random = seededRandom(seed);
+    this.#max = max;
+    this.#mass = mass;
     for (let i = 0; i < initial; i++) this.#add();
   }
 
@@ -55,6 +65,7 @@ class Membership {
       for (let i = 0; i < n; i++) this.#one();
       return `batch of ${n}`;
     }
+    if (!this.#mass && r < 0.15) return this.#one();
     if (r < 0.13) {
       // Most of the pool replaced at once (a redeploy): more than half the points are new.
       const keep = Math.floor(this.#slots.length / 4);
@@ -83,9 +94,9 @@ class Membership {
   #one(): string {
     const size = this.#slots.length;
     let r = this.#random();
-    // Keep the pool between ~10 and ~250 upstreams.
+    // Keep the pool between ~10 and ~max upstreams.
     if (size < 10) r = r * 0.3;
-    else if (size > 250) r = 0.3 + r * 0.2;
+    else if (size > this.#max) r = 0.3 + r * 0.2;
     if (r < 0.3) return this.#add();
     if (r < 0.5) {
       const s = this.#pick(() => true);
@@ -142,6 +153,72 @@ function hasTie(data: TableData): boolean {
   return false;
 }
 
+/**
+ * `members` in the order the pool now hands them to the builder (pool/table-order.ts):
+ * the previous list with members that left swap-removed and new ones appended.
+ */
+function inTableOrder(order: TableOrder<string>, members: readonly Member[]): Member[] {
+  const byName = new Map(members.map((m) => [m.name, m]));
+  return order.next(
+    members.map((m) => m.name),
+    (name) => byName.has(name),
+  ).map((name) => byName.get(name)!);
+}
+
+/** A copy of a ring in buffers with room to grow, as RingCache keeps one. */
+function roomyCopy(ring: RingData, room = 1024): RingData {
+  const copy = (a: Uint32Array): Uint32Array => {
+    const out = new Uint32Array(new ArrayBuffer((a.length + room) * 4), 0, a.length);
+    out.set(a);
+    return out;
+  };
+  return { algorithm: 'ring', members: ring.members, points: copy(ring.points), owners: copy(ring.owners) };
+}
+
+type Way = 'patch' | 'merge' | 'full';
+
+/**
+ * Derives the ring of `members` from `previous` every way there is, each checked
+ * against a full build: as rebuildTableData picks, patched and merged by force, and a
+ * patch replayed in place on a copy of `previous` (what a worker's RingCache does).
+ * Returns the ring rebuildTableData made and the way it took.
+ */
+function everyWay(previous: RingData, members: readonly Member[], vnodes: number, label: string): { data: RingData; way: Way } {
+  const options = { vnodes };
+  const expected = buildTableData('ring', members, options) as RingData;
+  const auto = rebuildTableData(previous, 'ring', members, options);
+  expect(difference(auto.data, expected), `${label}: as picked`).toBeNull();
+  for (const way of ['patch', 'merge'] as const) {
+    const update = updateRing(previous, members, options, FRESH, way);
+    // Both ways derive exactly when rebuildTableData does (the same checks refuse).
+    expect(update !== null, `${label}: ${way} derives`).toBe(auto.incremental);
+    if (update === null) continue;
+    expect(difference(update.data, expected), `${label}: ${way}`).toBeNull();
+    expect(update.patch !== null, `${label}: ${way} patch`).toBe(way === 'patch');
+    if (update.patch !== null) {
+      const edited = update.patch.applyInPlace(roomyCopy(previous, Math.max(0, expected.points.length - previous.points.length)), members);
+      expect(edited, `${label}: patch in place`).not.toBeNull();
+      expect(difference(edited!, expected), `${label}: patch in place`).toBeNull();
+    }
+  }
+  const way: Way = !auto.incremental ? 'full' : auto.patch ? 'patch' : 'merge';
+  return { data: auto.data as RingData, way };
+}
+
+/** A member whose own points collide (two of its j give one point): likely at weight 256 x 160 points. */
+function selfColliding(vnodes: number, weight: number): string {
+  for (let i = 0; i < 200; i++) {
+    const name = `self-${i}`;
+    const seen = new Set<number>();
+    for (let j = 0; j < vnodes * weight; j++) {
+      const point = xxh32String(`${name}-${j}`, 0);
+      if (seen.has(point)) return name;
+      seen.add(point);
+    }
+  }
+  throw new Error('no self-colliding member found');
+}
+
 describe('incremental ring builds', () => {
   it('after each of 600 random membership changes, derives the very ring a full build makes', () => {
     for (const [seed, vnodes, steps] of [
@@ -167,6 +244,103 @@ describe('incremental ring builds', () => {
     }
   });
 
+  it('in the order the pool sends (swap-remove, append), patched, merged and patched in place alike, after each random change', () => {
+    // 60-250 upstreams x 40 points: rebuildTableData merges most one-member changes
+    // (the patch pays below ~300 upstreams), so the patch is forced here. 1,000 x 40:
+    // it patches them itself.
+    for (const [seed, vnodes, initial, mass, steps] of [
+      [4, 40, 60, true, 300],
+      [5, 40, 1000, false, 60],
+    ] as const) {
+      const walk = new Membership(seed, initial, { max: initial + 100, mass });
+      const order = new TableOrder<string>();
+      let previous = buildTableData('ring', inTableOrder(order, walk.members()), { vnodes }) as RingData;
+      const ways: Record<Way, number> = { patch: 0, merge: 0, full: 0 };
+      for (let i = 0; i < steps; i++) {
+        const change = walk.step();
+        const built = everyWay(previous, inTableOrder(order, walk.members()), vnodes, `seed ${seed} step ${i}: ${change}`);
+        ways[built.way]++;
+        previous = built.data;
+      }
+      if (mass) expect(ways.full, `seed ${seed}`).toBeGreaterThan(0);
+      else expect(ways.patch, `seed ${seed}`).toBeGreaterThan(steps * 0.6);
+    }
+  });
+
+  it('patches the edge cases of a change alike: last member, hole filler gone too, weights, coalesced changes, colliding points', () => {
+    const vnodes = 160;
+    const m = (name: string, weight = 1): Member => ({ name, weight });
+    const base = Array.from({ length: 12 }, (_, i) => m(`f-${i}`));
+    const [a, b] = collidingPairs()[0]!;
+    const self = selfColliding(vnodes, 256);
+    // Room for a member of 256 x 160 points to join or leave without a full build.
+    const heavy = [...base, m('heavy', 256)];
+    const cases: [string, Member[], Member[]][] = [
+      ['the last member leaves (nothing moves)', base, base.slice(0, -1)],
+      ['the first member leaves, the last takes its index', base, [base[11]!, ...base.slice(1, 11)]],
+      ['the member that would fill the hole leaves too', base, [...base.slice(0, 3), base[10]!, ...base.slice(4, 10)]],
+      ['a member joins at the end', base, [...base, m('new')]],
+      ['a member leaves and one joins (coalesced)', base, [base[11]!, ...base.slice(1, 11), m('new')]],
+      ['a weight raised in place', base, base.map((x, i) => (i === 5 ? m(x.name, 3) : x))],
+      ['a weight lowered in place', base.map((x, i) => (i === 5 ? m(x.name, 3) : x)), base],
+      ['a member reweighted and moved', base, [m(base[11]!.name, 2), ...base.slice(1, 11)]],
+      ['two leave, one joins, one reweighted', base, [base[10]!, base[1]!, m(base[2]!.name, 2), ...base.slice(3, 9), base[11]!, m('new')]],
+      ['every member but two replaced: built whole', base, [base[0]!, base[1]!, ...Array.from({ length: 10 }, (_, i) => m(`g-${i}`))]],
+      ['colliding: one of the pair leaves', [...base, m(a), m(b)], [...base, m(a)]],
+      ['colliding: the other leaves, the first moves', [...base, m(a), m(b)], [...base.slice(0, 4), m(b), ...base.slice(5), m(a)]],
+      ['colliding: one joins the other', [...base, m(b)], [...base, m(b), m(a)]],
+      ['colliding: one reweighted', [...base, m(a), m(b)], [...base, m(a, 2), m(b)]],
+      ['colliding: both move', [...base, m(a), m(b)], [m(b), ...base.slice(1, 11), m(a)]],
+      ['a member whose own points collide leaves', [...heavy, m(self, 256)], heavy],
+      ['a member whose own points collide moves', [...heavy, m(self, 256)], [m(self, 256), ...heavy.slice(1)]],
+      ['a member whose own points collide joins', heavy, [...heavy, m(self, 256)]],
+    ];
+    const ways: Way[] = [];
+    for (const [label, before, after] of cases) {
+      const previous = buildTableData('ring', before, { vnodes }) as RingData;
+      ways.push(everyWay(previous, after, vnodes, label).way);
+    }
+    // The colliding cases do put two members on one point.
+    expect(hasTie(buildTableData('ring', [...base, m(a), m(b)], { vnodes }))).toBe(true);
+    expect(ways.filter((w) => w === 'full')).toHaveLength(1);
+  });
+
+  it('replays a patch in place only where the copy has room, and leaves a copy without room as it was', () => {
+    const options = { vnodes: 40 };
+    const before = Array.from({ length: 20 }, (_, i) => ({ name: `up-${i}`, weight: 1 }));
+    const previous = buildTableData('ring', before, options) as RingData;
+    const update = updateRing(previous, [...before, { name: 'up-20', weight: 1 }], options, FRESH, 'patch')!;
+    const tight = roomyCopy(previous, 39);
+    const points = tight.points.slice();
+    expect(update.patch!.applyInPlace(tight, update.data.members)).toBeNull();
+    expect(tight.points).toEqual(points);
+    expect(difference(update.patch!.applyInPlace(roomyCopy(previous, 40), update.data.members)!, update.data)).toBeNull();
+  });
+
+  it('refuses a repeated name with the very error a full build gives, wherever the repeat sits', () => {
+    const options = { vnodes: 20 };
+    const before = Array.from({ length: 10 }, (_, i) => ({ name: `up-${i}`, weight: 1 }));
+    const previous = buildTableData('ring', before, options);
+    const cases: [string, Member[]][] = [
+      ['a new entry repeats a member kept at its index', [...before, { name: 'up-3', weight: 1 }]],
+      ['a new entry repeats one kept at its index, with another weight', [...before, { name: 'up-3', weight: 2 }]],
+      ['two new entries share a name', [...before, { name: 'x', weight: 1 }, { name: 'x', weight: 1 }]],
+      ['a member moved, and repeated', [before[9]!, ...before.slice(1, 9), { name: 'up-9', weight: 1 }]],
+      ['a repeat and a bad weight after it', [...before, { name: 'up-0', weight: 1 }, { name: 'y', weight: 0 }]],
+      ['a bad weight and a repeat after it', [{ name: 'up-0', weight: 0 }, ...before.slice(1), { name: 'up-1', weight: 1 }]],
+    ];
+    for (const [label, members] of cases) {
+      let expected = '';
+      try {
+        buildTableData('ring', members, options);
+      } catch (err) {
+        expected = (err as Error).message;
+      }
+      expect(expected, label).not.toBe('');
+      expect(() => rebuildTableData(previous, 'ring', members, options), label).toThrow(expected);
+    }
+  });
+
   it('as a worker thread runs it: its private copy outlives the output moved away, recycled and scribbled over', () => {
     const walk = new Membership(3, 80);
     const cache = new RingCache({ copy: true });
@@ -187,6 +361,29 @@ describe('incremental ring builds', () => {
       held.push(moved);
     }
     expect(cache.counts.incremental).toBeGreaterThan(150);
+  });
+
+  it('as a worker thread runs it in the pool\'s order: patches, and its copy edited in place serves every next build', () => {
+    const walk = new Membership(6, 1000, { max: 1100, mass: false });
+    const order = new TableOrder<string>();
+    const cache = new RingCache({ copy: true });
+    const options = { vnodes: 40 };
+    const held: TableData[] = [];
+    let patched = 0;
+    for (let i = 0; i < 80; i++) {
+      const change = walk.step();
+      const members = inTableOrder(order, walk.members());
+      const retired = held.length >= 2 ? held.shift()! : null;
+      const spare = retired === null ? [] : tableBuffers(retired);
+      for (const b of spare) new Uint32Array(b).fill(0xdeadbeef);
+      const built = cache.build('listener', 'ring', members, options, new SpareBuffers(spare));
+      if (built.patch) patched++;
+      const moved = structuredClone(built.data, { transfer: tableBuffers(built.data) });
+      expect(difference(moved, buildTableData('ring', members, options)), `step ${i}: ${change}`).toBeNull();
+      held.push(moved);
+    }
+    // The next build after a patch derives from the copy edited in place, and is checked.
+    expect(patched).toBeGreaterThan(40);
   });
 
   it('breaks ties between members on one point by name, as a full build does, joining from either side', () => {
