@@ -4,22 +4,34 @@
  * loop that relays bytes?
  *
  *   npm run build && node native-bench/ring-rebuild.mjs [--quick] [--sizes=10,100,1000,5000]
- *        [--seconds=S] [--rounds=N] [--change-every=MS]
+ *        [--seconds=S] [--blocks=B] [--rounds=N] [--change-every=MS]
  *
  * For each pool size N (N upstreams x 160 vnodes, TETHER_HASH=ring) and each way of
  * building (TETHER_RING_THREADS=0: inline on the main thread; =1: a worker thread),
  * a fresh tether (dist/cli.js, its own process) relays one WebSocket to an echo
  * server (a child process). This process sends a message every 2 ms and times each
- * echo, first for S seconds with nothing else going on ("idle"), then for S seconds
- * while a third process drains or undrains one upstream through the admin API every
- * 50 ms (a flapping health check, a rolling deploy; calls do not wait for each
- * other), so the table of N members is rebuilt over and over ("rebuilding"): each
- * change rebuilds it, or, where a build takes longer than 50 ms, the changes that
- * came meanwhile coalesce into the next build. tether's own
- * tether_event_loop_delay_seconds (p99, monitorEventLoopDelay), tether_ring_build_seconds
- * and tether_ring_builds_total (how many builds were derived from the previous ring
- * rather than built whole: a one-upstream change normally is) are scraped at the start
- * and end of each phase.
+ * echo. The run alternates idle blocks (nothing else going on) and rebuilding blocks
+ * (a third process drains or undrains one upstream through the admin API every
+ * 50 ms: a flapping health check, a rolling deploy; calls do not wait for each other),
+ * --blocks of each, S seconds of each in all. Alternating, rather than one long idle
+ * phase then one long rebuilding phase, spreads whatever drifts over a run (V8's
+ * memory reducer runs a few full collections some 8 s after start-up, the machine's
+ * other work) evenly over both. Each change rebuilds the table of N members, or,
+ * where a build takes longer than 50 ms, the changes that came meanwhile coalesce.
+ * Echoes sent between blocks (while the bench scrapes, and for 100 ms after the last
+ * change of a rebuilding block, while its build finishes) are not counted.
+ *
+ * The change-making process stands for an orchestrator that would run on another
+ * host: it is started (and makes a first request) before the first block and uses
+ * node:http with a keep-alive agent, the cheapest common client (undici's fetch cost
+ * it twice the CPU per call, which on a 2-core machine lands on the echo path).
+ *
+ * tether's own tether_event_loop_delay_seconds (p99 since the previous scrape, from
+ * monitorEventLoopDelay) is read at each block's start and end through
+ * GET /metrics?name=... (a whole scrape at 5,000 upstreams stalls tether for tens of
+ * ms); a phase's loop delay is the mean of its blocks'. tether_ring_build_seconds and
+ * tether_ring_builds_total (how many builds were derived from the previous ring rather
+ * than built whole) are read before the first block and after the last.
  *
  * Before each run it waits (up to --quiet-wait seconds, default 30) for a quiet
  * moment, and it records how much CPU other processes took during each phase
@@ -46,13 +58,14 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // ---- the orchestrator ---------------------------------------------------------
 
 function parseArgs() {
-  const o = { sizes: [10, 100, 1000, 5000], seconds: 5, rounds: 3, quick: false, changeEvery: 50, quietWait: 30 };
+  const o = { sizes: [10, 100, 1000, 5000], seconds: 10, blocks: 4, rounds: 3, quick: false, changeEvery: 50, quietWait: 30 };
   for (const arg of process.argv.slice(2)) {
     const [k, v] = arg.split('=');
     if (k === '--quick') o.quick = true;
     else if (k === '--sizes') o.sizes = v.split(',').map(Number);
     else if (k === '--seconds') o.seconds = Number(v);
     else if (k === '--rounds') o.rounds = Number(v);
+    else if (k === '--blocks') o.blocks = Number(v);
     else if (k === '--change-every') o.changeEvery = Number(v);
     else if (k === '--quiet-wait') o.quietWait = Number(v);
     else {
@@ -61,11 +74,12 @@ function parseArgs() {
     }
   }
   if (o.quick) {
-    o.seconds = Math.min(o.seconds, 2);
+    o.seconds = Math.min(o.seconds, 4);
+    o.blocks = 2;
     o.rounds = 1;
   }
-  if (o.sizes.some((n) => !Number.isInteger(n) || n < 2) || !(o.seconds > 0) || !(o.rounds >= 1)) {
-    process.stderr.write('ring-rebuild: --sizes are integers >= 2, --seconds > 0, --rounds >= 1\n');
+  if (o.sizes.some((n) => !Number.isInteger(n) || n < 2) || !(o.seconds > 0) || !(o.rounds >= 1) || !Number.isInteger(o.blocks) || o.blocks < 1) {
+    process.stderr.write('ring-rebuild: --sizes are integers >= 2, --seconds > 0, --rounds >= 1, --blocks an integer >= 1\n');
     process.exit(2);
   }
   return o;
@@ -90,14 +104,19 @@ function metric(text, name) {
 }
 
 async function scrape(admin) {
-  const text = await (await fetch(`${admin}/metrics`)).text();
+  const text = await (await fetch(`${admin}/metrics?name=tether_ring_build_seconds&name=tether_ring_builds_total`)).text();
   return {
-    loopP99: metric(text, 'tether_event_loop_delay_seconds'),
     buildSum: metric(text, 'tether_ring_build_seconds_sum'),
     buildCount: metric(text, 'tether_ring_build_seconds_count'),
     // Builds derived from the previous ring (the rest were built whole).
     incremental: Number(/^tether_ring_builds_total\{kind="incremental"\} (\d+)$/m.exec(text)?.[1] ?? NaN),
   };
+}
+
+/** tether's loop-delay p99 since the previous read, in ms (the read starts a new window). */
+async function loopDelay(admin) {
+  const text = await (await fetch(`${admin}/metrics?name=tether_event_loop_delay_seconds`)).text();
+  return metric(text, 'tether_event_loop_delay_seconds') * 1000;
 }
 
 /** One WebSocket through tether; a message every 2 ms; round trips of each phase. */
@@ -146,7 +165,7 @@ function pinger(port) {
   };
 }
 
-async function runOne(size, threads, echoPort, dir, seconds, changeEvery) {
+async function runOne(size, threads, echoPort, dir, seconds, blocks, changeEvery) {
   const [port, adminPort] = [await freePort(), await freePort()];
   const file = join(dir, `tether-${size}-${threads}.json`);
   const upstreams = Array.from({ length: size }, (_, i) => `pod-${i}=127.0.0.1:${echoPort}`);
@@ -176,60 +195,65 @@ async function runOne(size, threads, echoPort, dir, seconds, changeEvery) {
     const ping = pinger(port);
     await ping.ready;
     // The process that makes the changes starts (and makes its first request) now, so
-    // that its start-up does not land in either phase.
+    // that its start-up does not land in any block.
     const churn = fork(self, ['--role=churn', `--admin=${admin}`, `--every=${changeEvery}`], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-    await new Promise((res) => churn.once('message', res));
+    const fromChurn = () => new Promise((res) => churn.once('message', res));
+    await fromChurn();
     ping.start();
     await sleep(1000); // warm-up
+    const before = await scrape(admin);
 
-    // Idle. A /metrics scrape stalls tether's loop for as long as it takes to render
-    // (tens of ms with 5,000 upstreams): echoes timed while one runs are dropped, so
-    // neither phase counts the bench's own scrapes.
-    await scrape(admin); // starts tether's loop-delay window
-    ping.drop();
-    const cpuIdle = cpuSnapshot();
-    await sleep(seconds * 1000);
-    const idleRtt = ping.take();
-    const idleOther = otherCpuPct(cpuIdle, cpuSnapshot());
-    const idleEnd = await scrape(admin);
-    ping.drop();
-
-    // Rebuilding, back to back.
-    const cpuBusy = cpuSnapshot();
-    const calls = new Promise((res) => churn.once('message', (m) => res(m.calls)));
-    churn.send('start');
-    await sleep(seconds * 1000);
-    const busyRtt = ping.take();
-    const busyOther = otherCpuPct(cpuBusy, cpuSnapshot());
+    const phases = {
+      idle: { rtt: [], loop: [], cpu: [] },
+      rebuilding: { rtt: [], loop: [], cpu: [] },
+    };
+    const blockMs = (seconds * 1000) / blocks;
+    let changes = 0;
+    for (let b = 0; b < 2 * blocks; b++) {
+      const busy = b % 2 === 1;
+      const phase = busy ? phases.rebuilding : phases.idle;
+      await loopDelay(admin); // starts tether's window
+      ping.drop();
+      const cpu = cpuSnapshot();
+      if (busy) churn.send('start');
+      await sleep(blockMs);
+      phase.rtt.push(...ping.take());
+      if (busy) {
+        churn.send('pause');
+        changes += (await fromChurn()).calls;
+      }
+      phase.cpu.push(otherCpuPct(cpu, cpuSnapshot()));
+      phase.loop.push(await loopDelay(admin));
+      // The last change's build finishes before the next block starts.
+      if (busy) await sleep(100);
+    }
     churn.send('stop');
-    const changes = await calls;
-    const busyEnd = await scrape(admin);
+    await fromChurn();
+    ping.drop();
+    const after = await scrape(admin);
     ping.stop();
 
-    const builds = busyEnd.buildCount - idleEnd.buildCount;
+    const mean = (xs) => xs.reduce((a, x) => a + x, 0) / xs.length;
+    const summary = (p, extra = {}) => {
+      const rtt = p.rtt.sort((a, x) => a - x);
+      return { otherCpuPct: Math.round(mean(p.cpu)), loopP99Ms: mean(p.loop), echoP50Ms: percentile(rtt, 50), echoP99Ms: percentile(rtt, 99), ...extra, samples: rtt.length };
+    };
+    const builds = after.buildCount - before.buildCount;
     return {
       size,
       mode: threads === 0 ? 'inline' : 'workers',
       changes,
       builds,
-      incrementalBuilds: busyEnd.incremental - idleEnd.incremental,
-      buildMs: builds > 0 ? ((busyEnd.buildSum - idleEnd.buildSum) / builds) * 1000 : null,
-      idle: { otherCpuPct: Math.round(idleOther), loopP99Ms: idleEnd.loopP99 * 1000, echoP50Ms: percentile(idleRtt, 50), echoP99Ms: percentile(idleRtt, 99), samples: idleRtt.length },
-      rebuilding: {
-        otherCpuPct: Math.round(busyOther),
-        loopP99Ms: busyEnd.loopP99 * 1000,
-        echoP50Ms: percentile(busyRtt, 50),
-        echoP99Ms: percentile(busyRtt, 99),
-        echoMaxMs: busyRtt.at(-1) ?? null,
-        samples: busyRtt.length,
-      },
+      incrementalBuilds: after.incremental - before.incremental,
+      buildMs: builds > 0 ? ((after.buildSum - before.buildSum) / builds) * 1000 : null,
+      idle: summary(phases.idle),
+      rebuilding: summary(phases.rebuilding, { echoMaxMs: phases.rebuilding.rtt.at(-1) ?? null }),
     };
   } finally {
     child.kill('SIGTERM');
     await new Promise((res) => (child.exitCode !== null ? res() : child.once('exit', res)));
   }
 }
-
 async function main() {
   const opts = parseArgs();
   const dir = mkdtempSync(join(os.tmpdir(), 'tether-rebuild-'));
@@ -249,7 +273,7 @@ async function main() {
       for (const size of opts.sizes) {
         for (const threads of [0, 1]) {
           await waitQuiet(opts.quietWait * 1000);
-          const r = await runOne(size, threads, echoPort, dir, opts.seconds, opts.changeEvery);
+          const r = await runOne(size, threads, echoPort, dir, opts.seconds, opts.blocks, opts.changeEvery);
           runs.push(r);
           process.stderr.write(
             `  ${String(size).padStart(5)} ${r.mode.padEnd(7)} build ${r.buildMs?.toFixed(1)} ms x ${r.builds} (${r.incrementalBuilds} incremental); ` +
@@ -284,7 +308,7 @@ async function main() {
     const f = (x, d = 2) => (x === null ? '—' : x.toFixed(d));
     const cpus = os.cpus();
     const lines = [
-      `Ring rebuilds (ring, 160 vnodes; a membership change every ${opts.changeEvery} ms) while one WebSocket echoes every 2 ms through tether; ${opts.seconds} s per phase, ` +
+      `Ring rebuilds (ring, 160 vnodes; a membership change every ${opts.changeEvery} ms) while one WebSocket echoes every 2 ms through tether; ${opts.seconds} s per phase in ${opts.blocks} alternating blocks, ` +
         `each cell the quietest of ${opts.rounds} round(s); ${cpus.length} x ${cpus[0]?.model ?? '?'}, Node ${process.version}.`,
       '',
       '| upstreams | build | build time | builds | loop delay p99 idle → rebuilding | echo p99 idle → rebuilding | echo p99 Δ | other CPU idle / rebuilding |',
@@ -317,24 +341,36 @@ if (role === 'echo') {
   server.on('listening', () => process.send({ port: server.address().port }));
   process.on('disconnect', () => process.exit(0));
 } else if (role === 'churn') {
-  // Drain / undrain pod-0 every --every ms until told to stop; report how many calls.
-  const admin = process.argv.find((a) => a.startsWith('--admin=')).slice(8);
+  // Drain / undrain pod-0 every --every ms between 'start' and 'pause'; after a pause
+  // (or 'stop') report the calls made once all are answered.
+  const admin = new URL(process.argv.find((a) => a.startsWith('--admin=')).slice(8));
   const every = Number(process.argv.find((a) => a.startsWith('--every=')).slice(8));
+  const { default: http } = await import('node:http');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const post = (path, done) => {
+    const req = http.request({ host: admin.hostname, port: admin.port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': 2 } }, (res) => {
+      res.resume();
+      res.on('end', () => done(res.statusCode));
+    });
+    req.on('error', (err) => {
+      process.stderr.write(`ring-rebuild: ${path} failed: ${err}\n`);
+      process.exit(1);
+    });
+    req.end('{}');
+  };
   let calls = 0;
+  let made = 0;
   let answered = 0;
   const change = () => {
-    const action = calls++ % 2 === 0 ? 'drain' : 'undrain';
-    fetch(`${admin}/upstreams/pod-0/${action}`, { method: 'POST', body: '{}' }).then(
-      async (res) => {
-        await res.arrayBuffer();
-        if (res.status !== 200) throw new Error(`${action}: ${res.status}`);
-        answered++;
-      },
-      (err) => {
-        process.stderr.write(`ring-rebuild: ${action} failed: ${err}\n`);
+    const action = made++ % 2 === 0 ? 'drain' : 'undrain';
+    calls++;
+    post(`/upstreams/pod-0/${action}`, (status) => {
+      if (status !== 200) {
+        process.stderr.write(`ring-rebuild: ${action}: ${status}\n`);
         process.exit(1);
-      },
-    );
+      }
+      answered++;
+    });
   };
   let timer = null;
   process.on('disconnect', () => process.exit(0));
@@ -345,18 +381,14 @@ if (role === 'echo') {
     }
     clearInterval(timer);
     const deadline = Date.now() + 30_000;
-    while (answered < calls && Date.now() < deadline) await sleep(10);
+    while (answered < calls && Date.now() < deadline) await sleep(5);
     process.send({ calls, answered });
-    process.disconnect();
+    calls = 0;
+    answered = 0;
+    if (message === 'stop') process.disconnect();
   });
-  // One request first: fetch loads its HTTP client on first use.
-  fetch(`${admin}/healthz`).then(
-    (res) => res.arrayBuffer().then(() => process.send('ready')),
-    (err) => {
-      process.stderr.write(`ring-rebuild: churn warm-up failed: ${err}\n`);
-      process.exit(1);
-    },
-  );
+  // One request first, so that the client's first use is not in a block.
+  post('/healthz', () => process.send('ready'));
 } else {
   await main();
 }
