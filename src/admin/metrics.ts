@@ -14,6 +14,7 @@
  * the running total, which only grows.
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RoutedRecord } from '../listener/context.js';
 import type { Outcome } from '../listener/session.js';
@@ -210,12 +211,11 @@ export class Metrics {
    * Names that are not families here are skipped (see has()).
    */
   async scrape(names?: readonly string[]): Promise<string> {
-    const families = names ?? this.registry.getMetricsAsArray().map((metric) => metric.name);
+    const families = names?.filter((name) => this.has(name)) ?? this.registry.getMetricsAsArray().map((metric) => metric.name);
     const parts: string[] = [];
     for (const name of families) {
-      if (!this.has(name)) continue;
       parts.push(await this.registry.getSingleMetricAsString(name));
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await nextTurn();
     }
     return parts.length === 0 ? '' : `${parts.join('\n\n')}\n`;
   }

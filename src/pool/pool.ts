@@ -322,15 +322,20 @@ export class UpstreamPool {
   acquire(upstream: Upstream): void {
     upstream.active++;
     upstream.total++;
-    if (upstream.slot >= 0 && this.#routable[upstream.slot] === upstream) {
+    if (this.#isRoutable(upstream)) {
       this.#loads[upstream.slot]++;
       this.#routableActive++;
     }
   }
 
+  /** Whether `upstream` holds a slot of the current routable view. */
+  #isRoutable(upstream: Upstream): boolean {
+    return upstream.slot >= 0 && this.#routable[upstream.slot] === upstream;
+  }
+
   release(upstream: Upstream): void {
     upstream.active--;
-    if (upstream.slot >= 0 && this.#routable[upstream.slot] === upstream) {
+    if (this.#isRoutable(upstream)) {
       this.#loads[upstream.slot]--;
       this.#routableActive--;
     }
@@ -509,8 +514,7 @@ export class UpstreamPool {
     // membership changed: the builder then touches only those members' points. A new
     // array each build (the table in use keeps the last one); an Upstream is a Member,
     // so the table's members are these objects, no copies made per build.
-    const routable = this.#routable;
-    const upstreams = this.#tableOrder.next(routable, (u) => u.slot >= 0 && routable[u.slot] === u);
+    const upstreams = this.#tableOrder.next(this.#routable, (u) => this.#isRoutable(u));
     const spare = this.#spare;
     this.#spare = [];
     this.#building = true;
