@@ -85,7 +85,7 @@ export const RING_MAX_MEMBERS = 1 << 21;
  * tests, forces one; a patch that cannot be made then answers null):
  *
  * - patch (ring-patch.ts): few members leave, join, change weight or move to another
- *   index, as after one change in the pool's stable order (pool/table-order.ts). Their
+ *   index, as after one change in the pool's stable order (pool/routable-view.ts). Their
  *   entries are found by binary search of their point hashes and the rest of the ring
  *   is copied around them in bulk (memmove speed): the cost is their points and a
  *   copy of the arrays, not a pass of JavaScript over every point. The edits come

@@ -60,6 +60,14 @@ export class RingCache {
     return built;
   }
 
+  /** Drop the ring remembered under `key` (its series ended). */
+  forget(key: string): void {
+    const ring = this.#entries.get(key);
+    if (ring === undefined) return;
+    this.#entries.delete(key);
+    this.#points -= ring.points.length;
+  }
+
   #remember(key: string, previous: RingData | null, built: RebuiltTable): void {
     if (previous !== null) {
       this.#entries.delete(key);

@@ -7,7 +7,7 @@ import type { Algorithm, LookupTable, TableData } from '../balancer/types.js';
 import type { UpstreamSpec } from '../config/types.js';
 import { RingBuildError, TetherError, UnknownUpstreamError } from '../errors.js';
 import { InlineTableBuilder, type BuiltTable, type TableBuilder } from '../workers/pool.js';
-import { TableOrder } from './table-order.js';
+import { RoutableView } from './routable-view.js';
 import { Upstream, type UpstreamState } from './upstream.js';
 
 export type RouteVia = 'learned' | 'hash' | 'p2c';
@@ -84,20 +84,20 @@ let pools = 0;
  * more), keys are routed by rendezvous over the current routable set, which needs
  * no build.
  *
- * The routable view (`#routable`, the per-slot loads and weights the pickers read)
- * is always current; the table's member indices are mapped onto it through the
- * Upstream objects the table was built over (an upstream removed and added again is
+ * The routable view (routable-view.ts: the routable upstreams, the per-slot loads
+ * and weights the pickers read) is always current, and changed one upstream at a
+ * time; the table's member indices are mapped onto it through the Upstream objects
+ * the table was built over (an upstream removed and added again is
  * a new object: reached again once the next table, already on its way, arrives).
  */
 export class UpstreamPool {
   #options: PoolOptions;
   readonly #byName = new Map<string, Upstream>();
-  #routable: Upstream[] = [];
-  /** Active connections per routable slot, kept in step with Upstream.active for pickers. */
-  #loads = new Float64Array(0);
-  #weights = new Float64Array(0);
-  #routableActive = 0;
-  #routableWeight = 0;
+  /**
+   * The routable upstreams (Upstream.slot indexes it) with the loads and weights the
+   * pickers read, changed one upstream at a time; also the member order of builds.
+   */
+  readonly #view = new RoutableView<Upstream>();
 
   /** The table in use, possibly built for an older membership; null before the first. */
   #table: LookupTable | null = null;
@@ -112,11 +112,14 @@ export class UpstreamPool {
    * so rebuilds do not pile external memory on this thread.
    */
   #spare: ArrayBuffer[] = [];
-  /** Table member index -> routable slot now, or -1 when that member is not routable now. */
+  /**
+   * Table member index -> routable slot now, or -1 when that member is not routable
+   * now. Written whole when a table is installed, then one entry per slot change.
+   */
   #tableSlot = new Int32Array(0);
   /** How many of the table's members are routable now. */
   #tableLive = 0;
-  /** Rendezvous over #routable, made on first need after each change. */
+  /** Rendezvous over the routable view, made on first need after each change. */
   #fallback: LookupTable | null = null;
 
   /** Scratch for table orders (table indices) and the routable slots they map to. */
@@ -137,8 +140,6 @@ export class UpstreamPool {
   readonly #onTableBuilt: PoolHooks['onTableBuilt'];
   /** This pool's series of tables, so a builder can derive each ring from the last. */
   readonly #tableKey = `pool-${++pools}`;
-  /** The member order of each build, derived from the order of the build before (table-order.ts). */
-  readonly #tableOrder = new TableOrder<Upstream>();
   readonly #onBuildFailed: PoolHooks['onBuildFailed'];
 
   constructor(options: PoolOptions, specs: readonly UpstreamSpec[] = [], hooks: PoolHooks = {}) {
@@ -202,6 +203,7 @@ export class UpstreamPool {
     this.#retryTimer = null;
     for (const waiter of [...this.#waiters]) waiter.done(false);
     if (this.#ownsBuilder) void this.#builder.close();
+    else this.#builder.forget(this.#tableKey);
   }
 
   onChange(listener: ChangeListener): void {
@@ -248,13 +250,13 @@ export class UpstreamPool {
   /** Add or change one upstream (admin PUT). Returns whether it was new. */
   put(name: string, host: string, port: number, weight?: number): boolean {
     const created = !this.#byName.has(name);
-    if (this.#upsert(name, host, port, weight ?? this.#byName.get(name)?.weight ?? 1)) this.#changed();
+    if (this.#upsert(name, host, port, weight ?? this.#byName.get(name)?.weight ?? 1)) this.#changed(this.#byName.get(name));
     return created;
   }
 
   remove(name: string): Upstream {
     const upstream = this.#remove(name);
-    this.#changed();
+    this.#changed(upstream);
     return upstream;
   }
 
@@ -263,7 +265,7 @@ export class UpstreamPool {
     if (!upstream || upstream.healthy === up) return;
     upstream.healthy = up;
     this.#emit({ upstream: name, change: up ? 'up' : 'down', detail: reason });
-    this.#changed();
+    this.#changed(upstream);
   }
 
   drain(name: string, deadlineS?: number): Upstream {
@@ -277,7 +279,7 @@ export class UpstreamPool {
     if (!upstream.draining) {
       upstream.draining = true;
       this.#emit({ upstream: name, change: 'draining', detail: deadlineS === undefined ? undefined : `deadline ${deadlineS}s` });
-      this.#changed();
+      this.#changed(upstream);
     }
     return upstream;
   }
@@ -289,15 +291,14 @@ export class UpstreamPool {
     if (upstream.draining) {
       upstream.draining = false;
       this.#emit({ upstream: name, change: 'undrained' });
-      this.#changed();
+      this.#changed(upstream);
     }
     return upstream;
   }
 
   /** Where a key goes now by hash (no pins), or p2c when key is null. */
   route(key: string | null, maxCandidates: number): RouteDecision {
-    const routable = this.#routable;
-    if (routable.length === 0) return { via: key === null ? 'p2c' : 'hash', candidates: [] };
+    if (this.#view.size === 0) return { via: key === null ? 'p2c' : 'hash', candidates: [] };
     if (key === null) return { via: 'p2c', candidates: this.#twoChoices(maxCandidates) };
     return { via: 'hash', candidates: this.#hashOrder(hashKey32(key), maxCandidates) };
   }
@@ -308,41 +309,31 @@ export class UpstreamPool {
    * Allocation-free for keys under WASM_HASH_MIN_LENGTH.
    */
   primary(key: string): Upstream | null {
-    if (this.#routable.length === 0) return null;
+    if (this.#view.size === 0) return null;
     const hash = hashKey32(key);
     const table = this.#table;
     if (table !== null && this.#tableLive > 0) {
       const slot = this.#tableSlot[table.primary(hash)]!;
-      if (slot >= 0) return this.#routable[slot]!;
+      if (slot >= 0) return this.#view.members[slot]!;
     }
-    return this.#collect(hash, 1) > 0 ? this.#routable[this.#order[0]!]! : null;
+    return this.#collect(hash, 1) > 0 ? this.#view.members[this.#order[0]!]! : null;
   }
 
   /** Count a connection routed to `upstream` (keeps the pickers' load view in step). */
   acquire(upstream: Upstream): void {
     upstream.active++;
     upstream.total++;
-    if (this.#isRoutable(upstream)) {
-      this.#loads[upstream.slot]++;
-      this.#routableActive++;
-    }
-  }
-
-  /** Whether `upstream` holds a slot of the current routable view. */
-  #isRoutable(upstream: Upstream): boolean {
-    return upstream.slot >= 0 && this.#routable[upstream.slot] === upstream;
+    if (this.#view.has(upstream)) this.#view.count(upstream.slot, 1);
   }
 
   release(upstream: Upstream): void {
     upstream.active--;
-    if (this.#isRoutable(upstream)) {
-      this.#loads[upstream.slot]--;
-      this.#routableActive--;
-    }
+    if (this.#view.has(upstream)) this.#view.count(upstream.slot, -1);
   }
 
   #hashOrder(hash: number, maxCandidates: number): Upstream[] {
-    const routable = this.#routable;
+    const view = this.#view;
+    const routable = view.members;
     const size = routable.length;
     const factor = this.#options.balanceFactor;
     // A short prefix of the hash order serves retries and, nearly always, bounded
@@ -351,10 +342,10 @@ export class UpstreamPool {
     const order = this.#order;
     let chosen = order[0]!;
     if (factor > 1) {
-      chosen = pickBounded(order, count, this.#loads, this.#weights, this.#routableActive, this.#routableWeight, factor);
-      if (count < size && !underCap(this.#loads[chosen]!, this.#weights[chosen]!, this.#routableActive, this.#routableWeight, factor)) {
+      chosen = pickBounded(order, count, view.loads, view.weights, view.active, view.weight, factor);
+      if (count < size && !underCap(view.loads[chosen]!, view.weights[chosen]!, view.active, view.weight, factor)) {
         count = this.#collect(hash, size);
-        chosen = pickBounded(this.#order, count, this.#loads, this.#weights, this.#routableActive, this.#routableWeight, factor);
+        chosen = pickBounded(this.#order, count, view.loads, view.weights, view.active, view.weight, factor);
       }
     }
     const slots = this.#order;
@@ -396,14 +387,14 @@ export class UpstreamPool {
 
   #fallbackTable(): LookupTable {
     if (this.#fallback === null) {
-      this.#fallback = new RendezvousTable(buildRendezvous(this.#routable.map((u) => ({ name: u.name, weight: u.weight }))));
+      this.#fallback = new RendezvousTable(buildRendezvous(this.#view.members.map((u) => ({ name: u.name, weight: u.weight }))));
     }
     return this.#fallback;
   }
 
   #twoChoices(maxCandidates: number): Upstream[] {
-    const routable = this.#routable;
-    const chosen = pickTwoChoices(routable.length, this.#loads, this.#weights);
+    const routable = this.#view.members;
+    const chosen = pickTwoChoices(routable.length, this.#view.loads, this.#view.weights);
     const out = [routable[chosen]!];
     if (maxCandidates > 1) {
       // Fallbacks for a failed connect: the least loaded of the rest.
@@ -451,10 +442,15 @@ export class UpstreamPool {
     return upstream;
   }
 
-  /** Something a table depends on changed: refresh the routable view now, build later. */
-  #changed(): void {
+  /**
+   * Something a table depends on changed: the routable view follows now, the table
+   * later. `touched`: the one upstream that changed (O(1)); none: check them all.
+   */
+  #changed(touched?: Upstream): void {
     this.#version++;
-    this.#refreshView();
+    if (touched !== undefined) this.#place(touched);
+    else this.#placeAll();
+    this.#fallback = null;
     if (this.#retryTimer !== null) {
       // A failed build waits for its retry; a new membership may well build: try now.
       clearTimeout(this.#retryTimer);
@@ -463,43 +459,48 @@ export class UpstreamPool {
     this.#startBuild();
   }
 
-  /** O(N): the routable list, its loads and weights, and the table's map onto it. */
-  #refreshView(): void {
-    for (const u of this.#routable) u.slot = -1;
-    const routable: Upstream[] = [];
-    for (const u of this.#byName.values()) {
-      if (!u.routable) continue;
-      u.slot = routable.length;
-      routable.push(u);
+  /** Puts `upstream` in the routable view or takes it out, as its state says. */
+  #place(upstream: Upstream): void {
+    const view = this.#view;
+    const listed = view.has(upstream);
+    if (upstream.routable) {
+      if (!listed) {
+        view.join(upstream);
+        this.#remap(upstream);
+      } else view.reweigh(upstream);
+    } else if (listed) {
+      const moved = view.leave(upstream);
+      this.#remap(upstream);
+      if (moved !== null) this.#remap(moved);
     }
-    const loads = new Float64Array(routable.length);
-    const weights = new Float64Array(routable.length);
-    let active = 0;
-    let weight = 0;
-    for (let i = 0; i < routable.length; i++) {
-      const u = routable[i]!;
-      loads[i] = u.active;
-      weights[i] = u.weight;
-      active += u.active;
-      weight += u.weight;
-    }
-    this.#routable = routable;
-    this.#loads = loads;
-    this.#weights = weights;
-    this.#routableActive = active;
-    this.#routableWeight = weight;
-    this.#fallback = null;
-    this.#mapTable();
   }
 
-  /** O(N), no lookups: Upstream.slot is -1 for anything not routable now (removed included). */
+  /** #place for every upstream (start-up, reload): those that left first. */
+  #placeAll(): void {
+    for (const u of this.#view.snapshot()) if (!u.routable) this.#place(u);
+    for (const u of this.#byName.values()) this.#place(u);
+  }
+
+  /** `upstream`'s slot changed: so does its entry in the table's map, if it has one. */
+  #remap(upstream: Upstream): void {
+    const index = upstream.tableIndex;
+    if (index < 0 || this.#tableUpstreams[index] !== upstream) return;
+    const before = this.#tableSlot[index]!;
+    const after = upstream.slot;
+    this.#tableSlot[index] = after;
+    this.#tableLive += (after >= 0 ? 1 : 0) - (before >= 0 ? 1 : 0);
+  }
+
+  /** A new table: its whole map, O(N) with no allocation once the map has grown to fit. */
   #mapTable(): void {
     const upstreams = this.#tableUpstreams;
-    if (this.#tableSlot.length !== upstreams.length) this.#tableSlot = new Int32Array(upstreams.length);
+    if (this.#tableSlot.length < upstreams.length) this.#tableSlot = new Int32Array(Math.max(upstreams.length, this.#tableSlot.length * 2));
     const map = this.#tableSlot;
     let live = 0;
     for (let i = 0; i < upstreams.length; i++) {
-      const slot = upstreams[i]!.slot;
+      const u = upstreams[i]!;
+      u.tableIndex = i;
+      const slot = u.slot;
       map[i] = slot;
       if (slot >= 0) live++;
     }
@@ -510,11 +511,11 @@ export class UpstreamPool {
   #startBuild(): void {
     if (this.#building || this.#retryTimer !== null || this.#closed || this.#tableVersion === this.#version) return;
     const version = this.#version;
-    // The routable upstreams in the order of the last build, changed only where the
-    // membership changed: the builder then touches only those members' points. A new
-    // array each build (the table in use keeps the last one); an Upstream is a Member,
-    // so the table's members are these objects, no copies made per build.
-    const upstreams = this.#tableOrder.next(this.#routable, (u) => this.#isRoutable(u));
+    // The routable view's order changes only where the membership changed: the
+    // builder then touches only those members' points. A copy each build (the table
+    // in use keeps the last one); an Upstream is a Member, so the table's members are
+    // these objects.
+    const upstreams = this.#view.snapshot();
     const spare = this.#spare;
     this.#spare = [];
     this.#building = true;

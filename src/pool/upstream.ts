@@ -27,8 +27,13 @@ export class Upstream implements Member {
   total = 0;
   bytesFromClient = 0;
   bytesToClient = 0;
-  /** Index in the pool's routable list, -1 when not routable (down, draining, removed). */
+  /** Index in the pool's routable view, -1 when not routable (down, draining, removed). */
   slot = -1;
+  /**
+   * Index in the member list of the pool's table in use, when last installed there;
+   * valid only while that list holds this object at this index.
+   */
+  tableIndex = -1;
   /** Open connections, for drain deadlines, rebalancing and tests of who was closed. */
   readonly sessions = new Set<Closable>();
   drainTimer: NodeJS.Timeout | null = null;

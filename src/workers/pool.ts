@@ -9,6 +9,7 @@ import { Piscina } from 'piscina';
 import { RingCache } from '../balancer/table-cache.js';
 import type { Algorithm, BuildOptions, Member, TableData } from '../balancer/types.js';
 import { RingBuildError, errorFromData } from '../errors.js';
+import { MemberListSender, type MemberListMessage } from './member-list.js';
 import type { RingBuildResult, RingBuildTask } from './ring-build.js';
 
 export interface BuildRequest {
@@ -45,6 +46,8 @@ export interface TableBuilder {
   /** `workers` or `inline`, for logs and /metrics-free introspection. */
   readonly kind: 'workers' | 'inline';
   build(request: BuildRequest): Promise<BuiltTable>;
+  /** The series `key` ends (its pool closed): drop what was kept to derive its next table. */
+  forget(key: string): void;
   /** Stop the threads; builds still running reject. */
   close(): Promise<void>;
 }
@@ -75,6 +78,10 @@ export class InlineTableBuilder implements TableBuilder {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  forget(key: string): void {
+    this.#cache.forget(key);
   }
 
   close(): Promise<void> {
@@ -120,6 +127,10 @@ export class WorkerTableBuilder implements TableBuilder {
   readonly #pool: Piscina<RingBuildTask, RingBuildResult>;
   /** One per build in flight: a thread failure or a timeout ends them. */
   readonly #running = new Set<AbortController>();
+  /** Sends each series' member list as the positions changed since the last one sent. */
+  readonly #lists = new MemberListSender();
+  /** Builds whose member list had to be sent again whole (a thread lacked the edit's base). */
+  #resent = 0;
   #closing: Promise<void> | null = null;
 
   constructor(threads: number, options: WorkerBuilderOptions = {}) {
@@ -147,24 +158,38 @@ export class WorkerTableBuilder implements TableBuilder {
     return this.#pool.threads.length;
   }
 
+  /** How many builds sent their member list twice: an edit first, whole after a stale answer. */
+  get resent(): number {
+    return this.#resent;
+  }
+
   async build(request: BuildRequest): Promise<BuiltTable> {
     if (this.#closing !== null) throw new RingBuildError('table builder is closed');
-    const { members } = request;
-    // Names and weights as two flat lists: cheaper to clone than N small objects.
-    const names = new Array<string>(members.length);
-    const weights = new Uint16Array(members.length);
-    for (let i = 0; i < members.length; i++) {
-      names[i] = members[i]!.name;
-      weights[i] = members[i]!.weight;
+    const { members, key } = request;
+    let result = await this.#run(request, this.#lists.encode(key, members), request.spare ?? []);
+    // The thread did not have the list the edit was made against (another thread
+    // built this series last, or it is new): once more with the list whole.
+    if (!result.ok && 'stale' in result) {
+      this.#resent++;
+      result = await this.#run(request, this.#lists.encode(key, members, true), []);
     }
-    let result: RingBuildResult;
+    if (!result.ok) throw 'stale' in result ? new RingBuildError('ring build worker lost the member list') : errorFromData(result.code, result.message);
+    // The indices in the arrays refer to the members as sent.
+    return { data: { ...result.arrays, members } as TableData, seconds: result.seconds, incremental: result.incremental };
+  }
+
+  forget(key: string): void {
+    this.#lists.forget(key);
+  }
+
+  async #run(request: BuildRequest, list: MemberListMessage, spare: readonly ArrayBuffer[]): Promise<RingBuildResult> {
     const build = new AbortController();
     const timer = setTimeout(() => build.abort(new Error(`no answer in ${BUILD_TIMEOUT_MS / 1000} s`)), BUILD_TIMEOUT_MS);
     this.#running.add(build);
+    let result: RingBuildResult;
     try {
-      const spare = request.spare ?? [];
       result = await this.#pool.run(
-        { algorithm: request.algorithm, names, weights, vnodes: request.options.vnodes, maglevSize: request.options.maglevSize, spare, key: request.key },
+        { algorithm: request.algorithm, members: list, vnodes: request.options.vnodes, maglevSize: request.options.maglevSize, spare, key: request.key },
         { transferList: [...spare], signal: build.signal },
       );
     } catch (err) {
@@ -176,9 +201,7 @@ export class WorkerTableBuilder implements TableBuilder {
       this.#running.delete(build);
     }
     if (result === null || typeof result !== 'object') throw new RingBuildError('ring build worker returned no table');
-    if (!result.ok) throw errorFromData(result.code, result.message);
-    // The indices in the arrays refer to the members as sent.
-    return { data: { ...result.arrays, members } as TableData, seconds: result.seconds, incremental: result.incremental };
+    return result;
   }
 
   close(): Promise<void> {

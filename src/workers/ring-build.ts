@@ -14,7 +14,8 @@ import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { SpareBuffers } from '../balancer/arena.js';
 import { tableBuffers } from '../balancer/index.js';
 import { RingCache } from '../balancer/table-cache.js';
-import type { Algorithm, Member, TableData } from '../balancer/types.js';
+import type { Algorithm, TableData } from '../balancer/types.js';
+import { MemberListReceiver, type MemberListMessage } from './member-list.js';
 
 /**
  * A table without its member list: the caller sent the members and keeps them, so
@@ -25,9 +26,11 @@ export type TableArrays = TableData extends infer T ? (T extends TableData ? Omi
 
 export interface RingBuildTask {
   readonly algorithm: Algorithm;
-  /** Members by name and weight, in the order the table's indices will refer to. */
-  readonly names: readonly string[];
-  readonly weights: Uint16Array;
+  /**
+   * Members by name and weight, in the order the table's indices will refer to:
+   * whole, or as an edit of the list last sent for the same key (member-list.ts).
+   */
+  readonly members: MemberListMessage;
   readonly vnodes: number;
   readonly maglevSize?: number | undefined;
   /** Buffers of a table the routing thread retired, moved here to be written again. */
@@ -38,7 +41,9 @@ export interface RingBuildTask {
 
 export type RingBuildResult =
   | { readonly ok: true; readonly arrays: TableArrays; readonly seconds: number; readonly incremental: boolean }
-  | { readonly ok: false; readonly code: string; readonly message: string };
+  | { readonly ok: false; readonly code: string; readonly message: string }
+  /** The task's member list was an edit of a list this thread does not have: send it whole. */
+  | { readonly ok: false; readonly stale: true };
 
 /**
  * Builds are background work and the event loop that relays bytes must win every
@@ -61,6 +66,8 @@ lowerThreadPriority();
 
 /** This thread's last ring per series: a private copy, as the built arrays leave the thread. */
 const cache = new RingCache({ copy: true });
+/** This thread's last member list per series, the base of the next edit. */
+const lists = new MemberListReceiver();
 
 /** A piscina "movable": the result object, with every table array in the transfer list. */
 class MovedResult {
@@ -80,8 +87,8 @@ class MovedResult {
 
 export default function ringBuild(task: RingBuildTask): unknown {
   try {
-    const members: Member[] = new Array<Member>(task.names.length);
-    for (let i = 0; i < members.length; i++) members[i] = { name: task.names[i]!, weight: task.weights[i]! };
+    const members = lists.decode(task.key, task.members);
+    if (members === null) return { ok: false, stale: true } satisfies RingBuildResult;
     const started = performance.now();
     const options = { vnodes: task.vnodes, maglevSize: task.maglevSize };
     // Timed with the cache's copy of the ring: all the work a build costs this thread.

@@ -5,7 +5,7 @@ import { buildTableData, rebuildTableData, tableBuffers, type TableData } from '
 import { updateRing, type RingData } from '../../../src/balancer/ring.js';
 import { RingCache } from '../../../src/balancer/table-cache.js';
 import type { Member } from '../../../src/balancer/types.js';
-import { TableOrder } from '../../../src/pool/table-order.js';
+import { RoutableView } from '../../../src/pool/routable-view.js';
 import { seededRandom } from './helpers.js';
 
 /** The first index where two rings differ (points, owners or members), or null when they are identical. */
@@ -154,15 +154,34 @@ function hasTie(data: TableData): boolean {
 }
 
 /**
- * `members` in the order the pool now hands them to the builder (pool/table-order.ts):
- * the previous list with members that left swap-removed and new ones appended.
+ * The order the pool hands members to the builder (pool/routable-view.ts): members
+ * that left swap-removed, new ones appended.
  */
-function inTableOrder(order: TableOrder<string>, members: readonly Member[]): Member[] {
-  const byName = new Map(members.map((m) => [m.name, m]));
-  return order.next(
-    members.map((m) => m.name),
-    (name) => byName.has(name),
-  ).map((name) => byName.get(name)!);
+class PoolOrder {
+  readonly #view = new RoutableView<{ readonly name: string; slot: number; active: number; weight: number }>();
+  readonly #byName = new Map<string, { readonly name: string; slot: number; active: number; weight: number }>();
+
+  /** `members` (any order) in the view's order, after the view follows them. */
+  next(members: readonly Member[]): Member[] {
+    const wanted = new Map(members.map((m) => [m.name, m]));
+    for (const entry of this.#view.snapshot()) {
+      if (wanted.has(entry.name)) continue;
+      this.#view.leave(entry);
+      this.#byName.delete(entry.name);
+    }
+    for (const m of members) {
+      const entry = this.#byName.get(m.name);
+      if (entry === undefined) {
+        const fresh = { name: m.name, slot: -1, active: 0, weight: m.weight };
+        this.#byName.set(m.name, fresh);
+        this.#view.join(fresh);
+      } else if (entry.weight !== m.weight) {
+        entry.weight = m.weight;
+        this.#view.reweigh(entry);
+      }
+    }
+    return this.#view.members.map((entry) => wanted.get(entry.name)!);
+  }
 }
 
 /** A copy of a ring in buffers with room to grow, as RingCache keeps one. */
@@ -253,12 +272,12 @@ describe('incremental ring builds', () => {
       [5, 40, 1000, false, 60],
     ] as const) {
       const walk = new Membership(seed, initial, { max: initial + 100, mass });
-      const order = new TableOrder<string>();
-      let previous = buildTableData('ring', inTableOrder(order, walk.members()), { vnodes }) as RingData;
+      const order = new PoolOrder();
+      let previous = buildTableData('ring', order.next(walk.members()), { vnodes }) as RingData;
       const ways: Record<Way, number> = { patch: 0, merge: 0, full: 0 };
       for (let i = 0; i < steps; i++) {
         const change = walk.step();
-        const built = everyWay(previous, inTableOrder(order, walk.members()), vnodes, `seed ${seed} step ${i}: ${change}`);
+        const built = everyWay(previous, order.next(walk.members()), vnodes, `seed ${seed} step ${i}: ${change}`);
         ways[built.way]++;
         previous = built.data;
       }
@@ -365,14 +384,14 @@ describe('incremental ring builds', () => {
 
   it('as a worker thread runs it in the pool\'s order: patches, and its copy edited in place serves every next build', () => {
     const walk = new Membership(6, 1000, { max: 1100, mass: false });
-    const order = new TableOrder<string>();
+    const order = new PoolOrder();
     const cache = new RingCache({ copy: true });
     const options = { vnodes: 40 };
     const held: TableData[] = [];
     let patched = 0;
     for (let i = 0; i < 80; i++) {
       const change = walk.step();
-      const members = inTableOrder(order, walk.members());
+      const members = order.next(walk.members());
       const retired = held.length >= 2 ? held.shift()! : null;
       const spare = retired === null ? [] : tableBuffers(retired);
       for (const b of spare) new Uint32Array(b).fill(0xdeadbeef);

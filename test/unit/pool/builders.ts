@@ -18,6 +18,9 @@ export class CountingBuilder implements TableBuilder {
     this.requests.push(request);
     return this.#inner.build(request);
   }
+  forget(key: string): void {
+    this.#inner.forget(key);
+  }
   close(): Promise<void> {
     return this.#inner.close();
   }
@@ -45,6 +48,9 @@ export class GatedBuilder implements TableBuilder {
     if (open) this.held = false;
     for (const go of this.#waiting.splice(0)) go();
   }
+  forget(key: string): void {
+    this.#inner.forget(key);
+  }
   close(): Promise<void> {
     return this.#inner.close();
   }
@@ -68,6 +74,9 @@ export class FailingBuilder implements TableBuilder {
       return Promise.reject(new RingBuildError('ring build worker failed: worker exited (code 1)'));
     }
     return this.#inner.build(request);
+  }
+  forget(key: string): void {
+    this.#inner.forget(key);
   }
   close(): Promise<void> {
     return this.#inner.close();

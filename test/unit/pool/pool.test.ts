@@ -264,10 +264,17 @@ describe('UpstreamPool with tables built in worker threads', () => {
         const list = [...from];
         return list[Math.floor(random() * list.length)]!;
       };
+      // Per build request: how many upstreams left the routable set before it was sent.
+      const leaves: number[] = [];
+      const left = (): void => {
+        const k = builder.requests.length;
+        leaves[k] = (leaves[k] ?? 0) + 1;
+      };
       for (let step = 0; step < 150; step++) {
         const r = random();
         if (r < 0.3) {
           const name = any(weights.keys());
+          if (!drained.has(name)) left();
           p.drain(name);
           drained.add(name);
         } else if (r < 0.55 && drained.size > 0) {
@@ -287,6 +294,7 @@ describe('UpstreamPool with tables built in worker threads', () => {
           weights.set(name, weight);
         } else {
           const name = any(weights.keys());
+          if (!drained.has(name)) left();
           p.remove(name);
           weights.delete(name);
           drained.delete(name);
@@ -310,13 +318,13 @@ describe('UpstreamPool with tables built in worker threads', () => {
         expect(p.route(k, 4).candidates.map((u) => u.name), `${label} ${k}`).toEqual(expected);
       }
       // Each list sent kept the order of the one before: a member changed index only
-      // to fill the hole of one that left (one per member gone).
+      // to fill the hole of one that left, or as one that left and came back (appended)
+      // before the build: at most two per upstream that left since.
       for (let i = 1; i < builder.requests.length; i++) {
         const before = builder.requests[i - 1]!.members;
         const after = builder.requests[i]!.members;
-        const left = before.filter((m) => !after.includes(m)).length;
         const moved = after.filter((m, j) => before.includes(m) && before.indexOf(m) !== j).length;
-        expect(moved, `${label} build ${i}`).toBeLessThanOrEqual(left);
+        expect(moved, `${label} build ${i}`).toBeLessThanOrEqual(2 * (leaves[i] ?? 0));
       }
       // Nearly every build after the first was derived from the one before.
       expect(kinds.slice(1).filter((incremental) => !incremental).length, label).toBeLessThanOrEqual(2);

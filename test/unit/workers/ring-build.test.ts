@@ -131,6 +131,29 @@ describe('ring builds in worker threads', () => {
     }
   });
 
+  it('sends a series\' member list whole to a thread that lacks the list the edit was made against, and still builds exactly', async () => {
+    const two = new WorkerTableBuilder(2);
+    try {
+      const options = { vnodes: 160 };
+      let list = members(300);
+      await two.build({ algorithm: 'ring', members: list, options, key: 'a' });
+      expect(two.resent).toBe(0);
+      for (let i = 0; i < 8; i++) {
+        list = i % 2 === 0 ? list.slice(1) : [...list, { name: `x-${i}`, weight: 2 }];
+        // A long build of another series holds a thread: series a's next build may
+        // land on the other one, which never saw its list.
+        const other = two.build({ algorithm: 'maglev', members: members(2000, 'big-'), options: { vnodes: 1 } });
+        const built = await two.build({ algorithm: 'ring', members: list, options, key: 'a' });
+        await other;
+        expect(built.data, `step ${i}`).toEqual(buildTableData('ring', list, options));
+      }
+      // The first such build was sent twice; the thread that got it keeps the series.
+      expect(two.resent).toBeGreaterThan(0);
+    } finally {
+      await two.close();
+    }
+  });
+
   it('TETHER_RING_THREADS=0 derives keyed rings inline too, equal to a full build', async () => {
     const inline = new InlineTableBuilder();
     const options = { vnodes: 160 };
