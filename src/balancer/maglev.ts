@@ -13,6 +13,7 @@
 import { FRESH, type ArrayArena } from './arena.js';
 import { xxh32String } from './hash.js';
 import { indicesByName } from './members.js';
+import { pace } from './pace.js';
 import type { LookupTable, Member, TableData } from './types.js';
 
 export type MaglevData = Extract<TableData, { algorithm: 'maglev' }>;
@@ -108,6 +109,7 @@ export function buildMaglev(members: readonly Member[], options: MaglevOptions =
       }
       next[r] = c;
     }
+    pace();
   }
   return { algorithm: 'maglev', members, slots, byName };
 }

@@ -11,6 +11,7 @@
  */
 import { xxh32String } from './hash.js';
 import type { ArrayArena } from './arena.js';
+import { pace } from './pace.js';
 import type { Member } from './types.js';
 import type { RingData } from './ring.js';
 
@@ -91,6 +92,7 @@ export class RingPatch {
         owners.set(oldOwners.subarray(src, at), out);
         out += at - src;
         src = at;
+        pace();
       }
       if (inserting) {
         points[out] = this.#insertPoints[f]!;
@@ -135,6 +137,7 @@ export class RingPatch {
         points.copyWithin(out, src, at);
         owners.copyWithin(out, src, at);
         out += at - src;
+        pace();
       }
       const owner = touchedTo[k]!;
       if (owner >= 0) {
@@ -159,6 +162,7 @@ export class RingPatch {
         owners.copyWithin(dst - (end - at), at, end);
         dst -= end - at;
         end = at;
+        pace();
       }
       dst--;
       points[dst] = this.#insertPoints[f]!;

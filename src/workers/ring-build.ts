@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { SpareBuffers } from '../balancer/arena.js';
 import { tableBuffers } from '../balancer/index.js';
+import { setPace, slicedPace } from '../balancer/pace.js';
 import { RingCache } from '../balancer/table-cache.js';
 import type { Algorithm, TableData } from '../balancer/types.js';
 import { MemberListReceiver, type MemberListMessage } from './member-list.js';
@@ -64,6 +65,15 @@ function lowerThreadPriority(): void {
 
 lowerThreadPriority();
 
+/**
+ * Builds rest 0.02 ms (0.06-0.07 ms with the kernel's timer slack) after each 0.1 ms
+ * of work, so the relaying thread, and whatever else shares the host, finds a core
+ * free whenever it wakes (balancer/pace.ts). A 1 ms build at 5,000 upstreams then
+ * takes ~1.6 ms from start to end; a whole 800k-point ring ~40% longer.
+ */
+const pacer = slicedPace({ sliceMs: 0.1, restMs: 0.02 });
+setPace(pacer.pace);
+
 /** This thread's last ring per series: a private copy, as the built arrays leave the thread. */
 const cache = new RingCache({ copy: true });
 /** This thread's last member list per series, the base of the next edit. */
@@ -87,6 +97,7 @@ class MovedResult {
 
 export default function ringBuild(task: RingBuildTask): unknown {
   try {
+    pacer.begin();
     const members = lists.decode(task.key, task.members);
     if (members === null) return { ok: false, stale: true } satisfies RingBuildResult;
     const started = performance.now();
