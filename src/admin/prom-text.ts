@@ -20,13 +20,14 @@ export type FamilyType = 'counter' | 'gauge';
  * How long one turn of the event loop may work before the writer yields, and how many
  * lines it may gather meanwhile. Writing a line is cheap (~0.1-0.2 us warm); joining
  * and encoding the lines a turn gathered is not: 10,000 lines (~900 KB) cost 1-3 ms
- * more in the turn that hands them on. With both bounds a whole scrape at 5,000
- * upstreams (~1.9 MB) took ~10 ms in 50 turns of at most ~1.2 ms on a 2-core Xeon
- * (one line cap: 2,048 lines, 1.5-2.3 ms; no cap, 3.5-5.6 ms); see
- * native-bench/scrape-stall.mjs for what a relayed byte waits.
+ * more in the turn that hands them on, which is why a line cap comes on top of the
+ * clock. A whole scrape at 5,000 upstreams (~1.9 MB, ~25,000 lines) is ~10 ms of work;
+ * on a 2-core Xeon, in 100 turns of 0.5-0.8 ms (a turn with a young-generation GC in
+ * it: 1-2.5 ms), where 512 lines and 1 ms made turns of 0.8-1.1 ms and no cap made
+ * turns of 3.5-5.6 ms. native-bench/scrape-stall.mjs measures what a relayed byte waits.
  */
-export const SLICE_MS = 1;
-export const SLICE_LINES = 512;
+export const SLICE_MS = 0.5;
+export const SLICE_LINES = 256;
 
 /** Steps between two looks at the clock (a look costs 50-150 ns). */
 const CHECK_EVERY = 32;
