@@ -150,7 +150,7 @@ export class AdminServer {
       if (unknown !== undefined) throw new HttpError(404, 'TETHER_ERR_NOT_FOUND', `no metric named ${JSON.stringify(unknown)}`);
       const scrape = backend.scrape(names.length > 0 ? names : undefined);
       // Sent as it is written (chunked): each piece is encoded in the turn that wrote
-      // it, never the whole text (~1 MB at 5,000 upstreams) in one go. A failure
+      // it, never the whole text (~2 MB at 5,000 upstreams) in one go. A failure
       // before the first piece is a 500; after it, #fail cuts the response short.
       const head = (): void => {
         if (!res.headersSent) res.writeHead(200, { 'content-type': scrape.contentType, 'cache-control': 'no-store' });
