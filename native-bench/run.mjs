@@ -27,7 +27,7 @@
  * Writes native-bench/results/latest.json, latest.md and latest.svg (chart.mjs; --out=NAME:
  * NAME.json, NAME.md, NAME.svg),
  * then runs tether's own scenarios (hash-quality.mjs, store-latency.mjs, lookup.mjs,
- * ring-update.mjs, ring-rebuild.mjs) and appends their tables. `--workloads=none` runs only the
+ * ring-update.mjs, ring-rebuild.mjs, scrape-stall.mjs) and appends their tables. `--workloads=none` runs only the
  * scenarios. Linux only (/proc).
  * README.md next to this file says how to read the numbers.
  */
@@ -68,6 +68,7 @@ const SCENARIOS = {
   lookup: { file: 'lookup.mjs', title: 'Lookup speed', timeoutMs: 300_000 },
   update: { file: 'ring-update.mjs', title: 'One-upstream change in the build thread', timeoutMs: 300_000 },
   rebuild: { file: 'ring-rebuild.mjs', title: 'Ring rebuilds: inline against worker threads', timeoutMs: 900_000 },
+  stall: { file: 'scrape-stall.mjs', title: 'A whole GET /metrics against a relayed echo', timeoutMs: 600_000 },
 };
 const SCENARIO_ORDER = Object.keys(SCENARIOS);
 
@@ -78,7 +79,8 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
   --workloads=LIST     workloads to run, from: ${WORKLOAD_ORDER.join(', ')}; none = only
                        the scenarios below
   --scenarios=LIST     tether's own scenarios, from: ${SCENARIO_ORDER.join(', ')}
-                       (default all; --quick passes --quick to lookup, update and rebuild);
+                       (default all; --quick passes --quick to lookup, update, rebuild
+                       and stall);
                        none = only the side-by-side
   --rounds=N           interleaved rounds (default 3)
   --duration=S         seconds per measurement, whole seconds (default 3)

@@ -274,8 +274,9 @@ export class Tether implements AdminBackend {
     return this.#metrics;
   }
 
-  async scrape(names?: readonly string[]): Promise<Scrape> {
-    return { contentType: this.#metrics.contentType, body: await this.#metrics.scrape(names) };
+  scrape(names?: readonly string[]): Scrape {
+    const metrics = this.#metrics;
+    return { contentType: metrics.contentType, write: (emit) => metrics.write(emit, names) };
   }
 
   hasMetric(name: string): boolean {

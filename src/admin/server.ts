@@ -41,7 +41,7 @@ export interface AdminBackend {
    */
   changeUpstream(listener: AdminListener, change: AdminChange): Promise<void>;
   /** Prometheus text for GET /metrics: every family, or those named (each must exist). */
-  scrape(names?: readonly string[]): Promise<Scrape>;
+  scrape(names?: readonly string[]): Scrape;
   /** Whether `name` is a metric family (GET /metrics?name=). */
   hasMetric(name: string): boolean;
   /** The stats page's data (GET /stats.json). */
@@ -50,7 +50,11 @@ export interface AdminBackend {
 
 export interface Scrape {
   readonly contentType: string;
-  readonly body: string;
+  /**
+   * Writes the text a piece at a time, the event loop running between pieces (see
+   * Metrics.write); resolves after the last piece.
+   */
+  write(emit: (text: string) => void): Promise<void>;
 }
 
 export interface AdminOptions {
@@ -144,13 +148,20 @@ export class AdminServer {
       const names = url.searchParams.getAll('name');
       const unknown = names.find((name) => !backend.hasMetric(name));
       if (unknown !== undefined) throw new HttpError(404, 'TETHER_ERR_NOT_FOUND', `no metric named ${JSON.stringify(unknown)}`);
-      const scrape = await backend.scrape(names.length > 0 ? names : undefined);
-      res.writeHead(200, {
-        'content-type': scrape.contentType,
-        'content-length': Buffer.byteLength(scrape.body),
-        'cache-control': 'no-store',
+      const scrape = backend.scrape(names.length > 0 ? names : undefined);
+      // Sent as it is written (chunked): each piece is encoded in the turn that wrote
+      // it, never the whole text (~2 MB at 5,000 upstreams) in one go. A failure
+      // before the first piece is a 500; after it, #fail cuts the response short.
+      const head = (): void => {
+        if (!res.headersSent) res.writeHead(200, { 'content-type': scrape.contentType, 'cache-control': 'no-store' });
+      };
+      await scrape.write((text) => {
+        head();
+        // A client gone mid-scrape: the rest is written to no one (bounded work).
+        if (!res.destroyed) res.write(text);
       });
-      res.end(scrape.body);
+      head();
+      res.end();
       return;
     }
 

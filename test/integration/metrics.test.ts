@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientAddress, closed, connectAndGreet, waitFor } from '../helpers/clients.js';
+import { parseExposition, series, value, type Exposition } from '../helpers/exposition.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 import { freePort, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 
@@ -15,57 +16,6 @@ afterEach(async () => {
   await Promise.all(upstreams.map((u) => u.close()));
   upstreams = [];
 });
-
-interface Sample {
-  readonly name: string;
-  readonly labels: Record<string, string>;
-  readonly value: number;
-}
-
-interface Exposition {
-  readonly samples: Sample[];
-  /** Metric family name -> type, from the `# TYPE` lines. */
-  readonly types: Map<string, string>;
-}
-
-/** A small parser for the Prometheus text format (0.0.4), enough for these checks. */
-function parseExposition(text: string): Exposition {
-  const samples: Sample[] = [];
-  const types = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    if (line.startsWith('#')) {
-      const type = /^# TYPE (\S+) (\S+)$/.exec(line);
-      if (type) types.set(type[1]!, type[2]!);
-      continue;
-    }
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: \d+)?$/.exec(line);
-    if (!m) throw new Error(`not a sample line: ${JSON.stringify(line)}`);
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
-      labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
-    }
-    const raw = m[3]!;
-    samples.push({ name: m[1]!, labels, value: raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw) });
-  }
-  return { samples, types };
-}
-
-/** The value of the one sample of `name` whose labels are exactly `labels`; 0 when absent. */
-function value(e: Exposition, name: string, labels: Record<string, string> = {}): number {
-  const found = e.samples.filter((s) => s.name === name && sameLabels(s.labels, labels));
-  if (found.length > 1) throw new Error(`${name} ${JSON.stringify(labels)} appears ${found.length} times`);
-  return found[0]?.value ?? 0;
-}
-
-function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
-  const ka = Object.keys(a);
-  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
-}
-
-function series(e: Exposition, name: string): Sample[] {
-  return e.samples.filter((s) => s.name === name);
-}
 
 async function scrape(t: RunningTether, token?: string): Promise<Exposition> {
   const res = await fetch(`${t.admin}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
