@@ -43,17 +43,16 @@
  */
 import { fork, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket, { WebSocketServer } from 'ws';
 import { cpuSnapshot, otherCpuPct, waitQuiet } from './background.mjs';
+import { freePort, sleep, waitHealthy } from './local.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
 const self = fileURLToPath(import.meta.url);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---- the orchestrator ---------------------------------------------------------
 
@@ -83,17 +82,6 @@ function parseArgs() {
     process.exit(2);
   }
   return o;
-}
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const srv = net.createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
 }
 
 const percentile = (sorted, p) => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]);
@@ -185,13 +173,7 @@ async function runOne(size, threads, echoPort, dir, seconds, blocks, changeEvery
   });
   const admin = `http://127.0.0.1:${adminPort}`;
   try {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const ok = await fetch(`${admin}/healthz`).then((r) => r.ok, () => false);
-      if (ok) break;
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`tether did not start (size ${size}, threads ${threads})`);
-      await sleep(50);
-    }
+    await waitHealthy(admin, child, `size ${size}, threads ${threads}`);
     const ping = pinger(port);
     await ping.ready;
     // The process that makes the changes starts (and makes its first request) now, so

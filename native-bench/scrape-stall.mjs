@@ -39,11 +39,11 @@ import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuSnapshot, otherCpuPct, waitQuiet } from './background.mjs';
+import { freePort, sleep, waitHealthy } from './local.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
 const self = fileURLToPath(import.meta.url);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function parseArgs() {
   const o = { sizes: [100, 1000, 5000], scrapes: 15, fill: 2, tether: join(root, 'dist/cli.js'), label: 'this build', out: 'scrape-stall', names: [], quick: false, quietWait: 30 };
@@ -71,17 +71,6 @@ function parseArgs() {
     process.exit(2);
   }
   return o;
-}
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const srv = net.createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
 }
 
 const median = (xs) => {
@@ -193,13 +182,7 @@ async function runOne(size, opts, echoPort, dir) {
   // priority its own work (reading ~2 MB) delays tether and the echo as little as it can.
   os.setPriority(scraper.pid, 19);
   try {
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const ok = await fetch(`${admin}/healthz`).then((r) => r.ok, () => false);
-      if (ok) break;
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`tether did not start (size ${size})`);
-      await sleep(50);
-    }
+    await waitHealthy(admin, child, `size ${size}`);
     const failed = await fill(port, Math.round(opts.fill * size));
     await waitQuiet(opts.quietWait * 1000);
     const ping = pinger(port);

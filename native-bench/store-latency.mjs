@@ -21,22 +21,13 @@ import { fileURLToPath } from 'node:url';
 import { createStore, guardPins } from '../dist/affinity/index.js';
 import { loadConfig } from '../dist/config/load.js';
 import { createLogger } from '../dist/log.js';
+import { freePort } from './local.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const OPS = Number(process.argv.find((a) => a.startsWith('--ops='))?.slice(6) ?? 20_000);
 const CONCURRENCY = 50;
 const PROPAGATIONS = 300;
 const log = (line) => process.stderr.write(`${line}\n`);
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function pings(port) {
   return new Promise((resolve) => {
