@@ -42,13 +42,13 @@
  * Writes native-bench/results/ring-rebuild.json and prints a markdown table.
  */
 import { fork, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket, { WebSocketServer } from 'ws';
 import { cpuSnapshot, otherCpuPct, waitQuiet } from './background.mjs';
-import { freePort, sleep, waitHealthy } from './local.mjs';
+import { echoChild, freePort, sleep, waitHealthy } from './local.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -238,18 +238,8 @@ async function runOne(size, threads, echoPort, dir, seconds, blocks, changeEvery
 }
 async function main() {
   const opts = parseArgs();
-  const dir = mkdtempSync(join(os.tmpdir(), 'tether-rebuild-'));
-  const echo = fork(self, ['--role=echo'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const cleanup = () => {
-    echo.kill();
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.on('SIGINT', () => {
-    cleanup();
-    process.exit(130);
-  });
+  const { dir, echoPort, cleanup } = await echoChild(self, 'tether-rebuild-');
   try {
-    const { port: echoPort } = await new Promise((res) => echo.once('message', res));
     const runs = [];
     for (let round = 0; round < opts.rounds; round++) {
       for (const size of opts.sizes) {

@@ -32,14 +32,14 @@
  * native-bench/results/NAME.json (default scrape-stall).
  */
 import { fork, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuSnapshot, otherCpuPct, waitQuiet } from './background.mjs';
-import { freePort, sleep, waitHealthy } from './local.mjs';
+import { echoChild, freePort, sleep, waitHealthy } from './local.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -308,18 +308,8 @@ function echoRole() {
 
 async function main() {
   const opts = parseArgs();
-  const dir = mkdtempSync(join(os.tmpdir(), 'tether-scrape-'));
-  const echo = fork(self, ['--role=echo'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const cleanup = () => {
-    echo.kill();
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.on('SIGINT', () => {
-    cleanup();
-    process.exit(130);
-  });
+  const { dir, echoPort, cleanup } = await echoChild(self, 'tether-scrape-');
   try {
-    const { port: echoPort } = await new Promise((res) => echo.once('message', res));
     const rows = [];
     for (const size of opts.sizes) {
       const r = await runOne(size, opts, echoPort, dir);
