@@ -74,6 +74,7 @@ const SETTLE_WAIT_MS = 5_000;
 
 const NAME_PATTERN = /^[A-Za-z0-9._:\-[\]]{1,128}$/;
 const UPSTREAM_PATH = /^\/upstreams\/([^/]+)(?:\/(drain|undrain))?$/;
+const BEARER = /^bearer +(.*)$/i;
 
 /** Admin API: JSON over HTTP, bound to loopback by default. */
 export class AdminServer {
@@ -266,8 +267,9 @@ export class AdminServer {
 
   #authorized(req: IncomingMessage, queryToken: string | null = null): boolean {
     if (this.#tokenDigest === null) return true;
-    const header = req.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7).trim() : (queryToken ?? '');
+    // The scheme is case-insensitive and may be followed by several spaces (RFC 9110 11.1, 11.4).
+    const bearer = BEARER.exec(req.headers.authorization ?? '');
+    const given = bearer !== null ? bearer[1]!.trim() : (queryToken ?? '');
     // Compare digests: equal lengths, and no timing signal about the token's length.
     return given !== '' && timingSafeEqual(sha256(given), this.#tokenDigest);
   }

@@ -151,9 +151,15 @@ describe('admin API', () => {
       expect((await adminCall(admin, 'GET', path)).status, path).toBe(401);
       expect((await adminCall(admin, 'GET', path, undefined, 'wrong')).status, path).toBe(401);
     }
-    // With the token, every call works.
+    // With the token, every call works; the scheme's case and the spaces after it do not matter.
     for (const [method, path, body] of mutating) {
       expect((await adminCall(admin, method, path, body, token)).status, `${method} ${path}`).toBeLessThan(300);
+    }
+    for (const authorization of [`bearer ${token}`, `BEARER ${token}`, `Bearer   ${token}`]) {
+      expect((await fetch(`${admin}/upstreams`, { headers: { authorization } })).status, authorization).toBe(200);
+    }
+    for (const authorization of [`bearer`, `Bearer${token}`, `bearer\t${token}`]) {
+      expect((await fetch(`${admin}/upstreams`, { headers: { authorization } })).status, authorization).toBe(401);
     }
     expect(tether.tether.runtime()!.pool.list().map((u) => u.name).sort()).toEqual(['b', 'c']);
   });
