@@ -39,7 +39,11 @@ export class SpareBuffers implements ArrayArena {
       if (size >= bytes && size <= bytes * 2 && (best < 0 || size < this.#spare[best]!.byteLength)) best = i;
     }
     if (best >= 0) return new Uint32Array(this.#spare.splice(best, 1)[0]!, 0, length);
-    const roomy = Math.ceil((bytes + (bytes >>> 3)) / 8) * 8;
-    return new Uint32Array(new ArrayBuffer(roomy), 0, length);
+    return new Uint32Array(roomyBuffer(bytes), 0, length);
   }
+}
+
+/** A new buffer for `bytes` with 1/8 headroom, so a table that grows a little still fits it next time. */
+export function roomyBuffer(bytes: number): ArrayBuffer {
+  return new ArrayBuffer(Math.ceil((bytes + (bytes >>> 3)) / 8) * 8);
 }

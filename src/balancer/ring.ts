@@ -18,7 +18,7 @@
  */
 import { FRESH, type ArrayArena } from './arena.js';
 import { xxh32String } from './hash.js';
-import { indicesByName, nameRanks } from './members.js';
+import { indicesByName } from './members.js';
 import { pace } from './pace.js';
 import { lowerBound, planRingPatch, type RingChange, type RingPatch } from './ring-patch.js';
 import type { LookupTable, Member, TableData } from './types.js';
@@ -38,30 +38,10 @@ export interface RingOptions {
 export function buildRing(members: readonly Member[], options: RingOptions, arena: ArrayArena = FRESH): RingData {
   const n = members.length;
   const byName = indicesByName(members);
-  const rank = nameRanks(byName);
 
   let total = 0;
   for (let i = 0; i < n; i++) total += options.vnodes * members[i]!.weight;
-
-  // Sort (point, rank) pairs as one number: point x 2^bits + rank. A point is below
-  // 2^32 and rank below 2^bits, so the product stays under 2^53 (exact) while
-  // bits <= 21, and the typed-array sort is numeric and needs no comparator: 800k
-  // points (5000 members x 160) sort in ~65 ms, against ~180-210 ms for an index
-  // array sorted with a (point, rank) comparator (Node 20, x86-64).
-  let bits = 0;
-  while (1 << bits < n) bits++;
-  const scale = 2 ** bits;
-  const packed = new Float64Array(total);
-  let k = 0;
-  for (let i = 0; i < n; i++) {
-    const m = members[i]!;
-    const count = options.vnodes * m.weight;
-    const r = rank[i]!;
-    for (let j = 0; j < count; j++) packed[k++] = xxh32String(`${m.name}-${j}`, 0) * scale + r;
-    pace();
-  }
-  // One native call: the one stretch of a build no pacer can cut (~65 ms at 800k points).
-  packed.sort();
+  const { packed, scale } = sortedPoints(n, total, options.vnodes, (rank) => members[byName[rank]!]!);
 
   const points = arena.uint32(total);
   const owners = arena.uint32(total);
@@ -73,6 +53,32 @@ export function buildRing(members: readonly Member[], options: RingOptions, aren
     owners[p] = byName[v - point * scale]!;
   }
   return { algorithm: 'ring', members, points, owners };
+}
+
+/**
+ * The points of `count` members, member r (in name order) being `memberOfRank(r)`,
+ * sorted in (point, name) order: each packed as one number, point x 2^bits + r. A
+ * point is below 2^32 and r below 2^bits, so the value stays under 2^53 (exact)
+ * while bits <= 21 (RING_MAX_MEMBERS), and the typed-array sort is numeric and needs
+ * no comparator: 800k points (5000 members x 160) sort in ~65 ms, against ~180-210
+ * ms for an index array sorted with a (point, rank) comparator (Node 20, x86-64).
+ * `total` is the number of points; unpack with Math.floor(value / scale).
+ */
+function sortedPoints(count: number, total: number, vnodes: number, memberOfRank: (rank: number) => Member): { packed: Float64Array; scale: number } {
+  let bits = 0;
+  while (1 << bits < count) bits++;
+  const scale = 2 ** bits;
+  const packed = new Float64Array(total);
+  let k = 0;
+  for (let r = 0; r < count; r++) {
+    const m = memberOfRank(r);
+    const points = vnodes * m.weight;
+    for (let j = 0; j < points; j++) packed[k++] = xxh32String(`${m.name}-${j}`, 0) * scale + r;
+    pace();
+  }
+  // One native call: the one stretch of a build no pacer can cut (~65 ms at 800k points).
+  packed.sort();
+  return { packed, scale };
 }
 
 /** Loops over points call pace() (balancer/pace.ts) every PACE_EVERY + 1 points (~0.05-0.1 ms of work). */
@@ -159,7 +165,7 @@ const PATCH_RATIO = 200;
  * positions that differ are looked up by name: no map of every member per build.
  * Then hashes and sorts the points of fresh members (new and reweighted: all their
  * points, not only the difference; simpler, and a reweight is one member's work) with
- * the packed key of buildRing, over the fresh members' own name ranks. Null when a
+ * sortedPoints, over the fresh members' own name ranks. Null when a
  * full build is the better deal (see updateRing), or a name is repeated.
  */
 function compareMembers(previous: RingData, members: readonly Member[], vnodes: number): RingChange | null {
@@ -223,17 +229,7 @@ function compareMembers(previous: RingData, members: readonly Member[], vnodes: 
   if (freshPoints * 2 > total || droppedPoints > 4 * total) return null;
 
   freshOwners.sort((a, b) => (members[a]!.name < members[b]!.name ? -1 : 1));
-  let bits = 0;
-  while (1 << bits < freshOwners.length) bits++;
-  const scale = 2 ** bits;
-  const fresh = new Float64Array(freshPoints);
-  let k = 0;
-  for (let r = 0; r < freshOwners.length; r++) {
-    const member = members[freshOwners[r]!]!;
-    const count = vnodes * member.weight;
-    for (let j = 0; j < count; j++) fresh[k++] = xxh32String(`${member.name}-${j}`, 0) * scale + r;
-  }
-  fresh.sort();
+  const { packed: fresh, scale } = sortedPoints(freshOwners.length, freshPoints, vnodes, (rank) => members[freshOwners[rank]!]!);
   return { renumber, total, droppedPoints, movedPoints, fresh, scale, freshOwners };
 }
 
@@ -308,16 +304,8 @@ export class RingTable implements LookupTable {
 
   /** Position of the first point >= hash, wrapping to 0 past the last point. */
   #find(hash: number): number {
-    const points = this.#points;
-    const h = hash >>> 0;
-    let lo = 0;
-    let hi = points.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (points[mid]! < h) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo === points.length ? 0 : lo;
+    const at = lowerBound(this.#points, hash >>> 0, 0);
+    return at === this.#points.length ? 0 : at;
   }
 
   primary(hash: number): number {

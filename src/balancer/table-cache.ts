@@ -10,7 +10,7 @@
  * thread that missed some builds of a series (several threads) still derives the
  * next one correctly from the last it made.
  */
-import { FRESH, type ArrayArena } from './arena.js';
+import { FRESH, roomyBuffer, type ArrayArena } from './arena.js';
 import { MAX_RING_POINTS, rebuildTableData, type RebuiltTable } from './index.js';
 import { pace } from './pace.js';
 import type { RingData } from './ring.js';
@@ -95,17 +95,17 @@ export class RingCache {
   }
 }
 
+/** Entries copied between pace() calls: 256 KiB, ~0.03 ms. */
+const COPY_STRETCH = 1 << 16;
+
 /**
  * `source` copied into the buffer of `reuse` when it fits (the remembered ring just
  * replaced), else into a new one with 1/8 headroom, so a series that grows by a
  * member or two keeps writing the same memory.
  */
-/** Entries copied between pace() calls: 256 KiB, ~0.03 ms. */
-const COPY_STRETCH = 1 << 16;
-
 function copyInto(reuse: Uint32Array | undefined, source: Uint32Array): Uint32Array {
   const bytes = source.byteLength;
-  const buffer = reuse !== undefined && reuse.buffer.byteLength >= bytes ? reuse.buffer : new ArrayBuffer(Math.ceil((bytes + (bytes >>> 3)) / 8) * 8);
+  const buffer = reuse !== undefined && reuse.buffer.byteLength >= bytes ? reuse.buffer : roomyBuffer(bytes);
   const out = new Uint32Array(buffer, 0, source.length);
   // In stretches (a 5,000-member ring is 3.2 MB an array): pace() may rest between them.
   for (let at = 0; at < source.length; at += COPY_STRETCH) {
