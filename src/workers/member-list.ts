@@ -63,7 +63,7 @@ export class MemberListSender {
     const weights = new Uint16Array(n);
     for (let i = 0; i < n; i++) weights[i] = members[i]!.weight;
     const last = key === undefined ? undefined : this.#series.get(key);
-    if (key !== undefined) this.#remember(key, { seq, members, weights });
+    if (key !== undefined) remember(this.#series, key, { seq, members, weights });
     if (last === undefined || whole) {
       const names = new Array<string>(n);
       for (let i = 0; i < n; i++) names[i] = members[i]!.name;
@@ -91,12 +91,6 @@ export class MemberListSender {
   forget(key: string): void {
     this.#series.delete(key);
   }
-
-  #remember(key: string, sent: Sent): void {
-    this.#series.delete(key);
-    this.#series.set(key, sent);
-    if (this.#series.size > MAX_SERIES) this.#series.delete(this.#series.keys().next().value!);
-  }
 }
 
 /** The build thread's side. */
@@ -119,13 +113,16 @@ export class MemberListReceiver {
       if (last === undefined || last.seq !== message.base) return null;
       members = applyEdit(last.members, message);
     }
-    if (key !== undefined) {
-      this.#series.delete(key);
-      this.#series.set(key, { seq: message.seq, members });
-      if (this.#series.size > MAX_SERIES) this.#series.delete(this.#series.keys().next().value!);
-    }
+    if (key !== undefined) remember(this.#series, key, { seq: message.seq, members });
     return members;
   }
+}
+
+/** `value` as the most recent entry of `series` under `key`; past MAX_SERIES the least recent goes. */
+function remember<V>(series: Map<string, V>, key: string, value: V): void {
+  series.delete(key);
+  series.set(key, value);
+  if (series.size > MAX_SERIES) series.delete(series.keys().next().value!);
 }
 
 function applyEdit(base: readonly Member[], edit: Extract<MemberListMessage, { kind: 'edit' }>): Member[] {
