@@ -10,6 +10,17 @@ export interface ExchangeContext {
   readonly connectTimeoutMs: number;
   /** The keep-alive agent for `upstream` as seen from this client connection. */
   agentFor(client: net.Socket, upstream: Upstream): http.Agent;
+  /**
+   * How an upgrade request's upstream connection is made: never a pooled one. null:
+   * a plain connection; else a function that also writes what must come first (a
+   * PROXY header).
+   */
+  upgradeConnector(client: net.Socket): UpgradeConnector | null;
+  /**
+   * The upstream answered an upgrade request with 101: the exchange is over and the
+   * connection becomes a tunnel from here (its pins are learned already).
+   */
+  tunnel(exchange: Exchange, response: IncomingMessage, socket: net.Socket, head: Buffer): void;
   acquire(exchange: Exchange, upstream: Upstream): void;
   release(exchange: Exchange, upstream: Upstream): void;
   /** A connect to `upstream` failed (health evidence, pin dropped when it was the pin). */
@@ -19,6 +30,9 @@ export interface ExchangeContext {
   learn(exchange: Exchange, upstream: Upstream, response: IncomingMessage): Promise<void> | null;
   ended(exchange: Exchange): void;
 }
+
+/** node:http's `createConnection` option, as an upgrade's connection is made. */
+export type UpgradeConnector = NonNullable<http.RequestOptions['createConnection']>;
 
 const kExchange = Symbol('tether.exchange');
 type Tagged<T> = T & { [kExchange]?: Exchange };
@@ -53,6 +67,12 @@ export class Exchange {
   lastError = '';
   fromClient: number;
   toClient = 0;
+  /**
+   * An upgrade request's: the bytes the client sent after its head, held back until
+   * the upstream answers 101 (any other answer is a plain response, and they are
+   * parsed as the next request). null for other requests.
+   */
+  upgradeHead: Buffer | null = null;
   #proxyReq: Tagged<ClientRequest> | null = null;
   #response: Tagged<IncomingMessage> | null = null;
   #connected = false;
@@ -111,20 +131,28 @@ export class Exchange {
     // headersDistinct, as the key chain reads: node:http then builds one header object, not two.
     const head = req.headersDistinct;
     const chunked = isChunked(head['transfer-encoding']?.join(','));
-    const headers = forwardHeaders(req.rawHeaders, chunked);
-    // Requests go upstream as HTTP/1.1, which must carry Host; HTTP/1.0 (and the
-    // version-less lines llhttp reads as 0.9) need not, and a strict upstream would
-    // answer 400. Name the address the client reached, as its Host would have.
+    const upgrade = this.upgradeHead !== null;
+    const headers = forwardHeaders(req.rawHeaders, chunked, upgrade);
+    // Requests go upstream as HTTP/1.1, which must carry Host; HTTP/1.0 need not,
+    // and a strict upstream would answer 400. Name the address the client reached,
+    // as its Host would have.
     if (head.host === undefined) headers.push('Host', formatAddress(this.client.localAddress ?? '', this.client.localPort ?? 0));
-    const proxyReq = http.request({
+    const options: http.RequestOptions = {
       host: upstream.host,
       port: upstream.port,
       method: req.method,
       path: req.url,
       headers,
-      agent: this.ctx.agentFor(this.client, upstream),
       setHost: false,
-    }) as Tagged<ClientRequest>;
+    };
+    if (!upgrade) options.agent = this.ctx.agentFor(this.client, upstream);
+    else {
+      // A connection of its own: it may become this client's tunnel.
+      const connector = this.ctx.upgradeConnector(this.client);
+      if (connector === null) options.agent = false;
+      else options.createConnection = connector;
+    }
+    const proxyReq = http.request(options) as Tagged<ClientRequest>;
     proxyReq[kExchange] = this;
     this.#proxyReq = proxyReq;
     this.#connected = false;
@@ -132,6 +160,12 @@ export class Exchange {
     proxyReq.on('response', onProxyResponse);
     proxyReq.on('error', onProxyError);
     proxyReq.on('drain', onProxyDrain);
+    if (upgrade) proxyReq.on('upgrade', onProxyUpgrade);
+  }
+
+  /** The client's request body broke off and its upstream request was aborted. */
+  get aborted(): boolean {
+    return this.#clientAborted;
   }
 
   /** The upstream socket is open (fresh or reused): let the request body flow. */
@@ -199,6 +233,23 @@ export class Exchange {
     res.writeHead(this.status, response.statusMessage, headers);
     response.on('data', onUpResData);
     response.on('end', onUpResEnd);
+  }
+
+  /** The upstream switched protocols (101): learn from its head, then hand the connection to a tunnel. */
+  async onUpgrade(response: IncomingMessage, socket: net.Socket, head: Buffer): Promise<void> {
+    const upstream = this.upstream!;
+    const learning = this.ctx.learn(this, upstream, response);
+    if (learning !== null) await learning;
+    if (this.#done || this.client.destroyed) {
+      socket.destroy();
+      return;
+    }
+    this.status = 101;
+    // Handed over, not ended: the tunnel is counted and logged as one connection
+    // when it closes.
+    this.#done = true;
+    this.ctx.release(this, upstream);
+    this.ctx.tunnel(this, response, socket, head);
   }
 
   onClientBody(chunk: Buffer): void {
@@ -328,6 +379,19 @@ function onProxyResponse(this: ClientRequest, response: IncomingMessage): void {
   if (ex === undefined) return;
   ex.onResponse(response).catch((err: unknown) => {
     ex.reason = `response failed: ${err instanceof Error ? err.message : String(err)}`;
+    ex.client.destroy();
+  });
+}
+
+function onProxyUpgrade(this: ClientRequest, response: IncomingMessage, socket: net.Socket, head: Buffer): void {
+  const ex = exchangeOf(this);
+  if (ex === undefined) {
+    socket.destroy();
+    return;
+  }
+  ex.onUpgrade(response, socket, head).catch((err: unknown) => {
+    socket.destroy();
+    ex.reason = `upgrade failed: ${err instanceof Error ? err.message : String(err)}`;
     ex.client.destroy();
   });
 }

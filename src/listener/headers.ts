@@ -19,25 +19,32 @@ const HOP_BY_HOP = new Set([
  * `rawHeaders` without hop-by-hop fields and without those the Connection header
  * names. Framing is node:http's job on each side: a chunked body is re-chunked
  * (`chunked` = true adds `Transfer-Encoding: chunked` back, which node:http then
- * honours), a Content-Length body is passed with its length.
+ * honours), a Content-Length body is passed with its length. An upgrade request
+ * (`upgrade` = true) keeps its `Upgrade` field and says `Connection: Upgrade`: the
+ * upstream decides, and only its 101 turns the connection into a tunnel.
  */
-export function forwardHeaders(rawHeaders: readonly string[], chunked: boolean): string[] {
+export function forwardHeaders(rawHeaders: readonly string[], chunked: boolean, upgrade = false): string[] {
   let named: Set<string> | null = null;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i]!.toLowerCase() !== 'connection') continue;
     for (const token of rawHeaders[i + 1]!.split(',')) {
       const t = token.trim().toLowerCase();
-      if (t !== '' && t !== 'close' && t !== 'keep-alive') (named ??= new Set()).add(t);
+      if (t !== '' && t !== 'close' && t !== 'keep-alive' && !(upgrade && t === 'upgrade')) (named ??= new Set()).add(t);
     }
   }
   const out: string[] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const lower = name.toLowerCase();
+    if (upgrade && lower === 'upgrade') {
+      out.push(name, rawHeaders[i + 1]!);
+      continue;
+    }
     if (HOP_BY_HOP.has(lower) || (named !== null && named.has(lower))) continue;
     out.push(name, rawHeaders[i + 1]!);
   }
   if (chunked) out.push('Transfer-Encoding', 'chunked');
+  if (upgrade) out.push('Connection', 'Upgrade');
   return out;
 }
 
@@ -47,12 +54,12 @@ export function isChunked(transferEncoding: string | undefined): boolean {
 }
 
 /**
- * An upgrade (or CONNECT) request head as the client sent it, every header kept
- * (Connection and Upgrade are the point), for the raw tunnel to the upstream.
- * latin1 both ways: node:http decoded header bytes as latin1, so this restores them.
+ * A response head as the upstream sent it (a 101 before the tunnel starts), every
+ * field kept: Connection and Upgrade are the point. latin1 both ways: node:http
+ * decoded header bytes as latin1, so this restores them.
  */
-export function serializeRequestHead(method: string, url: string, httpVersion: string, rawHeaders: readonly string[]): Buffer {
-  let head = `${method} ${url} HTTP/${httpVersion}\r\n`;
+export function serializeResponseHead(status: number, message: string, rawHeaders: readonly string[]): Buffer {
+  let head = `HTTP/1.1 ${status} ${message}\r\n`;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) head += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`;
   head += '\r\n';
   return Buffer.from(head, 'latin1');
@@ -69,6 +76,7 @@ const REASONS: Record<number, string> = {
   400: 'Bad Request',
   408: 'Request Timeout',
   431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
 };

@@ -14,8 +14,8 @@ import { sourceIpKey } from './address.js';
 import { accessFields, settle } from './access.js';
 import { Acceptor } from './acceptor.js';
 import type { HealthReporter, ListenerContext, RoutedRecord } from './context.js';
-import { Exchange, type ExchangeContext } from './exchange.js';
-import { errorResponse, serializeRequestHead } from './headers.js';
+import { Exchange, type ExchangeContext, type UpgradeConnector } from './exchange.js';
+import { errorResponse, serializeResponseHead } from './headers.js';
 import { buildProxyHeader, ProxyHeaderParser, type ProxyHeader } from './proxy-protocol.js';
 import { IdleSweeper } from './idle.js';
 import { Session, type Outcome } from './session.js';
@@ -50,19 +50,31 @@ interface ClientInfo {
   parser: ProxyHeaderParser | null;
   /** Ends the current wait: for the PROXY header, or the linger after a bad head. */
   headTimer: NodeJS.Timeout | null;
-  upgraded: boolean;
+  /** An upgrade request waiting for the upstream's answer (the socket is out of node:http meanwhile). */
+  upgrading: Exchange | null;
+  /** An upgrade request that came while earlier requests were in flight: started once they end. */
+  waitingUpgrade: WaitingUpgrade | null;
+  /**
+   * The answer to a bad request that came behind others already routed: written once
+   * their responses are (responses stay in order), then the connection closes.
+   */
+  deferred: Buffer | null;
+  /** A request on it was refused: nothing after it is routed (it closes once that answer is out). */
+  refused: boolean;
   /** After a bad head was answered: until when (performance.now()) the rest is read and dropped; 0 before. */
   lingerUntil: number;
   /** Its requests in flight (made with the first request). */
   exchanges: Set<Exchange> | null;
 }
 
+interface WaitingUpgrade {
+  readonly req: IncomingMessage;
+  readonly head: Buffer;
+}
+
 const kClient = Symbol('tether.client');
 const kListener = Symbol('tether.listener');
 type ClientSocket = net.Socket & { [kClient]?: ClientInfo; [kListener]?: HttpListener };
-
-/** The answer to an upgrade no upstream accepted: made once, written as it is. */
-const UPGRADE_UNAVAILABLE = errorResponse(503, 'no upstream answered');
 
 /** How often pins of long-lived upgraded connections are renewed, at most. */
 const PIN_RENEW_MAX_MS = 60_000;
@@ -75,11 +87,17 @@ const LINGER_MAX_MS = 5_000;
  * http mode (TETHER_MODE=http): reads HTTP/1.x request heads with node:http (llhttp:
  * the parser Node itself trusts, strict about ambiguous framing) to find each
  * request's key, routes every request on its own, learns pins from response heads,
- * and pipes upgraded (WebSocket) connections raw through a Session.
+ * and pipes upgraded (WebSocket) connections raw through a Session once their
+ * upstream has answered 101 Switching Protocols (any other answer is relayed as a
+ * response and the connection goes on as HTTP, parsed request by request).
  *
- * Bad input gets its status and a close: 400 malformed or ambiguous head, 408 head
- * not complete within TETHER_HEAD_TIMEOUT_MS, 431 head over TETHER_MAX_HEAD_BYTES,
- * 502 upstream closed before answering, 503 no upstream.
+ * Bad input gets its status and a close: 400 malformed or ambiguous head, or a
+ * version other than HTTP/1.0 and 1.1; 408 head not complete within
+ * TETHER_HEAD_TIMEOUT_MS; 431 head over TETHER_MAX_HEAD_BYTES; 501 CONNECT (tether
+ * is no forward proxy); 502 upstream closed before answering; 503 no upstream. A
+ * request is refused before it is routed or answered after, never both: bytes after
+ * a request that closes the connection are dropped (RFC 9112 9.6), and a bad
+ * request behind routed ones is answered after theirs.
  */
 export class HttpListener implements ListenerContext, ExchangeContext {
   #config: ListenerConfig;
@@ -206,7 +224,10 @@ export class HttpListener implements ListenerContext, ExchangeContext {
       agents: null,
       parser: null,
       headTimer: null,
-      upgraded: false,
+      upgrading: null,
+      waitingUpgrade: null,
+      deferred: null,
+      refused: false,
       lingerUntil: 0,
       exchanges: null,
     };
@@ -333,7 +354,15 @@ export class HttpListener implements ListenerContext, ExchangeContext {
       else info.headTimer?.refresh();
       return;
     }
+    // An answer is already waiting its turn: node:http reports each chunk that follows.
+    if (info !== undefined && info.deferred !== null) return;
     const code = err.code ?? '';
+    if (code === 'HPE_CLOSED_CONNECTION') {
+      // Bytes after a request that closes the connection (Connection: close,
+      // HTTP/1.0): that request was routed and is being answered, and node:http
+      // closes once it is. What follows is dropped, unanswered (RFC 9112 9.6).
+      return;
+    }
     let status = 400;
     let outcome: Outcome = 'bad_request';
     if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
@@ -347,15 +376,52 @@ export class HttpListener implements ListenerContext, ExchangeContext {
       return;
     }
     if (info !== undefined) this.#reject(info, outcome, `${status}: ${code} ${err.message}`);
+    const answer = errorResponse(status, status === 408 ? 'request head not received in time' : status === 431 ? 'request head too large' : 'malformed request');
+    if (info !== undefined && this.#deferBehindRouted(socket as ClientSocket, info, answer)) return;
     // A response already under way on this connection cannot be followed by ours.
     const busy = (socket as net.Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
     if (socket.writable && (busy === undefined || busy === null || !busy.headersSent)) {
-      socket.end(errorResponse(status, status === 408 ? 'request head not received in time' : status === 431 ? 'request head too large' : 'malformed request'));
-      // A client too slow to send a head is let go at once, as is one that has closed its side.
-      if (status === 408 || info === undefined || socket.readableEnded) socket.destroySoon();
-      else this.#linger(socket, info);
+      this.#answerAndClose(socket, info, answer, status === 408);
     } else {
       socket.destroy();
+    }
+  }
+
+  /**
+   * A bad request behind requests already routed on this connection: those are
+   * answered first, then `answer`, then the close (responses stay in order, and a
+   * request that ran is never answered with an error). A request whose body broke
+   * off cannot be answered: its upstream request is aborted. A response node:http
+   * makes itself is waited for too (`refused`: the refused request's own, never
+   * written). False when nothing is to be written before `answer`.
+   */
+  #deferBehindRouted(socket: ClientSocket, info: ClientInfo, answer: Buffer, refused: ServerResponse | null = null): boolean {
+    const inFlight = info.exchanges;
+    let waiting = false;
+    if (inFlight !== null) {
+      for (const exchange of inFlight) {
+        if (!exchange.req.complete) exchange.onClientAborted();
+        else if (!exchange.aborted) waiting = true;
+      }
+    }
+    const own = ownResponse(socket, info, refused);
+    if (!waiting && own === null) return false;
+    info.deferred = answer;
+    socket.pause();
+    // After node:http's own 'finish' work (it closes the connection after a 400 of its own).
+    if (own !== null) own.once('finish', () => setImmediate(() => this.#afterExchange(socket, info)));
+    return true;
+  }
+
+  /** Write tether's own answer and close: at once (`now`), or after a lingering close. */
+  #answerAndClose(socket: net.Socket, info: ClientInfo | undefined, answer: Buffer, now: boolean): void {
+    socket.end(answer);
+    // A client too slow to send a head is let go at once, as is one that has closed its side.
+    if (now || info === undefined || socket.readableEnded) socket.destroySoon();
+    else {
+      // Nothing parses this socket any more: what follows is read and dropped while lingering.
+      socket.resume();
+      this.#linger(socket, info);
     }
   }
 
@@ -375,14 +441,33 @@ export class HttpListener implements ListenerContext, ExchangeContext {
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const info = (req.socket as ClientSocket)[kClient]!;
+    // Behind a refusal: never routed, never answered; the connection closes after the refusal.
+    if (info.refused) return;
+    if (!forwardableVersion(req)) {
+      // llhttp reads `HTTP/2.0` and a line with no version (HTTP/0.9); no upstream is
+      // asked to read them. node:http keeps responses in order and closes after this one.
+      this.#reject(info, 'bad_request', `400: HTTP/${req.httpVersion} request`);
+      // llhttp may read on (a 0.9 line with `Connection: keep-alive`): nothing after it
+      // is routed. The answer goes after those of the requests before it.
+      info.refused = true;
+      const answer = errorResponse(400, 'unsupported HTTP version');
+      const socket = req.socket as ClientSocket;
+      if (!this.#deferBehindRouted(socket, info, answer, res)) this.#answerAndClose(socket, info, answer, false);
+      return;
+    }
     const exchange = new Exchange(this, req, res, info.address, info.port);
-    this.exchanges.add(exchange);
-    (info.exchanges ??= new Set()).add(exchange);
     if (this.#closing) {
       // Draining: answer this one, then close the connection.
       res.shouldKeepAlive = false;
     }
-    const found = requestKey(this.#config.key, req, info.address);
+    this.#route(exchange, info);
+  }
+
+  /** Take the exchange's key, decide its upstream and send it. */
+  #route(exchange: Exchange, info: ClientInfo): void {
+    this.exchanges.add(exchange);
+    (info.exchanges ??= new Set()).add(exchange);
+    const found = requestKey(this.#config.key, exchange.req, info.address);
     if (found !== null) {
       exchange.key = found.key;
       exchange.keySource = found.source;
@@ -409,58 +494,150 @@ export class HttpListener implements ListenerContext, ExchangeContext {
     return routeWithPins(this.pool, this.pins, key, max, config.stickyTtlS);
   }
 
+  /**
+   * A request with `Upgrade` (and `Connection: upgrade`), or a CONNECT: node:http has
+   * handed the socket over. An upgrade request is routed and sent like any other; only
+   * a 101 from its upstream makes the connection a tunnel (tunnel()). Until then the
+   * client's later bytes wait unread.
+   */
   #onUpgrade(req: IncomingMessage, socket: net.Socket, head: Buffer): void {
     const client = socket as ClientSocket;
     const info = client[kClient]!;
+    // Behind a refusal node:http is still to write: the socket closes after it.
+    if (info.refused) return;
+    let refusal: Buffer | null = null;
     if (req.url === '') {
       // llhttp takes `CONNECT \r\n` (an empty target, HTTP/0.9), but no request line
       // written upstream can carry it: the upstream would read another target.
       this.#reject(info, 'bad_request', '400: empty request target');
+      refusal = errorResponse(400, 'malformed request');
+    } else if (req.method === 'CONNECT') {
+      this.#reject(info, 'refused', '501: CONNECT');
+      refusal = errorResponse(501, 'CONNECT is not supported: tether is not a forward proxy');
+    } else if (!forwardableVersion(req)) {
+      this.#reject(info, 'bad_request', `400: HTTP/${req.httpVersion} request`);
+      refusal = errorResponse(400, 'unsupported HTTP version');
+    } else if (hasBody(req)) {
+      // node:http takes what follows the head as the new protocol's bytes; a body
+      // there would be read as a request if the upstream refused.
+      this.#reject(info, 'bad_request', '400: upgrade request with a body');
+      refusal = errorResponse(400, 'an upgrade request cannot carry a body');
+    }
+    if (refusal !== null) {
       socket.setTimeout(0);
-      socket.end(errorResponse(400, 'malformed request'));
-      // Nothing parses this socket any more: drop what follows while lingering.
-      socket.resume();
-      this.#linger(socket, info);
+      if (!this.#deferBehindRouted(client, info, refusal)) this.#answerAndClose(socket, info, refusal, false);
       return;
     }
-    info.upgraded = true;
+    // Pipelined behind requests still being answered, its answer must come after theirs.
+    info.waitingUpgrade = { req, head };
+    this.#startWaitingUpgrade(client, info);
+  }
+
+  /** Start the upgrade waiting on this connection once no response is still to be written before it. */
+  #startWaitingUpgrade(socket: ClientSocket, info: ClientInfo): void {
+    const waiting = info.waitingUpgrade;
+    if (waiting === null) return;
+    if (socket.destroyed || !socket.writable) {
+      info.waitingUpgrade = null;
+      return;
+    }
+    // Requests of ours in flight: ended() calls again.
+    const inFlight = info.exchanges;
+    if (inFlight !== null) for (const exchange of inFlight) if (!exchange.aborted) return;
+    // A response node:http makes itself (417, 400 for a missing Host) may still be under way.
+    const own = ownResponse(socket, info);
+    if (own !== null) {
+      // Rare: a closure is fine. After node:http's own 'finish' work (next response, or the close).
+      own.once('finish', () => setImmediate(() => this.#startWaitingUpgrade(socket, info)));
+      return;
+    }
+    info.waitingUpgrade = null;
+    this.#startUpgrade(socket, info, waiting.req, waiting.head);
+  }
+
+  #startUpgrade(socket: ClientSocket, info: ClientInfo, req: IncomingMessage, head: Buffer): void {
+    // Written like any response until the upstream says 101; node:http's own
+    // response machinery (framing, Date, keep-alive) on a socket it no longer parses.
+    const res = new http.ServerResponse(req);
+    res.shouldKeepAlive = !this.#closing && keepAliveAsked(req);
+    res.assignSocket(socket);
+    res.on('finish', onUpgradeAnswered);
+    // node:http's idle timer is still set on the socket, but its handler is gone.
+    socket.on('timeout', onHandshakeTimeout);
+    const exchange = new Exchange(this, req, res, info.address, info.port);
+    exchange.upgradeHead = head;
+    info.upgrading = exchange;
+    this.#route(exchange, info);
+  }
+
+  /**
+   * An upgrade request was answered with something other than 101: the connection
+   * stays HTTP. node:http parses it again from the byte after the upgrade request
+   * (requests there are routed, and refused, one by one), or it closes when the
+   * answer said so.
+   */
+  onUpgradeAnswered(res: ServerResponse): void {
+    const socket = res.socket as ClientSocket;
+    const info = socket[kClient]!;
+    const exchange = info.upgrading!;
+    info.upgrading = null;
+    socket.removeListener('timeout', onHandshakeTimeout);
+    res.detachSocket(socket);
+    // node:http emits a response's 'close' itself only for responses it made; this
+    // one ends its exchange.
+    res.emit('close');
+    // A client that has closed its side (its FIN came with or after the upgrade
+    // request) sends nothing more to parse: what it sent after the request is dropped.
+    if (!res.shouldKeepAlive || this.#closing || socket.destroyed || !socket.writable || socket.readableEnded) {
+      socket.destroySoon();
+      return;
+    }
+    const rest = exchange.upgradeHead!;
+    if (rest.length > 0) socket.unshift(rest);
+    this.#serve(socket);
+  }
+
+  tunnel(exchange: Exchange, response: IncomingMessage, upstreamSocket: net.Socket, upstreamHead: Buffer): void {
+    const client = exchange.client as ClientSocket;
+    const info = client[kClient]!;
+    info.upgrading = null;
+    this.exchanges.delete(exchange);
+    info.exchanges?.delete(exchange);
+    client.removeListener('timeout', onHandshakeTimeout);
     // Now a raw tunnel: the session owns the socket's events and its idle timer.
-    socket.setTimeout(0);
-    socket.removeListener('error', onClientSocketError);
-    const session = new Session(this, socket, info.address, info.port);
+    client.removeListener('error', onClientSocketError);
+    exchange.res.detachSocket(client);
+    const session = new Session(this, client, info.address, info.port, false, exchange.startedAt);
+    session.key = exchange.key;
+    session.keySource = exchange.keySource;
+    session.via = exchange.via;
+    session.candidates = exchange.candidates;
+    session.attempt = exchange.attempt;
+    session.fromClient = exchange.fromClient;
+    session.toClient = exchange.toClient;
+    const rest = exchange.upgradeHead!;
+    if (rest.length > 0) session.pending = rest;
     this.sessions.add(session);
-    const found = requestKey(this.#config.key, req, info.address);
-    if (found !== null) {
-      session.key = found.key;
-      session.keySource = found.source;
+    if (session.via === 'learned' && session.key !== null) {
+      this.#pinned.set(session, session.key);
+      if (this.#renewTimer === null) this.#startRenewing();
     }
-    const headBuf = serializeRequestHead(req.method!, req.url!, req.httpVersion, req.rawHeaders);
-    session.pending = head.length > 0 ? Buffer.concat([headBuf, head]) : headBuf;
-    session.failureResponse = UPGRADE_UNAVAILABLE;
-    const config = this.#config;
-    if (config.proxyProtocol !== 'off') {
-      session.preamble = buildProxyHeader(
-        config.proxyProtocol,
-        { address: info.address, port: info.port },
-        { address: info.destAddress, port: info.destPort },
-      );
+    const head = serializeResponseHead(response.statusCode!, response.statusMessage ?? '', response.rawHeaders);
+    session.adopt(exchange.upstream!, upstreamSocket, upstreamHead.length > 0 ? Buffer.concat([head, upstreamHead]) : head);
+  }
+
+  /** A request on this connection was answered: what waited behind it may go now. */
+  #afterExchange(socket: ClientSocket, info: ClientInfo): void {
+    if (socket.destroyed || !socket.writable) return;
+    const inFlight = info.exchanges;
+    if (inFlight !== null) for (const exchange of inFlight) if (!exchange.aborted) return;
+    if (info.deferred !== null) {
+      const answer = info.deferred;
+      info.deferred = null;
+      this.#answerAndClose(socket, info, answer, false);
+      return;
     }
-    this.#decide(session.key).then(
-      (decision) => {
-        session.via = decision.via;
-        session.candidates = decision.candidates;
-        if (decision.via === 'learned') {
-          this.#pinned.set(session, session.key!);
-          if (this.#renewTimer === null) this.#startRenewing();
-        }
-        this.#onStart?.(session);
-        session.connect();
-      },
-      (err: unknown) => {
-        this.#logger.error({ err }, 'routing failed');
-        session.close('routing failed');
-      },
-    );
+    this.#startWaitingUpgrade(socket, info);
   }
 
   // ---------------------------------------------------------------- pins
@@ -499,6 +676,21 @@ export class HttpListener implements ListenerContext, ExchangeContext {
 
   get connectTimeoutMs(): number {
     return this.#config.connectTimeoutMs;
+  }
+
+  upgradeConnector(client: net.Socket): UpgradeConnector | null {
+    if (this.#config.proxyProtocol === 'off') return null;
+    const info = (client as ClientSocket)[kClient]!;
+    const header = buildProxyHeader(
+      this.#config.proxyProtocol,
+      { address: info.address, port: info.port },
+      { address: info.destAddress, port: info.destPort },
+    );
+    return (options) => {
+      const socket = net.connect(options as net.NetConnectOpts);
+      socket.write(header);
+      return socket;
+    };
   }
 
   agentFor(client: net.Socket, upstream: Upstream): http.Agent {
@@ -560,7 +752,13 @@ export class HttpListener implements ListenerContext, ExchangeContext {
 
   ended(exchange: Exchange): void {
     this.exchanges.delete(exchange);
-    (exchange.client as ClientSocket)[kClient]?.exchanges?.delete(exchange);
+    const client = exchange.client as ClientSocket;
+    const info = client[kClient];
+    if (info !== undefined) {
+      info.exchanges?.delete(exchange);
+      if (info.upgrading === exchange) info.upgrading = null;
+      if (!client.destroyed && (info.deferred !== null || info.waitingUpgrade !== null)) this.#afterExchange(client, info);
+    }
     if (!exchange.reason) exchange.reason = exchange.status > 0 ? 'answered' : 'client closed';
     settle(exchange);
     this.#count(exchange);
@@ -632,6 +830,51 @@ function applyTimeouts(server: http.Server, config: ListenerConfig): void {
   // directions for TETHER_IDLE_TIMEOUT_MS closes the connection, as in tcp mode.
   server.keepAliveTimeout = config.idleTimeoutMs;
   server.timeout = config.idleTimeoutMs;
+}
+
+/**
+ * The response node:http is writing on this connection when it is one it made itself
+ * (417, or 400 for a missing Host), not an exchange's; null when there is none.
+ */
+function ownResponse(socket: ClientSocket, info: ClientInfo, except: ServerResponse | null = null): ServerResponse | null {
+  const busy = (socket as net.Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (busy === undefined || busy === null || busy === except) return null;
+  if (info.exchanges !== null) for (const exchange of info.exchanges) if (exchange.res === busy) return null;
+  return busy;
+}
+
+/** HTTP/1.0 and 1.1 are what tether forwards (llhttp also reads 0.9 and 2.0 lines). */
+function forwardableVersion(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 1 && (req.httpVersionMinor === 0 || req.httpVersionMinor === 1);
+}
+
+/** Whether the request head announces a body. */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** Whether the client asked to keep the connection (RFC 9112 9.3). */
+function keepAliveAsked(req: IncomingMessage): boolean {
+  const tokens = (req.headers.connection ?? '').toLowerCase().split(',');
+  let close = false;
+  let keepAlive = false;
+  for (const token of tokens) {
+    const t = token.trim();
+    if (t === 'close') close = true;
+    else if (t === 'keep-alive') keepAlive = true;
+  }
+  if (close) return false;
+  return req.httpVersionMinor >= 1 || keepAlive;
+}
+
+function onUpgradeAnswered(this: ServerResponse): void {
+  listenerOf(this.socket!).onUpgradeAnswered(this);
+}
+
+/** Silence while an upgrade request waits for its answer (TETHER_IDLE_TIMEOUT_MS). */
+function onHandshakeTimeout(this: net.Socket): void {
+  this.destroy();
 }
 
 function closeIdle(server: http.Server): void {

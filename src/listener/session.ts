@@ -66,11 +66,6 @@ export class Session {
    * the client sends.
    */
   pending: Buffer | null = null;
-  /**
-   * Written to the client instead of a reset when no upstream could be reached
-   * (http mode's 503 for an upgrade request); null in tcp mode.
-   */
-  failureResponse: Buffer | null = null;
   #proxyParser: ProxyHeaderParser | null = null;
   #proxyReady: ProxyHeaderReady | null = null;
   #headTimer: NodeJS.Timeout | null = null;
@@ -87,13 +82,14 @@ export class Session {
   /** The client socket reads through `onClientRead` (set up by `relayAccepted`). */
   readonly #clientRelayed: boolean;
 
-  constructor(ctx: ListenerContext, client: net.Socket, clientAddress: string, clientPort: number, clientRelayed = false) {
+  /** `startedAt`: when the connection's routing began (an upgrade's: its request). */
+  constructor(ctx: ListenerContext, client: net.Socket, clientAddress: string, clientPort: number, clientRelayed = false, startedAt = performance.now()) {
     this.ctx = ctx;
     this.client = client;
     this.#clientRelayed = clientRelayed;
     this.clientAddress = clientAddress;
     this.clientPort = clientPort;
-    this.startedAt = performance.now();
+    this.startedAt = startedAt;
     (client as SessionSocket)[kSession] = this;
     client.on('error', onClientError);
     client.on('close', onClientClose);
@@ -191,20 +187,11 @@ export class Session {
     if (this.state === CLOSED) return;
     if (!this.reason) this.reason = reason;
     if (outcome) this.outcome = outcome;
-    const wasConnecting = this.state === CONNECTING;
     this.state = CLOSED;
     this.#clearConnectTimer();
     if (this.#proxyParser !== null) this.#endHeaderPhase();
     this.upstreamSocket?.destroy();
-    const client = this.client;
-    if (wasConnecting && this.failureResponse !== null && client.writable && (this.outcome === 'connect_failed' || this.outcome === 'no_upstream')) {
-      this.toClient += this.failureResponse.length;
-      client.end(this.failureResponse, () => client.destroy());
-      // A client that never reads must not keep the socket: bounded by the connect timeout.
-      setTimeout(destroySocket, this.ctx.config.connectTimeoutMs, client).unref();
-      return;
-    }
-    client.destroy();
+    this.client.destroy();
   }
 
   #connectNext(): void {
@@ -236,6 +223,33 @@ export class Session {
     this.upstreamSocket = null;
     const tried = this.candidates.length > 0;
     this.close(tried ? `connect failed: ${this.lastError}` : 'no upstream', tried ? 'connect_failed' : 'no_upstream');
+  }
+
+  /**
+   * Take over an upstream connection that is already open and has agreed to switch
+   * protocols (http mode: the upstream answered 101 to an upgrade request). Its
+   * socket reads through 'data' events, as node:http's client hands it over. The
+   * 101 head (and whatever the upstream sent after it) goes to the client first;
+   * `pending` (the client's bytes after its upgrade request) to the upstream.
+   */
+  adopt(upstream: Upstream, socket: net.Socket, toClient: Buffer): void {
+    if (this.state !== CONNECTING) {
+      socket.destroy();
+      return;
+    }
+    this.upstream = upstream;
+    this.ctx.pool.acquire(upstream);
+    upstream.sessions.add(this);
+    (socket as SessionSocket)[kSession] = this;
+    this.upstreamSocket = socket;
+    this.#upstreamClosed = false;
+    socket.on('data', onUpstreamData);
+    socket.on('error', onUpstreamError);
+    socket.on('close', onUpstreamClose);
+    this.toClient += toClient.length;
+    this.client.write(toClient);
+    this.onConnected();
+    socket.resume();
   }
 
   /** The upstream answered: start relaying both ways. */
@@ -379,10 +393,6 @@ export class Session {
   }
 }
 
-function destroySocket(socket: net.Socket): void {
-  socket.destroy();
-}
-
 function sessionOf(socket: net.Socket): Session {
   return (socket as SessionSocket)[kSession]!;
 }
@@ -419,6 +429,16 @@ function onUpstreamRead(this: net.Socket, nread: number, buffer: Buffer): boolea
   const client = s.client;
   if (client.destroyed) return false;
   return relayRead(client, nread, buffer);
+}
+
+/** An upstream socket handed over by node:http's client (an upgrade's) reads through 'data' events. */
+function onUpstreamData(this: net.Socket, chunk: Buffer): void {
+  const s = sessionOf(this);
+  s.toClient += chunk.length;
+  s.activeAt = idleClock.now;
+  const client = s.client;
+  if (client.destroyed) return;
+  if (!client.write(chunk)) this.pause();
 }
 
 /** A client socket from node:http (an upgrade) reads through 'data' events. */

@@ -30,10 +30,10 @@ const QUERY_SID = /[?&]sid=([A-Za-z0-9_-]{1,64})(?:&|$)/;
  * tether's learn rules something: `set-cookie: sid=` from a `?sid=` query,
  * `x-session` from an `x-key` header.
  */
-export function answerLikeUpstream(server: http.Server, name: string, seen: (socket: Duplex, line: SeenLine) => void): void {
+export function answerLikeUpstream(server: http.Server, name: string, seen: (socket: Duplex, line: SeenLine, req: IncomingMessage) => void): void {
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const line = `request ${req.method!} ${req.url!}`;
-    seen(req.socket, line);
+    seen(req.socket, line, req);
     req.resume();
     req.on('end', () => {
       const headers: Record<string, string> = { 'x-upstream': name, 'x-request': encodeURIComponent(line) };
@@ -47,7 +47,7 @@ export function answerLikeUpstream(server: http.Server, name: string, seen: (soc
   });
   const tunnel = (kind: string) => (req: IncomingMessage, socket: Duplex): void => {
     const line = `${kind} ${req.method!} ${req.url!}`;
-    seen(socket, line);
+    seen(socket, line, req);
     socket.on('error', () => {});
     socket.end(upgradeAnswer(line));
     // Read and drop what follows, so the peer's FIN is seen and the socket closes.
@@ -67,13 +67,46 @@ export interface Reference {
   readonly code: string | null;
   /** Final responses node:http and the upstream-like handlers wrote, in order (1xx left out). */
   readonly responses: Answer[];
+  /**
+   * The first of `requests` that tether refuses though llhttp reads it, and tether's
+   * answer: a version other than 1.0 and 1.1 (400), an upgrade request with a body
+   * (400), CONNECT (501; 400 with an empty target). null: none.
+   */
+  readonly refusal: { readonly at: number; readonly status: number } | null;
+}
+
+/** What tether answers a request it refuses before routing, or null (src/listener/http.ts). */
+function tetherRefuses(kind: string, req: IncomingMessage): number | null {
+  if (kind === 'connect') return req.url === '' ? 400 : 501;
+  if (req.httpVersionMajor !== 1 || req.httpVersionMinor > 1) return 400;
+  const length = req.headers['content-length'];
+  if (kind === 'upgrade' && (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0'))) return 400;
+  return null;
+}
+
+/** Whether the client asked to keep the connection (RFC 9112 9.3). */
+function keepAliveAsked(req: IncomingMessage): boolean {
+  const tokens = (req.headers.connection ?? '').toLowerCase().split(',').map((t) => t.trim());
+  if (tokens.includes('close')) return false;
+  return req.httpVersionMinor >= 1 || tokens.includes('keep-alive');
 }
 
 /** A client connection of the reference server: a Duplex, as node:http documents for 'connection'. */
 class ReferenceConnection extends Duplex {
   readonly written: Buffer[] = [];
   readonly requests: SeenLine[] = [];
+  refusal: { at: number; status: number } | null = null;
   code: string | null = null;
+
+  /** Record one request, upgrade or CONNECT; false once tether would have refused one. */
+  record(kind: string, line: SeenLine, req: IncomingMessage): boolean {
+    if (this.refusal === null) {
+      const status = tetherRefuses(kind, req);
+      if (status !== null) this.refusal = { at: this.requests.length, status };
+    }
+    this.requests.push(line);
+    return this.refusal === null;
+  }
 
   override _read(): void {
     // Data is pushed by the test.
@@ -85,9 +118,9 @@ class ReferenceConnection extends Duplex {
   }
 }
 
-/** Let node:http finish with what it was given (in-memory streams: a few turns of the loop). */
+/** Let node:http finish with what it was given (in-memory streams: a few turns of the loop for each upgrade). */
 async function settle(): Promise<void> {
-  for (let i = 0; i < 4; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+  for (let i = 0; i < 12; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
 /**
@@ -99,9 +132,44 @@ export class ReferenceParser {
   readonly #server: http.Server;
 
   constructor(maxHeadBytes: number) {
-    this.#server = http.createServer({ maxHeaderSize: maxHeadBytes, insecureHTTPParser: false, requestTimeout: 0 });
-    answerLikeUpstream(this.#server, 'reference', (socket, line) => (socket as ReferenceConnection).requests.push(line));
-    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const server = http.createServer({ maxHeaderSize: maxHeadBytes, insecureHTTPParser: false, requestTimeout: 0 });
+    this.#server = server;
+    answerLikeUpstream(server, 'reference', (socket, line, req) => (socket as ReferenceConnection).record('request', line, req));
+    // An upgrade is answered as the upstreams answer it (426), and as tether does after
+    // an answer other than 101, the connection stays HTTP: parsing goes on from the
+    // byte after the upgrade request. CONNECT: tether answers it.
+    server.removeAllListeners('upgrade');
+    server.removeAllListeners('connect');
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const connection = socket as ReferenceConnection;
+      const line = `upgrade ${req.method!} ${req.url!}`;
+      if (!connection.record('upgrade', line, req)) {
+        socket.destroy();
+        return;
+      }
+      // Its answer comes after those of the requests before it (tether waits for them).
+      const busy = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+      const answer = (): void => {
+        if (socket.destroyed) return;
+        socket.write(upgradeAnswer(line));
+        if (!keepAliveAsked(req)) {
+          socket.end();
+          return;
+        }
+        if (head.length > 0) socket.unshift(head);
+        server.emit('connection', socket);
+      };
+      if (busy === undefined || busy === null) answer();
+      else busy.once('finish', () => setImmediate(answer));
+    });
+    server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+      (socket as ReferenceConnection).record('connect', `connect ${req.method!} ${req.url!}`, req);
+      socket.destroy();
+    });
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      // Bytes after a request that closes the connection: dropped, as tether drops them,
+      // once that request is answered.
+      if (err.code === 'HPE_CLOSED_CONNECTION') return;
       (socket as ReferenceConnection).code = err.code ?? 'unknown';
       socket.destroy();
     });
@@ -122,7 +190,7 @@ export class ReferenceParser {
     const code = errorBeforeEnd ?? connection.code;
     // At end of stream llhttp reports a message it was inside of as HPE_INVALID_EOF_STATE.
     const verdict = code === null ? 'clean' : errorBeforeEnd === null && code === 'HPE_INVALID_EOF_STATE' ? 'incomplete' : 'error';
-    return { requests: connection.requests, verdict, code, responses };
+    return { requests: connection.requests, verdict, code, responses, refusal: connection.refusal };
   }
 }
 
