@@ -24,8 +24,8 @@ export const TARGET = table((b) => b >= 0x21 && b <= 0x7e);
 /** Characters of the host[:port] in authority-form and absolute-form targets (reg-name, IPv4, IPv6 literal, port). */
 export const AUTHORITY = table((b) => isAlpha(b) || isDigit(b) || b === 0x2d || b === 0x2e || b === 0x5f || b === 0x3a || b === 0x5b || b === 0x5d);
 
-/** RFC 3986 scheme characters after the first (which is ALPHA). */
-export const SCHEME = table((b) => isAlpha(b) || isDigit(b) || b === 0x2b || b === 0x2d || b === 0x2e);
+/** Scheme characters: ALPHA only (RFC 3986 allows digits, '+', '-', '.' after the first; llhttp does not). */
+export const SCHEME = table(isAlpha);
 
 /** qdtext of RFC 9110 5.6.4 (quoted-string content other than a quoted-pair). */
 export const QDTEXT = table((b) => b === 0x09 || b === 0x20 || b === 0x21 || (b >= 0x23 && b <= 0x5b) || (b >= 0x5d && b <= 0x7e) || b >= 0x80);

@@ -22,6 +22,11 @@ const END_LF = 17;
 const DONE = 18;
 const FAILED_STATE = 19;
 
+const CONTENT_LENGTH = Uint8Array.from('content-length', (ch) => ch.charCodeAt(0));
+const TRANSFER_ENCODING = Uint8Array.from('transfer-encoding', (ch) => ch.charCodeAt(0));
+const MAY_BE_CONTENT_LENGTH = 1;
+const MAY_BE_TRANSFER_ENCODING = 2;
+
 /** Chunk sizes are capped where JavaScript numbers stop being exact. */
 const MAX_CHUNK_SIZE = Number.MAX_SAFE_INTEGER;
 
@@ -37,7 +42,8 @@ export interface ChunkedLimits {
  * without copying: the relay forwards the bytes as received. Chunk-size lines are
  * hex (capped at 2^53 - 1) with extensions in the strict grammar (no whitespace,
  * token or quoted-string values), every line ends in CRLF, and trailer fields are
- * valid field lines within `maxTrailerBytes`.
+ * valid field lines within `maxTrailerBytes`, none of them Content-Length or
+ * Transfer-Encoding.
  *
  * `execute(buf, start, end)` returns the offset just after the body once it ends,
  * NEED_MORE when it goes on past `end`, or FAILED with `error` set. `reset()` before
@@ -55,6 +61,9 @@ export class ChunkedFramer {
   #size = 0;
   #lineBytes = 0;
   #trailerBytes = 0;
+  /** The trailer name read so far: its length, and which framing names it could still be. */
+  #nameLength = 0;
+  #nameCandidates = 0;
 
   constructor(limits: ChunkedLimits = {}) {
     this.maxLineBytes = limits.maxLineBytes ?? 4096;
@@ -173,13 +182,22 @@ export class ChunkedFramer {
           switch (state) {
             case TRAILER_LINE_START:
               if (c === CR) state = END_LF;
-              else if (TCHAR[c] === 1) state = TRAILER_NAME;
-              else return this.#fail(c === SP || c === HTAB ? H1Error.ObsFold : c === LF ? H1Error.BareLF : H1Error.BadTrailer);
+              else if (TCHAR[c] === 1) {
+                this.#nameLength = 0;
+                this.#nameCandidates = MAY_BE_CONTENT_LENGTH | MAY_BE_TRANSFER_ENCODING;
+                this.#matchName(c);
+                state = TRAILER_NAME;
+              } else return this.#fail(c === SP || c === HTAB ? H1Error.ObsFold : c === LF ? H1Error.BareLF : H1Error.BadTrailer);
               break;
             case TRAILER_NAME:
-              if (TCHAR[c] === 1) break;
-              if (c === COLON) state = TRAILER_VALUE;
-              else return this.#fail(c === SP || c === HTAB ? H1Error.WhitespaceBeforeColon : c === LF ? H1Error.BareLF : H1Error.BadTrailer);
+              if (TCHAR[c] === 1) {
+                this.#matchName(c);
+                break;
+              }
+              if (c === COLON) {
+                if (this.#isFramingName()) return this.#fail(H1Error.BadTrailer);
+                state = TRAILER_VALUE;
+              } else return this.#fail(c === SP || c === HTAB ? H1Error.WhitespaceBeforeColon : c === LF ? H1Error.BareLF : H1Error.BadTrailer);
               break;
             case TRAILER_VALUE:
               if (FIELD_VALUE[c] === 1) break;
@@ -199,6 +217,26 @@ export class ChunkedFramer {
     }
     this.#state = state;
     return NEED_MORE;
+  }
+
+  /** Narrow the framing names the trailer name being read could be (it may span reads, so it is matched as it comes). */
+  #matchName(c: number): void {
+    const lower = c | 0x20;
+    const k = this.#nameLength++;
+    if (CONTENT_LENGTH[k] !== lower) this.#nameCandidates &= ~MAY_BE_CONTENT_LENGTH;
+    if (TRANSFER_ENCODING[k] !== lower) this.#nameCandidates &= ~MAY_BE_TRANSFER_ENCODING;
+  }
+
+  /**
+   * Content-Length or Transfer-Encoding as a trailer: framing after the body is
+   * meaningless (RFC 9110 6.5.1), and llhttp reads some of it as framing.
+   */
+  #isFramingName(): boolean {
+    const candidates = this.#nameCandidates;
+    return (
+      ((candidates & MAY_BE_CONTENT_LENGTH) !== 0 && this.#nameLength === CONTENT_LENGTH.length) ||
+      ((candidates & MAY_BE_TRANSFER_ENCODING) !== 0 && this.#nameLength === TRANSFER_ENCODING.length)
+    );
   }
 
   #fail(code: H1ErrorCode): typeof FAILED {

@@ -46,6 +46,8 @@ export const H1Error = {
   /** Chunk data not followed by exactly CRLF. */
   BadChunkDataEnd: 24,
   BadTrailer: 25,
+  /** A 1xx response with Content-Length or Transfer-Encoding (RFC 9110 8.6, RFC 9112 6.1: never sent; llhttp reads a body after some). */
+  FramingOnInterim: 26,
 } as const;
 
 export type H1ErrorCode = (typeof H1Error)[keyof typeof H1Error];

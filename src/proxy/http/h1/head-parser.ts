@@ -39,6 +39,16 @@ const CONTENT_LENGTH = ascii('content-length');
 const TRANSFER_ENCODING = ascii('transfer-encoding');
 const CONTINUE_100 = ascii('100-continue');
 
+/**
+ * Whether the OWS after a value (from `valueEnd` to the line's CR) holds an HTAB.
+ * llhttp refuses that after Content-Length and Transfer-Encoding, so tether does too:
+ * it must never take framing node:http would refuse.
+ */
+function tabAfter(head: Uint8Array, valueEnd: number): boolean {
+  for (let i = valueEnd; head[i] !== CR; i++) if (head[i] === HTAB) return true;
+  return false;
+}
+
 const INITIAL_HEAD_BYTES = 4096;
 const INITIAL_FIELDS = 32;
 
@@ -66,7 +76,7 @@ export abstract class HeadParser {
   chunked = false;
   /** Bits of `Connection` named by the Connection fields. */
   connectionOptions = 0;
-  /** An Upgrade field is present. */
+  /** An Upgrade field with a value is present. */
   hasUpgrade = false;
   /** Expect: 100-continue. */
   expectContinue = false;
@@ -336,7 +346,8 @@ export abstract class HeadParser {
           if (equalsIgnoringCase(head, ns, ne, EXPECT) && equalsIgnoringCase(head, vs, ve, CONTINUE_100)) this.expectContinue = true;
           break;
         case 7:
-          if (equalsIgnoringCase(head, ns, ne, UPGRADE)) this.hasUpgrade = true;
+          // An empty Upgrade names no protocol (llhttp ignores it too).
+          if (ve > vs && equalsIgnoringCase(head, ns, ne, UPGRADE)) this.hasUpgrade = true;
           break;
         case 10:
           if (equalsIgnoringCase(head, ns, ne, CONNECTION)) {
@@ -350,7 +361,7 @@ export abstract class HeadParser {
             if (lengthSeen) return this.refuse(H1Error.DuplicateContentLength);
             lengthSeen = true;
             this.contentLength = parseContentLength(head, vs, ve);
-            if (this.contentLength < 0) return this.refuse(H1Error.BadContentLength);
+            if (this.contentLength < 0 || tabAfter(head, ve)) return this.refuse(H1Error.BadContentLength);
           }
           break;
         case 17:
@@ -358,7 +369,7 @@ export abstract class HeadParser {
             // A later line extends the list: chunked on an earlier one would not be last.
             if (codings === Coding.LastIsChunked) return this.refuse(H1Error.BadTransferEncoding);
             codings = transferCodings(head, vs, ve);
-            if (codings === Coding.Invalid) return this.refuse(H1Error.BadTransferEncoding);
+            if (codings === Coding.Invalid || tabAfter(head, ve)) return this.refuse(H1Error.BadTransferEncoding);
           }
           break;
       }

@@ -133,7 +133,7 @@ export class RequestHead extends HeadParser {
           return i + 1;
         default:
           // VERSION .. VERSION_MINOR - 1: the bytes of "HTTP/1."
-          if (c !== HTTP_1_PREFIX[state - VERSION]) return this.fail(H1Error.BadVersion);
+          if (c !== HTTP_1_PREFIX[state - VERSION]) return this.fail(c === SP && state === VERSION ? H1Error.BadStartLine : H1Error.BadVersion);
           state++;
       }
     }

@@ -116,6 +116,7 @@ export class ResponseHead extends HeadParser {
   protected finishHead(): boolean {
     if (!this.readFields()) return false;
     const status = this.status;
+    if (status < 200 && (this.chunked || this.contentLength >= 0)) return this.refuse(H1Error.FramingOnInterim);
     if (status === 101 || (this.#requestIsConnect && status >= 200 && status < 300)) {
       this.bodyKind = Body.Tunnel;
     } else if (status < 200) {
