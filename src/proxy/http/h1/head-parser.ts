@@ -251,6 +251,16 @@ export abstract class HeadParser {
     this.#fieldCount++;
   }
 
+  /**
+   * The value's end after the bytes buf[from, to) of it: the last non-OWS byte in
+   * them, else the end known from earlier reads.
+   */
+  #trimmedEnd(buf: Uint8Array, from: number, to: number, endSoFar: number): number {
+    let i = to;
+    while (i > from && (buf[i - 1] === SP || buf[i - 1] === HTAB)) i--;
+    return i > from ? this.headLength - this.copyFrom + i : endSoFar;
+  }
+
   /** Field lines up to and including the empty line. */
   protected fieldLines(buf: Uint8Array, i: number, stop: number): number {
     const base = this.headLength - this.copyFrom;
@@ -291,11 +301,12 @@ export abstract class HeadParser {
           state = FIELD_VALUE_TEXT;
           i--; // read c again as the value's first byte
           break;
-        case FIELD_VALUE_TEXT:
-          for (;;) {
-            if (FIELD_VALUE[c] !== 1) break;
-            if (c !== SP && c !== HTAB) valueEnd = base + i + 1;
+        case FIELD_VALUE_TEXT: {
+          // Trailing OWS is trimmed once the line ends, not tracked per byte.
+          const from = i;
+          while (FIELD_VALUE[c] === 1) {
             if (++i === stop) {
+              valueEnd = this.#trimmedEnd(buf, from, i, valueEnd);
               this.#valueEnd = valueEnd;
               this.state = state;
               return i;
@@ -303,8 +314,10 @@ export abstract class HeadParser {
             c = buf[i]!;
           }
           if (c !== CR) return this.fail(c === LF ? H1Error.BareLF : H1Error.BadHeaderValue);
+          valueEnd = this.#trimmedEnd(buf, from, i, valueEnd);
           state = FIELD_VALUE_LF;
           break;
+        }
         case FIELD_VALUE_LF:
           if (c !== LF) return this.fail(H1Error.BareCR);
           this.#valueEnd = valueEnd;
