@@ -51,6 +51,7 @@ describe('ChunkedFramer', () => {
     ['a quote after a token value', '5;a=b"c"\r\nhello\r\n0\r\n\r\n', H1Error.BadChunkExtension],
     ['a size line over the limit', `5;a=${'b'.repeat(5000)}\r\n`, H1Error.BadChunkExtension],
     ['data longer than its size', '5\r\nhello!\r\n0\r\n\r\n', H1Error.BadChunkDataEnd],
+    ['data followed by a byte other than CR', '5\r\nhelloX\n0\r\n\r\n', H1Error.BadChunkDataEnd],
     ['data followed by bare LF', '5\r\nhello\n0\r\n\r\n', H1Error.BadChunkDataEnd],
     ['a trailer without a colon', '0\r\nX-T\r\n\r\n', H1Error.BadTrailer],
     ['a folded trailer', '0\r\nX-T: a\r\n b\r\n\r\n', H1Error.ObsFold],
