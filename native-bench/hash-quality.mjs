@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildTable, buildTableData, tableFromData } from '../dist/balancer/index.js';
+import { buildTable, buildTableData, tableFromData } from '../dist/hashing/tables.js';
 import {
   NATIVE_HASH_MIN_LENGTH,
   hashKey,
@@ -23,7 +23,7 @@ import {
   xxh32,
   xxh32String,
   xxh32StringNative,
-} from '../dist/balancer/hash.js';
+} from '../dist/hashing/hash.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const KEY_COUNT = 100_000;

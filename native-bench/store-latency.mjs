@@ -18,7 +18,7 @@ import net from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createStore, guardPins } from '../dist/affinity/index.js';
+import { createStore, guardPins } from '../dist/store/create.js';
 import { loadConfig } from '../dist/config/load.js';
 import { createLogger } from '../dist/log.js';
 import { freePort } from './local.mjs';

@@ -9,7 +9,7 @@ import { loadConfigWithWarnings } from './config/load.js';
 import type { Config } from './config/types.js';
 import { ConfigError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
-import { Tether } from './runtime.js';
+import { Tether } from './app/tether.js';
 import { fitYoungGeneration } from './young-generation.js';
 
 const HELP = `Usage: tether [run]        start the balancer

@@ -23,10 +23,10 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RoutedRecord } from '../listener/context.js';
-import type { Outcome } from '../listener/session.js';
-import type { RouteVia, UpstreamPool } from '../pool/pool.js';
-import type { Upstream } from '../pool/upstream.js';
+import type { RoutedRecord } from '../proxy/context.js';
+import type { Outcome } from '../proxy/session.js';
+import type { RouteVia, UpstreamPool } from '../routing/pool.js';
+import type { Upstream } from '../routing/upstream.js';
 import { escapeText, ExpositionWriter, label, type FamilyType, type WriterOptions } from './prom-text.js';
 
 export const OUTCOMES: readonly Outcome[] = ['ok', 'refused', 'no_upstream', 'connect_failed', 'bad_request', 'timeout'];

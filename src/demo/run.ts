@@ -6,7 +6,7 @@
 import net from 'node:net';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
-import { Tether } from '../runtime.js';
+import { Tether } from '../app/tether.js';
 
 const NAMES = ['alpha', 'beta', 'gamma'] as const;
 const CLIENTS = 24;

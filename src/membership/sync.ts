@@ -16,10 +16,10 @@
  * the order sent; a sequence number makes sure an older answer never replaces a newer.
  */
 import type { Logger } from 'pino';
-import { EMPTY_SNAPSHOT, type MembershipSnapshot, type MembershipStore } from '../affinity/store.js';
+import { EMPTY_SNAPSHOT, type MembershipSnapshot, type MembershipStore } from '../store/types.js';
 import type { ListenerConfig, UpstreamSpec } from '../config/types.js';
 import { StoreError } from '../errors.js';
-import type { UpstreamPool } from '../pool/pool.js';
+import type { UpstreamPool } from '../routing/pool.js';
 import { effectiveMembership, writeFor, type AdminChange } from './overrides.js';
 
 /** What sync needs of a listener: its file upstreams (the base) and its pool. */

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { clientAddress, closed, waitFor } from '../helpers/clients.js';
 import { seededRandom } from '../helpers/random.js';
 import { startTether, type RunningTether } from '../helpers/tether.js';
-import { acceptedRelayMethod, useAcceptedRelayMethod, type AcceptedRelayMethod } from '../../src/listener/relay.js';
+import { acceptedRelayMethod, useAcceptedRelayMethod, type AcceptedRelayMethod } from '../../src/proxy/relay.js';
 
 /**
  * tether reads into relay buffers (src/listener/relay.ts): quiet sockets share one

@@ -1,0 +1,35 @@
+import type { ListenerConfig } from '../config/types.js';
+import type { RouteVia, UpstreamPool } from '../routing/pool.js';
+import type { Upstream } from '../routing/upstream.js';
+import type { IdleSweeper } from './idle.js';
+import type { Outcome, Session } from './session.js';
+
+/**
+ * One routed unit as metrics count it: a connection in tcp mode; in http mode a
+ * request, an upgraded connection, or a connection turned away before routing.
+ */
+export interface RoutedRecord {
+  readonly via: RouteVia;
+  readonly upstream: Upstream | null;
+  readonly outcome: Outcome;
+  readonly fromClient: number;
+  readonly toClient: number;
+}
+
+/** Passive health evidence from the data plane. */
+export interface HealthReporter {
+  reportFailure(name: string, reason: string): void;
+  reportSuccess(name: string): void;
+}
+
+/** What a session needs from the listener that accepted it. */
+export interface ListenerContext {
+  /** Current settings; swapped whole on reload. */
+  readonly config: ListenerConfig;
+  readonly pool: UpstreamPool;
+  readonly health: HealthReporter;
+  /** Closes the listener's sessions that stay silent (TETHER_IDLE_TIMEOUT_MS). */
+  readonly idle: IdleSweeper;
+  onConnectFailed(session: Session, upstream: Upstream): void;
+  onSessionEnd(session: Session): void;
+}
