@@ -15,7 +15,8 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { ConfigFileError, formatLocation } from './errors.js';
-import { EXPECTED, addressBytes, formatHostPort, redisUrlHost } from './parse.js';
+import { addressBytes } from '../net/address.js';
+import { EXPECTED, formatHostPort, redisUrlHost } from './parse.js';
 import {
   LISTENER_SETTING_KEYS,
   PROCESS_SETTING_KEYS,

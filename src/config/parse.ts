@@ -22,6 +22,7 @@
  */
 import { isIP } from 'node:net';
 import { ConfigError } from '../errors.js';
+import { CIDR_EXPECTED, parseCidrText } from '../net/cidr.js';
 import type {
   Cidr,
   HashAlgorithm,
@@ -84,7 +85,7 @@ export const EXPECTED = {
   health: 'one of off, tcp, http:PATH, ws:PATH (PATH starting with /)',
   proxyProtocol: 'one of off, v1, v2',
   acceptProxy: 'one of off, v1, v2, any',
-  cidr: 'a CIDR like 10.0.0.0/8 or fd00::/8, or an IP address',
+  cidr: CIDR_EXPECTED,
   cidrs: 'a comma list of CIDRs like 10.0.0.0/8 or fd00::/8, or none',
   store: 'memory or redis://[:password@]host:port[/db]',
   redisPrefix: '1-128 visible ASCII characters (no spaces), e.g. tether:',
@@ -462,120 +463,17 @@ export function formatLearnRule(rule: LearnRule): string {
 
 // ---------------------------------------------------------------- CIDRs
 
-/**
- * An IPv4 or IPv6 address as 16 bytes, IPv4 mapped into ::ffff:0:0/96, so that
- * `1.2.3.4` and `::ffff:1.2.3.4` are the same bytes. A zone (`%eth0`) is ignored.
- * null when the text is not an address.
- */
-export function addressBytes(address: string): Uint8Array | null {
-  const percent = address.indexOf('%');
-  const text = percent < 0 ? address : address.slice(0, percent);
-  const family = isIP(text);
-  const bytes = new Uint8Array(16);
-  if (family === 4) {
-    bytes[10] = 0xff;
-    bytes[11] = 0xff;
-    text.split('.').forEach((octet, i) => (bytes[12 + i] = Number(octet)));
-    return bytes;
-  }
-  if (family !== 6) return null;
-  let groups = text;
-  // A dotted IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
-  const tail = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(groups);
-  if (tail !== null) {
-    const [a, b, c, d] = tail.slice(1).map(Number) as [number, number, number, number];
-    groups = `${groups.slice(0, tail.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head = '', rest] = groups.split('::');
-  const left = head === '' ? [] : head.split(':');
-  const right = rest === undefined || rest === '' ? [] : rest.split(':');
-  const all = [...left, ...new Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  all.forEach((group, i) => {
-    const n = parseInt(group, 16);
-    bytes[i * 2] = n >> 8;
-    bytes[i * 2 + 1] = n & 0xff;
-  });
-  return bytes;
-}
-
-/** Compressed text of 16 bytes: dotted for mapped IPv4 when `family` is 4. */
-function formatBytes(bytes: Uint8Array, family: 4 | 6): string {
-  if (family === 4) return Array.from(bytes.subarray(12)).join('.');
-  const groups = Array.from({ length: 8 }, (_, i) => (bytes[i * 2]! << 8) | bytes[i * 2 + 1]!);
-  let best = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      best = i;
-      bestLength = j - i;
-    }
-    i = j === i ? i + 1 : j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLength).join(':')}`;
-}
-
-function masked(bytes: Uint8Array, prefix: number): Uint8Array {
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) {
-    const bits = Math.max(0, Math.min(8, prefix - i * 8));
-    out[i] = bytes[i]! & ((0xff00 >> bits) & 0xff);
-  }
-  return out;
-}
-
-function prefixMatches(a: Uint8Array, b: Uint8Array, prefix: number): boolean {
-  const whole = prefix >> 3;
-  for (let i = 0; i < whole; i++) if (a[i] !== b[i]) return false;
-  const bits = prefix & 7;
-  if (bits === 0) return true;
-  const mask = (0xff00 >> bits) & 0xff;
-  return (a[whole]! & mask) === (b[whole]! & mask);
-}
-
-/** `10.0.0.0/8`, `fd00::/8`; a bare address is /32 or /128. */
+/** `10.0.0.0/8`, `fd00::/8`; a bare address is /32 or /128 (net/cidr.ts). */
 export function parseCidr(variable: string, item: string): Cidr {
-  const source = item.trim();
-  const slash = source.indexOf('/');
-  const addressText = slash < 0 ? source : source.slice(0, slash);
-  const prefixText = slash < 0 ? undefined : source.slice(slash + 1);
-  const family = isIP(addressText);
-  if (family !== 4 && family !== 6) throw new ConfigError(variable, item, EXPECTED.cidr);
-  const max = family === 4 ? 32 : 128;
-  const given = prefixText === undefined ? max : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : -1;
-  if (given < 0 || given > max) {
-    throw new ConfigError(variable, item, `a CIDR with a prefix length from 0 to ${max}`);
-  }
-  const prefix = family === 4 ? given + 96 : given;
-  const raw = addressBytes(addressText)!;
-  const bytes = masked(raw, prefix);
-  if (!prefixMatches(raw, bytes, 128)) {
-    const network = formatBytes(bytes, family);
-    throw new ConfigError(variable, item, `a CIDR network address (did you mean ${network}/${given}?)`);
-  }
-  return { source, family, bytes, prefix };
+  const cidr = parseCidrText(item);
+  if ('expected' in cidr) throw new ConfigError(variable, item, cidr.expected);
+  return cidr;
 }
 
 /** Possibly empty; `none` is the empty list. */
 export function parseCidrList(variable: string, value: string): Cidr[] {
   if (value.trim() === 'none') return [];
   return splitList(value).map((item) => parseCidr(variable, item));
-}
-
-/**
- * Whether an address (as a socket reports it: `10.1.2.3`, `::1`, `::ffff:10.1.2.3`)
- * lies in any of the blocks. IPv4 and IPv4-mapped IPv6 match alike. Not an address:
- * false.
- */
-export function cidrContains(cidrs: readonly Cidr[], address: string): boolean {
-  if (cidrs.length === 0) return false;
-  const bytes = addressBytes(address);
-  if (bytes === null) return false;
-  for (const cidr of cidrs) if (prefixMatches(bytes, cidr.bytes, cidr.prefix)) return true;
-  return false;
 }
 
 // ---------------------------------------------------------------- store, admin

@@ -170,3 +170,30 @@ export function isMappedIPv4(bytes: Uint8Array, offset = 0): boolean {
   for (let k = 0; k < 10; k++) if (bytes[offset + k] !== 0) return false;
   return bytes[offset + 10] === 0xff && bytes[offset + 11] === 0xff;
 }
+
+/**
+ * An IPv4 or IPv6 address as 16 bytes, IPv4 mapped into ::ffff:0:0/96, so that
+ * `1.2.3.4` and `::ffff:1.2.3.4` are the same bytes. A zone (`%eth0`) is ignored.
+ * null when the text is not an address.
+ */
+export function addressBytes(address: string): Uint8Array | null {
+  return parseAddress(address)?.bytes ?? null;
+}
+
+/** addressBytes, with the family the text was written in. */
+export function parseAddress(address: string): { readonly bytes: Uint8Array; readonly family: 4 | 6 } | null {
+  const percent = address.indexOf('%');
+  const text = percent < 0 ? address : address.slice(0, percent);
+  const bytes = new Uint8Array(16);
+  const v4 = parseIPv4(text);
+  if (v4 >= 0) {
+    bytes[10] = 0xff;
+    bytes[11] = 0xff;
+    bytes[12] = v4 >>> 24;
+    bytes[13] = (v4 >>> 16) & 0xff;
+    bytes[14] = (v4 >>> 8) & 0xff;
+    bytes[15] = v4 & 0xff;
+    return { bytes, family: 4 };
+  }
+  return parseIPv6(text, bytes) ? { bytes, family: 6 } : null;
+}

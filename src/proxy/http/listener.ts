@@ -5,7 +5,7 @@ import { requestKey } from '../../routing/keys.js';
 import { learnedKeys } from '../../routing/learn.js';
 import { routeWithPins } from '../../routing/router.js';
 import type { PinStore } from '../../store/types.js';
-import { cidrContains } from '../../config/parse.js';
+import { cidrContains } from '../../net/cidr.js';
 import type { ListenerConfig } from '../../config/types.js';
 import { keyHashForLog } from '../../log.js';
 import type { RouteDecision, UpstreamPool } from '../../routing/pool.js';

@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
-import { cidrContains } from '../../config/parse.js';
+import { cidrContains } from '../../net/cidr.js';
 import type { ListenerConfig } from '../../config/types.js';
 import type { UpstreamPool } from '../../routing/pool.js';
 import type { Upstream } from '../../routing/upstream.js';
