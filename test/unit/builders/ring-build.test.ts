@@ -17,7 +17,7 @@ afterAll(() => builder.close());
 
 describe('ring builds in worker threads', () => {
   it('loads the compiled task from dist/ when running from the TypeScript sources', () => {
-    expect(ringBuildWorkerFile()).toBe(fileURLToPath(new URL('../../../dist/workers/ring-build.js', import.meta.url)));
+    expect(ringBuildWorkerFile()).toBe(fileURLToPath(new URL('../../../dist/builders/ring-build.js', import.meta.url)));
   });
 
   it('builds byte for byte what a build on this thread builds, for every algorithm', async () => {
