@@ -14,6 +14,7 @@ import { UpstreamPool, type MembershipEvent, type PoolOptions } from '../routing
 import { Rebalancer, type RebalanceStart, type RoutedConnection } from '../routing/rebalance.js';
 import type { Upstream } from '../routing/upstream.js';
 import { InlineTableBuilder, createTableBuilder, type TableBuilder } from '../builders/worker.js';
+import { errorMessage } from '../errors.js';
 
 /**
  * A listener starts accepting once its first table is in use, or after this long
@@ -482,7 +483,7 @@ function makeBuilder(threads: number, logger: Logger): TableBuilder {
       onThreadError: (err) => logger.error({ error: err.message }, 'ring build thread failed; builds are retried'),
     });
   } catch (err) {
-    logger.error({ error: err instanceof Error ? err.message : String(err) }, 'ring build threads unavailable: building tables on the main thread');
+    logger.error({ error: errorMessage(err) }, 'ring build threads unavailable: building tables on the main thread');
     return new InlineTableBuilder();
   }
 }

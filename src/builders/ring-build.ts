@@ -17,6 +17,7 @@ import { setPace, slicedPace } from '../hashing/pace.js';
 import { RingCache } from '../hashing/ring/cache.js';
 import type { Algorithm, TableData } from '../hashing/types.js';
 import { MemberListReceiver, type MemberListMessage } from './member-list.js';
+import { errorMessage } from '../errors.js';
 
 /**
  * A table without its member list: the caller sent the members and keeps them, so
@@ -109,7 +110,7 @@ export default function ringBuild(task: RingBuildTask): unknown {
     return move(new MovedResult({ ok: true, arrays, seconds, incremental }, tableBuffers(data)) as never);
   } catch (err) {
     const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'TETHER_ERR_RING_BUILD';
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     return { ok: false, code, message } satisfies RingBuildResult;
   }
 }

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { RingCache } from '../hashing/ring/cache.js';
 import type { Algorithm, BuildOptions, Member, TableData } from '../hashing/types.js';
-import { RingBuildError, errorFromData } from '../errors.js';
+import { asError, errorFromData, errorMessage, RingBuildError } from '../errors.js';
 import { MemberListSender, type MemberListMessage } from './member-list.js';
 import type { RingBuildResult, RingBuildTask } from './ring-build.js';
 
@@ -147,7 +147,7 @@ export class WorkerTableBuilder implements TableBuilder {
     });
     const onThreadError = options.onThreadError;
     this.#pool.on('error', (err: unknown) => {
-      const error = err instanceof Error ? err : new Error(String(err));
+      const error = asError(err);
       onThreadError?.(error);
       // piscina leaves a task queued for a thread that never comes: end them all, the pool retries.
       for (const build of this.#running) build.abort(error);
@@ -195,7 +195,7 @@ export class WorkerTableBuilder implements TableBuilder {
     } catch (err) {
       // The worker died, could not load, timed out, or the pool was closed.
       const cause = build.signal.aborted ? build.signal.reason : err;
-      throw new RingBuildError(`ring build worker failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+      throw new RingBuildError(`ring build worker failed: ${errorMessage(cause)}`);
     } finally {
       clearTimeout(timer);
       this.#running.delete(build);

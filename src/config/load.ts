@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../errors.js';
+import { ConfigError, errorMessage } from '../errors.js';
 import { ConfigFileError, formatLocation } from './errors.js';
 import { addressBytes } from '../net/address.js';
 import { EXPECTED, formatHostPort, redisUrlHost } from './parse.js';
@@ -231,13 +231,13 @@ function describeFsError(error: unknown): string {
     case 'EISDIR':
       return 'it is a directory';
     default:
-      return error instanceof Error ? error.message : String(error);
+      return errorMessage(error);
   }
 }
 
 /** V8's message without the source excerpt it may quote, plus line and column. */
 function describeJsonError(error: unknown, text: string): string {
-  const message = (error instanceof Error ? error.message : String(error))
+  const message = (errorMessage(error))
     .replace(/, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s, '')
     .replace(/ in JSON at position \d+.*$/s, '')
     .replace(/\s+/g, ' ')

@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import type { HealthCheck } from '../config/types.js';
 import { runCheck, type CheckResult } from './checks.js';
+import { asError } from '../errors.js';
 
 export interface HealthTarget {
   /** The upstream's identity; state follows the name across address changes. */
@@ -317,7 +318,7 @@ export class HealthMonitor {
       // A throwing listener must not stop health checking (from a check's callback it
       // would otherwise be an unhandled rejection that kills the balancer).
       if (this.#log !== null) this.#log.error({ err, upstream: state.name }, 'health onChange listener threw');
-      else process.emitWarning(err instanceof Error ? err : new Error(String(err)), 'TetherHealthWarning');
+      else process.emitWarning(asError(err), 'TetherHealthWarning');
     }
   }
 }

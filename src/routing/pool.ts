@@ -5,7 +5,7 @@ import { pickTwoChoices } from './p2c.js';
 import { RendezvousTable, buildRendezvous } from '../hashing/rendezvous.js';
 import type { Algorithm, LookupTable, TableData } from '../hashing/types.js';
 import type { UpstreamSpec } from '../config/types.js';
-import { RingBuildError, TetherError, UnknownUpstreamError } from '../errors.js';
+import { errorMessage, RingBuildError, TetherError, UnknownUpstreamError } from '../errors.js';
 import { InlineTableBuilder, type BuiltTable, type TableBuilder } from '../builders/worker.js';
 import { RoutableView } from './routable-view.js';
 import { Upstream, type UpstreamState } from './upstream.js';
@@ -551,7 +551,7 @@ export class UpstreamPool {
     this.#building = false;
     if (this.#closed) return;
     this.#failures++;
-    const error = err instanceof TetherError ? err : new RingBuildError(err instanceof Error ? err.message : String(err));
+    const error = err instanceof TetherError ? err : new RingBuildError(errorMessage(err));
     const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(this.#failures - 1, 20));
     this.#onBuildFailed?.(error, this.#failures, delay);
     this.#retryTimer = setTimeout(() => {
