@@ -24,7 +24,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RoutedRecord } from '../proxy/context.js';
-import type { Outcome } from '../proxy/session.js';
+import type { Outcome } from '../proxy/types.js';
 import type { RouteVia, UpstreamPool } from '../routing/pool.js';
 import type { Upstream } from '../routing/upstream.js';
 import { escapeText, ExpositionWriter, label, type FamilyType, type WriterOptions } from './prom-text.js';

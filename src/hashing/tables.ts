@@ -8,7 +8,8 @@ import { FRESH, type ArrayArena } from './ring/arena.js';
 import { MaglevTable, buildMaglev, isPrime, maglevTableSize } from './maglev.js';
 import { ModuloTable, buildModulo } from './modulo.js';
 import { RendezvousTable, buildRendezvous } from './rendezvous.js';
-import { RING_MAX_MEMBERS, RingTable, buildRing, updateRing } from './ring/build.js';
+import { RING_MAX_MEMBERS, buildRing, updateRing } from './ring/build.js';
+import { RingTable } from './ring/table.js';
 import type { RingPatch } from './ring/patch.js';
 import type { Algorithm, BuildOptions, LookupTable, Member, TableData } from './types.js';
 

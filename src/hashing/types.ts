@@ -57,3 +57,6 @@ export interface LookupTable {
    */
   order(hash: number, out: Uint32Array, limit?: number): number;
 }
+
+/** The data of a ring (ring/build.ts builds it, ring/patch.ts edits it, ring/table.ts looks up in it). */
+export type RingData = Extract<TableData, { algorithm: 'ring' }>;

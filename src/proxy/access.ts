@@ -1,7 +1,7 @@
 import { keyHashForLog } from '../log.js';
 import { formatAddress } from '../routing/upstream.js';
 import type { RoutedRecord } from './context.js';
-import type { KeySourceName } from './session.js';
+import type { KeySourceName } from '../routing/types.js';
 
 /** A routed unit that has ended, as the access log describes it. */
 export interface EndedRecord extends RoutedRecord {

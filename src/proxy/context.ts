@@ -2,7 +2,7 @@ import type { ListenerConfig } from '../config/types.js';
 import type { RouteVia, UpstreamPool } from '../routing/pool.js';
 import type { Upstream } from '../routing/upstream.js';
 import type { IdleSweeper } from './idle.js';
-import type { Outcome, Session } from './session.js';
+import type { Outcome } from './types.js';
 
 /**
  * One routed unit as metrics count it: a connection in tcp mode; in http mode a
@@ -22,14 +22,18 @@ export interface HealthReporter {
   reportSuccess(name: string): void;
 }
 
-/** What a session needs from the listener that accepted it. */
-export interface ListenerContext {
+/**
+ * What a session needs from the listener that accepted it. `S` is the session
+ * (session.ts), a parameter so that this file need not import it (session.ts imports
+ * this one).
+ */
+export interface ListenerContext<S = unknown> {
   /** Current settings; swapped whole on reload. */
   readonly config: ListenerConfig;
   readonly pool: UpstreamPool;
   readonly health: HealthReporter;
   /** Closes the listener's sessions that stay silent (TETHER_IDLE_TIMEOUT_MS). */
   readonly idle: IdleSweeper;
-  onConnectFailed(session: Session, upstream: Upstream): void;
-  onSessionEnd(session: Session): void;
+  onConnectFailed(session: S, upstream: Upstream): void;
+  onSessionEnd(session: S): void;
 }

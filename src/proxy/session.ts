@@ -6,11 +6,8 @@ import type { ListenerContext } from './context.js';
 import { ProxyHeaderParser, type ProxyAccept, type ProxyHeader } from './proxy-protocol.js';
 import { idleClock } from './idle.js';
 import { copyRead, relayRead, relaySocketOptions } from './relay.js';
-
-/** Why a connection ended, as counted in metrics (`outcome`). */
-export type Outcome = 'ok' | 'refused' | 'no_upstream' | 'connect_failed' | 'bad_request' | 'timeout';
-
-export type KeySourceName = 'source-ip' | 'header' | 'cookie' | 'query' | 'path' | 'learned' | 'none';
+import type { Outcome } from './types.js';
+import type { KeySourceName } from '../routing/types.js';
 
 const CONNECTING = 0;
 const OPEN = 1;

@@ -1,5 +1,5 @@
 import type { KeySource } from '../config/types.js';
-import type { KeySourceName } from '../proxy/session.js';
+import type { KeySourceName } from './types.js';
 
 /** What an HTTP request head offers the key chain. */
 export interface RequestHead {

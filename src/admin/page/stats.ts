@@ -4,7 +4,7 @@
 import { hashKey } from '../../hashing/hash.js';
 import type { LookupTable } from '../../hashing/types.js';
 import type { ListenerConfig } from '../../config/types.js';
-import type { Outcome } from '../../proxy/session.js';
+import type { Outcome } from '../../proxy/types.js';
 import type { MembershipEvent, RouteVia } from '../../routing/pool.js';
 import { OUTCOMES, type MeteredListener, type Metrics } from '../metrics.js';
 

@@ -13,8 +13,7 @@
 import { FRESH, roomyBuffer, type ArrayArena } from './arena.js';
 import { MAX_RING_POINTS, rebuildTableData, type RebuiltTable } from '../tables.js';
 import { pace } from '../pace.js';
-import type { RingData } from './build.js';
-import type { Algorithm, BuildOptions, Member } from '../types.js';
+import type { Algorithm, BuildOptions, Member, RingData } from '../types.js';
 
 export interface RingCacheOptions {
   /**

@@ -12,8 +12,7 @@
 import { xxh32String } from '../hash.js';
 import type { ArrayArena } from './arena.js';
 import { pace } from '../pace.js';
-import type { Member } from '../types.js';
-import type { RingData } from './build.js';
+import type { Member, RingData } from '../types.js';
 
 /** What changed between a ring's members and the next membership, as ring.ts updateRing finds it. */
 export interface RingChange {

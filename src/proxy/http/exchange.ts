@@ -3,7 +3,8 @@ import type net from 'node:net';
 import type { RouteVia } from '../../routing/pool.js';
 import { formatAddress, type Upstream } from '../../routing/upstream.js';
 import { errorBody, forwardHeaders, headBytes, isChunked } from './headers.js';
-import type { Outcome, KeySourceName } from '../session.js';
+import type { Outcome } from '../types.js';
+import type { KeySourceName } from '../../routing/types.js';
 
 /** What an exchange needs from its listener. */
 export interface ExchangeContext {

@@ -18,7 +18,8 @@ import { Exchange, type ExchangeContext } from './exchange.js';
 import { errorResponse, serializeRequestHead } from './headers.js';
 import { buildProxyHeader, ProxyHeaderParser, type ProxyHeader } from '../proxy-protocol.js';
 import { IdleSweeper } from '../idle.js';
-import { Session, type Outcome } from '../session.js';
+import { Session } from '../session.js';
+import type { Outcome } from '../types.js';
 import type { ListenerCounters } from '../tcp/listener.js';
 
 export interface HttpListenerOptions {

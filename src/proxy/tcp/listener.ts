@@ -11,7 +11,8 @@ import type { HealthReporter, ListenerContext } from '../context.js';
 import { buildProxyHeader, type ProxyHeader } from '../proxy-protocol.js';
 import { IdleSweeper } from '../idle.js';
 import { RELAY_HIGH_WATER_MARK, relayAccepted } from '../relay.js';
-import { onClientRead, Session, type Outcome, type ProxyHeaderReady } from '../session.js';
+import { onClientRead, Session, type ProxyHeaderReady } from '../session.js';
+import type { Outcome } from '../types.js';
 
 export interface ListenerCounters {
   /** Closed connections by outcome. */
@@ -39,7 +40,7 @@ export interface TcpListenerOptions {
  * With TETHER_ACCEPT_PROXY the source address is the one a trusted proxy's PROXY
  * header gives; with TETHER_PROXY_PROTOCOL upstreams get a header of their own.
  */
-export class TcpListener implements ListenerContext {
+export class TcpListener implements ListenerContext<Session> {
   config: ListenerConfig;
   readonly pool: UpstreamPool;
   readonly health: HealthReporter;

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildTableData, rebuildTableData } from '../../../src/hashing/tables.js';
 import { pace, setPace, slicedPace } from '../../../src/hashing/pace.js';
-import type { RingData } from '../../../src/hashing/ring/build.js';
+import type { RingData } from '../../../src/hashing/types.js';
 import { RingCache } from '../../../src/hashing/ring/cache.js';
 import { members } from './helpers.js';
 
