@@ -11,7 +11,8 @@ import { Tether } from './app/tether.js';
 export { loadConfig } from './config/load.js';
 export type * from './config/types.js';
 export { ConfigError, TetherError, type TetherErrorCode } from './errors.js';
-export type { Tether, ListenerRuntime, RecentChange } from './app/tether.js';
+export type { Tether, RecentChange } from './app/tether.js';
+export type { ListenerRuntime } from './app/listener-runtime.js';
 
 export interface CreateOptions {
   /** A pino logger; by default one at config.logLevel writing JSON to stdout. */

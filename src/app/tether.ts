@@ -1,187 +1,16 @@
 import type { Logger } from 'pino';
-import { Metrics, type MeteredListener } from '../admin/metrics.js';
+import { Metrics } from '../admin/metrics.js';
 import { buildStats, type StatsSnapshot } from '../admin/page/stats.js';
-import { commandTimeoutMs, createStore, guardPins, type PinStore, type Store } from '../store/create.js';
+import { commandTimeoutMs, createStore, guardPins, type Store } from '../store/create.js';
 import { routeWithPins } from '../routing/router.js';
 import { AdminServer, type AdminBackend, type AdminListener, type RouteAnswer, type Scrape } from '../admin/server.js';
 import type { Config, ListenerConfig } from '../config/types.js';
-import { HealthMonitor } from '../health/monitor.js';
-import { HttpListener } from '../proxy/http/listener.js';
-import { TcpListener } from '../proxy/tcp/listener.js';
 import type { AdminChange } from '../membership/overrides.js';
 import { SharedMembership, applyChange } from '../membership/sync.js';
-import { UpstreamPool, type MembershipEvent, type PoolOptions } from '../routing/pool.js';
-import { Rebalancer, type RebalanceStart, type RoutedConnection } from '../routing/rebalance.js';
-import type { Upstream } from '../routing/upstream.js';
+import type { MembershipEvent } from '../routing/pool.js';
+import { ListenerRuntime } from './listener-runtime.js';
 import { InlineTableBuilder, createTableBuilder, type TableBuilder } from '../builders/worker.js';
 import { errorMessage } from '../errors.js';
-
-/**
- * A listener starts accepting once its first table is in use, or after this long
- * (routing then goes by rendezvous until the table arrives; see UpstreamPool).
- */
-const FIRST_TABLE_WAIT_MS = 10_000;
-
-/** One listener with its upstream pool and health monitor. */
-export class ListenerRuntime implements AdminListener, MeteredListener {
-  config: ListenerConfig;
-  readonly pool: UpstreamPool;
-  readonly listener: TcpListener | HttpListener;
-  monitor: HealthMonitor;
-  /**
-   * This listener's learned pins (http mode reads and writes them). Calls never reject
-   * and never wait longer than TETHER_STORE_TIMEOUT_MS (affinity/guard.ts).
-   */
-  readonly pins: PinStore;
-  readonly #logger: Logger;
-  readonly #rebalancer: Rebalancer;
-  #retargetQueued = false;
-  /**
-   * Every Upstream object of this listener still worth counting: the pool's, plus
-   * removed ones until their last connection ends (the pool forgets them at once).
-   */
-  readonly #known: Set<Upstream>;
-
-  constructor(
-    config: ListenerConfig,
-    logger: Logger,
-    accessLog: Logger | null,
-    onEvent: (listener: string, e: MembershipEvent) => void,
-    metrics: Metrics,
-    pins: PinStore,
-    builder: TableBuilder,
-  ) {
-    this.config = config;
-    this.pins = pins;
-    this.#logger = logger;
-    this.pool = new UpstreamPool(poolOptions(config), config.upstreams, {
-      builder,
-      onTableBuilt: (seconds, incremental) => metrics.observeRingBuild(seconds, incremental),
-      onBuildFailed: (error, failures, retryInMs) =>
-        logger.error(
-          { listener: config.name, code: error.code, error: error.message, failures, retryInMs },
-          'table build failed: routing on the previous table, retrying',
-        ),
-    });
-    this.#known = new Set(this.pool.list());
-    this.monitor = this.#createMonitor(config);
-    const hooks = metrics.hooks(config.name);
-    const listenerOptions = {
-      config,
-      pool: this.pool,
-      // Through `this`, so a monitor replaced on reload receives the evidence.
-      health: {
-        reportFailure: (name: string, reason: string) => this.monitor.reportFailure(name, reason),
-        reportSuccess: (name: string) => this.monitor.reportSuccess(name),
-      },
-      logger,
-      accessLog,
-      onSessionStart: hooks.onSessionStart,
-      onSessionEnd: hooks.onSessionEnd,
-    };
-    this.listener = config.mode === 'http' ? new HttpListener({ ...listenerOptions, pins }) : new TcpListener(listenerOptions);
-    this.#rebalancer = new Rebalancer(config.name, this.pool, () => this.connections(), logger);
-    this.pool.onChange((event) => {
-      onEvent(config.name, event);
-      if (event.change === 'added') this.#known.add(this.pool.get(event.upstream)!);
-      if (event.change === 'added' || event.change === 'removed' || event.change === 'changed') this.#retarget();
-    });
-  }
-
-  get name(): string {
-    return this.config.name;
-  }
-
-  /** The pool's upstreams and removed ones that still have open connections. */
-  *upstreams(): IterableIterator<Upstream> {
-    for (const u of this.#known) {
-      if (u.removed && u.active === 0) {
-        this.#known.delete(u);
-        continue;
-      }
-      yield u;
-    }
-  }
-
-  /**
-   * Hands the monitor the new upstream list once per turn of the event loop:
-   * setTargets is O(N), and a burst of 50 admin calls (a scale-out) would otherwise
-   * make it O(N^2) on the thread that relays bytes.
-   */
-  #retarget(): void {
-    if (this.#retargetQueued) return;
-    this.#retargetQueued = true;
-    setImmediate(() => {
-      this.#retargetQueued = false;
-      this.monitor.setTargets(this.pool.list());
-    });
-  }
-
-  /** Open connections of this listener, as /rebalance sees them. */
-  connections(): Iterable<RoutedConnection> {
-    return this.listener.sessions;
-  }
-
-  /** Close, `perSecond` a second, the connections whose key now hashes elsewhere. */
-  rebalance(perSecond: number): RebalanceStart {
-    return this.#rebalancer.start(perSecond);
-  }
-
-  /** Stop background work: a running rebalance, table builds. */
-  stopBackground(): void {
-    this.#rebalancer.stop();
-    this.pool.close();
-  }
-
-  async start(): Promise<void> {
-    if (!(await this.pool.settled(FIRST_TABLE_WAIT_MS))) {
-      this.#logger.warn({ listener: this.name }, 'first lookup table not ready: routing by rendezvous until it arrives');
-    }
-    this.monitor.setTargets(this.pool.list());
-    this.monitor.start();
-    await this.listener.listen();
-  }
-
-  /**
-   * Apply a reloaded configuration; connections stay open. `setUpstreams` false: the
-   * caller brings the membership in line itself (a shared store adds its changes).
-   */
-  apply(config: ListenerConfig, setUpstreams = true): void {
-    const old = this.config;
-    if (old.mode !== config.mode) {
-      // The other mode is another kind of listener: keep this one as it is.
-      this.#logger.warn({ listener: config.name, mode: old.mode }, 'a changed mode takes effect on restart');
-      config = { ...config, mode: old.mode };
-    }
-    this.config = config;
-    this.listener.config = config;
-    this.pool.setOptions(poolOptions(config));
-    if (setUpstreams) this.pool.setUpstreams(config.upstreams);
-    if (healthChanged(old, config)) {
-      this.monitor.stop();
-      // A new monitor starts every target up (as at start-up); the pool follows it.
-      for (const upstream of this.pool.list()) this.pool.setHealth(upstream.name, true, 'health settings reloaded');
-      this.monitor = this.#createMonitor(config);
-      this.monitor.setTargets(this.pool.list());
-      this.monitor.start();
-    }
-    if (old.listen.host !== config.listen.host || old.listen.port !== config.listen.port) {
-      this.#logger.warn({ listener: config.name }, 'a changed listen address takes effect on restart');
-    }
-  }
-
-  #createMonitor(config: ListenerConfig): HealthMonitor {
-    return new HealthMonitor({
-      check: config.health,
-      intervalMs: config.healthIntervalMs,
-      timeoutMs: config.healthTimeoutMs,
-      rise: config.healthRise,
-      fall: config.healthFall,
-      logger: this.#logger,
-      onChange: (name, up, reason) => this.pool.setHealth(name, up, reason),
-    });
-  }
-}
 
 export interface RecentChange extends MembershipEvent {
   readonly at: string;
@@ -379,18 +208,21 @@ export class Tether implements AdminBackend {
    */
   async shutdown(drainTimeoutMs = this.#config.drainTimeoutMs): Promise<void> {
     if (this.#shuttingDown) return;
+    await this.#stop(drainTimeoutMs);
+  }
+
+  /** Stop everything now (tests, failed start-up). */
+  async close(): Promise<void> {
+    await this.#stop(null);
+  }
+
+  /** shutdown and close: `drainTimeoutMs` null closes open connections without waiting. */
+  async #stop(drainTimeoutMs: number | null): Promise<void> {
     this.#shuttingDown = true;
     const runtimes = this.runtimes;
     await Promise.all(runtimes.map((r) => r.listener.stopAccepting()));
     for (const r of runtimes) r.monitor.stop();
-    const open = (): number => runtimes.reduce((n, r) => n + r.listener.active, 0);
-    this.logger.info({ open: open(), drainTimeoutMs }, 'shutting down: draining connections');
-    const deadline = Date.now() + drainTimeoutMs;
-    while (open() > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, deadline - Date.now()))));
-    }
-    const left = open();
-    if (left > 0) this.logger.info({ closing: left }, 'drain timeout: closing remaining connections');
+    if (drainTimeoutMs !== null) await this.#drain(runtimes, drainTimeoutMs);
     for (const r of runtimes) r.listener.closeAll('shutdown');
     for (const r of runtimes) r.stopBackground();
     await this.#admin?.close();
@@ -401,21 +233,16 @@ export class Tether implements AdminBackend {
     this.#listening = false;
   }
 
-  /** Stop everything now (tests, failed start-up). */
-  async close(): Promise<void> {
-    this.#shuttingDown = true;
-    for (const r of this.runtimes) {
-      r.monitor.stop();
-      await r.listener.stopAccepting();
-      r.listener.closeAll('shutdown');
-      r.stopBackground();
+  /** Waits up to drainTimeoutMs for the open connections of `runtimes` to finish. */
+  async #drain(runtimes: readonly ListenerRuntime[], drainTimeoutMs: number): Promise<void> {
+    const open = (): number => runtimes.reduce((n, r) => n + r.listener.active, 0);
+    this.logger.info({ open: open(), drainTimeoutMs }, 'shutting down: draining connections');
+    const deadline = Date.now() + drainTimeoutMs;
+    while (open() > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, deadline - Date.now()))));
     }
-    await this.#admin?.close();
-    await this.#builder.close();
-    this.#metrics.close();
-    this.#shared?.close();
-    await this.#store.close();
-    this.#listening = false;
+    const left = open();
+    if (left > 0) this.logger.info({ closing: left }, 'drain timeout: closing remaining connections');
   }
 
   async #start(): Promise<void> {
@@ -486,18 +313,4 @@ function makeBuilder(threads: number, logger: Logger): TableBuilder {
     logger.error({ error: errorMessage(err) }, 'ring build threads unavailable: building tables on the main thread');
     return new InlineTableBuilder();
   }
-}
-
-function poolOptions(config: ListenerConfig): PoolOptions {
-  return { algorithm: config.hash, vnodes: config.vnodes, balanceFactor: config.balanceFactor };
-}
-
-function healthChanged(a: ListenerConfig, b: ListenerConfig): boolean {
-  return (
-    JSON.stringify(a.health) !== JSON.stringify(b.health) ||
-    a.healthIntervalMs !== b.healthIntervalMs ||
-    a.healthTimeoutMs !== b.healthTimeoutMs ||
-    a.healthRise !== b.healthRise ||
-    a.healthFall !== b.healthFall
-  );
 }
