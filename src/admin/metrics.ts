@@ -25,7 +25,8 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RoutedRecord } from '../proxy/context.js';
 import type { Outcome } from '../proxy/types.js';
-import type { RouteVia, UpstreamPool } from '../routing/pool.js';
+import type { UpstreamPool } from '../routing/pool.js';
+import type { RouteVia } from '../routing/types.js';
 import type { Upstream } from '../routing/upstream.js';
 import { escapeText, ExpositionWriter, label, type FamilyType, type WriterOptions } from './prom-text.js';
 

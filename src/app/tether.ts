@@ -7,7 +7,7 @@ import { AdminServer, type AdminBackend, type AdminListener, type RouteAnswer, t
 import type { Config, ListenerConfig } from '../config/types.js';
 import type { AdminChange } from '../membership/overrides.js';
 import { SharedMembership, applyChange } from '../membership/sync.js';
-import type { MembershipEvent } from '../routing/pool.js';
+import type { MembershipEvent } from '../routing/types.js';
 import { ListenerRuntime } from './listener-runtime.js';
 import { InlineTableBuilder, createTableBuilder, type TableBuilder } from '../builders/worker.js';
 import { errorMessage } from '../errors.js';

@@ -1,5 +1,6 @@
 import type { ListenerConfig } from '../config/types.js';
-import type { RouteVia, UpstreamPool } from '../routing/pool.js';
+import type { UpstreamPool } from '../routing/pool.js';
+import type { RouteVia } from '../routing/types.js';
 import type { Upstream } from '../routing/upstream.js';
 import type { IdleSweeper } from './idle.js';
 import type { Outcome } from './types.js';

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Upstream } from '../routing/upstream.js';
-import type { RouteVia } from '../routing/pool.js';
+import type { RouteVia } from '../routing/types.js';
 import { sourceIpKey } from '../net/address.js';
 import type { ListenerContext } from './context.js';
 import { ProxyHeaderParser, type ProxyAccept, type ProxyHeader } from './proxy-protocol.js';

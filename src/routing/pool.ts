@@ -1,35 +1,11 @@
-import { tableBuffers, tableFromData } from '../hashing/tables.js';
-import { hashKey32 } from '../hashing/hash.js';
-import { pickBounded, underCap } from './bounded.js';
-import { pickTwoChoices } from './p2c.js';
-import { RendezvousTable, buildRendezvous } from '../hashing/rendezvous.js';
-import type { Algorithm, LookupTable, TableData } from '../hashing/types.js';
+import type { LookupTable } from '../hashing/types.js';
 import type { UpstreamSpec } from '../config/types.js';
 import { errorMessage, RingBuildError, TetherError, UnknownUpstreamError } from '../errors.js';
 import { InlineTableBuilder, type BuiltTable, type TableBuilder } from '../builders/worker.js';
-import { RoutableView } from './routable-view.js';
+import { RouteTable } from './route-table.js';
+import type { MembershipEvent, PoolOptions, RouteDecision, TableStatus } from './types.js';
 import { Upstream, type UpstreamState } from './upstream.js';
 
-export type RouteVia = 'learned' | 'hash' | 'p2c';
-
-export interface RouteDecision {
-  readonly via: RouteVia;
-  /** Upstreams to try in order: the choice first, then the next in hash order. */
-  readonly candidates: Upstream[];
-}
-
-export interface PoolOptions {
-  readonly algorithm: Algorithm;
-  readonly vnodes: number;
-  /** 0 = off; else c > 1 (bounded loads). */
-  readonly balanceFactor: number;
-}
-
-export interface MembershipEvent {
-  readonly upstream: string;
-  readonly change: 'added' | 'removed' | 'changed' | 'up' | 'down' | 'draining' | 'undrained';
-  readonly detail?: string;
-}
 
 type ChangeListener = (event: MembershipEvent) => void;
 
@@ -48,23 +24,9 @@ export interface PoolHooks {
   readonly onBuildFailed?: (error: TetherError, failures: number, retryInMs: number) => void;
 }
 
-/** Where the pool's table stands; for tests, logs and the admin API. */
-export interface TableStatus {
-  /** Bumped by every change a table depends on (membership, health, drain, weight, algorithm). */
-  readonly version: number;
-  /** The version the table in use was built for; -1 before the first. */
-  readonly tableVersion: number;
-  readonly building: boolean;
-  /** Failed builds in a row (0 once one succeeds). */
-  readonly failures: number;
-}
-
 /** A failed build is retried after 100 ms, doubling up to 10 s while failures go on. */
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 10_000;
-
-/** How much of the hash order bounded loads looks at before walking all of it. */
-const BOUNDED_PREFIX = 8;
 
 /** Numbers each pool's series of tables (BuildRequest.key), unique in this process. */
 let pools = 0;
@@ -93,38 +55,15 @@ let pools = 0;
 export class UpstreamPool {
   #options: PoolOptions;
   readonly #byName = new Map<string, Upstream>();
-  /**
-   * The routable upstreams (Upstream.slot indexes it) with the loads and weights the
-   * pickers read, changed one upstream at a time; also the member order of builds.
-   */
-  readonly #view = new RoutableView<Upstream>();
-
-  /** The table in use, possibly built for an older membership; null before the first. */
-  #table: LookupTable | null = null;
-  /** The upstreams the table in use was built over, by table index. */
-  #tableUpstreams: readonly Upstream[] = [];
-  /** The data behind #table, and whether #table was handed out (the `table` getter). */
-  #tableData: TableData | null = null;
-  #exposed = false;
+  /** Where keys go: the routable view, the table in use and its map onto the view. */
+  readonly #routes = new RouteTable();
+  readonly #view = this.#routes.view;
   /**
    * Buffers of the table replaced last, when nobody outside the pool can hold it:
-   * moved to the worker with the next build and written again (balancer/arena.ts),
+   * moved to the worker with the next build and written again (hashing/ring/arena.ts),
    * so rebuilds do not pile external memory on this thread.
    */
   #spare: ArrayBuffer[] = [];
-  /**
-   * Table member index -> routable slot now, or -1 when that member is not routable
-   * now. Written whole when a table is installed, then one entry per slot change.
-   */
-  #tableSlot = new Int32Array(0);
-  /** How many of the table's members are routable now. */
-  #tableLive = 0;
-  /** Rendezvous over the routable view, made on first need after each change. */
-  #fallback: LookupTable | null = null;
-
-  /** Scratch for table orders (table indices) and the routable slots they map to. */
-  #raw = new Uint32Array(BOUNDED_PREFIX);
-  #order = new Uint32Array(BOUNDED_PREFIX);
 
   #version = 0;
   #tableVersion = -1;
@@ -163,10 +102,21 @@ export class UpstreamPool {
    * over the routable upstreams. Its `members` are names; indices are its own.
    */
   get table(): LookupTable {
-    if (this.#table === null) return this.#fallbackTable();
-    // Handed out: its arrays must stay valid, so they are never recycled.
-    this.#exposed = true;
-    return this.#table;
+    return this.#routes.table;
+  }
+
+  /** Where a key goes now by hash (no pins), or p2c when key is null. */
+  route(key: string | null, maxCandidates: number): RouteDecision {
+    return this.#routes.route(key, maxCandidates, this.#options.balanceFactor);
+  }
+
+  /**
+   * The upstream `key` hashes to now, ignoring pins and load bounds (the question
+   * /rebalance asks of every open connection); null when nothing is routable.
+   * Allocation-free for keys under WASM_HASH_MIN_LENGTH.
+   */
+  primary(key: string): Upstream | null {
+    return this.#routes.primary(key);
   }
 
   tableStatus(): TableStatus {
@@ -296,29 +246,6 @@ export class UpstreamPool {
     return upstream;
   }
 
-  /** Where a key goes now by hash (no pins), or p2c when key is null. */
-  route(key: string | null, maxCandidates: number): RouteDecision {
-    if (this.#view.size === 0) return { via: key === null ? 'p2c' : 'hash', candidates: [] };
-    if (key === null) return { via: 'p2c', candidates: this.#twoChoices(maxCandidates) };
-    return { via: 'hash', candidates: this.#hashOrder(hashKey32(key), maxCandidates) };
-  }
-
-  /**
-   * The upstream `key` hashes to now, ignoring pins and load bounds (the question
-   * /rebalance asks of every open connection); null when nothing is routable.
-   * Allocation-free for keys under WASM_HASH_MIN_LENGTH.
-   */
-  primary(key: string): Upstream | null {
-    if (this.#view.size === 0) return null;
-    const hash = hashKey32(key);
-    const table = this.#table;
-    if (table !== null && this.#tableLive > 0) {
-      const slot = this.#tableSlot[table.primary(hash)]!;
-      if (slot >= 0) return this.#view.members[slot]!;
-    }
-    return this.#collect(hash, 1) > 0 ? this.#view.members[this.#order[0]!]! : null;
-  }
-
   /** Count a connection routed to `upstream` (keeps the pickers' load view in step). */
   acquire(upstream: Upstream): void {
     upstream.active++;
@@ -329,82 +256,6 @@ export class UpstreamPool {
   release(upstream: Upstream): void {
     upstream.active--;
     if (this.#view.has(upstream)) this.#view.count(upstream.slot, -1);
-  }
-
-  #hashOrder(hash: number, maxCandidates: number): Upstream[] {
-    const view = this.#view;
-    const routable = view.members;
-    const size = routable.length;
-    const factor = this.#options.balanceFactor;
-    // A short prefix of the hash order serves retries and, nearly always, bounded
-    // loads; the whole order (O(N) for some tables) only when none of it has room.
-    let count = this.#collect(hash, factor > 1 ? Math.max(maxCandidates, BOUNDED_PREFIX) : maxCandidates);
-    const order = this.#order;
-    let chosen = order[0]!;
-    if (factor > 1) {
-      chosen = pickBounded(order, count, view.loads, view.weights, view.active, view.weight, factor);
-      if (count < size && !underCap(view.loads[chosen]!, view.weights[chosen]!, view.active, view.weight, factor)) {
-        count = this.#collect(hash, size);
-        chosen = pickBounded(this.#order, count, view.loads, view.weights, view.active, view.weight, factor);
-      }
-    }
-    const slots = this.#order;
-    const out: Upstream[] = [routable[chosen]!];
-    for (let i = 0; i < count && out.length < maxCandidates; i++) {
-      if (slots[i] !== chosen) out.push(routable[slots[i]!]!);
-    }
-    return out;
-  }
-
-  /**
-   * Writes up to `want` routable slots in the key's hash order to #order and returns
-   * how many: from the table in use, passing over members no longer routable, or from
-   * the rendezvous fallback when the table has none left (or there is no table yet).
-   */
-  #collect(hash: number, want: number): number {
-    if (this.#order.length < want) this.#order = new Uint32Array(Math.max(want, this.#order.length * 2));
-    const table = this.#table;
-    if (table === null || this.#tableLive === 0) return this.#fallbackTable().order(hash, this.#order, want);
-    const map = this.#tableSlot;
-    const out = this.#order;
-    const need = Math.min(want, this.#tableLive);
-    // Fresh table: the first pass finds them all. Stale: ask for more of the order
-    // until enough routable members turn up (at most the whole table).
-    let ask = Math.min(table.size, need);
-    for (;;) {
-      if (this.#raw.length < ask) this.#raw = new Uint32Array(Math.max(ask, this.#raw.length * 2));
-      const raw = this.#raw;
-      const n = table.order(hash, raw, ask);
-      let count = 0;
-      for (let i = 0; i < n && count < need; i++) {
-        const slot = map[raw[i]!]!;
-        if (slot >= 0) out[count++] = slot;
-      }
-      if (count >= need || n >= table.size) return count;
-      ask = Math.min(table.size, ask * 2 + need);
-    }
-  }
-
-  #fallbackTable(): LookupTable {
-    if (this.#fallback === null) {
-      this.#fallback = new RendezvousTable(buildRendezvous(this.#view.members.map((u) => ({ name: u.name, weight: u.weight }))));
-    }
-    return this.#fallback;
-  }
-
-  #twoChoices(maxCandidates: number): Upstream[] {
-    const routable = this.#view.members;
-    const chosen = pickTwoChoices(routable.length, this.#view.loads, this.#view.weights);
-    const out = [routable[chosen]!];
-    if (maxCandidates > 1) {
-      // Fallbacks for a failed connect: the least loaded of the rest.
-      const rest = routable.filter((u) => u !== out[0]).sort((a, b) => a.active / a.weight - b.active / b.weight);
-      for (const u of rest) {
-        if (out.length >= maxCandidates) break;
-        out.push(u);
-      }
-    }
-    return out;
   }
 
   /** Returns whether the change matters to the table (a new upstream or a new weight). */
@@ -448,63 +299,14 @@ export class UpstreamPool {
    */
   #changed(touched?: Upstream): void {
     this.#version++;
-    if (touched !== undefined) this.#place(touched);
-    else this.#placeAll();
-    this.#fallback = null;
+    if (touched !== undefined) this.#routes.place(touched);
+    else this.#routes.placeAll(this.#byName.values());
     if (this.#retryTimer !== null) {
       // A failed build waits for its retry; a new membership may well build: try now.
       clearTimeout(this.#retryTimer);
       this.#retryTimer = null;
     }
     this.#startBuild();
-  }
-
-  /** Puts `upstream` in the routable view or takes it out, as its state says. */
-  #place(upstream: Upstream): void {
-    const view = this.#view;
-    const listed = view.has(upstream);
-    if (upstream.routable) {
-      if (!listed) {
-        view.join(upstream);
-        this.#remap(upstream);
-      } else view.reweigh(upstream);
-    } else if (listed) {
-      const moved = view.leave(upstream);
-      this.#remap(upstream);
-      if (moved !== null) this.#remap(moved);
-    }
-  }
-
-  /** #place for every upstream (start-up, reload): those that left first. */
-  #placeAll(): void {
-    for (const u of this.#view.snapshot()) if (!u.routable) this.#place(u);
-    for (const u of this.#byName.values()) this.#place(u);
-  }
-
-  /** `upstream`'s slot changed: so does its entry in the table's map, if it has one. */
-  #remap(upstream: Upstream): void {
-    const index = upstream.tableIndex;
-    if (index < 0 || this.#tableUpstreams[index] !== upstream) return;
-    const before = this.#tableSlot[index]!;
-    const after = upstream.slot;
-    this.#tableSlot[index] = after;
-    this.#tableLive += (after >= 0 ? 1 : 0) - (before >= 0 ? 1 : 0);
-  }
-
-  /** A new table: its whole map, O(N) with no allocation once the map has grown to fit. */
-  #mapTable(): void {
-    const upstreams = this.#tableUpstreams;
-    if (this.#tableSlot.length < upstreams.length) this.#tableSlot = new Int32Array(Math.max(upstreams.length, this.#tableSlot.length * 2));
-    const map = this.#tableSlot;
-    let live = 0;
-    for (let i = 0; i < upstreams.length; i++) {
-      const u = upstreams[i]!;
-      u.tableIndex = i;
-      const slot = u.slot;
-      map[i] = slot;
-      if (slot >= 0) live++;
-    }
-    this.#tableLive = live;
   }
 
   /** One build at a time, always of the newest membership. */
@@ -532,15 +334,7 @@ export class UpstreamPool {
     if (this.#closed) return;
     this.#failures = 0;
     this.#onTableBuilt?.(built.seconds, built.incremental);
-    // One reference swap: a route() running now (it cannot, we are on its thread)
-    // or any caller holding the old table finishes on the old one.
-    const retired = this.#tableData;
-    if (retired !== null && !this.#exposed && this.#builder.kind === 'workers') this.#spare = tableBuffers(retired);
-    this.#table = tableFromData(built.data);
-    this.#tableData = built.data;
-    this.#exposed = false;
-    this.#tableUpstreams = upstreams;
-    this.#mapTable();
+    this.#spare = this.#routes.install(built.data, upstreams, this.#builder.kind === 'workers');
     this.#tableVersion = version;
     for (const waiter of [...this.#waiters]) if (waiter.version <= version) waiter.done(true);
     // Changes that came during the build: build the newest membership now.

@@ -7,7 +7,8 @@
  * touched: their placement is not the hash's to undo.
  */
 import type { Logger } from 'pino';
-import type { RouteVia, UpstreamPool } from './pool.js';
+import type { UpstreamPool } from './pool.js';
+import type { RouteVia } from './types.js';
 import type { Upstream } from './upstream.js';
 
 /**

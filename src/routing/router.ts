@@ -1,4 +1,5 @@
-import type { RouteDecision, UpstreamPool } from './pool.js';
+import type { UpstreamPool } from './pool.js';
+import type { RouteDecision } from './types.js';
 import type { Upstream } from './upstream.js';
 import type { PinStore } from '../store/types.js';
 

@@ -5,7 +5,7 @@ import { hashKey } from '../../hashing/hash.js';
 import type { LookupTable } from '../../hashing/types.js';
 import type { ListenerConfig } from '../../config/types.js';
 import type { Outcome } from '../../proxy/types.js';
-import type { MembershipEvent, RouteVia } from '../../routing/pool.js';
+import type { MembershipEvent, RouteVia } from '../../routing/types.js';
 import { OUTCOMES, type MeteredListener, type Metrics } from '../metrics.js';
 
 /** Synthetic keys `k0`..`k9999` measure each upstream's share of the key space. */

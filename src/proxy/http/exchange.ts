@@ -1,6 +1,6 @@
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type net from 'node:net';
-import type { RouteVia } from '../../routing/pool.js';
+import type { RouteVia } from '../../routing/types.js';
 import { formatAddress, type Upstream } from '../../routing/upstream.js';
 import { errorBody, forwardHeaders, headBytes, isChunked } from './headers.js';
 import type { Outcome } from '../types.js';

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/log.js';
-import { UpstreamPool, type RouteVia } from '../../../src/routing/pool.js';
+import { UpstreamPool } from '../../../src/routing/pool.js';
+import type { RouteVia } from '../../../src/routing/types.js';
 import { Rebalancer, hashesElsewhere, type RoutedConnection } from '../../../src/routing/rebalance.js';
 import type { Upstream } from '../../../src/routing/upstream.js';
 
