@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { Metrics, MeteredListener } from '../admin/metrics.js';
+import type { Metrics } from '../admin/metrics.js';
+import type { MeteredListener } from '../admin/types.js';
 import type { AdminListener } from '../admin/server.js';
 import type { TableBuilder } from '../builders/worker.js';
 import type { ListenerConfig } from '../config/types.js';

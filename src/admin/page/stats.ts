@@ -6,7 +6,8 @@ import type { LookupTable } from '../../hashing/types.js';
 import type { ListenerConfig } from '../../config/types.js';
 import type { Outcome } from '../../proxy/types.js';
 import type { MembershipEvent, RouteVia } from '../../routing/types.js';
-import { OUTCOMES, type MeteredListener, type Metrics } from '../metrics.js';
+import type { Metrics } from '../metrics.js';
+import { OUTCOMES, type MeteredListener } from '../types.js';
 
 /** Synthetic keys `k0`..`k9999` measure each upstream's share of the key space. */
 export const KEY_SAMPLE = 10_000;
