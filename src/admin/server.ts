@@ -3,6 +3,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { parseHostPort } from '../config/parse.js';
 import type { HostPort, ListenerConfig } from '../config/types.js';
+import { isUpstreamName, isUpstreamWeight, UPSTREAM_NAME_RULE, UPSTREAM_WEIGHT } from '../config/upstream-rules.js';
 import { ERROR_STATUS, errorMessage, MethodError, TetherError, UnknownUpstreamError, type TetherErrorCode } from '../errors.js';
 import type { AdminChange } from '../membership/overrides.js';
 import type { UpstreamPool } from '../routing/pool.js';
@@ -73,7 +74,6 @@ export interface AdminOptions {
  */
 const SETTLE_WAIT_MS = 5_000;
 
-const NAME_PATTERN = /^[A-Za-z0-9._:\-[\]]{1,128}$/;
 const UPSTREAM_PATH = /^\/upstreams\/([^/]+)(?:\/(drain|undrain))?$/;
 const BEARER = /^bearer +(.*)$/i;
 
@@ -220,7 +220,7 @@ export class AdminServer {
       }
       allow(method, 'PUT');
       const body = await readJsonBody(req);
-      if (!NAME_PATTERN.test(name)) throw badRequest(`upstream name ${JSON.stringify(name)} is not 1-128 of A-Z a-z 0-9 . _ : - [ ]`);
+      if (!isUpstreamName(name)) throw badRequest(`upstream name ${JSON.stringify(name)} is not ${UPSTREAM_NAME_RULE}`);
       const target = parseAddressField(body.address);
       const existing = pool.get(name);
       const weight = parseWeight(body.weight) ?? existing?.weight ?? 1;
@@ -354,8 +354,8 @@ function parseAddressField(value: unknown): HostPort {
 
 function parseWeight(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 256) {
-    throw badRequest(`weight: ${JSON.stringify(value)} is not an integer from 1 to 256`);
+  if (!isUpstreamWeight(value)) {
+    throw badRequest(`weight: ${JSON.stringify(value)} is not an integer from ${UPSTREAM_WEIGHT.min} to ${UPSTREAM_WEIGHT.max}`);
   }
   return value;
 }

@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { ConfigError, errorMessage } from '../errors.js';
 import { ConfigFileError, formatLocation } from './errors.js';
 import { addressBytes } from '../net/address.js';
-import { EXPECTED, formatHostPort, redisUrlHost } from './parse.js';
+import { EXPECTED, formatHostPort } from './parse.js';
+import { redisUrlHost } from './parse-store.js';
 import {
   LISTENER_SETTING_KEYS,
   PROCESS_SETTING_KEYS,

@@ -3,6 +3,7 @@
  * deterministic, so it can run in a worker thread and be transferred as typed
  * arrays), then wrap it in a LookupTable on the thread that routes.
  */
+import { isUpstreamWeight, UPSTREAM_WEIGHT } from '../config/upstream-rules.js';
 import { TetherError } from '../errors.js';
 import { FRESH, type ArrayArena } from './ring/arena.js';
 import { MaglevTable, buildMaglev, isPrime, maglevTableSize } from './maglev.js';
@@ -58,8 +59,8 @@ function checkInput(algorithm: Algorithm, members: readonly Member[], options: B
       if (names.has(name)) throw invalid(`members[${i}].name ${JSON.stringify(name)} is not unique`);
       names.add(name);
     }
-    if (!Number.isInteger(weight) || weight < 1 || weight > 256) {
-      throw invalid(`members[${i}].weight must be an integer from 1 to 256 (got ${String(weight)})`);
+    if (!isUpstreamWeight(weight)) {
+      throw invalid(`members[${i}].weight must be an integer from ${UPSTREAM_WEIGHT.min} to ${UPSTREAM_WEIGHT.max} (got ${String(weight)})`);
     }
     totalWeight += weight;
   }

@@ -16,6 +16,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { isUpstreamName, isUpstreamWeight } from '../../config/upstream-rules.js';
 import type {
   DrainRecord,
   MemberRecord,
@@ -97,8 +98,6 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('PUBLISH', ARGV[1], cjson.encode({ from = ARGV[2], listener = ARGV[3], version = tonumber(ARGV[4]) }))
 return 1
 `;
-
-const NAME_PATTERN = /^[A-Za-z0-9._:\-[\]]{1,128}$/;
 
 class RedisMembership implements MembershipStore {
   readonly instanceId: string;
@@ -204,7 +203,7 @@ class RedisMembership implements MembershipStore {
       }
       const name = field.slice(2);
       const record = field.startsWith('m:') ? parseMember(value) : field.startsWith('d:') ? parseDrain(value) : null;
-      if (record === null || !NAME_PATTERN.test(name)) {
+      if (record === null || !isUpstreamName(name)) {
         this.#reportUnreadable(listener, field);
         continue;
       }
@@ -246,7 +245,7 @@ function parseSpec(value: unknown): MemberSpec | null {
   const { host, port, weight } = value as Record<string, unknown>;
   if (typeof host !== 'string' || host === '' || host.length > 255) return null;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return null;
-  if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 1 || weight > 256) return null;
+  if (!isUpstreamWeight(weight)) return null;
   return { host, port, weight };
 }
 

@@ -11,15 +11,11 @@ import {
   parseHealth,
   parseHostPort,
   parseInteger,
-  parseKeyChain,
-  parseLearnRules,
   parseListen,
-  parseStore,
-  parseUpstreams,
-  redactRedisUrl,
-  splitKeyChain,
-  splitLearnRules,
 } from '../../../src/config/parse.js';
+import { parseKeyChain, parseLearnRules, splitKeyChain, splitLearnRules } from '../../../src/config/parse-keys.js';
+import { parseStore, redactRedisUrl } from '../../../src/config/parse-store.js';
+import { parseUpstreams } from '../../../src/config/parse-upstreams.js';
 
 function message(fn: () => unknown): string {
   try {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cookieValue, queryValue, requestKey, type RequestHead } from '../../../src/routing/keys.js';
-import { parseKeyChain } from '../../../src/config/parse.js';
+import { parseKeyChain } from '../../../src/config/parse-keys.js';
 
 function head(url: string, headers: Record<string, string[]> = {}): RequestHead {
   return { url, headersDistinct: headers };

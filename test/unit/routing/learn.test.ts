@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { learnedKeys } from '../../../src/routing/learn.js';
-import { parseLearnRules } from '../../../src/config/parse.js';
+import { parseLearnRules } from '../../../src/config/parse-keys.js';
 
 const rules = (text: string) => parseLearnRules('TETHER_LEARN', text);
 
