@@ -12,18 +12,18 @@ import {
   V2ProxyProtocol,
 } from 'proxy-protocol-js';
 import { describe, expect, it } from 'vitest';
+import { buildProxyHeader } from '../../../../src/proxy/proxy-protocol/build.js';
 import {
-  buildProxyHeader,
   NEED_MORE,
-  ProxyHeaderParser,
   V1_MAX_BYTES,
   V2_MAX_BYTES,
   type ProxyAccept,
   type ProxyHeader,
   type ProxyParseResult,
-} from '../../../src/proxy/proxy-protocol.js';
-import { PROXY_CORPUS, PROXY_DICTIONARY, PROXY_PREFIXES, TLVS, V1_TCP4, V2_TCP4, V2_TCP6_TLV, V4_ADDRS, V6_ADDRS, v2 } from '../../fixtures/proxy-headers.js';
-import { fuzzCase, fuzzSeed, runFuzz } from '../../helpers/fuzz.js';
+} from '../../../../src/proxy/proxy-protocol/header.js';
+import { ProxyHeaderParser } from '../../../../src/proxy/proxy-protocol/parse.js';
+import { PROXY_CORPUS, PROXY_DICTIONARY, PROXY_PREFIXES, TLVS, V1_TCP4, V2_TCP4, V2_TCP6_TLV, V4_ADDRS, V6_ADDRS, v2 } from '../../../fixtures/proxy-headers.js';
+import { fuzzCase, fuzzSeed, runFuzz } from '../../../helpers/fuzz.js';
 
 const TCP4_HEADER = { command: 'proxy', sourceAddress: '203.0.113.7', sourcePort: 5555, destAddress: '10.0.0.1', destPort: 7000 };
 

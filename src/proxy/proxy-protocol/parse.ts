@@ -1,140 +1,26 @@
-/**
- * The PROXY protocol (HAProxy, https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt):
- * a header in front of a TCP stream that carries the original client's address.
- * Pure code, no sockets: `buildProxyHeader` for the header tether sends upstream,
- * `ProxyHeaderParser` for the header a trusted proxy in front of tether sends.
- */
-import { formatIPv4, formatIPv6, isMappedIPv4, parseIPv4, parseIPv6 } from '../net/address.js';
+/** Reads the PROXY header a trusted proxy in front of tether sends, byte by byte (header.ts has the format). */
+import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../../net/address.js';
+import {
+  V1_MAX_BYTES,
+  V1_PREFIX,
+  V2_CMD_LOCAL,
+  V2_CMD_PROXY,
+  V2_FAM_INET,
+  V2_FAM_INET6,
+  V2_FAM_UNIX,
+  V2_FAM_UNSPEC,
+  V2_MAX_BYTES,
+  V2_SIGNATURE,
+  V2_TRANS_STREAM,
+  V2_VERSION,
+  type ProxyAccept,
+  type ProxyHeader,
+  type ProxyParseResult,
+  NEED_MORE,
+} from './header.js';
 
-export type ProxyVersion = 'v1' | 'v2';
-/** Which inbound headers to take: one version, or either (told apart by the first byte). */
-export type ProxyAccept = 'v1' | 'v2' | 'any';
-
-export interface Endpoint {
-  /** As a socket reports it: dotted IPv4, IPv6, or IPv4-mapped IPv6. */
-  readonly address: string;
-  readonly port: number;
-}
-
-/** The spec's limit for a v1 line, CRLF included. */
-export const V1_MAX_BYTES = 107;
-/**
- * The largest v2 header accepted (16 fixed bytes + addresses + TLVs). The format
- * allows 16 + 65535, but addresses take at most 216 bytes and real senders' TLVs
- * (AWS, GCP, Azure, HAProxy) a few hundred: a bound keeps a hostile peer from
- * making us wait for 64 KiB of nothing.
- */
-export const V2_MAX_BYTES = 4096;
-
-const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
-const V1_PREFIX = Buffer.from('PROXY ', 'latin1');
-
-const V2_VERSION = 0x20;
-const V2_CMD_LOCAL = 0x0;
-const V2_CMD_PROXY = 0x1;
-const V2_FAM_UNSPEC = 0x0;
-const V2_FAM_INET = 0x1;
-const V2_FAM_INET6 = 0x2;
-const V2_FAM_UNIX = 0x3;
-const V2_TRANS_STREAM = 0x1;
-
-// ------------------------------------------------------------------- building
-
-// Scratch for address bytes: building is synchronous, so one buffer serves all calls.
+// Scratch for address bytes: parsing is synchronous, so one buffer serves all calls.
 const scratch = new Uint8Array(32);
-
-/** Writes the 16-byte (IPv4-mapped for IPv4) form at `offset`: 4, 6, or 0 if not an address. */
-function addressFamily(address: string, offset: number): 0 | 4 | 6 {
-  const v4 = parseIPv4(address);
-  if (v4 >= 0) {
-    scratch.fill(0, offset, offset + 10);
-    scratch[offset + 10] = 0xff;
-    scratch[offset + 11] = 0xff;
-    scratch[offset + 12] = v4 >>> 24;
-    scratch[offset + 13] = (v4 >>> 16) & 0xff;
-    scratch[offset + 14] = (v4 >>> 8) & 0xff;
-    scratch[offset + 15] = v4 & 0xff;
-    return 4;
-  }
-  const percent = address.indexOf('%'); // a link-local zone means nothing to the peer
-  if (!parseIPv6(percent < 0 ? address : address.slice(0, percent), scratch, offset)) return 0;
-  return isMappedIPv4(scratch, offset) ? 4 : 6;
-}
-
-function validPort(port: number): boolean {
-  return Number.isInteger(port) && port >= 0 && port <= 65535;
-}
-
-/**
- * The header to send before a connection's first byte. `source` is the client,
- * `destination` the address it connected to. An IPv4-mapped address counts as IPv4;
- * when the two families differ the IPv4 one is sent mapped, as TCP6 (as HAProxy
- * does). Endpoints that are not IP addresses give `PROXY UNKNOWN` (v1) or a LOCAL
- * header (v2), which tell the upstream to use the connection's own addresses.
- */
-export function buildProxyHeader(version: ProxyVersion, source: Endpoint, destination: Endpoint): Buffer {
-  const sf = addressFamily(source.address, 0);
-  const df = addressFamily(destination.address, 16);
-  const known = sf !== 0 && df !== 0 && validPort(source.port) && validPort(destination.port);
-  const family = !known ? 0 : sf === 4 && df === 4 ? 4 : 6;
-  if (version === 'v1') {
-    if (family === 0) return Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
-    const line =
-      family === 4
-        ? `PROXY TCP4 ${formatIPv4(scratch, 12)} ${formatIPv4(scratch, 28)} ${source.port} ${destination.port}\r\n`
-        : `PROXY TCP6 ${formatIPv6(scratch, 0)} ${formatIPv6(scratch, 16)} ${source.port} ${destination.port}\r\n`;
-    return Buffer.from(line, 'latin1');
-  }
-  const addressBytes = family === 4 ? 12 : family === 6 ? 36 : 0;
-  const header = Buffer.allocUnsafe(16 + addressBytes);
-  V2_SIGNATURE.copy(header, 0);
-  if (family === 0) {
-    header[12] = V2_VERSION | V2_CMD_LOCAL;
-    header[13] = (V2_FAM_UNSPEC << 4) | 0;
-    header.writeUInt16BE(0, 14);
-    return header;
-  }
-  header[12] = V2_VERSION | V2_CMD_PROXY;
-  header[13] = ((family === 4 ? V2_FAM_INET : V2_FAM_INET6) << 4) | V2_TRANS_STREAM;
-  header.writeUInt16BE(addressBytes, 14);
-  if (family === 4) {
-    header.set(scratch.subarray(12, 16), 16);
-    header.set(scratch.subarray(28, 32), 20);
-    header.writeUInt16BE(source.port, 24);
-    header.writeUInt16BE(destination.port, 26);
-  } else {
-    header.set(scratch, 16);
-    header.writeUInt16BE(source.port, 48);
-    header.writeUInt16BE(destination.port, 50);
-  }
-  return header;
-}
-
-// -------------------------------------------------------------------- parsing
-
-export interface ProxyHeader {
-  readonly version: 1 | 2;
-  /**
-   * `proxy`: the endpoints below are the connection's true ones. `local` (v2 LOCAL:
-   * the proxy's own connection, e.g. a health check) and `unknown` (v1 UNKNOWN, v2
-   * UNSPEC or AF_UNIX): keep the socket's own addresses; the endpoints are empty.
-   */
-  readonly command: 'proxy' | 'local' | 'unknown';
-  /** Dotted IPv4 or compressed IPv6 (an IPv4-mapped one as `::ffff:a.b.c.d`). */
-  readonly sourceAddress: string;
-  readonly sourcePort: number;
-  readonly destAddress: string;
-  readonly destPort: number;
-}
-
-export type ProxyParseResult =
-  | { readonly kind: 'more' }
-  /** `rest`: the bytes of the last chunk after the header (client data), maybe empty. */
-  | { readonly kind: 'done'; readonly header: ProxyHeader; readonly rest: Buffer }
-  | { readonly kind: 'error'; readonly reason: string };
-
-/** The one need-more answer: asking for more costs no allocation. */
-export const NEED_MORE: ProxyParseResult = Object.freeze({ kind: 'more' });
 
 const S_START = 0;
 const S_V1 = 1;
