@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import { Metrics } from '../admin/metrics.js';
 import { buildStats, type StatsSnapshot } from '../admin/page/stats.js';
-import { commandTimeoutMs, createStore, guardPins, type Store } from '../store/create.js';
+import { commandTimeoutMs, createStore } from '../store/create.js';
+import { guardPins } from '../store/guard.js';
+import type { Store } from '../store/types.js';
 import { routeWithPins } from '../routing/router.js';
 import { AdminServer, type AdminBackend, type AdminListener, type RouteAnswer, type Scrape } from '../admin/server.js';
 import type { Config, ListenerConfig } from '../config/types.js';

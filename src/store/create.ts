@@ -4,11 +4,6 @@ import { MemoryStore } from './memory.js';
 import { RedisStore } from './redis/store.js';
 import type { Store } from './types.js';
 
-export type { MembershipStore, PinStore, Store } from './types.js';
-export { guardPins } from './guard.js';
-export { MemoryStore } from './memory.js';
-export { RedisStore } from './redis/store.js';
-
 export interface StoreOptions {
   readonly logger: Logger;
   /** Counts a store failure (tether_store_errors_total). */

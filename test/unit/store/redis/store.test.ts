@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pinDigest } from '../../../../src/store/redis/store.js';
+import { pinDigest } from '../../../../src/store/redis/pins.js';
 import { openRedisStore, startRedis, type RedisServer } from '../../../helpers/redis.js';
 import { pinStoreSuite } from '../store.suite.js';
 
