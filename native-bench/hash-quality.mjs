@@ -3,7 +3,7 @@
  * Hash quality and speed of tether's balancer: how evenly each algorithm spreads
  * keys, how many keys move on a membership change, how fast lookups are, and
  * where xxhash-addon starts to beat the JavaScript XXH32 (which sets
- * NATIVE_HASH_MIN_LENGTH in src/balancer/hash.ts).
+ * NATIVE_HASH_MIN_LENGTH in src/hashing/hash.ts).
  *
  *   npm run build && node native-bench/hash-quality.mjs
  *

@@ -27,7 +27,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
   monitor: HealthMonitor;
   /**
    * This listener's learned pins (http mode reads and writes them). Calls never reject
-   * and never wait longer than TETHER_STORE_TIMEOUT_MS (affinity/guard.ts).
+   * and never wait longer than TETHER_STORE_TIMEOUT_MS (store/guard.ts).
    */
   readonly pins: PinStore;
   readonly #logger: Logger;

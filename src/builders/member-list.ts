@@ -2,7 +2,7 @@
  * How a build's member list travels to a build thread: whole the first time, then
  * as the positions that changed since the list sent before it.
  *
- * A pool hands its builder a list in a stable order (pool/routable-view.ts), so a
+ * A pool hands its builder a list in a stable order (routing/routable-view.ts), so a
  * drain or an undrain changes one or two positions of it. Cloning the whole list
  * (5,000 names) into the worker cost the routing thread ~0.5 ms per change, more
  * than everything else a change costs it; the positions that changed cost a few

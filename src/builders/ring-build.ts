@@ -3,7 +3,7 @@
  * arrays back by transfer (moved, not copied: a 5,000-member ring is 6 MiB of points
  * and owners). Each thread remembers the last ring it built for each listener (by the
  * task's `key`) and derives the next one from it when few members changed
- * (balancer/table-cache.ts); otherwise, and for Maglev, it builds whole. Failures come back as `{ code, message }` data, never as a thrown
+ * (hashing/ring/cache.ts); otherwise, and for Maglev, it builds whole. Failures come back as `{ code, message }` data, never as a thrown
  * Error: an Error subclass posted between threads arrives as a plain Error and its
  * TETHER_ERR_* code would be lost.
  */
@@ -69,7 +69,7 @@ lowerThreadPriority();
 /**
  * Builds rest 0.02 ms (0.06-0.07 ms with the kernel's timer slack) after each 0.1 ms
  * of work, so the relaying thread, and whatever else shares the host, finds a core
- * free whenever it wakes (balancer/pace.ts). A 1 ms build at 5,000 upstreams then
+ * free whenever it wakes (hashing/pace.ts). A 1 ms build at 5,000 upstreams then
  * takes ~1.6 ms from start to end; a whole 800k-point ring ~40% longer.
  */
 const pacer = slicedPace({ sliceMs: 0.1, restMs: 0.02 });

@@ -22,13 +22,13 @@ export interface BuildRequest {
   readonly options: BuildOptions;
   /**
    * Buffers of a retired table the builder may write the new one into (moved to the
-   * worker: they are unusable here afterwards). See balancer/arena.ts.
+   * worker: they are unusable here afterwards). See hashing/ring/arena.ts.
    */
   readonly spare?: readonly ArrayBuffer[];
   /**
    * The series of tables this one continues (one per listener pool). A builder may
-   * derive a ring from the last one it built under the same key (balancer/
-   * table-cache.ts); the result is the same either way. Without a key, a full build.
+   * derive a ring from the last one it built under the same key (hashing/ring/
+   * cache.ts); the result is the same either way. Without a key, a full build.
    */
   readonly key?: string;
 }

@@ -2,7 +2,7 @@
  * Pacing for long table builds in a build thread: work in short slices with a short
  * rest between them, so the build never holds a CPU core for long.
  *
- * Why: a build thread runs at the lowest priority (workers/ring-build.ts), but the
+ * Why: a build thread runs at the lowest priority (builders/ring-build.ts), but the
  * kernel does not take a core from it the moment the thread that relays bytes (or
  * the upstream, or the client on the same host) wakes up: on a 2-core Linux 6.18
  * host a 1.8 ms build at nice 19 still added ~0.9 ms to a proxied echo's p99

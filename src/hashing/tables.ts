@@ -102,14 +102,14 @@ export function buildTableData(algorithm: Algorithm, members: readonly Member[],
 export interface RebuiltTable {
   readonly data: TableData;
   readonly incremental: boolean;
-  /** The edits that made a ring from `previous` when it was patched (ring-patch.ts), to replay on another copy of it. */
+  /** The edits that made a ring from `previous` when it was patched (ring/patch.ts), to replay on another copy of it. */
   readonly patch?: RingPatch | null;
 }
 
 /**
  * The table buildTableData(algorithm, members, options) builds, derived from
  * `previous` when that is cheaper: for a ring, when `previous` is a ring of the same
- * vnodes and few members differ (ring.ts, updateRing). Every other case, Maglev
+ * vnodes and few members differ (ring/build.ts, updateRing). Every other case, Maglev
  * included (its table depends on every member's permutation), is a full build.
  * Either way the result is identical, array for array.
  */

@@ -2,7 +2,7 @@
  * Turns check results and passive evidence into up/down state with rise/fall
  * hysteresis, for a set of targets that can change at run time.
  *
- * Rules (contract, Routing 0): targets start up; `fall` failures in a row mark one
+ * Rules (docs/routing.md, rule 0): targets start up; `fall` failures in a row mark one
  * down, `rise` successes in a row mark it up again. onChange fires on transitions only.
  *
  * Scheduling: one timer per target, never more than one check of a target in flight

@@ -8,8 +8,8 @@
  * rebuild of the whole view cost the routing thread ~0.2 ms per change at 5,000
  * upstreams). The same order is the member order of the next table build: a
  * one-upstream change moves at most one other member's index, which is what lets the
- * builder patch only those members' points (balancer/ring.ts, updateRing) and send
- * the build thread only the positions that changed (workers/member-list.ts). Routing
+ * builder patch only those members' points (hashing/ring/build.ts, updateRing) and send
+ * the build thread only the positions that changed (builders/member-list.ts). Routing
  * never depends on the order: a key's upstream follows from hashes and names alone.
  */
 

@@ -4,7 +4,7 @@ import type { Upstream } from './upstream.js';
 import type { PinStore } from '../store/types.js';
 
 /**
- * Where a key goes, learned pins first (contract, Routing 2-3): a pin whose upstream
+ * Where a key goes, learned pins first (docs/routing.md, rules 2-3): a pin whose upstream
  * still exists and is up wins (draining counts as up, so uploads already there can
  * finish); a pin to an upstream that is gone or down is dropped and the key is hashed.
  * The pinned upstream is followed by the key's hash order, so a failed connect still

@@ -80,7 +80,7 @@ function sortedPoints(count: number, total: number, vnodes: number, memberOfRank
   return { packed, scale };
 }
 
-/** Loops over points call pace() (balancer/pace.ts) every PACE_EVERY + 1 points (~0.05-0.1 ms of work). */
+/** Loops over points call pace() (hashing/pace.ts) every PACE_EVERY + 1 points (~0.05-0.1 ms of work). */
 const PACE_EVERY = 0x3fff;
 
 /** Most members a ring can rank inside the packed sort key (see buildRing). */
@@ -96,8 +96,8 @@ export const RING_MAX_MEMBERS = 1 << 21;
  * a full build, array for array. Two ways, by the size of the change (`way`, for
  * tests, forces one; a patch that cannot be made then answers null):
  *
- * - patch (ring-patch.ts): few members leave, join, change weight or move to another
- *   index, as after one change in the pool's stable order (pool/routable-view.ts). Their
+ * - patch (ring/patch.ts): few members leave, join, change weight or move to another
+ *   index, as after one change in the pool's stable order (routing/routable-view.ts). Their
  *   entries are found by binary search of their point hashes and the rest of the ring
  *   is copied around them in bulk (memmove speed): the cost is their points and a
  *   copy of the arrays, not a pass of JavaScript over every point. The edits come

@@ -1,7 +1,7 @@
 /**
  * The last ring built for each series of tables (one listener's pool), so the next
  * build of that series can be derived from it in work proportional to the change
- * (rebuildTableData, ring.ts updateRing) instead of hashing and sorting every point.
+ * (rebuildTableData, ring/build.ts updateRing) instead of hashing and sorting every point.
  *
  * Correctness never depends on which ring is remembered: an incremental build gives
  * exactly what a full build of the new membership gives, whatever membership the

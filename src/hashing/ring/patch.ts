@@ -7,14 +7,14 @@
  *
  * The edits are found once (planRingPatch) and can be replayed: into new arrays (the
  * table handed out), and in place on another copy of the old ring (the private copy a
- * worker thread keeps, balancer/table-cache.ts).
+ * worker thread keeps, hashing/ring/cache.ts).
  */
 import { xxh32String } from '../hash.js';
 import type { ArrayArena } from './arena.js';
 import { pace } from '../pace.js';
 import type { Member, RingData } from '../types.js';
 
-/** What changed between a ring's members and the next membership, as ring.ts updateRing finds it. */
+/** What changed between a ring's members and the next membership, as ring/build.ts updateRing finds it. */
 export interface RingChange {
   /** renumber[old index] = new index of a member whose points carry over, else -1 (gone or reweighted). */
   readonly renumber: Int32Array;

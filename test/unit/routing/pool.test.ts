@@ -252,7 +252,7 @@ describe('UpstreamPool with tables built in worker threads', () => {
       const random = seededRandom(label === 'workers' ? 21 : 22);
       const builder = new CountingBuilder(inner);
       const kinds: boolean[] = [];
-      // 600 x 160 points: one drain is patched, not merged (balancer/ring.ts).
+      // 600 x 160 points: one drain is patched, not merged (hashing/ring/build.ts).
       const p = pool(ring, names(600), { builder, onTableBuilt: (_seconds, incremental) => kinds.push(incremental) });
       expect(await p.settled(20_000)).toBe(true);
       // The membership the pool should end with: name -> weight, and which are drained.

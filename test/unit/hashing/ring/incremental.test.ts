@@ -155,7 +155,7 @@ function hasTie(data: TableData): boolean {
 }
 
 /**
- * The order the pool hands members to the builder (pool/routable-view.ts): members
+ * The order the pool hands members to the builder (routing/routable-view.ts): members
  * that left swap-removed, new ones appended.
  */
 class PoolOrder {
