@@ -14,35 +14,71 @@ export interface FoundKey {
   readonly source: KeySourceName;
 }
 
+/** A TETHER_KEY chain made into one function (keyChain): the request's key, or null. */
+export type KeyChain = (head: RequestHead, clientAddress: string) => FoundKey | null;
+
 /**
- * The first value the TETHER_KEY chain yields for a request, or null (then the
- * request is balanced by power of two choices). Empty values count as absent, so a
- * client cannot pin itself with `?sid=`.
+ * The chain's function, built once per configuration: what each link reads is decided
+ * here, not per request. The first link that yields a value gives the key; null when
+ * none does (then the request is balanced by power of two choices). Empty values
+ * count as absent, so a client cannot pin itself with `?sid=`.
+ */
+export function keyChain(chain: readonly KeySource[]): KeyChain {
+  const links = chain.map(keyLink);
+  return (head, clientAddress) => {
+    for (const link of links) {
+      const found = link(head, clientAddress);
+      if (found !== null) return found;
+    }
+    return null;
+  };
+}
+
+function keyLink(source: KeySource): KeyChain {
+  switch (source.kind) {
+    case 'source-ip':
+      return (_head, clientAddress) => ({ key: clientAddress, source: 'source-ip' });
+    case 'header': {
+      const name = source.name;
+      return (head) => found(head.headersDistinct[name]?.[0] ?? null, 'header');
+    }
+    case 'cookie': {
+      const name = source.name;
+      return (head) => found(cookieValue(head.headersDistinct['cookie'], name), 'cookie');
+    }
+    case 'query': {
+      const name = source.name;
+      return (head) => found(queryValue(head.url ?? '', name), 'query');
+    }
+    case 'path': {
+      const pattern = source.pattern;
+      return (head) => {
+        const match = pattern.exec(head.url ?? '');
+        return found(match === null ? null : (match[1] ?? match[0]), 'path');
+      };
+    }
+  }
+}
+
+function found(value: string | null, source: KeySourceName): FoundKey | null {
+  return value !== null && value !== '' ? { key: value, source } : null;
+}
+
+/** Each configured chain's function, made on its first request. */
+const chains = new WeakMap<readonly KeySource[], KeyChain>();
+
+/**
+ * The first value the TETHER_KEY chain yields for a request, or null: keyChain(chain)
+ * applied, the function built once for each chain (a configuration's, kept until
+ * reload) rather than per request.
  */
 export function requestKey(chain: readonly KeySource[], head: RequestHead, clientAddress: string): FoundKey | null {
-  for (const source of chain) {
-    let value: string | null = null;
-    switch (source.kind) {
-      case 'source-ip':
-        return { key: clientAddress, source: 'source-ip' };
-      case 'header':
-        value = head.headersDistinct[source.name]?.[0] ?? null;
-        break;
-      case 'cookie':
-        value = cookieValue(head.headersDistinct['cookie'], source.name);
-        break;
-      case 'query':
-        value = queryValue(head.url ?? '', source.name);
-        break;
-      case 'path': {
-        const match = source.pattern.exec(head.url ?? '');
-        if (match !== null) value = match[1] ?? match[0];
-        break;
-      }
-    }
-    if (value !== null && value !== '') return { key: value, source: source.kind };
+  let fn = chains.get(chain);
+  if (fn === undefined) {
+    fn = keyChain(chain);
+    chains.set(chain, fn);
   }
-  return null;
+  return fn(head, clientAddress);
 }
 
 /**
