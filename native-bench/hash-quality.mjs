@@ -3,7 +3,7 @@
  * Hash quality and speed of tether's balancer: how evenly each algorithm spreads
  * keys, how many keys move on a membership change, how fast lookups are, and
  * where xxhash-addon starts to beat the JavaScript XXH32 (which sets
- * NATIVE_HASH_MIN_LENGTH in src/balancer/hash.ts).
+ * NATIVE_HASH_MIN_LENGTH in src/hashing/hash.ts).
  *
  *   npm run build && node native-bench/hash-quality.mjs
  *
@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildTable, buildTableData, tableFromData } from '../dist/balancer/index.js';
+import { buildTable, buildTableData, tableFromData } from '../dist/hashing/tables.js';
 import {
   NATIVE_HASH_MIN_LENGTH,
   hashKey,
@@ -23,7 +23,7 @@ import {
   xxh32,
   xxh32String,
   xxh32StringNative,
-} from '../dist/balancer/hash.js';
+} from '../dist/hashing/hash.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const KEY_COUNT = 100_000;

@@ -26,7 +26,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { buildTable } from '../dist/balancer/index.js';
+import { buildTable } from '../dist/hashing/tables.js';
 import {
   NATIVE_HASH_MIN_LENGTH,
   WASM_HASH_MIN_LENGTH,
@@ -36,8 +36,8 @@ import {
   xxh32String,
   xxh32StringNative,
   xxh32StringWasm,
-} from '../dist/balancer/hash.js';
-import { UpstreamPool } from '../dist/pool/pool.js';
+} from '../dist/hashing/hash.js';
+import { UpstreamPool } from '../dist/routing/pool.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 if (typeof globalThis.gc !== 'function') {

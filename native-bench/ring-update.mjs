@@ -21,8 +21,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UpstreamPool } from '../dist/pool/pool.js';
-import { WorkerTableBuilder } from '../dist/workers/pool.js';
+import { UpstreamPool } from '../dist/routing/pool.js';
+import { WorkerTableBuilder } from '../dist/builders/worker.js';
 import { cpuSnapshot, otherCpuPct, waitQuiet } from './background.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));

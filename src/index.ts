@@ -6,12 +6,13 @@ import type { Logger } from 'pino';
 import { assertAvailable } from './config/available.js';
 import type { Config } from './config/types.js';
 import { createLogger } from './log.js';
-import { Tether } from './runtime.js';
+import { Tether } from './app/tether.js';
 
 export { loadConfig } from './config/load.js';
 export type * from './config/types.js';
 export { ConfigError, TetherError, type TetherErrorCode } from './errors.js';
-export type { Tether, ListenerRuntime, RecentChange } from './runtime.js';
+export type { Tether, RecentChange } from './app/tether.js';
+export type { ListenerRuntime } from './app/listener-runtime.js';
 
 export interface CreateOptions {
   /** A pino logger; by default one at config.logLevel writing JSON to stdout. */

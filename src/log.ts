@@ -1,5 +1,5 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
-import { xxh32String } from './balancer/hash.js';
+import { xxh32String } from './hashing/hash.js';
 
 export type { Logger };
 

@@ -7,9 +7,9 @@ import { assertAvailable } from './config/available.js';
 import { effectiveSettings } from './config/effective.js';
 import { loadConfigWithWarnings } from './config/load.js';
 import type { Config } from './config/types.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, errorMessage } from './errors.js';
 import { createLogger, type Logger } from './log.js';
-import { Tether } from './runtime.js';
+import { Tether } from './app/tether.js';
 import { fitYoungGeneration } from './young-generation.js';
 
 const HELP = `Usage: tether [run]        start the balancer
@@ -53,7 +53,7 @@ async function run(): Promise<void> {
     tether = await Tether.start(config, { logger });
   } catch (err) {
     logger.fatal({ err }, 'start-up failed');
-    process.stderr.write(`tether: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`tether: ${errorMessage(err)}\n`);
     logger.flush();
     process.exit(1);
   }
@@ -87,7 +87,7 @@ function installSignals(tether: Tether, logger: Logger): void {
       assertAvailable(config, process.env);
     } catch (err) {
       // A bad file on reload must not take the running balancer down.
-      logger.error({ error: err instanceof Error ? err.message : String(err) }, 'reload rejected; keeping the running configuration');
+      logger.error({ error: errorMessage(err) }, 'reload rejected; keeping the running configuration');
       return;
     }
     fitYoungGeneration(config);

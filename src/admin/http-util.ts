@@ -1,16 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { TetherError } from '../errors.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
-
-export class HttpError extends Error {
-  readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -28,7 +19,7 @@ export async function readJsonBody(req: IncomingMessage): Promise<Record<string,
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'TETHER_ERR_BAD_REQUEST', `body larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > MAX_BODY_BYTES) throw new TetherError('TETHER_ERR_BAD_REQUEST', `body larger than ${MAX_BODY_BYTES} bytes`, 413);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();
@@ -37,10 +28,10 @@ export async function readJsonBody(req: IncomingMessage): Promise<Record<string,
   try {
     value = JSON.parse(text);
   } catch {
-    throw new HttpError(400, 'TETHER_ERR_BAD_REQUEST', 'body is not valid JSON');
+    throw new TetherError('TETHER_ERR_BAD_REQUEST', 'body is not valid JSON');
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new HttpError(400, 'TETHER_ERR_BAD_REQUEST', 'body must be a JSON object');
+    throw new TetherError('TETHER_ERR_BAD_REQUEST', 'body must be a JSON object');
   }
   return value as Record<string, unknown>;
 }

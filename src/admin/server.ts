@@ -3,12 +3,14 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { parseHostPort } from '../config/parse.js';
 import type { HostPort, ListenerConfig } from '../config/types.js';
-import { TetherError } from '../errors.js';
+import { isUpstreamName, isUpstreamWeight, UPSTREAM_NAME_RULE, UPSTREAM_WEIGHT } from '../config/upstream-rules.js';
+import { ERROR_STATUS, errorMessage, MethodError, TetherError, UnknownUpstreamError, type TetherErrorCode } from '../errors.js';
 import type { AdminChange } from '../membership/overrides.js';
-import type { RouteVia, UpstreamPool } from '../pool/pool.js';
-import { REBALANCE_DEFAULT_PER_SECOND, REBALANCE_MAX_PER_SECOND, type RebalanceStart } from '../pool/rebalance.js';
-import { formatAddress, type Upstream } from '../pool/upstream.js';
-import { HttpError, readJsonBody, sendJson } from './http-util.js';
+import type { UpstreamPool } from '../routing/pool.js';
+import type { RouteVia } from '../routing/types.js';
+import { REBALANCE_DEFAULT_PER_SECOND, REBALANCE_MAX_PER_SECOND, type RebalanceStart } from '../routing/rebalance.js';
+import { formatAddress, type Upstream } from '../routing/upstream.js';
+import { readJsonBody, sendJson } from './http-util.js';
 import { STATS_PAGE_CSP, STATS_PAGE_HTML } from './page/html.js';
 import type { StatsSnapshot } from './page/stats.js';
 
@@ -72,7 +74,6 @@ export interface AdminOptions {
  */
 const SETTLE_WAIT_MS = 5_000;
 
-const NAME_PATTERN = /^[A-Za-z0-9._:\-[\]]{1,128}$/;
 const UPSTREAM_PATH = /^\/upstreams\/([^/]+)(?:\/(drain|undrain))?$/;
 const BEARER = /^bearer +(.*)$/i;
 
@@ -148,7 +149,7 @@ export class AdminServer {
       // ?name=F (repeatable): only those families, e.g. for a cheap frequent probe.
       const names = url.searchParams.getAll('name');
       const unknown = names.find((name) => !backend.hasMetric(name));
-      if (unknown !== undefined) throw new HttpError(404, 'TETHER_ERR_NOT_FOUND', `no metric named ${JSON.stringify(unknown)}`);
+      if (unknown !== undefined) throw new TetherError('TETHER_ERR_NOT_FOUND', `no metric named ${JSON.stringify(unknown)}`);
       const scrape = backend.scrape(names.length > 0 ? names : undefined);
       // Sent as it is written (chunked): each piece is encoded in the turn that wrote
       // it, never the whole text (~2 MB at 5,000 upstreams) in one go. A failure
@@ -182,12 +183,12 @@ export class AdminServer {
     if (path === '/route') {
       allow(method, 'GET');
       const key = url.searchParams.get('key');
-      if (key === null) throw new HttpError(400, 'TETHER_ERR_BAD_REQUEST', 'missing ?key=');
+      if (key === null) throw new TetherError('TETHER_ERR_BAD_REQUEST', 'missing ?key=');
       return sendJson(res, 200, await backend.route(this.#pick(url), key));
     }
     const match = UPSTREAM_PATH.exec(path);
     if (match) return this.#upstreamCall(req, res, url, decodeURIComponent(match[1]!), match[2]);
-    throw new HttpError(404, 'TETHER_ERR_NOT_FOUND', `no such endpoint: ${method} ${path}`);
+    throw new TetherError('TETHER_ERR_NOT_FOUND', `no such endpoint: ${method} ${path}`);
   }
 
   #readyz(res: ServerResponse, url: URL): void {
@@ -219,7 +220,7 @@ export class AdminServer {
       }
       allow(method, 'PUT');
       const body = await readJsonBody(req);
-      if (!NAME_PATTERN.test(name)) throw badRequest(`upstream name ${JSON.stringify(name)} is not 1-128 of A-Z a-z 0-9 . _ : - [ ]`);
+      if (!isUpstreamName(name)) throw badRequest(`upstream name ${JSON.stringify(name)} is not ${UPSTREAM_NAME_RULE}`);
       const target = parseAddressField(body.address);
       const existing = pool.get(name);
       const weight = parseWeight(body.weight) ?? existing?.weight ?? 1;
@@ -250,18 +251,18 @@ export class AdminServer {
     const wanted = url.searchParams.get('listener');
     if (wanted === null) {
       const first = listeners[0];
-      if (!first) throw new HttpError(503, 'TETHER_ERR_NO_LISTENER', 'no listener is running');
+      if (!first) throw new TetherError('TETHER_ERR_NO_LISTENER', 'no listener is running');
       return first;
     }
     const found = listeners.find((l) => l.name === wanted);
-    if (!found) throw new HttpError(404, 'TETHER_ERR_NOT_FOUND', `no listener named ${JSON.stringify(wanted)}`);
+    if (!found) throw new TetherError('TETHER_ERR_NOT_FOUND', `no listener named ${JSON.stringify(wanted)}`);
     return found;
   }
 
   /** `queryToken`: the ?token= value, passed only by the calls that accept one. */
   #authorize(req: IncomingMessage, queryToken: string | null = null): void {
     if (!this.#authorized(req, queryToken)) {
-      throw new HttpError(401, 'TETHER_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
+      throw new TetherError('TETHER_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
     }
   }
 
@@ -279,18 +280,13 @@ export class AdminServer {
       res.destroy();
       return;
     }
-    if (err instanceof HttpError) {
+    if (err instanceof TetherError) {
       if (err.status === 401) res.setHeader('www-authenticate', 'Bearer realm="tether"');
-      if (err.status === 405) res.setHeader('allow', err.message.replace(/^only /, ''));
+      if (err instanceof MethodError) res.setHeader('allow', err.allow);
       return sendJson(res, err.status, { error: err.message, code: err.code });
     }
-    if (err instanceof TetherError) {
-      const status =
-        err.code === 'TETHER_ERR_UNKNOWN_UPSTREAM' ? 404 : err.code === 'TETHER_ERR_CONFIG' ? 400 : err.code === 'TETHER_ERR_STORE' ? 503 : 500;
-      return sendJson(res, status, { error: err.message, code: err.code });
-    }
     this.#options.logger.error({ err }, 'admin request failed');
-    sendJson(res, 500, { error: 'internal error', code: 'TETHER_ERR_INTERNAL' });
+    sendJson(res, ERROR_STATUS.TETHER_ERR_INTERNAL, { error: 'internal error', code: 'TETHER_ERR_INTERNAL' satisfies TetherErrorCode });
   }
 }
 
@@ -335,16 +331,16 @@ function sendPageUnauthorized(res: ServerResponse): void {
 
 function requireUpstream(pool: UpstreamPool, name: string): Upstream {
   const upstream = pool.get(name);
-  if (!upstream) throw new HttpError(404, 'TETHER_ERR_UNKNOWN_UPSTREAM', `no upstream named ${JSON.stringify(name)}`);
+  if (!upstream) throw new UnknownUpstreamError(name);
   return upstream;
 }
 
 function allow(method: string, expected: string): void {
-  if (method !== expected) throw new HttpError(405, 'TETHER_ERR_METHOD', `only ${expected}`);
+  if (method !== expected) throw new MethodError(expected);
 }
 
-function badRequest(message: string): HttpError {
-  return new HttpError(400, 'TETHER_ERR_BAD_REQUEST', message);
+function badRequest(message: string): TetherError {
+  return new TetherError('TETHER_ERR_BAD_REQUEST', message);
 }
 
 function parseAddressField(value: unknown): HostPort {
@@ -352,14 +348,14 @@ function parseAddressField(value: unknown): HostPort {
   try {
     return parseHostPort('address', value);
   } catch (err) {
-    throw badRequest(err instanceof Error ? err.message : String(err));
+    throw badRequest(errorMessage(err));
   }
 }
 
 function parseWeight(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 256) {
-    throw badRequest(`weight: ${JSON.stringify(value)} is not an integer from 1 to 256`);
+  if (!isUpstreamWeight(value)) {
+    throw badRequest(`weight: ${JSON.stringify(value)} is not an integer from ${UPSTREAM_WEIGHT.min} to ${UPSTREAM_WEIGHT.max}`);
   }
   return value;
 }

@@ -4,7 +4,8 @@
  * appear: the admin token is "***" when set, a Redis password (in the URL or
  * redis.sentinelPassword) is "***".
  */
-import { formatHealth, formatHostPort, formatKeySource, formatLearnRule } from './parse.js';
+import { formatHealth, formatHostPort } from './parse.js';
+import { formatKeySource, formatLearnRule } from './parse-keys.js';
 import type { Config, ListenerConfig } from './types.js';
 
 export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };

@@ -11,29 +11,23 @@
  *   and a port from 1 to 65535 (parseHostPort). IPv6 hosts go in brackets,
  *   `[::]:7000`, and are stored without them; a bare `::1:7000` is refused.
  * - Parsers take (variable, value) in the order of ConfigError(variable, value, ...).
- * - Key chains and learn rules are comma lists whose items may hold a regex, and
- *   regexes may hold commas (`a{1,3}`). A comma ends an item only when what follows it
- *   starts a recognised item (`source-ip`, `header:`, `cookie:`, `query:`, `path:`;
- *   for learn rules `header:`, `set-cookie:`); any other piece after a regex item is
- *   part of that regex. So a regex cannot contain `,header:` and the like: use a
- *   JSON array in the config file for that.
+ * - Upstream lists, key chains and learn rules, and the store settings are parsed in
+ *   parse-upstreams.ts, parse-keys.ts and parse-store.ts; CIDRs in net/cidr.ts.
  * - A CIDR with host bits set (`10.0.0.1/8`) is refused with the network it probably
  *   meant, rather than silently widened.
  */
 import { isIP } from 'node:net';
 import { ConfigError } from '../errors.js';
+import { CIDR_EXPECTED, parseCidrText } from '../net/cidr.js';
+import { UPSTREAM_WEIGHT } from './upstream-rules.js';
 import type {
   Cidr,
   HashAlgorithm,
   HealthCheck,
   HostPort,
-  KeySource,
-  LearnRule,
   Mode,
   ProxyProtocolIn,
   ProxyProtocolOut,
-  StoreConfig,
-  UpstreamSpec,
 } from './types.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -55,7 +49,7 @@ export const INTEGER_RANGES = {
   maxConnections: { min: 1, max: 1_000_000 },
   drainTimeoutMs: { min: 0, max: 86_400_000, zero: 'close at once' },
   ringThreads: { min: 0, max: 64, zero: 'build on the main thread' },
-  weight: { min: 1, max: 256 },
+  weight: UPSTREAM_WEIGHT,
 } as const satisfies Record<string, { min: number; max: number; zero?: string }>;
 
 export type IntegerSetting = keyof typeof INTEGER_RANGES;
@@ -84,7 +78,7 @@ export const EXPECTED = {
   health: 'one of off, tcp, http:PATH, ws:PATH (PATH starting with /)',
   proxyProtocol: 'one of off, v1, v2',
   acceptProxy: 'one of off, v1, v2, any',
-  cidr: 'a CIDR like 10.0.0.0/8 or fd00::/8, or an IP address',
+  cidr: CIDR_EXPECTED,
   cidrs: 'a comma list of CIDRs like 10.0.0.0/8 or fd00::/8, or none',
   store: 'memory or redis://[:password@]host:port[/db]',
   redisPrefix: '1-128 visible ASCII characters (no spaces), e.g. tether:',
@@ -115,45 +109,13 @@ export function splitList(value: string): string[] {
     .filter((item) => item !== '');
 }
 
-/**
- * Split a comma list whose regex items may contain commas. `starts` are the prefixes
- * that begin an item; `regexItem` tells which items swallow following pieces that
- * begin no item.
- */
-function splitRegexList(value: string, starts: readonly string[], regexItem: (item: string) => boolean): string[] {
-  const items: string[] = [];
-  for (const piece of value.split(',')) {
-    const head = piece.trimStart();
-    const last = items.length - 1;
-    if (last >= 0 && regexItem(items[last]!.trimStart()) && !starts.some((s) => head.startsWith(s))) {
-      items[last] += `,${piece}`;
-    } else {
-      items.push(piece);
-    }
-  }
-  return items.map((item) => item.trim()).filter((item) => item !== '');
-}
-
-const KEY_STARTS = ['source-ip', 'header:', 'cookie:', 'query:', 'path:'] as const;
-const LEARN_STARTS = ['header:', 'set-cookie:'] as const;
-
-/** `source-ip,path:^/a{1,3}/(x),header:X` -> `source-ip`, `path:^/a{1,3}/(x)`, `header:X`. */
-export function splitKeyChain(value: string): string[] {
-  return splitRegexList(value, KEY_STARTS, (item) => item.startsWith('path:'));
-}
-
-/** `header:Location=/f/([^,]+),set-cookie:sid` -> two rules. */
-export function splitLearnRules(value: string): string[] {
-  return splitRegexList(value, LEARN_STARTS, (item) => item.startsWith('header:'));
-}
-
 // ---------------------------------------------------------------- host:port
 
-type HostPortProblem = 'shape' | 'port' | 'ipv6' | 'host' | 'nohost';
+export type HostPortProblem = 'shape' | 'port' | 'ipv6' | 'host' | 'nohost';
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
 
-function splitHostPort(text: string, minPort = 1): HostPort | HostPortProblem {
+export function splitHostPort(text: string, minPort = 1): HostPort | HostPortProblem {
   let host: string;
   let portText: string;
   if (text.startsWith('[')) {
@@ -274,289 +236,22 @@ export function formatHealth(health: HealthCheck): string {
   return health.kind === 'http' || health.kind === 'ws' ? `${health.kind}:${health.path}` : health.kind;
 }
 
-// ---------------------------------------------------------------- upstreams
+// ---------------------------------------------------------------- names
 
-const UPSTREAM_NAME = /^[A-Za-z0-9._:\-[\]]{1,128}$/;
 const LISTENER_NAME = /^[A-Za-z0-9._-]{1,64}$/;
-
-export function parseUpstreamName(variable: string, value: string): string {
-  if (!UPSTREAM_NAME.test(value)) throw new ConfigError(variable, value, EXPECTED.upstreamName);
-  return value;
-}
 
 export function parseListenerName(variable: string, value: string): string {
   if (!LISTENER_NAME.test(value)) throw new ConfigError(variable, value, EXPECTED.listenerName);
   return value;
 }
 
-/** An upstream's address: like host:port but a host is required. */
-export function parseUpstreamAddress(variable: string, value: string): HostPort {
-  return parseHostPort(variable, value);
-}
-
-/** One `[name=]host:port[*weight]`. */
-export function parseUpstream(variable: string, item: string): UpstreamSpec {
-  const text = item.trim();
-  const fail = (detail?: string): never => {
-    throw new ConfigError(variable, item, detail === undefined ? EXPECTED.upstream : `${EXPECTED.upstream} with ${detail}`);
-  };
-  const eq = text.indexOf('=');
-  const name = eq < 0 ? undefined : text.slice(0, eq).trim();
-  let rest = eq < 0 ? text : text.slice(eq + 1).trim();
-  let weight = 1;
-  const star = rest.lastIndexOf('*');
-  if (star >= 0) {
-    const weightText = rest.slice(star + 1).trim();
-    rest = rest.slice(0, star).trim();
-    const w = /^\d{1,4}$/.test(weightText) ? Number(weightText) : Number.NaN;
-    if (!(w >= INTEGER_RANGES.weight.min && w <= INTEGER_RANGES.weight.max)) fail('a weight from 1 to 256');
-    weight = w;
-  }
-  const address = splitHostPort(rest);
-  if (typeof address === 'string') {
-    switch (address) {
-      case 'port':
-        return fail('a port from 1 to 65535');
-      case 'ipv6':
-        return fail('an IPv6 host in brackets, e.g. [::1]:5432');
-      case 'host':
-        return fail('a valid host name or IP address');
-      case 'nohost':
-        return fail('a host before the port');
-      default:
-        return fail();
-    }
-  }
-  const upstream = { name: name ?? formatHostPort(address), host: address.host, port: address.port, weight };
-  if (!UPSTREAM_NAME.test(upstream.name)) fail(EXPECTED.upstreamName);
-  return upstream;
-}
-
-/** Throws on the first name used twice, naming it. */
-export function checkUniqueUpstreams(upstreams: readonly UpstreamSpec[], variable: string): void {
-  const index = duplicateIndex(upstreams.map((u) => u.name));
-  if (index >= 0) throw new ConfigError(variable, upstreams[index]!.name, EXPECTED.uniqueUpstream);
-}
-
-/** Index of the first item that repeats an earlier one, or -1. */
-export function duplicateIndex(names: readonly string[]): number {
-  const seen = new Set<string>();
-  for (let i = 0; i < names.length; i++) {
-    if (seen.has(names[i]!)) return i;
-    seen.add(names[i]!);
-  }
-  return -1;
-}
-
-/** `db1=10.0.0.1:5432*2, 10.0.0.2:5432`: at least one, names unique. */
-export function parseUpstreams(variable: string, value: string): UpstreamSpec[] {
-  const items = splitList(value);
-  if (items.length === 0) throw new ConfigError(variable, value, EXPECTED.upstreams);
-  const upstreams = items.map((item) => parseUpstream(variable, item));
-  checkUniqueUpstreams(upstreams, variable);
-  return upstreams;
-}
-
-export function formatUpstream(upstream: UpstreamSpec): string {
-  const address = formatHostPort(upstream);
-  const name = upstream.name === address ? '' : `${upstream.name}=`;
-  const weight = upstream.weight === 1 ? '' : `*${upstream.weight}`;
-  return `${name}${address}${weight}`;
-}
-
-// ---------------------------------------------------------------- keys and learn rules
-
-/** RFC 9110 token: header names, cookie names. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const QUERY_NAME = /^[^\s&=#]+$/;
-
-/** Compile a regex that must have at least one capture group; null when it cannot. */
-function captureRegex(source: string): RegExp | null {
-  let pattern: RegExp;
-  try {
-    pattern = new RegExp(source);
-  } catch {
-    return null;
-  }
-  // Matching the empty string against `(?:src)|` reveals the group count.
-  const groups = new RegExp(`(?:${source})|`).exec('')!.length - 1;
-  return groups >= 1 ? pattern : null;
-}
-
-export function parseKeySource(variable: string, item: string): KeySource {
-  const text = item.trim();
-  if (text === 'source-ip') return { kind: 'source-ip' };
-  const colon = text.indexOf(':');
-  const kind = colon < 0 ? '' : text.slice(0, colon);
-  const arg = text.slice(colon + 1);
-  switch (kind) {
-    case 'header':
-      if (TOKEN.test(arg)) return { kind: 'header', name: arg.toLowerCase() };
-      throw new ConfigError(variable, item, `header:NAME with NAME an HTTP header name`);
-    case 'cookie':
-      if (TOKEN.test(arg)) return { kind: 'cookie', name: arg };
-      throw new ConfigError(variable, item, `cookie:NAME with NAME a cookie name`);
-    case 'query':
-      if (QUERY_NAME.test(arg)) return { kind: 'query', name: arg };
-      throw new ConfigError(variable, item, `query:NAME with NAME a query parameter name`);
-    case 'path': {
-      const pattern = captureRegex(arg);
-      if (pattern !== null) return { kind: 'path', pattern, source: arg };
-      throw new ConfigError(variable, item, 'path:REGEX with a valid regular expression that has a capture group');
-    }
-    default:
-      throw new ConfigError(variable, item, EXPECTED.keySource);
-  }
-}
-
-/** The fallback chain: at least one source. */
-export function parseKeyChain(variable: string, value: string): KeySource[] {
-  const items = splitKeyChain(value);
-  if (items.length === 0) throw new ConfigError(variable, value, EXPECTED.keyChain);
-  return items.map((item) => parseKeySource(variable, item));
-}
-
-export function formatKeySource(source: KeySource): string {
-  switch (source.kind) {
-    case 'source-ip':
-      return 'source-ip';
-    case 'path':
-      return `path:${source.source}`;
-    default:
-      return `${source.kind}:${source.name}`;
-  }
-}
-
-export function parseLearnRule(variable: string, item: string): LearnRule {
-  const text = item.trim();
-  if (text.startsWith('set-cookie:')) {
-    const name = text.slice('set-cookie:'.length);
-    if (TOKEN.test(name)) return { kind: 'set-cookie', name };
-    throw new ConfigError(variable, item, 'set-cookie:NAME with NAME a cookie name');
-  }
-  if (text.startsWith('header:')) {
-    const rest = text.slice('header:'.length);
-    const eq = rest.indexOf('=');
-    const name = eq < 0 ? rest : rest.slice(0, eq);
-    const source = eq < 0 ? '' : rest.slice(eq + 1);
-    const pattern = TOKEN.test(name) ? captureRegex(source) : null;
-    if (pattern !== null) return { kind: 'header', name: name.toLowerCase(), pattern, source };
-    throw new ConfigError(
-      variable,
-      item,
-      'header:NAME=REGEX with NAME an HTTP header name and a valid REGEX that has a capture group',
-    );
-  }
-  throw new ConfigError(variable, item, EXPECTED.learnRule);
-}
-
-/** Possibly empty; `none` is the empty list. */
-export function parseLearnRules(variable: string, value: string): LearnRule[] {
-  if (value.trim() === 'none') return [];
-  return splitLearnRules(value).map((item) => parseLearnRule(variable, item));
-}
-
-export function formatLearnRule(rule: LearnRule): string {
-  return rule.kind === 'header' ? `header:${rule.name}=${rule.source}` : `set-cookie:${rule.name}`;
-}
-
 // ---------------------------------------------------------------- CIDRs
 
-/**
- * An IPv4 or IPv6 address as 16 bytes, IPv4 mapped into ::ffff:0:0/96, so that
- * `1.2.3.4` and `::ffff:1.2.3.4` are the same bytes. A zone (`%eth0`) is ignored.
- * null when the text is not an address.
- */
-export function addressBytes(address: string): Uint8Array | null {
-  const percent = address.indexOf('%');
-  const text = percent < 0 ? address : address.slice(0, percent);
-  const family = isIP(text);
-  const bytes = new Uint8Array(16);
-  if (family === 4) {
-    bytes[10] = 0xff;
-    bytes[11] = 0xff;
-    text.split('.').forEach((octet, i) => (bytes[12 + i] = Number(octet)));
-    return bytes;
-  }
-  if (family !== 6) return null;
-  let groups = text;
-  // A dotted IPv4 tail (::ffff:1.2.3.4) becomes two hex groups.
-  const tail = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(groups);
-  if (tail !== null) {
-    const [a, b, c, d] = tail.slice(1).map(Number) as [number, number, number, number];
-    groups = `${groups.slice(0, tail.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head = '', rest] = groups.split('::');
-  const left = head === '' ? [] : head.split(':');
-  const right = rest === undefined || rest === '' ? [] : rest.split(':');
-  const all = [...left, ...new Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  all.forEach((group, i) => {
-    const n = parseInt(group, 16);
-    bytes[i * 2] = n >> 8;
-    bytes[i * 2 + 1] = n & 0xff;
-  });
-  return bytes;
-}
-
-/** Compressed text of 16 bytes: dotted for mapped IPv4 when `family` is 4. */
-function formatBytes(bytes: Uint8Array, family: 4 | 6): string {
-  if (family === 4) return Array.from(bytes.subarray(12)).join('.');
-  const groups = Array.from({ length: 8 }, (_, i) => (bytes[i * 2]! << 8) | bytes[i * 2 + 1]!);
-  let best = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      best = i;
-      bestLength = j - i;
-    }
-    i = j === i ? i + 1 : j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLength).join(':')}`;
-}
-
-function masked(bytes: Uint8Array, prefix: number): Uint8Array {
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) {
-    const bits = Math.max(0, Math.min(8, prefix - i * 8));
-    out[i] = bytes[i]! & ((0xff00 >> bits) & 0xff);
-  }
-  return out;
-}
-
-function prefixMatches(a: Uint8Array, b: Uint8Array, prefix: number): boolean {
-  const whole = prefix >> 3;
-  for (let i = 0; i < whole; i++) if (a[i] !== b[i]) return false;
-  const bits = prefix & 7;
-  if (bits === 0) return true;
-  const mask = (0xff00 >> bits) & 0xff;
-  return (a[whole]! & mask) === (b[whole]! & mask);
-}
-
-/** `10.0.0.0/8`, `fd00::/8`; a bare address is /32 or /128. */
+/** `10.0.0.0/8`, `fd00::/8`; a bare address is /32 or /128 (net/cidr.ts). */
 export function parseCidr(variable: string, item: string): Cidr {
-  const source = item.trim();
-  const slash = source.indexOf('/');
-  const addressText = slash < 0 ? source : source.slice(0, slash);
-  const prefixText = slash < 0 ? undefined : source.slice(slash + 1);
-  const family = isIP(addressText);
-  if (family !== 4 && family !== 6) throw new ConfigError(variable, item, EXPECTED.cidr);
-  const max = family === 4 ? 32 : 128;
-  const given = prefixText === undefined ? max : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : -1;
-  if (given < 0 || given > max) {
-    throw new ConfigError(variable, item, `a CIDR with a prefix length from 0 to ${max}`);
-  }
-  const prefix = family === 4 ? given + 96 : given;
-  const raw = addressBytes(addressText)!;
-  const bytes = masked(raw, prefix);
-  if (!prefixMatches(raw, bytes, 128)) {
-    const network = formatBytes(bytes, family);
-    throw new ConfigError(variable, item, `a CIDR network address (did you mean ${network}/${given}?)`);
-  }
-  return { source, family, bytes, prefix };
+  const cidr = parseCidrText(item);
+  if ('expected' in cidr) throw new ConfigError(variable, item, cidr.expected);
+  return cidr;
 }
 
 /** Possibly empty; `none` is the empty list. */
@@ -565,84 +260,7 @@ export function parseCidrList(variable: string, value: string): Cidr[] {
   return splitList(value).map((item) => parseCidr(variable, item));
 }
 
-/**
- * Whether an address (as a socket reports it: `10.1.2.3`, `::1`, `::ffff:10.1.2.3`)
- * lies in any of the blocks. IPv4 and IPv4-mapped IPv6 match alike. Not an address:
- * false.
- */
-export function cidrContains(cidrs: readonly Cidr[], address: string): boolean {
-  if (cidrs.length === 0) return false;
-  const bytes = addressBytes(address);
-  if (bytes === null) return false;
-  for (const cidr of cidrs) if (prefixMatches(bytes, cidr.bytes, cidr.prefix)) return true;
-  return false;
-}
-
-// ---------------------------------------------------------------- store, admin
-
-/** The URL with any password (or bare user-info, which may be one) replaced by `***`. */
-export function redactRedisUrl(url: string): string {
-  const match = /^([a-z]+:\/\/)([^/?#]*)@/i.exec(url);
-  if (match === null) {
-    // An '@' past a '/', '?' or '#' may still end a mistyped password: hide all before it.
-    const at = url.lastIndexOf('@');
-    const start = url.indexOf('//') + 2;
-    return at < start ? url : `${url.slice(0, start)}***${url.slice(at)}`;
-  }
-  const userinfo = match[2]!;
-  const colon = userinfo.indexOf(':');
-  const redacted = colon < 0 ? '***' : `${userinfo.slice(0, colon)}:***`;
-  return `${match[1]}${redacted}${url.slice(match[0].length - 1)}`;
-}
-
-/**
- * `memory`, or `redis://[[user]:password@]host[:port][/db]` (also `rediss://` for
- * TLS). The port defaults to 6379 as in every Redis client. Errors quote the URL
- * redacted: a password never reaches stderr.
- */
-export function parseStore(variable: string, value: string): StoreConfig {
-  const text = value.trim();
-  if (text === 'memory') return { kind: 'memory' };
-  const redacted = redactRedisUrl(text);
-  const fail = (): never => {
-    throw new ConfigError(variable, redacted, EXPECTED.store);
-  };
-  if (!/^rediss?:\/\//.test(text)) fail();
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return fail();
-  }
-  if (url.hostname === '' || url.search !== '' || url.hash !== '' || text.includes('?') || text.includes('#')) fail();
-  if (url.port !== '' && (Number(url.port) < 1 || Number(url.port) > 65535)) fail();
-  if (!/^(\/(\d{1,5})?)?$/.test(url.pathname)) fail();
-  return { kind: 'redis', url: text, redacted, topology: { kind: 'standalone' } };
-}
-
-/** The host part of a Redis URL as written (URL lower-cases it; master names keep case). */
-export function redisUrlHost(url: string): { host: string; port: string | null } {
-  const rest = url.slice(url.indexOf('//') + 2);
-  const authority = rest.slice(0, rest.search(/[/?#]|$/));
-  const hostPort = authority.slice(authority.lastIndexOf('@') + 1);
-  const match = /^(\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(hostPort)!;
-  return { host: match[1]!, port: match[2] ?? null };
-}
-
-/** TETHER_REDIS_PREFIX: prepended to every key and channel; `{...}` hash tags allowed. */
-export function parseRedisPrefix(variable: string, value: string): string {
-  const text = value.trim();
-  if (!/^[\x21-\x7e]{1,128}$/.test(text)) throw new ConfigError(variable, value, EXPECTED.redisPrefix);
-  return text;
-}
-
-/** A Redis password given as a setting (redis.sentinelPassword): never echoed. */
-export function parseRedisPassword(variable: string, value: unknown): string {
-  if (typeof value !== 'string' || !/^[\x21-\x7e]{1,4096}$/.test(value)) {
-    throw new ConfigError(variable, '***', EXPECTED.redisPassword);
-  }
-  return value;
-}
+// ---------------------------------------------------------------- admin
 
 /** `host:port` or `off` (null). */
 export function parseAdmin(variable: string, value: string): HostPort | null {

@@ -31,7 +31,6 @@ import * as z from 'zod';
 import { ConfigError } from '../errors.js';
 import {
   EXPECTED,
-  duplicateIndex,
   formatHostPort,
   integerExpected,
   parseAcceptProxy,
@@ -43,25 +42,17 @@ import {
   parseHash,
   parseHealth,
   parseInteger,
-  parseKeySource,
-  parseLearnRule,
   parseListen,
   parseListenerName,
   parseLogLevel,
   parseMode,
   parseProxyProtocol,
-  parseRedisPassword,
-  parseRedisPrefix,
-  parseStore,
-  parseUpstream,
-  parseUpstreamAddress,
-  parseUpstreamName,
-  redactRedisUrl,
-  splitKeyChain,
-  splitLearnRules,
   splitList,
   type IntegerSetting,
 } from './parse.js';
+import { duplicateIndex, parseUpstream, parseUpstreamAddress, parseUpstreamName } from './parse-upstreams.js';
+import { parseKeySource, parseLearnRule, splitKeyChain, splitLearnRules } from './parse-keys.js';
+import { parseRedisPassword, parseRedisPrefix, parseStore, redactRedisUrl } from './parse-store.js';
 
 /** Parsers want a name to blame; in a schema the issue path does the naming. */
 const HERE = 'TETHER_CONFIG';

@@ -1,4 +1,7 @@
 /** The validated, frozen configuration. Produced only by config/load.ts. */
+import type { Cidr } from '../net/types.js';
+
+export type { Cidr } from '../net/types.js';
 
 export interface HostPort {
   /** Host as given, without brackets for IPv6 ("::", "127.0.0.1", "localhost"). */
@@ -35,16 +38,6 @@ export type HealthCheck =
 
 export type ProxyProtocolOut = 'off' | 'v1' | 'v2';
 export type ProxyProtocolIn = 'off' | 'v1' | 'v2' | 'any';
-
-/** One CIDR block, parsed. */
-export interface Cidr {
-  readonly source: string;
-  readonly family: 4 | 6;
-  /** Network address as 16 bytes (IPv4 mapped into ::ffff:0:0/96). */
-  readonly bytes: Uint8Array;
-  /** Prefix length over the 128-bit form. */
-  readonly prefix: number;
-}
 
 export interface ListenerConfig {
   readonly name: string;

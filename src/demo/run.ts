@@ -6,7 +6,8 @@
 import net from 'node:net';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
-import { Tether } from '../runtime.js';
+import { Tether } from '../app/tether.js';
+import { errorMessage } from '../errors.js';
 
 const NAMES = ['alpha', 'beta', 'gamma'] as const;
 const CLIENTS = 24;
@@ -141,6 +142,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`tether demo: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`tether demo: ${errorMessage(err)}`);
   process.exit(1);
 });

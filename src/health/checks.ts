@@ -7,7 +7,7 @@
  * socket before the promise settles. A caller that awaits it holds nothing open after.
  *
  * Checks run once per target per interval, not per client connection, so a few
- * closures per check are fine here; the hot paths live in listener/.
+ * closures per check are fine here; the hot paths live in proxy/.
  */
 import http from 'node:http';
 import net from 'node:net';

@@ -2,7 +2,7 @@
  * Turns check results and passive evidence into up/down state with rise/fall
  * hysteresis, for a set of targets that can change at run time.
  *
- * Rules (contract, Routing 0): targets start up; `fall` failures in a row mark one
+ * Rules (docs/routing.md, rule 0): targets start up; `fall` failures in a row mark one
  * down, `rise` successes in a row mark it up again. onChange fires on transitions only.
  *
  * Scheduling: one timer per target, never more than one check of a target in flight
@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import type { HealthCheck } from '../config/types.js';
 import { runCheck, type CheckResult } from './checks.js';
+import { asError } from '../errors.js';
 
 export interface HealthTarget {
   /** The upstream's identity; state follows the name across address changes. */
@@ -317,7 +318,7 @@ export class HealthMonitor {
       // A throwing listener must not stop health checking (from a check's callback it
       // would otherwise be an unhandled rejection that kills the balancer).
       if (this.#log !== null) this.#log.error({ err, upstream: state.name }, 'health onChange listener threw');
-      else process.emitWarning(err instanceof Error ? err : new Error(String(err)), 'TetherHealthWarning');
+      else process.emitWarning(asError(err), 'TetherHealthWarning');
     }
   }
 }

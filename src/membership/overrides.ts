@@ -15,7 +15,7 @@
  * the record instead of writing one.
  */
 import type { UpstreamSpec } from '../config/types.js';
-import type { MemberSpec, MembershipSnapshot, MembershipWrite } from '../affinity/store.js';
+import type { MemberSpec, MembershipSnapshot, MembershipWrite } from '../store/types.js';
 
 /** An admin API call that changes membership. */
 export type AdminChange =

@@ -16,10 +16,10 @@
  * the order sent; a sequence number makes sure an older answer never replaces a newer.
  */
 import type { Logger } from 'pino';
-import { EMPTY_SNAPSHOT, type MembershipSnapshot, type MembershipStore } from '../affinity/store.js';
+import { EMPTY_SNAPSHOT, type MembershipSnapshot, type MembershipStore } from '../store/types.js';
 import type { ListenerConfig, UpstreamSpec } from '../config/types.js';
-import { StoreError } from '../errors.js';
-import type { UpstreamPool } from '../pool/pool.js';
+import { asError, errorMessage, StoreError } from '../errors.js';
+import type { UpstreamPool } from '../routing/pool.js';
 import { effectiveMembership, writeFor, type AdminChange } from './overrides.js';
 
 /** What sync needs of a listener: its file upstreams (the base) and its pool. */
@@ -131,7 +131,7 @@ export class SharedMembership {
       // It may still land: read again so this instance shows what the store holds.
       this.refreshSoon(target.name);
       throw new StoreError(
-        `the shared store did not confirm the change within ${writeTimeoutMs} ms (${errorText(err)}): it may or may not be made; GET /upstreams shows what is in force`,
+        `the shared store did not confirm the change within ${writeTimeoutMs} ms (${errorMessage(err)}): it may or may not be made; GET /upstreams shows what is in force`,
       );
     }
     this.#accept(target.name, seq, snapshot);
@@ -246,7 +246,7 @@ export class SharedMembership {
     this.#options.onError();
     if (this.#failing || this.#closed) return;
     this.#failing = true;
-    this.#options.logger.warn({ error: errorText(err) }, 'cannot read the shared membership: keeping what this instance has');
+    this.#options.logger.warn({ error: errorMessage(err) }, 'cannot read the shared membership: keeping what this instance has');
   }
 
   #state(listener: string): ListenerState {
@@ -278,12 +278,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
       },
       (err: unknown) => {
         clearTimeout(timer);
-        reject(err instanceof Error ? err : new Error(String(err)));
+        reject(asError(err));
       },
     );
   });
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -9,10 +9,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createStore, type RedisStore } from '../../src/affinity/index.js';
+import { createStore } from '../../src/store/create.js';
+import type { RedisStore } from '../../src/store/redis/store.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
-import type { Tether } from '../../src/runtime.js';
+import type { Tether } from '../../src/app/tether.js';
 import { waitFor } from './clients.js';
 import { freePort } from './upstreams.js';
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { createBalancer, loadConfig } from '../../src/index.js';
-import type { Tether } from '../../src/runtime.js';
+import type { Tether } from '../../src/app/tether.js';
 import { createLogger } from '../../src/log.js';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import type { HealthCheck } from '../../src/config/types.js';
-import { HealthMonitor } from '../../src/health/index.js';
+import { HealthMonitor } from '../../src/health/monitor.js';
 import { HOST, close, connections, listen, sleep, track, waitFor } from '../unit/health/helpers.js';
 
 interface Upstream {

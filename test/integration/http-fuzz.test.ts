@@ -8,7 +8,7 @@ import { metricSum, spawnedAddresses, spawnTether, type TetherProcess } from '..
 
 /**
  * Issue 8, hostile input: the HTTP head reader (node:http's llhttp inside
- * src/listener/http.ts) under seeded random and mutated request streams, every one
+ * src/proxy/http/listener.ts) under seeded random and mutated request streams, every one
  * through real sockets to a running tether in http mode.
  *
  * The oracle is a differential one. Each case is first given to the strict parser (a
@@ -42,7 +42,7 @@ function caseIndex(address: string): number {
   return ((a << 16) | (b << 8) | c) - 100 * 65536;
 }
 
-/** The status tether answers a head node:http cannot parse with (contract, Routing 8); null: closed unanswered. */
+/** The status tether answers a head node:http cannot parse with (docs/routing.md, rule 8); null: closed unanswered. */
 function statusForParseError(code: string): number | null {
   if (!code.startsWith('HPE_')) return null;
   return code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;

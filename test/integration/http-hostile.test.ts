@@ -5,7 +5,7 @@ import { seededRandom } from '../helpers/random.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 
 /**
- * Request smuggling and hostile heads (contract, Routing 8). Each case must get its
+ * Request smuggling and hostile heads (docs/routing.md, rule 8). Each case must get its
  * status and a close, and nothing after an ambiguous head may reach an upstream as
  * a request of its own.
  */

@@ -195,7 +195,7 @@ describe('http mode with tus resumable uploads (@tus/server + tus-js-client)', (
     expect(switches).toBeGreaterThan(FILES - 1);
     // Keep-alive connections were shared between uploads, and one connection carried
     // requests that tether sent to different upstreams: each request on a connection
-    // is routed by its own key (Routing 7).
+    // is routed by its own key (docs/routing.md, rule 7).
     expect(trace.perSocket.size).toBeLessThanOrEqual(CONNECTIONS);
     const perSocket = [...trace.perSocket.values()];
     expect(Math.max(...perSocket.map((s) => s.uploads.size))).toBeGreaterThan(1);

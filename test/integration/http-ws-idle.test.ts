@@ -6,7 +6,7 @@ import { startTether, type RunningTether } from '../helpers/tether.js';
 
 /**
  * TETHER_IDLE_TIMEOUT_MS for upgraded connections in http mode: they are swept like
- * tcp mode's connections (src/listener/idle.ts), with stamps from both relay paths,
+ * tcp mode's connections (src/proxy/idle.ts), with stamps from both relay paths,
  * the client's 'data' events (node:http hands the socket over) and the upstream's
  * relay reads.
  */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { IPv4ProxyAddress, IPv6ProxyAddress, V1ProxyProtocol, V2ProxyProtocol, Command, TransportProtocol, IPv4Address } from 'proxy-protocol-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ProxyHeaderParser } from '../../src/listener/proxy-protocol.js';
+import { ProxyHeaderParser } from '../../src/proxy/proxy-protocol/parse.js';
 import { PROXY_CORPUS, PROXY_DICTIONARY, PROXY_PREFIXES } from '../fixtures/proxy-headers.js';
 import { closed, connectAndGreet, waitFor } from '../helpers/clients.js';
 import { fuzzCase, fuzzSeed, writeParts } from '../helpers/fuzz.js';

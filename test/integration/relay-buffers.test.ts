@@ -4,10 +4,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { clientAddress, closed, waitFor } from '../helpers/clients.js';
 import { seededRandom } from '../helpers/random.js';
 import { startTether, type RunningTether } from '../helpers/tether.js';
-import { acceptedRelayMethod, useAcceptedRelayMethod, type AcceptedRelayMethod } from '../../src/listener/relay.js';
+import { acceptedRelayMethod, useAcceptedRelayMethod, type AcceptedRelayMethod } from '../../src/proxy/relay.js';
 
 /**
- * tether reads into relay buffers (src/listener/relay.ts): quiet sockets share one
+ * tether reads into relay buffers (src/proxy/relay.ts): quiet sockets share one
  * buffer and have their bytes copied out, sockets in a burst read into a buffer of
  * their own and stop reading while a write from it is queued. A mistake there shows
  * as bytes of one connection in another, or bytes overwritten before they were sent:

@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildTable } from '../../src/balancer/index.js';
-import { hashKey } from '../../src/balancer/hash.js';
+import { buildTable } from '../../src/hashing/tables.js';
+import { hashKey } from '../../src/hashing/hash.js';
 import { clientAddress } from '../helpers/clients.js';
 import { seededRandom } from '../helpers/random.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';

@@ -127,7 +127,7 @@ describe('hot keys: bounded loads (TETHER_BALANCE_FACTOR)', () => {
     const waves = await ramp();
     for (const loads of waves) {
       const total = loads.reduce((n, a) => n + a, 0);
-      // The cap is ceil(c x (total + 1) / N) as each connection arrives (balancer/bounded.ts).
+      // The cap is ceil(c x (total + 1) / N) as each connection arrives (routing/bounded.ts).
       for (const load of loads) expect(load).toBeLessThanOrEqual(Math.ceil((1.25 * total) / loads.length));
     }
     const final = waves[waves.length - 1]!;

@@ -1,12 +1,13 @@
 /**
  * The data behind the stats page (GET /stats.json): plain JSON the page polls.
  */
-import { hashKey } from '../../balancer/hash.js';
-import type { LookupTable } from '../../balancer/types.js';
+import { hashKey } from '../../hashing/hash.js';
+import type { LookupTable } from '../../hashing/types.js';
 import type { ListenerConfig } from '../../config/types.js';
-import type { Outcome } from '../../listener/session.js';
-import type { MembershipEvent, RouteVia } from '../../pool/pool.js';
-import { OUTCOMES, type MeteredListener, type Metrics } from '../metrics.js';
+import type { Outcome } from '../../proxy/types.js';
+import type { MembershipEvent, RouteVia } from '../../routing/types.js';
+import type { Metrics } from '../metrics.js';
+import { OUTCOMES, type MeteredListener } from '../types.js';
 
 /** Synthetic keys `k0`..`k9999` measure each upstream's share of the key space. */
 export const KEY_SAMPLE = 10_000;

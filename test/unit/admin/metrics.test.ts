@@ -1,9 +1,10 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Metrics, OUTCOMES, type MeteredListener } from '../../../src/admin/metrics.js';
-import type { Outcome } from '../../../src/listener/session.js';
-import { UpstreamPool } from '../../../src/pool/pool.js';
-import type { Upstream } from '../../../src/pool/upstream.js';
+import { Metrics } from '../../../src/admin/metrics.js';
+import { OUTCOMES, type MeteredListener } from '../../../src/admin/types.js';
+import type { Outcome } from '../../../src/proxy/types.js';
+import { UpstreamPool } from '../../../src/routing/pool.js';
+import type { Upstream } from '../../../src/routing/upstream.js';
 import { seededRandom } from '../../helpers/random.js';
 
 /**

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/errors.js';
 import { ConfigFileError } from '../../../src/config/errors.js';
-import { ENV_VARIABLES, bindsOverlap, jsonErrorOffset, loadConfig, loadConfigWithWarnings } from '../../../src/config/load.js';
+import { ENV_VARIABLES, jsonErrorOffset } from '../../../src/config/sources.js';
+import { bindsOverlap } from '../../../src/config/checks.js';
+import { loadConfig, loadConfigWithWarnings } from '../../../src/config/load.js';
 import type { Config, ListenerConfig } from '../../../src/config/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tether-config-'));

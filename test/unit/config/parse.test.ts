@@ -1,8 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../src/errors.js';
 import {
-  addressBytes,
-  cidrContains,
   formatHostPort,
   parseAdmin,
   parseAdminToken,
@@ -13,25 +10,9 @@ import {
   parseHealth,
   parseHostPort,
   parseInteger,
-  parseKeyChain,
-  parseLearnRules,
   parseListen,
-  parseStore,
-  parseUpstreams,
-  redactRedisUrl,
-  splitKeyChain,
-  splitLearnRules,
 } from '../../../src/config/parse.js';
-
-function message(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { escape, message } from './helpers.js';
 
 describe('host:port', () => {
   it.each([
@@ -76,95 +57,6 @@ describe('host:port', () => {
   });
 });
 
-describe('upstreams', () => {
-  it('parses names, weights, defaults and spaces', () => {
-    expect(parseUpstreams('U', ' db1=10.0.0.1:5432*2 , 10.0.0.2:5432,v6=[::1]:5432*256, [fd00::2]:1')).toEqual([
-      { name: 'db1', host: '10.0.0.1', port: 5432, weight: 2 },
-      { name: '10.0.0.2:5432', host: '10.0.0.2', port: 5432, weight: 1 },
-      { name: 'v6', host: '::1', port: 5432, weight: 256 },
-      { name: '[fd00::2]:1', host: 'fd00::2', port: 1, weight: 1 },
-    ]);
-  });
-
-  it.each([
-    ['db1', 'U: "db1" is not [name=]host:port[*weight]'],
-    ['a:1,db1', 'U: "db1" is not [name=]host:port[*weight]'],
-    ['db1=', 'U: "db1=" is not [name=]host:port[*weight]'],
-    ['a=h:70000', 'U: "a=h:70000" is not [name=]host:port[*weight] with a port from 1 to 65535'],
-    ['a=h:1*0', 'U: "a=h:1*0" is not [name=]host:port[*weight] with a weight from 1 to 256'],
-    ['a=h:1*257', 'U: "a=h:1*257" is not [name=]host:port[*weight] with a weight from 1 to 256'],
-    ['a=h:1*x', 'U: "a=h:1*x" is not [name=]host:port[*weight] with a weight from 1 to 256'],
-    ['a b=h:1', 'U: "a b=h:1" is not [name=]host:port[*weight] with a name of 1-128 characters'],
-    [`${'n'.repeat(129)}=h:1`, 'U: "nnnn'],
-    ['=h:1', 'U: "=h:1" is not [name=]host:port[*weight] with a name of'],
-    ['a=::1:5432', 'U: "a=::1:5432" is not [name=]host:port[*weight] with an IPv6 host in brackets'],
-    ['a=:5432', 'U: "a=:5432" is not [name=]host:port[*weight] with a host before the port'],
-    ['a=h:1,a=h:2', 'U: "a" is not a unique upstream name'],
-    ['h:1,h:1', 'U: "h:1" is not a unique upstream name'],
-    [' , ', 'U: " , " is not a comma list of [name=]host:port[*weight]'],
-  ])('%s is refused', (text, start) => {
-    expect(message(() => parseUpstreams('U', text))).toMatch(new RegExp(`^${escape(start)}`));
-  });
-});
-
-describe('key chain', () => {
-  it('parses every source; header names lower-cased', () => {
-    const chain = parseKeyChain('K', 'header:X-Session-Id, cookie:SID,query:upload_id,path:^/u/([^/]+),source-ip');
-    expect(chain.map((k) => k.kind)).toEqual(['header', 'cookie', 'query', 'path', 'source-ip']);
-    expect(chain[0]).toEqual({ kind: 'header', name: 'x-session-id' });
-    expect(chain[1]).toEqual({ kind: 'cookie', name: 'SID' });
-    expect(chain[2]).toEqual({ kind: 'query', name: 'upload_id' });
-    const path = chain[3]!;
-    expect(path.kind === 'path' && path.source).toBe('^/u/([^/]+)');
-    expect(path.kind === 'path' && path.pattern.exec('/u/abc/x')?.[1]).toBe('abc');
-  });
-
-  it('keeps commas inside a path regex', () => {
-    expect(splitKeyChain('path:^/a{1,3}/(\\d+),source-ip')).toEqual(['path:^/a{1,3}/(\\d+)', 'source-ip']);
-    expect(splitKeyChain('path:^/(x|y),z/(.+), header:a')).toEqual(['path:^/(x|y),z/(.+)', 'header:a']);
-    const [path] = parseKeyChain('K', 'path:^/a{1,3}/(\\d+)');
-    expect(path!.kind === 'path' && path!.pattern.exec('/aa/42')?.[1]).toBe('42');
-    // Outside a regex, a stray piece is its own (bad) item.
-    expect(message(() => parseKeyChain('K', 'source-ip,heder:x'))).toMatch(/^K: "heder:x" is not one of source-ip, header:NAME/);
-  });
-
-  it.each([
-    ['nope', 'K: "nope" is not one of source-ip, header:NAME, cookie:NAME, query:NAME, path:REGEX'],
-    ['header:', 'K: "header:" is not header:NAME with NAME an HTTP header name'],
-    ['header:a b', 'K: "header:a b" is not header:NAME'],
-    ['cookie:a;b', 'K: "cookie:a;b" is not cookie:NAME'],
-    ['query:a=b', 'K: "query:a=b" is not query:NAME'],
-    ['path:^/u/[^/]+', 'K: "path:^/u/[^/]+" is not path:REGEX with a valid regular expression that has a capture group'],
-    ['path:(unclosed', 'K: "path:(unclosed" is not path:REGEX'],
-    ['path:(?:x)', 'K: "path:(?:x)" is not path:REGEX'],
-    [',', 'K: "," is not a comma list of source-ip'],
-  ])('%s is refused', (text, start) => {
-    expect(message(() => parseKeyChain('K', text))).toMatch(new RegExp(`^${escape(start)}`));
-  });
-});
-
-describe('learn rules', () => {
-  it('parses header and set-cookie rules, with commas in regexes', () => {
-    const rules = parseLearnRules('L', 'header:Location=/files/([^/,]+), set-cookie:sid,header:x-a=^(.{1,8})');
-    expect(rules.map((r) => (r.kind === 'header' ? [r.kind, r.name, r.source] : [r.kind, r.name]))).toEqual([
-      ['header', 'location', '/files/([^/,]+)'],
-      ['set-cookie', 'sid'],
-      ['header', 'x-a', '^(.{1,8})'],
-    ]);
-    expect(splitLearnRules('set-cookie:a,set-cookie:b')).toEqual(['set-cookie:a', 'set-cookie:b']);
-    expect(parseLearnRules('L', 'none')).toEqual([]);
-  });
-
-  it.each([
-    ['cookie:sid', 'L: "cookie:sid" is not one of header:NAME=REGEX, set-cookie:NAME'],
-    ['header:location', 'L: "header:location" is not header:NAME=REGEX'],
-    ['header:location=/files/.+', 'L: "header:location=/files/.+" is not header:NAME=REGEX'],
-    ['set-cookie:', 'L: "set-cookie:" is not set-cookie:NAME'],
-  ])('%s is refused', (text, start) => {
-    expect(message(() => parseLearnRules('L', text))).toMatch(new RegExp(`^${escape(start)}`));
-  });
-});
-
 describe('CIDRs', () => {
   it('parses IPv4 into the mapped 128-bit form', () => {
     const cidr = parseCidr('T', '10.0.0.0/8');
@@ -193,76 +85,6 @@ describe('CIDRs', () => {
     ['fd00::1/8', 'T: "fd00::1/8" is not a CIDR network address (did you mean fd00::/8?)'],
   ])('%s is refused', (text, start) => {
     expect(message(() => parseCidrList('T', text))).toMatch(new RegExp(`^${escape(start)}`));
-  });
-
-  const cidrs = parseCidrList('T', '127.0.0.1/32,10.0.0.0/8,::1/128,fd00::/8,192.168.1.128/25');
-  it.each([
-    ['127.0.0.1', true],
-    ['127.0.0.2', false],
-    ['10.255.1.2', true],
-    ['11.0.0.1', false],
-    ['::ffff:10.1.2.3', true],
-    ['::FFFF:127.0.0.1', true],
-    ['::ffff:a01:203', true],
-    ['::ffff:11.0.0.1', false],
-    ['::1', true],
-    ['::2', false],
-    ['fd12:3456::1', true],
-    ['fe80::1', false],
-    ['fe80::1%eth0', false],
-    ['192.168.1.200', true],
-    ['192.168.1.127', false],
-    ['not an address', false],
-    ['', false],
-  ])('contains %s: %s', (address, inside) => {
-    expect(cidrContains(cidrs, address)).toBe(inside);
-  });
-
-  it('an empty list contains nothing; /0 contains everything of its family', () => {
-    expect(cidrContains([], '127.0.0.1')).toBe(false);
-    expect(cidrContains(parseCidrList('T', '0.0.0.0/0'), '203.0.113.9')).toBe(true);
-    expect(cidrContains(parseCidrList('T', '0.0.0.0/0'), '2001:db8::1')).toBe(false);
-    expect(cidrContains(parseCidrList('T', '2001:db8::/32'), '2001:db8:ffff::1')).toBe(true);
-  });
-
-  it('maps addresses to 16 bytes', () => {
-    expect(addressBytes('1.2.3.4')).toEqual(addressBytes('::ffff:1.2.3.4'));
-    expect(Array.from(addressBytes('1:2:3:4:5:6:7:8')!)).toEqual([0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8]);
-    expect(Array.from(addressBytes('::')!)).toEqual(new Array(16).fill(0));
-    expect(addressBytes('1.2.3')).toBeNull();
-  });
-});
-
-const STANDALONE = { kind: 'standalone' };
-
-describe('store', () => {
-  it.each([
-    ['memory', { kind: 'memory' }],
-    ['redis://127.0.0.1:6379', { kind: 'redis', url: 'redis://127.0.0.1:6379', redacted: 'redis://127.0.0.1:6379', topology: STANDALONE }],
-    ['redis://:s3cret@redis:6379/2', { kind: 'redis', url: 'redis://:s3cret@redis:6379/2', redacted: 'redis://:***@redis:6379/2', topology: STANDALONE }],
-    ['rediss://user:pw@[::1]:6380', { kind: 'redis', url: 'rediss://user:pw@[::1]:6380', redacted: 'rediss://user:***@[::1]:6380', topology: STANDALONE }],
-    ['redis://localhost', { kind: 'redis', url: 'redis://localhost', redacted: 'redis://localhost', topology: STANDALONE }],
-  ])('%s', (text, store) => {
-    expect(parseStore('S', text)).toEqual(store);
-  });
-
-  it.each([
-    ['redis', 'S: "redis" is not memory or redis://[:password@]host:port[/db]'],
-    ['http://h:1', 'S: "http://h:1" is not memory'],
-    ['redis://:pw@h:1/x', 'S: "redis://:***@h:1/x" is not memory'],
-    ['redis://:pw@h:99999', 'S: "redis://:***@h:99999" is not memory'],
-    ['redis://:pw@h:1?db=2', 'S: "redis://:***@h:1?db=2" is not memory'],
-    ['redis://', 'S: "redis://" is not memory'],
-  ])('%s is refused without showing a password', (text, start) => {
-    const text2 = message(() => parseStore('S', text));
-    expect(text2).toMatch(new RegExp(`^${escape(start)}`));
-    expect(text2).not.toContain('pw');
-  });
-
-  it('redacts every form of user-info', () => {
-    expect(redactRedisUrl('redis://secret@h:1')).toBe('redis://***@h:1');
-    expect(redactRedisUrl('redis://:p@ss@h:1/0')).toBe('redis://:***@h:1/0');
-    expect(redactRedisUrl('redis://h:1')).toBe('redis://h:1');
   });
 });
 
@@ -313,7 +135,3 @@ describe('scalars', () => {
     expect(text).toBe('T: "***" is not a token of 1-4096 visible ASCII characters (no spaces)');
   });
 });
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HealthCheck } from '../../../src/config/types.js';
-import { HealthMonitor, type HealthMonitorOptions } from '../../../src/health/index.js';
+import { HealthMonitor, type HealthMonitorOptions } from '../../../src/health/monitor.js';
 import { HOST, close, connections, listen, sleep, track, waitFor } from './helpers.js';
 
 interface Change {

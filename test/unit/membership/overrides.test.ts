@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { DrainRecord, MemberRecord, MembershipSnapshot, MembershipWrite } from '../../../src/affinity/store.js';
+import type { DrainRecord, MemberRecord, MembershipSnapshot, MembershipWrite } from '../../../src/store/types.js';
 import type { UpstreamSpec } from '../../../src/config/types.js';
 import { effectiveMembership, writeFor, type AdminChange } from '../../../src/membership/overrides.js';
 

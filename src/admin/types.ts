@@ -1,0 +1,35 @@
+/** What the metrics (metrics.ts, upstream-families.ts) and the stats page share, and read from a listener. */
+import type { Outcome } from '../proxy/types.js';
+import type { UpstreamPool } from '../routing/pool.js';
+import type { RouteVia } from '../routing/types.js';
+import type { Upstream } from '../routing/upstream.js';
+
+export const OUTCOMES: readonly Outcome[] = ['ok', 'refused', 'no_upstream', 'connect_failed', 'bad_request', 'timeout'];
+export const VIAS: readonly RouteVia[] = ['learned', 'hash', 'p2c'];
+
+/** What the metrics read from one listener at scrape time. */
+export interface MeteredListener {
+  readonly name: string;
+  readonly pool: UpstreamPool;
+  /**
+   * The pool's upstreams plus removed ones that still hold open connections
+   * (a removed upstream lives on while its connections do).
+   */
+  upstreams(): Iterable<Upstream>;
+}
+
+/** Closed-connection totals of one (listener, upstream) pair; upstream "" = none. */
+export interface UpstreamTotals {
+  readonly upstream: string;
+  readonly outcomes: Record<Outcome, number>;
+  fromClient: number;
+  toClient: number;
+}
+
+/** Running totals of one listener, kept across reloads under its name. */
+export interface ListenerTotals {
+  readonly listener: string;
+  readonly decisions: Record<RouteVia, number>;
+  /** By upstream name; "" holds connections that never reached an upstream. */
+  readonly upstreams: ReadonlyMap<string, UpstreamTotals>;
+}

@@ -1,0 +1,318 @@
+import type { Logger } from 'pino';
+import { Metrics } from '../admin/metrics.js';
+import { buildStats, type StatsSnapshot } from '../admin/page/stats.js';
+import { commandTimeoutMs, createStore } from '../store/create.js';
+import { guardPins } from '../store/guard.js';
+import type { Store } from '../store/types.js';
+import { routeWithPins } from '../routing/router.js';
+import { AdminServer, type AdminBackend, type AdminListener, type RouteAnswer, type Scrape } from '../admin/server.js';
+import type { Config, ListenerConfig } from '../config/types.js';
+import type { AdminChange } from '../membership/overrides.js';
+import { SharedMembership, applyChange } from '../membership/sync.js';
+import type { MembershipEvent } from '../routing/types.js';
+import { ListenerRuntime } from './listener-runtime.js';
+import { InlineTableBuilder, createTableBuilder, type TableBuilder } from '../builders/worker.js';
+import { errorMessage } from '../errors.js';
+
+export interface RecentChange extends MembershipEvent {
+  readonly at: string;
+  readonly listener: string;
+}
+
+export interface TetherOptions {
+  readonly logger: Logger;
+}
+
+const RECENT_CHANGES = 200;
+
+/** A running balancer: listeners, admin API, reload and graceful shutdown. */
+export class Tether implements AdminBackend {
+  readonly logger: Logger;
+  #config: Config;
+  readonly #runtimes = new Map<string, ListenerRuntime>();
+  #admin: AdminServer | null = null;
+  #listening = false;
+  #shuttingDown = false;
+  readonly #recent: RecentChange[] = [];
+  readonly #accessLog: Logger | null;
+  readonly #metrics = new Metrics();
+  readonly #startedAt = Date.now();
+  /** Learned pins (and, with Redis, shared membership): made once, kept across reloads. */
+  readonly #store: Store;
+  /** Admin changes shared through the store; null with the memory store. */
+  readonly #shared: SharedMembership | null;
+  /** Where every listener's tables are built (TETHER_RING_THREADS); made once. */
+  readonly #builder: TableBuilder;
+
+  private constructor(config: Config, options: TetherOptions) {
+    this.#config = config;
+    this.logger = options.logger;
+    const storeLogger = options.logger.child({ component: 'store' });
+    const onError = (): void => this.#metrics.storeError();
+    this.#store = createStore(config, { logger: storeLogger, onError });
+    this.#shared =
+      this.#store.membership === null
+        ? null
+        : new SharedMembership({
+            store: this.#store.membership,
+            logger: storeLogger,
+            onError,
+            listener: (name) => this.#runtimes.get(name),
+            listeners: () => this.runtimes,
+            writeTimeoutMs: commandTimeoutMs(config),
+          });
+    this.#builder = makeBuilder(config.ringThreads, options.logger);
+    this.#accessLog = config.accessLog ? options.logger.child({ component: 'access' }) : null;
+  }
+
+  static async start(config: Config, options: TetherOptions): Promise<Tether> {
+    const tether = new Tether(config, options);
+    try {
+      await tether.#start();
+    } catch (err) {
+      await tether.close();
+      throw err;
+    }
+    return tether;
+  }
+
+  get config(): Config {
+    return this.#config;
+  }
+
+  get runtimes(): ListenerRuntime[] {
+    return [...this.#runtimes.values()];
+  }
+
+  runtime(name?: string): ListenerRuntime | undefined {
+    return name === undefined ? this.runtimes[0] : this.#runtimes.get(name);
+  }
+
+  /** The admin server's bound address, e.g. "127.0.0.1:7001", or null when off. */
+  get adminAddress(): string | null {
+    return this.#admin?.address ?? null;
+  }
+
+  get store(): Store {
+    return this.#store;
+  }
+
+  get recentChanges(): readonly RecentChange[] {
+    return this.#recent;
+  }
+
+  /** Prometheus metrics of this balancer (its own registry). */
+  get metrics(): Metrics {
+    return this.#metrics;
+  }
+
+  scrape(names?: readonly string[]): Scrape {
+    const metrics = this.#metrics;
+    return { contentType: metrics.contentType, write: (emit) => metrics.write(emit, names) };
+  }
+
+  hasMetric(name: string): boolean {
+    return this.#metrics.has(name);
+  }
+
+  stats(): StatsSnapshot {
+    return buildStats({
+      startedAt: this.#startedAt,
+      listeners: this.runtimes,
+      changes: this.#recent,
+      metrics: this.#metrics,
+    });
+  }
+
+  isListening(): boolean {
+    return this.#listening;
+  }
+
+  isShuttingDown(): boolean {
+    return this.#shuttingDown;
+  }
+
+  listeners(): readonly AdminListener[] {
+    return this.runtimes;
+  }
+
+  async route(listener: AdminListener, key: string): Promise<RouteAnswer> {
+    const all = listener.pool.list().length;
+    const runtime = this.#runtimes.get(listener.name);
+    // Pins exist only where responses are read: http listeners with learn rules.
+    const decision =
+      runtime !== undefined && listener.config.mode === 'http' && listener.config.learn.length > 0
+        ? await routeWithPins(listener.pool, runtime.pins, key, all, listener.config.stickyTtlS)
+        : listener.pool.route(key, all);
+    return {
+      key,
+      upstream: decision.candidates[0]?.name ?? null,
+      via: decision.via,
+      candidates: decision.candidates.map((u) => u.name),
+    };
+  }
+
+  /**
+   * An admin membership change. With a shared store it is stored first and reaches
+   * every instance; a StoreError when the store does not take it (nothing changed).
+   */
+  async changeUpstream(listener: AdminListener, change: AdminChange): Promise<void> {
+    if (this.#shared !== null) await this.#shared.change(listener, change);
+    else applyChange(listener.pool, change);
+  }
+
+  /**
+   * Apply a new configuration (SIGHUP): listeners added, removed or updated in place.
+   * With a shared store, stored admin changes stay on top of the new file's upstreams
+   * (membership/overrides.ts says when the file wins).
+   */
+  async reload(config: Config): Promise<void> {
+    const old = this.#config;
+    this.#config = config;
+    const wanted = new Set(config.listeners.map((l) => l.name));
+    for (const [name, runtime] of this.#runtimes) {
+      if (wanted.has(name)) continue;
+      this.#runtimes.delete(name);
+      this.#metrics.retire(runtime);
+      runtime.monitor.stop();
+      runtime.stopBackground();
+      await runtime.listener.stopAccepting();
+      this.logger.info({ listener: name }, 'listener removed; its open connections go on');
+    }
+    for (const listenerConfig of config.listeners) {
+      const runtime = this.#runtimes.get(listenerConfig.name);
+      if (runtime) {
+        runtime.apply(listenerConfig, this.#shared === null);
+        this.#syncFromStore(runtime);
+      } else {
+        const created = this.#createRuntime(listenerConfig);
+        this.#syncFromStore(created);
+        await created.start();
+        this.logger.info({ listener: listenerConfig.name, address: created.listener.address }, 'listener added');
+      }
+    }
+    if (old.admin?.host !== config.admin?.host || old.admin?.port !== config.admin?.port || old.adminToken !== config.adminToken) {
+      this.logger.warn('admin address and token changes take effect on restart');
+    }
+    if (
+      JSON.stringify(old.store) !== JSON.stringify(config.store) ||
+      old.redisPrefix !== config.redisPrefix ||
+      old.storeTimeoutMs !== config.storeTimeoutMs
+    ) {
+      this.logger.warn('store settings (store, redis, redisPrefix, storeTimeoutMs) take effect on restart');
+    }
+    this.logger.info({ listeners: [...this.#runtimes.keys()] }, 'configuration reloaded');
+  }
+
+  /**
+   * Graceful stop: refuse new connections at once, let open ones finish for up to
+   * drainTimeoutMs, then close what is left.
+   */
+  async shutdown(drainTimeoutMs = this.#config.drainTimeoutMs): Promise<void> {
+    if (this.#shuttingDown) return;
+    await this.#stop(drainTimeoutMs);
+  }
+
+  /** Stop everything now (tests, failed start-up). */
+  async close(): Promise<void> {
+    await this.#stop(null);
+  }
+
+  /** shutdown and close: `drainTimeoutMs` null closes open connections without waiting. */
+  async #stop(drainTimeoutMs: number | null): Promise<void> {
+    this.#shuttingDown = true;
+    const runtimes = this.runtimes;
+    await Promise.all(runtimes.map((r) => r.listener.stopAccepting()));
+    for (const r of runtimes) r.monitor.stop();
+    if (drainTimeoutMs !== null) await this.#drain(runtimes, drainTimeoutMs);
+    for (const r of runtimes) r.listener.closeAll('shutdown');
+    for (const r of runtimes) r.stopBackground();
+    await this.#admin?.close();
+    await this.#builder.close();
+    this.#metrics.close();
+    this.#shared?.close();
+    await this.#store.close();
+    this.#listening = false;
+  }
+
+  /** Waits up to drainTimeoutMs for the open connections of `runtimes` to finish. */
+  async #drain(runtimes: readonly ListenerRuntime[], drainTimeoutMs: number): Promise<void> {
+    const open = (): number => runtimes.reduce((n, r) => n + r.listener.active, 0);
+    this.logger.info({ open: open(), drainTimeoutMs }, 'shutting down: draining connections');
+    const deadline = Date.now() + drainTimeoutMs;
+    while (open() > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, deadline - Date.now()))));
+    }
+    const left = open();
+    if (left > 0) this.logger.info({ closing: left }, 'drain timeout: closing remaining connections');
+  }
+
+  async #start(): Promise<void> {
+    const config = this.#config;
+    for (const listenerConfig of config.listeners) this.#createRuntime(listenerConfig);
+    // Stored admin changes apply before the first connection is accepted.
+    await this.#shared?.start();
+    for (const runtime of this.#runtimes.values()) {
+      await runtime.start();
+      this.logger.info(
+        { listener: runtime.name, address: runtime.listener.address, mode: runtime.config.mode, hash: runtime.config.hash, upstreams: runtime.pool.list().length },
+        'listening',
+      );
+    }
+    if (config.admin) {
+      this.#admin = new AdminServer({
+        address: config.admin,
+        token: config.adminToken,
+        backend: this,
+        logger: this.logger.child({ component: 'admin' }),
+      });
+      await this.#admin.listen();
+      this.logger.info({ address: this.#admin.address, token: config.adminToken !== null }, 'admin API listening');
+    }
+    this.#listening = true;
+  }
+
+  #createRuntime(listenerConfig: ListenerConfig): ListenerRuntime {
+    const runtime = new ListenerRuntime(
+      listenerConfig,
+      this.logger.child({ component: 'listener', listener: listenerConfig.name }),
+      this.#accessLog,
+      (listener, event) => this.#recordChange(listener, event),
+      this.#metrics,
+      guardPins(this.#store, listenerConfig.name, {
+        timeoutMs: this.#config.storeTimeoutMs,
+        onError: () => this.#metrics.storeError(),
+      }),
+      this.#builder,
+    );
+    this.#runtimes.set(listenerConfig.name, runtime);
+    this.#metrics.track(runtime);
+    return runtime;
+  }
+
+  /** Shared store: the stored changes on top of the file's upstreams now, a fresh read soon. */
+  #syncFromStore(runtime: ListenerRuntime): void {
+    if (this.#shared === null) return;
+    this.#shared.apply(runtime);
+    this.#shared.refreshSoon(runtime.name);
+  }
+
+  #recordChange(listener: string, event: MembershipEvent): void {
+    const level = event.change === 'down' ? 'warn' : 'info';
+    this.logger[level]({ listener, upstream: event.upstream, change: event.change, detail: event.detail }, 'membership change');
+    this.#recent.push({ ...event, listener, at: new Date().toISOString() });
+    if (this.#recent.length > RECENT_CHANGES) this.#recent.shift();
+  }
+}
+
+/** Worker threads, or inline when asked (0) or when the worker file cannot be found. */
+function makeBuilder(threads: number, logger: Logger): TableBuilder {
+  try {
+    return createTableBuilder(threads, {
+      onThreadError: (err) => logger.error({ error: err.message }, 'ring build thread failed; builds are retried'),
+    });
+  } catch (err) {
+    logger.error({ error: errorMessage(err) }, 'ring build threads unavailable: building tables on the main thread');
+    return new InlineTableBuilder();
+  }
+}

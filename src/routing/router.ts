@@ -1,0 +1,39 @@
+import type { UpstreamPool } from './pool.js';
+import type { RouteDecision } from './types.js';
+import type { Upstream } from './upstream.js';
+import type { PinStore } from '../store/types.js';
+
+/**
+ * Where a key goes, learned pins first (docs/routing.md, rules 2-3): a pin whose upstream
+ * still exists and is up wins (draining counts as up, so uploads already there can
+ * finish); a pin to an upstream that is gone or down is dropped and the key is hashed.
+ * The pinned upstream is followed by the key's hash order, so a failed connect still
+ * has somewhere to go.
+ */
+export async function routeWithPins(
+  pool: UpstreamPool,
+  pins: PinStore,
+  key: string,
+  maxCandidates: number,
+  ttlS: number,
+): Promise<RouteDecision> {
+  const name = await pins.get(key);
+  if (name !== null) {
+    const pinned = pool.get(name);
+    if (pinned !== undefined && pinned.pinnable) {
+      void pins.touch(key, ttlS);
+      return { via: 'learned', candidates: withFallbacks(pinned, pool.route(key, maxCandidates).candidates, maxCandidates) };
+    }
+    void pins.delete(key);
+  }
+  return pool.route(key, maxCandidates);
+}
+
+function withFallbacks(first: Upstream, order: readonly Upstream[], maxCandidates: number): Upstream[] {
+  const out = [first];
+  for (const u of order) {
+    if (out.length >= maxCandidates) break;
+    if (u !== first) out.push(u);
+  }
+  return out;
+}

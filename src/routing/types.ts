@@ -1,0 +1,38 @@
+/** Types routing shares with the proxy, admin and the app. */
+import type { Algorithm } from '../hashing/types.js';
+import type { Upstream } from './upstream.js';
+
+/** Which link of the key chain gave a connection's or request's key (`none`: no key). */
+export type KeySourceName = 'source-ip' | 'header' | 'cookie' | 'query' | 'path' | 'learned' | 'none';
+
+export type RouteVia = 'learned' | 'hash' | 'p2c';
+
+export interface RouteDecision {
+  readonly via: RouteVia;
+  /** Upstreams to try in order: the choice first, then the next in hash order. */
+  readonly candidates: Upstream[];
+}
+
+export interface PoolOptions {
+  readonly algorithm: Algorithm;
+  readonly vnodes: number;
+  /** 0 = off; else c > 1 (bounded loads). */
+  readonly balanceFactor: number;
+}
+
+export interface MembershipEvent {
+  readonly upstream: string;
+  readonly change: 'added' | 'removed' | 'changed' | 'up' | 'down' | 'draining' | 'undrained';
+  readonly detail?: string;
+}
+
+/** Where the pool's table stands; for tests, logs and the admin API. */
+export interface TableStatus {
+  /** Bumped by every change a table depends on (membership, health, drain, weight, algorithm). */
+  readonly version: number;
+  /** The version the table in use was built for; -1 before the first. */
+  readonly tableVersion: number;
+  readonly building: boolean;
+  /** Failed builds in a row (0 once one succeeds). */
+  readonly failures: number;
+}

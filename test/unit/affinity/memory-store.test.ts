@@ -1,7 +1,0 @@
-import { MemoryStore } from '../../../src/affinity/memory-store.js';
-import { pinStoreSuite } from './store.suite.js';
-
-pinStoreSuite('memory', async () => {
-  const store = new MemoryStore();
-  return { store, close: () => store.close() };
-});
