@@ -3,7 +3,7 @@ import type { Upstream } from '../routing/upstream.js';
 import type { RouteVia } from '../routing/types.js';
 import { sourceIpKey } from '../net/address.js';
 import type { ListenerContext } from './context.js';
-import { ProxyHeaderParser } from './proxy-protocol/parse.js';
+import { ProxyPrelude } from './proxy-protocol/prelude.js';
 import type { ProxyAccept, ProxyHeader } from './proxy-protocol/header.js';
 import { idleClock } from './idle.js';
 import { copyRead, relayRead, relaySocketOptions } from './relay.js';
@@ -64,9 +64,8 @@ export class Session {
    * the client sends.
    */
   pending: Buffer | null = null;
-  #proxyParser: ProxyHeaderParser | null = null;
+  #prelude: ProxyPrelude<Session> | null = null;
   #proxyReady: ProxyHeaderReady | null = null;
-  #headTimer: NodeJS.Timeout | null = null;
   /**
    * The current connect attempt's deadline. A timer of our own rather than
    * socket.setTimeout, whose Timeout the socket keeps after it is cleared.
@@ -107,9 +106,8 @@ export class Session {
    */
   readProxyHeader(accept: ProxyAccept, timeoutMs: number, ready: ProxyHeaderReady): void {
     const client = this.client;
-    this.#proxyParser = new ProxyHeaderParser(accept);
+    this.#prelude = new ProxyPrelude(accept, timeoutMs, onHeadTimeout, this);
     this.#proxyReady = ready;
-    this.#headTimer = setTimeout(onHeadTimeout, timeoutMs, this);
     if (!this.#clientRelayed) client.on('data', onHeaderData);
     // Stays until the upstream connects: once the socket has been read from, its FIN
     // is reported ('end') even while paused, and must not be lost.
@@ -118,18 +116,18 @@ export class Session {
   }
 
   get readingHeader(): boolean {
-    return this.#proxyParser !== null && this.state === CONNECTING;
+    return this.#prelude !== null && this.state === CONNECTING;
   }
 
   /** A chunk while reading the PROXY header (the parser may keep it: not a relay buffer). */
   onHeaderChunk(chunk: Buffer): void {
-    const parser = this.#proxyParser;
-    if (parser === null || this.state !== CONNECTING) return;
-    const result = parser.push(chunk);
-    if (result.kind === 'more') return;
+    const prelude = this.#prelude;
+    if (prelude === null || this.state !== CONNECTING) return;
+    const result = prelude.push(chunk);
+    if (result === null) return;
     this.#endHeaderPhase();
-    if (result.kind === 'error') {
-      this.close(`bad PROXY header: ${result.reason}`, 'bad_request');
+    if (result.kind === 'failed') {
+      this.close(result.reason, result.outcome ?? undefined);
       return;
     }
     const header = result.header;
@@ -145,18 +143,16 @@ export class Session {
 
   /** The client's FIN before the upstream connected. */
   onEarlyEnd(): void {
-    if (this.#proxyParser !== null) this.onHeaderIncomplete(false);
+    if (this.#prelude !== null) this.onHeaderIncomplete(false);
     else this.#clientEndedEarly = true;
   }
 
   /** The client's FIN, or the header deadline, came before a whole header. */
   onHeaderIncomplete(timedOut: boolean): void {
-    if (this.#proxyParser === null) return;
-    const started = this.#proxyParser.started;
+    if (this.#prelude === null) return;
+    const end = this.#prelude.incomplete(timedOut);
     this.#endHeaderPhase();
-    if (timedOut) this.close('PROXY header timeout', 'timeout');
-    else if (started) this.close('truncated PROXY header', 'bad_request');
-    else this.close('client closed before PROXY header');
+    if (end.kind === 'failed') this.close(end.reason, end.outcome ?? undefined);
   }
 
   #endHeaderPhase(): void {
@@ -165,11 +161,8 @@ export class Session {
     // until the upstream connects.
     client.pause();
     client.removeListener('data', onHeaderData);
-    this.#proxyParser = null;
-    if (this.#headTimer !== null) {
-      clearTimeout(this.#headTimer);
-      this.#headTimer = null;
-    }
+    this.#prelude?.stop();
+    this.#prelude = null;
   }
 
   /** Start connecting to candidates in order (the client is paused until one answers). */
@@ -187,7 +180,7 @@ export class Session {
     if (outcome) this.outcome = outcome;
     this.state = CLOSED;
     this.#clearConnectTimer();
-    if (this.#proxyParser !== null) this.#endHeaderPhase();
+    if (this.#prelude !== null) this.#endHeaderPhase();
     this.upstreamSocket?.destroy();
     this.client.destroy();
   }
@@ -338,9 +331,9 @@ export class Session {
 
   onClientGone(): void {
     this.#clientClosed = true;
-    if (this.#proxyParser !== null) {
+    if (this.#prelude !== null) {
       // Reset while we read its PROXY header.
-      if (this.#proxyParser.started && !this.reason) {
+      if (this.#prelude.started && !this.reason) {
         this.reason = 'client closed during PROXY header';
         this.outcome = 'bad_request';
       }

@@ -4,7 +4,7 @@ import { cidrContains } from '../../net/cidr.js';
 import type { ListenerConfig } from '../../config/types.js';
 import type { UpstreamPool } from '../../routing/pool.js';
 import type { Upstream } from '../../routing/upstream.js';
-import { accessFields, settle } from '../access.js';
+import { accessFields } from '../access.js';
 import { Acceptor } from '../acceptor.js';
 import { sourceIpKey } from '../../net/address.js';
 import type { HealthReporter, ListenerContext } from '../context.js';
@@ -13,14 +13,7 @@ import type { ProxyHeader } from '../proxy-protocol/header.js';
 import { IdleSweeper } from '../idle.js';
 import { RELAY_HIGH_WATER_MARK, relayAccepted } from '../relay.js';
 import { onClientRead, Session, type ProxyHeaderReady } from '../session.js';
-import type { Outcome } from '../types.js';
-
-export interface ListenerCounters {
-  /** Closed connections by outcome. */
-  readonly outcomes: Record<Outcome, number>;
-  fromClient: number;
-  toClient: number;
-}
+import { ListenerBase } from '../listener-base.js';
 
 export interface TcpListenerOptions {
   readonly config: ListenerConfig;
@@ -41,18 +34,13 @@ export interface TcpListenerOptions {
  * With TETHER_ACCEPT_PROXY the source address is the one a trusted proxy's PROXY
  * header gives; with TETHER_PROXY_PROTOCOL upstreams get a header of their own.
  */
-export class TcpListener implements ListenerContext<Session> {
+export class TcpListener extends ListenerBase implements ListenerContext<Session> {
   config: ListenerConfig;
   readonly pool: UpstreamPool;
   readonly health: HealthReporter;
   readonly sessions = new Set<Session>();
   readonly idle = new IdleSweeper(this.sessions, () => this.config.idleTimeoutMs);
-  readonly counters: ListenerCounters = {
-    outcomes: { ok: 0, refused: 0, no_upstream: 0, connect_failed: 0, bad_request: 0, timeout: 0 },
-    fromClient: 0,
-    toClient: 0,
-  };
-  readonly #acceptor: Acceptor;
+  protected readonly acceptor: Acceptor;
   readonly #logger: Logger;
   readonly #accessLog: Logger | null;
   readonly #onStart: ((session: Session) => void) | undefined;
@@ -62,6 +50,7 @@ export class TcpListener implements ListenerContext<Session> {
   #closing = false;
 
   constructor(options: TcpListenerOptions) {
+    super();
     this.config = options.config;
     this.pool = options.pool;
     this.health = options.health;
@@ -70,34 +59,17 @@ export class TcpListener implements ListenerContext<Session> {
     this.#onStart = options.onSessionStart;
     this.#onEnd = options.onSessionEnd;
     // Accepted sockets relay through relay.ts, which needs its write high-water mark.
-    this.#acceptor = new Acceptor((socket) => this.#accept(socket), () => this.config.listen, this.#logger, RELAY_HIGH_WATER_MARK);
-  }
-
-  get name(): string {
-    return this.config.name;
+    this.acceptor = new Acceptor((socket) => this.#accept(socket), () => this.config.listen, this.#logger, RELAY_HIGH_WATER_MARK);
   }
 
   get active(): number {
     return this.sessions.size;
   }
 
-  /** The bound address (the real port when configured with port 0). */
-  get address(): string {
-    return this.#acceptor.address;
-  }
-
-  get port(): number {
-    return this.#acceptor.port;
-  }
-
-  listen(): Promise<void> {
-    return this.#acceptor.listen();
-  }
-
   /** Stop accepting; open connections go on. */
   stopAccepting(): Promise<void> {
     this.#closing = true;
-    return this.#acceptor.stop();
+    return this.acceptor.stop();
   }
 
   closeAll(reason: string): void {
@@ -113,11 +85,7 @@ export class TcpListener implements ListenerContext<Session> {
 
   onSessionEnd(session: Session): void {
     this.sessions.delete(session);
-    const counters = this.counters;
-    counters.outcomes[session.outcome]++;
-    counters.fromClient += session.fromClient;
-    counters.toClient += session.toClient;
-    settle(session);
+    this.count(session);
     this.#onEnd?.(session);
     this.#accessLog?.info(accessFields(this.config.name, session));
   }

@@ -1,0 +1,53 @@
+import type { ListenerConfig } from '../config/types.js';
+import type { Acceptor } from './acceptor.js';
+import { settle } from './access.js';
+import type { RoutedRecord } from './context.js';
+import type { Outcome } from './types.js';
+
+/** A listener's totals of ended units (connections, requests, upgrades, turned-away connections). */
+export interface ListenerCounters {
+  /** Ended units by outcome. */
+  readonly outcomes: Record<Outcome, number>;
+  fromClient: number;
+  toClient: number;
+}
+
+/**
+ * What tcp and http listeners share: the acceptor they listen with, and the totals
+ * every ended unit is counted in.
+ */
+export abstract class ListenerBase {
+  abstract config: ListenerConfig;
+  readonly counters: ListenerCounters = {
+    outcomes: { ok: 0, refused: 0, no_upstream: 0, connect_failed: 0, bad_request: 0, timeout: 0 },
+    fromClient: 0,
+    toClient: 0,
+  };
+  protected abstract readonly acceptor: Acceptor;
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** The bound address (the real port when configured with port 0). */
+  get address(): string {
+    return this.acceptor.address;
+  }
+
+  get port(): number {
+    return this.acceptor.port;
+  }
+
+  listen(): Promise<void> {
+    return this.acceptor.listen();
+  }
+
+  /** An ended unit: into the listener's totals and its upstream's byte counts. */
+  protected count(record: RoutedRecord): void {
+    const counters = this.counters;
+    counters.outcomes[record.outcome]++;
+    counters.fromClient += record.fromClient;
+    counters.toClient += record.toClient;
+    settle(record);
+  }
+}
