@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../admin/metrics.js';
 import type { MeteredListener } from '../admin/types.js';
 import type { AdminListener } from '../admin/server.js';
-import type { TableBuilder } from '../builders/worker.js';
+import type { TableBuilder } from '../builders/types.js';
 import type { ListenerConfig } from '../config/types.js';
 import { HealthMonitor } from '../health/monitor.js';
 import { HttpListener } from '../proxy/http/listener.js';

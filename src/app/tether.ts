@@ -11,8 +11,8 @@ import type { AdminChange } from '../membership/overrides.js';
 import { SharedMembership, applyChange } from '../membership/sync.js';
 import type { MembershipEvent } from '../routing/types.js';
 import { ListenerRuntime } from './listener-runtime.js';
-import { InlineTableBuilder, createTableBuilder, type TableBuilder } from '../builders/worker.js';
-import { errorMessage } from '../errors.js';
+import { processTableBuilder } from '../builders/create.js';
+import type { TableBuilder } from '../builders/types.js';
 
 export interface RecentChange extends MembershipEvent {
   readonly at: string;
@@ -61,7 +61,7 @@ export class Tether implements AdminBackend {
             listeners: () => this.runtimes,
             writeTimeoutMs: commandTimeoutMs(config),
           });
-    this.#builder = makeBuilder(config.ringThreads, options.logger);
+    this.#builder = processTableBuilder(config.ringThreads, options.logger);
     this.#accessLog = config.accessLog ? options.logger.child({ component: 'access' }) : null;
   }
 
@@ -302,17 +302,5 @@ export class Tether implements AdminBackend {
     this.logger[level]({ listener, upstream: event.upstream, change: event.change, detail: event.detail }, 'membership change');
     this.#recent.push({ ...event, listener, at: new Date().toISOString() });
     if (this.#recent.length > RECENT_CHANGES) this.#recent.shift();
-  }
-}
-
-/** Worker threads, or inline when asked (0) or when the worker file cannot be found. */
-function makeBuilder(threads: number, logger: Logger): TableBuilder {
-  try {
-    return createTableBuilder(threads, {
-      onThreadError: (err) => logger.error({ error: err.message }, 'ring build thread failed; builds are retried'),
-    });
-  } catch (err) {
-    logger.error({ error: errorMessage(err) }, 'ring build threads unavailable: building tables on the main thread');
-    return new InlineTableBuilder();
   }
 }

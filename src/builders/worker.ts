@@ -1,94 +1,17 @@
 /**
  * Where lookup tables are built: a piscina pool of TETHER_RING_THREADS worker
  * threads, or (TETHER_RING_THREADS=0, and for benchmarks that compare) inline on the
- * calling thread. Both hand back the same TableData; the pool that routes wraps it.
+ * calling thread (inline.ts). Both hand back the same TableData; the pool that routes
+ * wraps it. This file: the worker threads.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { RingCache } from '../hashing/ring/cache.js';
-import type { Algorithm, BuildOptions, Member, TableData } from '../hashing/types.js';
+import type { TableData } from '../hashing/types.js';
 import { asError, errorFromData, errorMessage, RingBuildError } from '../errors.js';
 import { MemberListSender, type MemberListMessage } from './member-list.js';
+import type { BuildRequest, BuiltTable, TableBuilder } from './types.js';
 import type { RingBuildResult, RingBuildTask } from './ring-build.js';
-
-export interface BuildRequest {
-  readonly algorithm: Algorithm;
-  /**
-   * Indices in the built table refer to this list. A worker build returns a table
-   * whose `members` is this very list (read as name and weight at the call).
-   */
-  readonly members: readonly Member[];
-  readonly options: BuildOptions;
-  /**
-   * Buffers of a retired table the builder may write the new one into (moved to the
-   * worker: they are unusable here afterwards). See hashing/ring/arena.ts.
-   */
-  readonly spare?: readonly ArrayBuffer[];
-  /**
-   * The series of tables this one continues (one per listener pool). A builder may
-   * derive a ring from the last one it built under the same key (hashing/ring/
-   * cache.ts); the result is the same either way. Without a key, a full build.
-   */
-  readonly key?: string;
-}
-
-export interface BuiltTable {
-  readonly data: TableData;
-  /** Time the build itself took, where it ran (tether_ring_build_seconds). */
-  readonly seconds: number;
-  /** Derived from the previous ring of its series rather than built whole. */
-  readonly incremental: boolean;
-}
-
-/** Builds tables somewhere; rejects with a TetherError (code kept) when a build fails. */
-export interface TableBuilder {
-  /** `workers` or `inline`, for logs and /metrics-free introspection. */
-  readonly kind: 'workers' | 'inline';
-  build(request: BuildRequest): Promise<BuiltTable>;
-  /** The series `key` ends (its pool closed): drop what was kept to derive its next table. */
-  forget(key: string): void;
-  /** Stop the threads; builds still running reject. */
-  close(): Promise<void>;
-}
-
-/** TETHER_RING_THREADS: 0 builds inline on the main thread, N > 0 in N worker threads. */
-export function createTableBuilder(threads: number, options: WorkerBuilderOptions = {}): TableBuilder {
-  return threads === 0 ? new InlineTableBuilder() : new WorkerTableBuilder(threads, options);
-}
-
-/**
- * Builds on the calling thread: every build stalls the event loop for its whole
- * duration (a whole ring: 20 ms at 1,000 members, ~110 ms at 5,000; one derived from
- * the previous ring after a one-member change: ~0.3 ms and ~1 ms). For comparison and
- * for hosts where threads are not wanted.
- */
-export class InlineTableBuilder implements TableBuilder {
-  readonly kind = 'inline' as const;
-  /** Remembers each series' last ring by reference: inline tables are never written again. */
-  readonly #cache = new RingCache({ copy: false });
-  #closed = false;
-
-  build(request: BuildRequest): Promise<BuiltTable> {
-    if (this.#closed) return Promise.reject(new RingBuildError('table builder is closed'));
-    try {
-      const started = performance.now();
-      const { data, incremental } = this.#cache.build(request.key, request.algorithm, request.members, request.options);
-      return Promise.resolve({ data, seconds: (performance.now() - started) / 1000, incremental });
-    } catch (err) {
-      return Promise.reject(err);
-    }
-  }
-
-  forget(key: string): void {
-    this.#cache.forget(key);
-  }
-
-  close(): Promise<void> {
-    this.#closed = true;
-    return Promise.resolve();
-  }
-}
 
 /**
  * The compiled task file. From dist/ it sits next to this module; when tests run the

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { Upstream } from '../routing/upstream.js';
-import type { RouteVia } from '../routing/types.js';
+import type { KeySourceName, RouteVia } from '../routing/types.js';
 import { sourceIpKey } from '../net/address.js';
 import type { ListenerContext } from './context.js';
 import { ProxyPrelude } from './proxy-protocol/prelude.js';
@@ -8,7 +8,6 @@ import type { ProxyAccept, ProxyHeader } from './proxy-protocol/header.js';
 import { idleClock } from './idle.js';
 import { copyRead, relayRead, relaySocketOptions } from './relay.js';
 import type { Outcome } from './types.js';
-import type { KeySourceName } from '../routing/types.js';
 
 const CONNECTING = 0;
 const OPEN = 1;

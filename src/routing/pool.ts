@@ -1,7 +1,8 @@
 import type { LookupTable } from '../hashing/types.js';
 import type { UpstreamSpec } from '../config/types.js';
 import { errorMessage, RingBuildError, TetherError, UnknownUpstreamError } from '../errors.js';
-import { InlineTableBuilder, type BuiltTable, type TableBuilder } from '../builders/worker.js';
+import { InlineTableBuilder } from '../builders/inline.js';
+import { type BuiltTable, type TableBuilder } from '../builders/types.js';
 import { RouteTable } from './route-table.js';
 import type { MembershipEvent, PoolOptions, RouteDecision, TableStatus } from './types.js';
 import { Upstream, type UpstreamState } from './upstream.js';

@@ -1,10 +1,9 @@
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type net from 'node:net';
-import type { RouteVia } from '../../routing/types.js';
+import type { KeySourceName, RouteVia } from '../../routing/types.js';
 import { formatAddress, type Upstream } from '../../routing/upstream.js';
 import { errorBody, forwardHeaders, headBytes, isChunked } from './headers.js';
 import type { Outcome } from '../types.js';
-import type { KeySourceName } from '../../routing/types.js';
 
 /** What an exchange needs from its listener. */
 export interface ExchangeContext {

@@ -6,7 +6,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildTableData, tableBuffers, tableFromData } from '../../../src/hashing/tables.js';
 import type { Algorithm, Member, TableData } from '../../../src/hashing/types.js';
 import { TetherError } from '../../../src/errors.js';
-import { InlineTableBuilder, WorkerTableBuilder, createTableBuilder, ringBuildWorkerFile } from '../../../src/builders/worker.js';
+import { InlineTableBuilder } from '../../../src/builders/inline.js';
+import { WorkerTableBuilder, ringBuildWorkerFile } from '../../../src/builders/worker.js';
+import { createTableBuilder } from '../../../src/builders/create.js';
 import { sequentialKeys } from '../hashing/helpers.js';
 
 const ALGORITHMS: readonly Algorithm[] = ['ring', 'maglev', 'rendezvous', 'modulo'];

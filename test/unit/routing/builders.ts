@@ -4,7 +4,7 @@
  * piscina is faked.
  */
 import { RingBuildError } from '../../../src/errors.js';
-import type { BuildRequest, BuiltTable, TableBuilder } from '../../../src/builders/worker.js';
+import type { BuildRequest, BuiltTable, TableBuilder } from '../../../src/builders/types.js';
 
 export class CountingBuilder implements TableBuilder {
   readonly kind: 'workers' | 'inline';

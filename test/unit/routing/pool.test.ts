@@ -5,7 +5,8 @@ import type { Algorithm, Member } from '../../../src/hashing/types.js';
 import type { TetherError } from '../../../src/errors.js';
 import { UpstreamPool } from '../../../src/routing/pool.js';
 import type { PoolOptions } from '../../../src/routing/types.js';
-import { InlineTableBuilder, WorkerTableBuilder } from '../../../src/builders/worker.js';
+import { InlineTableBuilder } from '../../../src/builders/inline.js';
+import { WorkerTableBuilder } from '../../../src/builders/worker.js';
 import { seededRandom } from '../../helpers/random.js';
 import { CountingBuilder, FailingBuilder, GatedBuilder } from './builders.js';
 

@@ -3,9 +3,8 @@ import { FRESH, SpareBuffers } from '../../../../src/hashing/ring/arena.js';
 import { xxh32String } from '../../../../src/hashing/hash.js';
 import { buildTableData, rebuildTableData, tableBuffers, type TableData } from '../../../../src/hashing/tables.js';
 import { updateRing } from '../../../../src/hashing/ring/build.js';
-import type { RingData } from '../../../../src/hashing/types.js';
+import type { Member, RingData } from '../../../../src/hashing/types.js';
 import { RingCache } from '../../../../src/hashing/ring/cache.js';
-import type { Member } from '../../../../src/hashing/types.js';
 import { RoutableView } from '../../../../src/routing/routable-view.js';
 import { seededRandom } from '../helpers.js';
 
