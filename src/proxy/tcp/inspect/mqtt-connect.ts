@@ -5,6 +5,7 @@ import { MORE, atLimit, clampEnd, clampLimit, key, none, type InspectResult } fr
  * level 3, 3.1.1 "MQTT" level 4, 5 "MQTT" level 5). Both readers share one walk
  * over the whole packet, which must be complete and exactly filled by its fields
  * before a key is given.
+ * The walk's state is module-level: readers are synchronous, so a call allocates nothing.
  */
 
 const CONNECT_FIXED_HEADER = 0x10; // type 1, flags 0
@@ -98,12 +99,12 @@ function walkConnect(buf: Buffer, end: number, limit: number): InspectResult | n
   }
   pos += 1 + 2; // flags, keep alive
 
-  if (level === 5 && (why = skipProperties(buf, end))) return why;
+  if (level === 5 && (why = skipProperties(buf, end, CONNECT_PROPERTIES))) return why;
   if ((why = utf8String(buf, end))) return why;
   clientIdStart = pos - stringLength;
   clientIdEnd = pos;
   if (will) {
-    if (level === 5 && (why = skipProperties(buf, end))) return why;
+    if (level === 5 && (why = skipProperties(buf, end, WILL_PROPERTIES))) return why;
     if ((why = utf8String(buf, end))) return why; // will topic
     if ((why = binary(buf, end))) return why; // will payload
   }
@@ -143,15 +144,52 @@ function varint(buf: Buffer, end: number): number {
   return -2;
 }
 
-/** v5 properties: a varint length and that many bytes, skipped (their contents are not keys). */
-function skipProperties(buf: Buffer, end: number): InspectResult | null {
+// v5 property value shapes (MQTT 5 2.2.2.2).
+const BYTE = 1;
+const TWO = 2;
+const FOUR = 4;
+const STRING = 5; // UTF-8 string and binary data: both a two-byte length and bytes
+const PAIR = 6;
+/** Properties a CONNECT may carry (MQTT 5 3.1.2.11), by identifier; 0 where not allowed. */
+const CONNECT_PROPERTIES = shapes({ 0x11: FOUR, 0x21: TWO, 0x27: FOUR, 0x22: TWO, 0x19: BYTE, 0x17: BYTE, 0x26: PAIR, 0x15: STRING, 0x16: STRING });
+/** Properties a will may carry (MQTT 5 3.1.3.2). */
+const WILL_PROPERTIES = shapes({ 0x18: FOUR, 0x01: BYTE, 0x02: FOUR, 0x03: STRING, 0x08: STRING, 0x09: STRING, 0x26: PAIR });
+
+function shapes(table: Record<number, number>): Uint8Array {
+  const out = new Uint8Array(128);
+  for (const [id, shape] of Object.entries(table)) out[Number(id)] = shape;
+  return out;
+}
+
+const BAD_PROPERTIES = none('mqtt: v5 properties are not allowed there or do not fill their length exactly');
+
+/**
+ * v5 properties: a varint length, then properties that fill it exactly, each one
+ * allowed in this place. Their values are not keys, so they are framed, not decoded.
+ */
+function skipProperties(buf: Buffer, end: number, allowed: Uint8Array): InspectResult | null {
   const length = varint(buf, end);
   if (length === -1) return MORE;
   if (length === -2) return BAD_VARINT;
   if (length < 0) return PAST_PACKET;
   const why = need(end, length);
   if (why) return why;
-  pos += length;
+  const stop = pos + length;
+  let at = pos;
+  while (at < stop) {
+    const id = buf[at++]!;
+    const shape = id < 128 ? allowed[id]! : 0;
+    if (shape === 0) return BAD_PROPERTIES;
+    let size: number;
+    if (shape === STRING) size = at + 2 <= stop ? 2 + buf.readUInt16BE(at) : Infinity;
+    else if (shape === PAIR) {
+      const first = at + 2 <= stop ? 2 + buf.readUInt16BE(at) : Infinity;
+      size = at + first + 2 <= stop ? first + 2 + buf.readUInt16BE(at + first) : Infinity;
+    } else size = shape;
+    if (at + size > stop) return BAD_PROPERTIES;
+    at += size;
+  }
+  pos = stop;
   return null;
 }
 

@@ -152,7 +152,7 @@ function walkClientHello(buf: Buffer, end: number, limit: number): InspectResult
   if (major < 0) return c.failure;
   if (major !== 3) return BAD_HELLO_VERSION;
   if (!c.skip(1 + 32)) return c.failure; // minor version, random
-  rest -= 35;
+  rest -= 34;
 
   const sessionId = c.u8();
   if (sessionId < 0) return c.failure;
