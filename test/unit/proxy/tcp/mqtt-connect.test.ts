@@ -53,16 +53,8 @@ function expected(value: string | undefined): string {
  * reference cannot read into later bytes): the CONNECT if it accepts one, else null.
  */
 function referenceConnect(input: Buffer): Connect | null {
-  if (input.length < 2) return null;
-  let length = 0;
-  let at = 1;
-  for (let multiplier = 1; ; multiplier *= 128) {
-    if (at >= input.length || at > 4) return null;
-    const b = input[at++]!;
-    length += (b & 0x7f) * multiplier;
-    if ((b & 0x80) === 0) break;
-  }
-  if (at + length > input.length) return null;
+  const length = completePacketLength(input);
+  if (length === null) return null;
   let packet: Connect | null = null;
   let failed = false;
   const parser = mqtt.parser();
@@ -73,11 +65,25 @@ function referenceConnect(input: Buffer): Connect | null {
     failed = true;
   });
   try {
-    parser.parse(input.subarray(0, at + length));
+    parser.parse(input.subarray(0, length));
   } catch {
     return null;
   }
   return failed ? null : packet;
+}
+
+/** The length of the first packet if `input` holds all of it (a valid 1-4 byte remaining length), else null. */
+function completePacketLength(input: Buffer): number | null {
+  if (input.length < 2) return null;
+  let length = 0;
+  let at = 1;
+  for (let multiplier = 1; ; multiplier *= 128) {
+    if (at >= input.length || at > 4) return null;
+    const b = input[at++]!;
+    length += (b & 0x7f) * multiplier;
+    if ((b & 0x80) === 0) break;
+  }
+  return at + length > input.length ? null : at + length;
 }
 
 describe('MQTT CONNECT readers on packets mqtt-packet generates', () => {
@@ -127,6 +133,9 @@ describe('MQTT CONNECT readers on packets mqtt-packet generates', () => {
     expect(reason(readMqttClientId(trailing, trailing.length))).toMatch(/after the last field/);
     expect(reason(readMqttUsername(mqtt.generate({ cmd: 'connect', protocolVersion: 4, clientId: 'x', clean: true, keepalive: 1 }), 100))).toMatch(/no username/);
     expect(readMqttClientId(Buffer.from('GET / HTTP/1.1'), 1).kind).toBe('none');
+    const lying = Buffer.from(base);
+    lying.writeUInt16BE(200, base.indexOf('dev-1') - 2); // client id length past the remaining length
+    expect(reason(readMqttClientId(lying, base.length))).toMatch(/past the remaining length/);
   });
 });
 
@@ -169,6 +178,8 @@ describe('MQTT CONNECT readers fuzzing, differential against mqtt-packet', () =>
         ] as const) {
           const ours = checkChunking(reader, c.input, ends, DEFAULT_INSPECT_BYTES, noise);
           counts[ours.kind]++;
+          // With the whole packet here, the answer is final: no field may wait for bytes past it.
+          if (ours.kind === 'more' && completePacketLength(c.input) !== null) throw new Error(`${field}: more, with the whole packet here`);
           const theirs = reference?.[field];
           if (ours.kind === 'key' && ours.key !== theirs) throw new Error(`${field}: ours ${answer(ours)}, mqtt-packet ${reference === null ? 'refuses' : JSON.stringify(theirs)}`);
           if (reference !== null && ours.kind !== 'key') {

@@ -89,6 +89,7 @@ describe('compilePrefix', () => {
     expect(answer(checkChunking(user, bytes, everyEnd(bytes), DEFAULT_INSPECT_BYTES))).toBe(answer({ kind: 'key', key: 'alice' }));
     expect(user(Buffer.from('POST /'), 6).kind).toBe('more'); // the caller's timeout ends the wait
     expect(user(Buffer.from('POST /x'), 7, 7).kind).toBe('none');
+    expect(user(bytes, bytes.length, 10).kind).toBe('none'); // the match lies past the limit: not seen, even if the caller passes more
     expect(compilePrefix('^id=(\\d*);')(Buffer.from('id=;'), 4).kind).toBe('none');
     expect(answer(compilePrefix('\\xff(\\x00\\x01)')(Buffer.from([0x41, 0xff, 0x00, 0x01]), 4))).toBe(answer({ kind: 'key', key: '\x00\x01' }));
     expect(answer(compilePrefix('^user=(\\w+);', { flags: 'i' })(Buffer.from('USER=Bob;'), 9))).toBe(answer({ kind: 'key', key: 'Bob' }));
