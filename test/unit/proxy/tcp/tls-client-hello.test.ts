@@ -30,7 +30,7 @@ async function captureHello(options: tls.ConnectionOptions): Promise<Buffer> {
 }
 
 /** The handshake bytes of `records` cut again into records of the sizes `size()` picks (as a big hello arrives). */
-export function refragment(records: Buffer, size: () => number): Buffer {
+function refragment(records: Buffer, size: () => number): Buffer {
   const fragments: Buffer[] = [];
   for (let pos = 0; pos + 5 <= records.length; pos += 5 + records.readUInt16BE(pos + 3)) {
     fragments.push(records.subarray(pos + 5, pos + 5 + records.readUInt16BE(pos + 3)));
