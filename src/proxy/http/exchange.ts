@@ -1,5 +1,6 @@
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type net from 'node:net';
+import { errorMessage } from '../../errors.js';
 import type { KeySourceName, RouteVia } from '../../routing/types.js';
 import { formatAddress, type Upstream } from '../../routing/upstream.js';
 import { errorBody, forwardHeaders, headBytes, isChunked } from './headers.js';
@@ -378,7 +379,7 @@ function onProxyResponse(this: ClientRequest, response: IncomingMessage): void {
   const ex = exchangeOf(this);
   if (ex === undefined) return;
   ex.onResponse(response).catch((err: unknown) => {
-    ex.reason = `response failed: ${err instanceof Error ? err.message : String(err)}`;
+    ex.reason = `response failed: ${errorMessage(err)}`;
     ex.client.destroy();
   });
 }
@@ -391,7 +392,7 @@ function onProxyUpgrade(this: ClientRequest, response: IncomingMessage, socket: 
   }
   ex.onUpgrade(response, socket, head).catch((err: unknown) => {
     socket.destroy();
-    ex.reason = `upgrade failed: ${err instanceof Error ? err.message : String(err)}`;
+    ex.reason = `upgrade failed: ${errorMessage(err)}`;
     ex.client.destroy();
   });
 }
