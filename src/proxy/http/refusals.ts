@@ -48,18 +48,23 @@ export function clientError(host: RefusalHost, err: NodeJS.ErrnoException, socke
   if (info !== undefined && deferBehindRouted(socket, info, answer, null, () => host.afterExchange(socket, info))) return;
   // A response already under way on this connection cannot be followed by ours.
   const busy = (socket as net.Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (socket.writable && (busy === undefined || busy === null || !busy.headersSent)) answerAndClose(socket, info, answer, status === 408);
+  // node:http's parser still reads this socket (and drops what follows): no resume.
+  if (socket.writable && (busy === undefined || busy === null || !busy.headersSent)) answerAndClose(socket, info, answer, status === 408, false);
   else socket.destroy();
 }
 
-/** Write tether's own answer and close: at once (`now`), or after a lingering close. */
-export function answerAndClose(socket: net.Socket, info: ClientInfo | undefined, answer: Buffer, now: boolean): void {
+/**
+ * Write tether's own answer and close: at once (`now`), or after a lingering close.
+ * `resume`: the socket must be made to flow (node:http no longer reads it, or it was
+ * paused while the answer waited its turn).
+ */
+export function answerAndClose(socket: net.Socket, info: ClientInfo | undefined, answer: Buffer, now: boolean, resume = true): void {
   socket.end(answer);
   // A client too slow to send a head is let go at once, as is one that has closed its side.
   if (now || info === undefined || socket.readableEnded) socket.destroySoon();
   else {
-    // Nothing parses this socket any more: what follows is read and dropped while lingering.
-    socket.resume();
+    // What follows is read and dropped while lingering.
+    if (resume) socket.resume();
     linger(socket, info);
   }
 }
