@@ -1,13 +1,7 @@
 import type { KeySource } from '../config/types.js';
-import type { KeySourceName } from './types.js';
+import type { KeySourceName, RequestHead } from './types.js';
 
-/** What an HTTP request head offers the key chain. */
-export interface RequestHead {
-  /** The request target as sent: path and query. */
-  readonly url?: string | undefined;
-  /** Lower-cased name -> values in order (node:http's `headersDistinct`). */
-  readonly headersDistinct: NodeJS.Dict<string[]>;
-}
+export type { RequestHead } from './types.js';
 
 export interface FoundKey {
   readonly key: string;
@@ -40,20 +34,20 @@ function keyLink(source: KeySource): KeyChain {
       return (_head, clientAddress) => ({ key: clientAddress, source: 'source-ip' });
     case 'header': {
       const name = source.name;
-      return (head) => found(head.headersDistinct[name]?.[0] ?? null, 'header');
+      return (head) => found(head.values(name)[0] ?? null, 'header');
     }
     case 'cookie': {
       const name = source.name;
-      return (head) => found(cookieValue(head.headersDistinct['cookie'], name), 'cookie');
+      return (head) => found(cookieValue(head.values('cookie'), name), 'cookie');
     }
     case 'query': {
       const name = source.name;
-      return (head) => found(queryValue(head.url ?? '', name), 'query');
+      return (head) => found(queryValue(head.target, name), 'query');
     }
     case 'path': {
       const pattern = source.pattern;
       return (head) => {
-        const match = pattern.exec(head.url ?? '');
+        const match = pattern.exec(head.target);
         return found(match === null ? null : (match[1] ?? match[0]), 'path');
       };
     }
@@ -87,7 +81,7 @@ export function requestKey(chain: readonly KeySource[], head: RequestHead, clien
  * are part of the syntax, not of the value.
  */
 export function cookieValue(headers: readonly string[] | undefined, name: string): string | null {
-  if (headers === undefined) return null;
+  if (headers === undefined || headers.length === 0) return null;
   for (const header of headers) {
     let start = 0;
     while (start < header.length) {

@@ -1,14 +1,16 @@
 import type { LearnRule } from '../config/types.js';
 import { cookieValue } from './keys.js';
+import type { HeadFields } from './types.js';
 
 /** TETHER_LEARN made into one function (learnRules): the keys a response head teaches. */
-export type LearnRules = (rawHeaders: readonly string[]) => string[];
+export type LearnRules = (head: HeadFields) => readonly string[];
+
+const NONE: readonly string[] = [];
 
 /**
  * The keys an upstream's response head teaches (TETHER_LEARN), in rule order,
- * without duplicates, as a function built once per configuration. `rawHeaders` is
- * node:http's flat [name, value, ...] list, so a header sent twice (two Set-Cookie
- * lines) is seen twice.
+ * without duplicates, as a function built once per configuration. A header sent
+ * twice (two Set-Cookie lines) is seen twice.
  *
  * `header:NAME=REGEX` takes the first capture group (or the whole match) of each
  * NAME header; `set-cookie:NAME` takes the value of each cookie NAME being set. An
@@ -16,16 +18,15 @@ export type LearnRules = (rawHeaders: readonly string[]) => string[];
  */
 export function learnRules(rules: readonly LearnRule[]): LearnRules {
   const readers = rules.map(ruleReader);
-  return (rawHeaders) => {
-    const keys: string[] = [];
+  return (head) => {
+    let keys: string[] | null = null;
     for (const { wanted, read } of readers) {
-      for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-        if (rawHeaders[i]!.length !== wanted.length || rawHeaders[i]!.toLowerCase() !== wanted) continue;
-        const key = read(rawHeaders[i + 1]!);
-        if (key !== null && key !== '' && !keys.includes(key)) keys.push(key);
+      for (const value of head.values(wanted)) {
+        const key = read(value);
+        if (key !== null && key !== '' && !(keys ??= []).includes(key)) keys.push(key);
       }
     }
-    return keys;
+    return keys ?? NONE;
   };
 }
 
@@ -56,11 +57,11 @@ function ruleReader(rule: LearnRule): { readonly wanted: string; readonly read: 
 const learners = new WeakMap<readonly LearnRule[], LearnRules>();
 
 /** learnRules(rules) applied, the function built once for each rule list (a configuration's). */
-export function learnedKeys(rules: readonly LearnRule[], rawHeaders: readonly string[]): string[] {
+export function learnedKeys(rules: readonly LearnRule[], head: HeadFields): readonly string[] {
   let fn = learners.get(rules);
   if (fn === undefined) {
     fn = learnRules(rules);
     learners.set(rules, fn);
   }
-  return fn(rawHeaders);
+  return fn(head);
 }

@@ -36,3 +36,15 @@ export interface TableStatus {
   /** Failed builds in a row (0 once one succeeds). */
   readonly failures: number;
 }
+
+/** A message head's fields as the key chain and learn rules read them. */
+export interface HeadFields {
+  /** The values of every field named `name` (lower case), in order; empty when none. */
+  values(name: string): readonly string[];
+}
+
+/** What an HTTP request head offers the key chain. */
+export interface RequestHead extends HeadFields {
+  /** The request target as sent: path and query. */
+  readonly target: string;
+}

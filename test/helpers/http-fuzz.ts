@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { V1ProxyProtocol } from 'proxy-protocol-js';
+import { Body, ChunkedFramer, FAILED, h1ErrorStatus, NEED_MORE, RequestHead } from '../../src/proxy/http/h1/index.js';
 
 /**
  * The pieces of the HTTP head fuzz (test/integration/http-fuzz.test.ts): what a
@@ -73,6 +74,59 @@ export interface Reference {
    * (400), CONNECT (501; 400 with an empty target). null: none.
    */
   readonly refusal: { readonly at: number; readonly status: number } | null;
+  /** Requests routed to an upstream, those it refused itself included (tetherModel only). */
+  readonly routed?: number;
+}
+
+/**
+ * What tether's relay (src/proxy/http/connection.ts) makes of a stream, worked out
+ * from its parsers (h1/, themselves checked against llhttp in
+ * test/unit/proxy/http/) with no sockets: the requests the upstreams see, in order;
+ * the answers the client gets, with the fuzz upstream's answers (204 once a body is
+ * in, 426 to an upgrade, and node:http's own 417 to an Expect it does not know, with
+ * no 'request' seen); and how the stream ends. `refusal` is tether's own answer
+ * (400, 431, 501) that ends it; `verdict` is 'error' then.
+ */
+export function tetherModel(input: Buffer, maxHeadBytes: number): Reference {
+  const requests: SeenLine[] = [];
+  const responses: Answer[] = [];
+  const head = new RequestHead(maxHeadBytes);
+  const chunks = new ChunkedFramer({ maxTrailerBytes: maxHeadBytes });
+  let routed = 0;
+  const done = (verdict: Reference['verdict'], refusal: Reference['refusal'] = null): Reference => ({ requests, verdict, code: null, responses, refusal, routed });
+  const refuse = (status: number): Reference => done('error', { at: requests.length, status });
+  let at = 0;
+  while (at < input.length) {
+    head.reset();
+    const end = head.execute(input, at, input.length);
+    if (end === FAILED) return refuse(h1ErrorStatus(head.error));
+    // Only empty lines, or a head cut short.
+    if (end === NEED_MORE) return done(head.bytes.length === 0 ? 'clean' : 'incomplete');
+    if (head.isConnect) return refuse(501);
+    if (head.versionMinor === 1 && !head.hasHost) return refuse(400);
+    if (head.upgrade && head.bodyKind !== Body.None) return refuse(400);
+    const line = `${head.upgrade ? 'upgrade' : 'request'} ${head.method} ${head.target}`;
+    const expect = head.values('expect');
+    const expectationFailed = !head.upgrade && expect.length > 0 && !/(?:^|\W)100-continue(?:$|\W)/i.test(expect.join(', '));
+    if (!expectationFailed) requests.push(line);
+    routed++;
+    at = end;
+    if (head.bodyKind === Body.Length) {
+      if (input.length - at < head.contentLength) return done('incomplete');
+      at += head.contentLength;
+    } else if (head.bodyKind === Body.Chunked) {
+      chunks.reset();
+      const bodyEnd = chunks.execute(input, at, input.length);
+      // Routed already: the upstream has the head; tether answers the bad chunk.
+      if (bodyEnd === FAILED) return done('error', { at: requests.length, status: 400 });
+      if (bodyEnd === NEED_MORE) return done('incomplete');
+      at = bodyEnd;
+    }
+    responses.push({ status: expectationFailed ? 417 : head.upgrade ? 426 : 204, request: expectationFailed ? null : line });
+    // Bytes after a request that closes the connection are dropped (RFC 9112 9.6).
+    if (!head.keepAlive) return done('clean');
+  }
+  return done('clean');
 }
 
 /** What tether answers a request it refuses before routing, or null (src/listener/http.ts). */

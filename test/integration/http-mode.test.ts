@@ -261,14 +261,14 @@ describe('http mode: per-request routing and learned pins', () => {
     );
     tether = await startTether({ TETHER_MODE: 'http', TETHER_UPSTREAMS: upstreams.map((u) => `${u.name}=${u.address}`).join(','), TETHER_HEALTH: 'off' });
     const t = tether;
-    const listener = t.tether.runtime()!.listener as unknown as { exchanges: Set<unknown> };
+    const listener = t.tether.runtime()!.listener as unknown as { inFlight: number };
     for (let i = 0; i < 5; i++) {
       const c = client(t.port);
       c.write(`${get(`/slow${i}`)}${get(`/second${i}`)}${get(`/third${i}`)}`);
       await waitFor(() => upstreams.some((u) => u.seen.some((r) => r.url === `/second${i}`)), 5_000, 'the second request upstream');
       c.destroy();
     }
-    await waitFor(() => listener.exchanges.size === 0, 5_000, 'no request in flight');
+    await waitFor(() => listener.inFlight === 0, 5_000, 'no request in flight');
     const list = (await adminCall(t.admin, 'GET', '/upstreams')).body as { active: number }[];
     expect(list.map((u) => u.active)).toEqual([0, 0, 0]);
   });

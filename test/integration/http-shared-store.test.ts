@@ -184,7 +184,7 @@ describe('http mode: a client that hangs up while its route waits on the store',
       TETHER_LEARN: 'set-cookie:sid',
     });
     cleanups.register(() => t.close());
-    const listener = t.tether.runtime()!.listener as unknown as { exchanges: Set<unknown>; sessions: Set<unknown> };
+    const listener = t.tether.runtime()!.listener as unknown as { inFlight: number; sessions: Set<unknown> };
     // Every pin lookup now waits TETHER_STORE_TIMEOUT_MS, then routes by hash.
     redis.pause();
     cleanups.register(async () => redis.resume());
@@ -195,10 +195,10 @@ describe('http mode: a client that hangs up while its route waits on the store',
       for (const head of [upgrade, get('/plain', { 'x-key': 'k-plain' })]) {
         const c = new RawClient(t.port);
         c.write(head);
-        await waitFor(() => listener.sessions.size + listener.exchanges.size > 0, 5_000, 'the request to be read');
+        await waitFor(() => listener.sessions.size + listener.inFlight > 0, 5_000, 'the request to be read');
         if (hangUp === 'FIN') c.destroy();
         else c.socket.resetAndDestroy();
-        await waitFor(() => listener.sessions.size + listener.exchanges.size === 0, 5_000, `nothing in flight after a ${hangUp}`);
+        await waitFor(() => listener.sessions.size + listener.inFlight === 0, 5_000, `nothing in flight after a ${hangUp}`);
         const list = (await adminCall(t.admin, 'GET', '/upstreams')).body as { active: number }[];
         expect(list.map((u) => u.active), `after a ${hangUp}`).toEqual([0, 0]);
       }

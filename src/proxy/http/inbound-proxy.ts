@@ -3,74 +3,86 @@ import type { ListenerConfig } from '../../config/types.js';
 import { sourceIpKey } from '../../net/address.js';
 import { ProxyPrelude } from '../proxy-protocol/prelude.js';
 import type { Outcome } from '../types.js';
-import { clientOf, type ClientInfo, type ClientSocket } from './client.js';
+import type { HttpConnection } from './connection.js';
 
 /** What reading a client's PROXY header needs from its listener. */
 export interface ProxyHeaderHost {
-  reject(info: ClientInfo, outcome: Outcome, reason: string): void;
-  /** Hand the connection to node:http. */
-  serve(socket: net.Socket): void;
+  reject(connection: HttpConnection, outcome: Outcome, reason: string): void;
+}
+
+const kPrelude = Symbol('tether.prelude');
+type PreludeSocket = net.Socket & { [kPrelude]?: Reading };
+
+interface Reading {
+  readonly host: ProxyHeaderHost;
+  readonly connection: HttpConnection;
+  readonly prelude: ProxyPrelude<net.Socket>;
 }
 
 /**
- * Read a trusted client's inbound PROXY header (TETHER_ACCEPT_PROXY) before node:http
- * sees the connection: its addresses become the client's (the `source-ip` key, the
- * outgoing PROXY header), and the bytes after it are the first request's.
+ * Read a trusted client's inbound PROXY header (TETHER_ACCEPT_PROXY) before its first
+ * request: its addresses become the client's (the `source-ip` key, the outgoing
+ * PROXY header), and the bytes after it are the first request's.
  */
-export function readProxyHeader(socket: net.Socket, info: ClientInfo, config: ListenerConfig): void {
+export function readProxyHeader(host: ProxyHeaderHost, connection: HttpConnection, config: ListenerConfig): void {
   if (config.acceptProxy === 'off') return;
-  info.prelude = new ProxyPrelude(config.acceptProxy, config.headTimeoutMs, onProxyHeaderTimeout, socket as ClientSocket);
+  const socket = connection.socket as PreludeSocket;
+  socket[kPrelude] = { host, connection, prelude: new ProxyPrelude(config.acceptProxy, config.headTimeoutMs, onProxyHeaderTimeout, socket) };
   socket.on('data', onProxyHeaderData);
   socket.on('end', onProxyHeaderEnd);
+  socket.on('close', onProxyHeaderClose);
   socket.resume();
 }
 
-export function proxyHeaderChunk(host: ProxyHeaderHost, socket: ClientSocket, chunk: Buffer): void {
-  const info = clientOf(socket)!;
-  const end = info.prelude?.push(chunk) ?? null;
+function onProxyHeaderData(this: PreludeSocket, chunk: Buffer): void {
+  const reading = this[kPrelude];
+  if (reading === undefined) return;
+  const end = reading.prelude.push(chunk);
   if (end === null) return;
-  endProxyHeader(socket, info);
+  endProxyHeader(this);
+  const connection = reading.connection;
   if (end.kind === 'failed') {
-    host.reject(info, end.outcome!, end.reason);
-    socket.destroy();
+    reading.host.reject(connection, end.outcome!, end.reason);
+    this.destroy();
     return;
   }
   const header = end.header;
   if (header.command === 'proxy') {
-    info.address = sourceIpKey(header.sourceAddress);
-    info.port = header.sourcePort;
-    info.destAddress = header.destAddress;
-    info.destPort = header.destPort;
+    connection.address = sourceIpKey(header.sourceAddress);
+    connection.port = header.sourcePort;
+    connection.destAddress = header.destAddress;
+    connection.destPort = header.destPort;
   }
-  if (end.rest.length > 0) socket.unshift(end.rest);
-  host.serve(socket);
+  connection.serve();
+  if (end.rest.length > 0) connection.onClientData(end.rest);
 }
 
 /** The client's FIN, or the deadline, came before a whole header. */
-export function proxyHeaderIncomplete(host: ProxyHeaderHost, socket: ClientSocket, timedOut: boolean): void {
-  const info = clientOf(socket)!;
-  if (info.prelude === null) return;
-  const end = info.prelude.incomplete(timedOut);
-  endProxyHeader(socket, info);
-  if (end.kind === 'failed' && end.outcome !== null) host.reject(info, end.outcome, end.reason);
+function incomplete(socket: PreludeSocket, timedOut: boolean): void {
+  const reading = socket[kPrelude];
+  if (reading === undefined) return;
+  const end = reading.prelude.incomplete(timedOut);
+  endProxyHeader(socket);
+  if (end.kind === 'failed' && end.outcome !== null) reading.host.reject(reading.connection, end.outcome, end.reason);
   socket.destroy();
 }
 
-function endProxyHeader(socket: net.Socket, info: ClientInfo): void {
-  socket.pause();
+function endProxyHeader(socket: PreludeSocket): void {
+  socket[kPrelude]?.prelude.stop();
+  socket[kPrelude] = undefined;
   socket.removeListener('data', onProxyHeaderData);
   socket.removeListener('end', onProxyHeaderEnd);
-  info.prelude = null;
+  socket.removeListener('close', onProxyHeaderClose);
 }
 
-function onProxyHeaderData(this: net.Socket, chunk: Buffer): void {
-  clientOf(this)!.owner.onProxyHeaderChunk(this, chunk);
+function onProxyHeaderEnd(this: PreludeSocket): void {
+  incomplete(this, false);
 }
 
-function onProxyHeaderEnd(this: net.Socket): void {
-  clientOf(this)!.owner.onProxyHeaderIncomplete(this, false);
+function onProxyHeaderTimeout(socket: net.Socket): void {
+  incomplete(socket as PreludeSocket, true);
 }
 
-function onProxyHeaderTimeout(socket: ClientSocket): void {
-  clientOf(socket)!.owner.onProxyHeaderIncomplete(socket, true);
+function onProxyHeaderClose(this: PreludeSocket): void {
+  endProxyHeader(this);
 }

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { cookieValue, queryValue, requestKey, type RequestHead } from '../../../src/routing/keys.js';
 import { parseKeyChain } from '../../../src/config/parse-keys.js';
 
-function head(url: string, headers: Record<string, string[]> = {}): RequestHead {
-  return { url, headersDistinct: headers };
+function head(target: string, headers: Record<string, string[]> = {}): RequestHead {
+  return { target, values: (name) => headers[name] ?? [] };
 }
 
 const chain = (text: string) => parseKeyChain('TETHER_KEY', text);

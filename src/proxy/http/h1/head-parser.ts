@@ -50,6 +50,7 @@ function tabAfter(head: Uint8Array, valueEnd: number): boolean {
 }
 
 const INITIAL_HEAD_BYTES = 4096;
+const NO_VALUES: readonly string[] = [];
 const INITIAL_FIELDS = 32;
 
 /**
@@ -203,6 +204,18 @@ export abstract class HeadParser {
   header(name: string): string | undefined {
     const k = this.indexOfHeader(name);
     return k < 0 ? undefined : this.headerValue(k);
+  }
+
+  /** The values of every field named `name` (ASCII case-insensitive), in order (the key chain's and learn rules' view). */
+  values(name: string): readonly string[] {
+    let k = this.indexOfHeader(name);
+    if (k < 0) return NO_VALUES;
+    const out: string[] = [];
+    do {
+      out.push(this.headerValue(k));
+      k = this.indexOfHeader(name, k + 1);
+    } while (k >= 0);
+    return out;
   }
 
   /** Names and values in order, as node:http's rawHeaders (allocates: for tests and logs). */

@@ -32,3 +32,40 @@ export function methodIndex(bytes: Uint8Array, start: number, end: number): numb
   }
   return -1;
 }
+
+/** The longest known method. */
+export const MAX_METHOD_LENGTH = Math.max(...ENCODED.map((bytes) => bytes.length));
+
+/**
+ * Which known methods (bits by index, low and high words) have byte `c` at position
+ * `k`: METHOD_MASKS[2 * (k * 256 + c)] and the next. A method read a byte at a time
+ * keeps the candidates whose every byte so far matched, so it is refused at the first
+ * byte no known method has there, however the reads split it (as llhttp does).
+ */
+const METHOD_MASKS = new Int32Array(2 * MAX_METHOD_LENGTH * 256);
+ENCODED.forEach((bytes, index) => {
+  bytes.forEach((c, k) => {
+    METHOD_MASKS[2 * (k * 256 + c) + (index >> 5)]! |= 1 << (index & 31);
+  });
+});
+
+/** All methods, before the first byte. */
+export const ALL_METHODS_LO = -1;
+export const ALL_METHODS_HI = (1 << (KNOWN_METHODS.length - 32)) - 1;
+
+export function methodMaskLo(k: number, c: number): number {
+  return k < MAX_METHOD_LENGTH ? METHOD_MASKS[2 * (k * 256 + c)]! : 0;
+}
+
+export function methodMaskHi(k: number, c: number): number {
+  return k < MAX_METHOD_LENGTH ? METHOD_MASKS[2 * (k * 256 + c) + 1]! : 0;
+}
+
+/** The candidate (by masks) whose length is exactly `length`, or -1. */
+export function methodOfLength(lo: number, hi: number, length: number): number {
+  for (let index = 0; index < KNOWN_METHODS.length; index++) {
+    const bit = index < 32 ? (lo >>> index) & 1 : (hi >>> (index - 32)) & 1;
+    if (bit === 1 && ENCODED[index]!.length === length) return index;
+  }
+  return -1;
+}

@@ -2,7 +2,7 @@ import { CR, LF, SP, TARGET, TCHAR } from './chars.js';
 import { H1Error } from './errors.js';
 import { Body, FIRST_FIELD_STATE, HeadParser, HTTP_1_PREFIX } from './head-parser.js';
 import { Connection } from './field-values.js';
-import { KNOWN_METHODS, METHOD_CONNECT, METHOD_HEAD, METHOD_OPTIONS, methodIndex, type KnownMethod } from './methods.js';
+import { ALL_METHODS_HI, ALL_METHODS_LO, KNOWN_METHODS, METHOD_CONNECT, METHOD_HEAD, METHOD_OPTIONS, methodMaskHi, methodMaskLo, methodOfLength, type KnownMethod } from './methods.js';
 import { isValidTarget } from './target.js';
 
 // Request-line states (the field states start at FIRST_FIELD_STATE).
@@ -16,9 +16,6 @@ const VERSION_MINOR = VERSION + HTTP_1_PREFIX.length;
 const LINE_CR = VERSION_MINOR + 1;
 const LINE_LF = LINE_CR + 1;
 
-/** The method is not yet looked up (it spanned reads). */
-const METHOD_PENDING = -2;
-
 /**
  * An HTTP/1.0 or 1.1 request head: `METHOD SP target SP HTTP/1.x CRLF`, field lines,
  * CRLF. Empty lines before the request line are skipped (RFC 9112 2.2), as CRLF only.
@@ -31,7 +28,9 @@ export class RequestHead extends HeadParser {
   /** Connection: upgrade with an Upgrade field (node:http's `upgrade`, less CONNECT). */
   upgrade = false;
 
-  #methodEnd = 0;
+  /** Known methods the method's bytes so far still match (bits by index). */
+  #methodsLo = 0;
+  #methodsHi = 0;
   #targetStart = 0;
   #targetEnd = 0;
 
@@ -76,6 +75,9 @@ export class RequestHead extends HeadParser {
       switch (state) {
         case START:
           if (TCHAR[c] === 1) {
+            this.#methodsLo = ALL_METHODS_LO & methodMaskLo(0, c);
+            this.#methodsHi = ALL_METHODS_HI & methodMaskHi(0, c);
+            if (this.#methodsLo === 0 && this.#methodsHi === 0) return this.fail(H1Error.BadMethod);
             state = METHOD;
           } else if (c === CR) {
             this.copyFrom = i + 1;
@@ -90,16 +92,17 @@ export class RequestHead extends HeadParser {
           state = START;
           break;
         case METHOD:
-          if (TCHAR[c] === 1) break;
-          if (c !== SP) return this.fail(c === CR || c === LF ? H1Error.BadStartLine : H1Error.BadMethod);
-          this.#methodEnd = this.offsetOf(i);
-          // Whole in this read: look it up now, so junk is refused before a target arrives.
-          if (this.headLength === 0) {
-            this.methodIndex = methodIndex(buf, this.copyFrom, i);
-            if (this.methodIndex < 0) return this.fail(H1Error.BadMethod);
-          } else {
-            this.methodIndex = METHOD_PENDING;
+          if (TCHAR[c] === 1) {
+            // Refused at the first byte no known method has there, however the reads split it.
+            const k = this.offsetOf(i);
+            this.#methodsLo &= methodMaskLo(k, c);
+            this.#methodsHi &= methodMaskHi(k, c);
+            if (this.#methodsLo === 0 && this.#methodsHi === 0) return this.fail(H1Error.BadMethod);
+            break;
           }
+          if (c !== SP) return this.fail(c === CR || c === LF ? H1Error.BadStartLine : H1Error.BadMethod);
+          this.methodIndex = methodOfLength(this.#methodsLo, this.#methodsHi, this.offsetOf(i));
+          if (this.methodIndex < 0) return this.fail(H1Error.BadMethod);
           state = TARGET_START;
           break;
         case TARGET_START:
@@ -143,10 +146,6 @@ export class RequestHead extends HeadParser {
 
   protected finishHead(): boolean {
     const head = this.head;
-    if (this.methodIndex === METHOD_PENDING) {
-      this.methodIndex = methodIndex(head, 0, this.#methodEnd);
-      if (this.methodIndex < 0) return this.refuse(H1Error.BadMethod);
-    }
     if (!isValidTarget(head, this.#targetStart, this.#targetEnd, this.methodIndex === METHOD_CONNECT, this.methodIndex === METHOD_OPTIONS)) {
       return this.refuse(H1Error.BadTarget);
     }
