@@ -413,9 +413,13 @@ export class HttpConnection implements UpstreamUser {
     const res = (this.#res ??= this.host.takeResponseParser());
     res.reset(this.exchange!.method);
     if (this.#reqChunked) (this.#chunked ??= new ChunkedFramer({ maxTrailerBytes: this.host.config.maxHeadBytes })).reset();
+    // The head and the body that came with it leave in one write.
+    const corked = !this.#requestDone && this.#pending !== null;
+    if (corked) upstream.cork();
     upstream.write(this.#outHead!);
     // The body (and whatever follows it) as far as it has come; then read on.
     this.#resumeClient();
+    if (corked) upstream.uncork();
   }
 
   /** Relay request body bytes from `at`; the offset after the body once it ends, else -1. */
@@ -566,17 +570,29 @@ export class HttpConnection implements UpstreamUser {
     exchange.toClient += out.length;
     this.#responseStarted = true;
     this.#resState = RES_BODY;
-    if (!this.socket.write(out)) this.#upstream!.pause();
     if (res.bodyKind === Body.Chunked) (this.#chunked ??= new ChunkedFramer()).reset();
     else this.#resRemaining = res.bodyKind === Body.Length ? res.contentLength : 0;
-    if (res.bodyKind === Body.None) {
-      this.#responseDone(buf, at);
+    const socket = this.socket;
+    if (res.bodyKind === Body.None || at === buf.length) {
+      if (!socket.write(out)) this.#upstream!.pause();
+      if (res.bodyKind === Body.None) this.#responseDone(buf, at);
       return;
     }
-    if (at < buf.length) this.#relayResponseBody(buf, at);
+    // The head and the body that came with it leave in one write: one slice when the
+    // head goes on as it came, right before the body in the same read.
+    if (out === head && at >= head.length && head.buffer === buf.buffer && head.byteOffset + head.length === buf.byteOffset + at) {
+      exchange.toClient -= head.length;
+      this.#relayResponseBody(buf, at, at - head.length);
+      return;
+    }
+    socket.cork();
+    if (!socket.write(out)) this.#upstream!.pause();
+    this.#relayResponseBody(buf, at, at);
+    socket.uncork();
   }
 
-  #relayResponseBody(buf: Buffer, at: number): void {
+  /** Relay response body bytes from `at` (writing from `writeFrom`, where a head before them goes along). */
+  #relayResponseBody(buf: Buffer, at: number, writeFrom = at): void {
     let end: number;
     if (this.#resKind === Body.Chunked) {
       end = this.#chunked!.execute(buf, at, buf.length);
@@ -592,9 +608,9 @@ export class HttpConnection implements UpstreamUser {
       this.#resRemaining = 0;
     }
     const stop = end === NEED_MORE ? buf.length : end;
-    if (stop > at) {
-      this.exchange!.toClient += stop - at;
-      if (!this.socket.write(at === 0 && stop === buf.length ? buf : buf.subarray(at, stop))) this.#upstream!.pause();
+    if (stop > writeFrom) {
+      this.exchange!.toClient += stop - writeFrom;
+      if (!this.socket.write(writeFrom === 0 && stop === buf.length ? buf : buf.subarray(writeFrom, stop))) this.#upstream!.pause();
     }
     if (end !== NEED_MORE) this.#responseDone(buf, end);
   }
