@@ -4,13 +4,12 @@ import type { AddressInfo } from 'node:net';
 import type net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { STATS_PAGE_CSP, STATS_PAGE_HTML } from '../../src/admin/page/html.js';
 import { connectAndGreet, closed, waitFor } from '../helpers/clients.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 import { freePort, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 const SCREENSHOT = `${ARTIFACTS}stats-page.png`;
 
@@ -20,11 +19,11 @@ let upstreams: TestUpstream[] = [];
 const sockets: net.Socket[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`the stats page test drives a real browser and needs ${CHROMIUM}: run \`apt-get update && apt-get install -y chromium\``);
-  }
+  // test/setup/browser.ts provides it (the Chromium that an npm package ships).
+  const { executablePath, env } = inject('browser');
   browser = await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
+    env: { ...process.env, ...env },
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 });
