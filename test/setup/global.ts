@@ -3,6 +3,7 @@
  * run before any test file starts, so a fresh machine passes with `npm ci && npm test`.
  */
 import type { TestProject } from 'vitest/node';
+import { errorMessage } from '../../src/errors.js';
 import { ensureBrowser, type BrowserSetup } from './browser.js';
 import { ensureRedis } from './redis.js';
 
@@ -13,6 +14,12 @@ declare module 'vitest' {
 }
 
 export default function setup(project: TestProject): void {
-  ensureRedis();
-  project.provide('browser', ensureBrowser());
+  try {
+    ensureRedis();
+    project.provide('browser', ensureBrowser());
+  } catch (err) {
+    // One line that says what to run, not a stack trace through vitest's internals.
+    process.stderr.write(`tests: ${errorMessage(err)}\n`);
+    process.exit(1);
+  }
 }
