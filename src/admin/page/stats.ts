@@ -1,5 +1,5 @@
 /**
- * The data behind the stats page (GET /stats.json): plain JSON the page polls.
+ * The data behind the stats page: what GET / renders, and GET /stats.json as JSON.
  */
 import { hashKey } from '../../hashing/hash.js';
 import type { LookupTable } from '../../hashing/types.js';
