@@ -320,6 +320,17 @@ describe('SIGHUP', () => {
     // Every held connection, b's included, still relays.
     for (const g of held) expect(await echo(g.socket, 'ping')).toBe('ping');
     expect(drops).toBe(0);
+    // The new table is built in a worker thread, after the reload is logged: new
+    // connections follow it once /route does.
+    await waitFor(
+      async () => {
+        const routed = new Set<string>();
+        for (let i = 0; i < 30; i++) routed.add(((await adminCall(admin, 'GET', `/route?key=${clientAddress(i)}`)).body as { upstream: string }).upstream);
+        return routed.has('c');
+      },
+      10_000,
+      'the table with c in use',
+    );
     const fresh = await Promise.all(Array.from({ length: 30 }, (_, i) => connectAndGreet(port, clientAddress(i))));
     expect(new Set(fresh.map((g) => g.upstream))).toEqual(new Set(['a', 'c']));
     for (const g of [...held, ...fresh]) g.socket.destroy();
