@@ -2,7 +2,7 @@
 /**
  * Soak: many concurrent proxied connections through one tether process, held with
  * traffic on a share of them, then closed, in cycles; reports what tether's process
- * costs and whether it gives it back (the README's "Reliability" figures).
+ * costs and whether it gives it back (the figures in docs/reliability.md, "Load: 10,000 connections").
  *
  *   node native-bench/soak.mjs [--connections=10000] [--hold=30] [--cycles=2] ...
  *

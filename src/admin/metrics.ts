@@ -24,6 +24,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RoutedRecord } from '../proxy/context.js';
+import { bytesByUpstream, type ByteCount } from './live-bytes.js';
 import { ExpositionWriter, type WriterOptions } from './prom-text.js';
 import { VIAS, type ListenerTotals, type MeteredListener } from './types.js';
 import { ACTIVE, BYTES, CONNECTIONS, ListenerRecord, UP, writeActive, writeBytes, writeConnections, writeUp } from './upstream-families.js';
@@ -73,7 +74,7 @@ export class Metrics {
 
     this.#families.set(ACTIVE.name, (out) => writeActive(out, this.#live, this.#retired));
     this.#families.set(CONNECTIONS.name, (out) => writeConnections(out, this.#records));
-    this.#families.set(BYTES.name, (out) => writeBytes(out, this.#records));
+    this.#families.set(BYTES.name, (out) => writeBytes(out, this.#records, (listener) => this.bytes(listener)));
     this.#families.set(UP.name, (out) => writeUp(out, this.#live));
     new Counter({
       name: 'tether_route_decisions_total',
@@ -202,9 +203,16 @@ export class Metrics {
     if (this.#live.delete(listener)) this.#retired.add(listener);
   }
 
-  /** Closed-connection totals of a listener (the stats page reads these). */
+  /** Ended-unit totals of a listener (the stats page reads these). */
   totals(listener: string): ListenerTotals {
     return this.#record(listener);
+  }
+
+  /** A listener's bytes by upstream so far: ended units and open ones (live-bytes.ts). */
+  bytes(listener: string): Map<string, ByteCount> {
+    const open: Iterable<RoutedRecord>[] = [];
+    for (const metered of [...this.#live, ...this.#retired]) if (metered.name === listener) open.push(metered.openUnits());
+    return bytesByUpstream(this.#record(listener), open);
   }
 
   /**

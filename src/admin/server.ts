@@ -11,7 +11,7 @@ import type { RouteVia } from '../routing/types.js';
 import { REBALANCE_DEFAULT_PER_SECOND, REBALANCE_MAX_PER_SECOND, type RebalanceStart } from '../routing/rebalance.js';
 import { formatAddress, type Upstream } from '../routing/upstream.js';
 import { readJsonBody, sendJson } from './http-util.js';
-import { STATS_PAGE_CSP, STATS_PAGE_HTML } from './page/html.js';
+import { STATS_PAGE_CSP, statsPage } from './page/html.js';
 import type { StatsSnapshot } from './page/stats.js';
 
 /** What the admin API sees of one listener. */
@@ -139,7 +139,7 @@ export class AdminServer {
       if (path === '/' && !this.#authorized(req, url.searchParams.get('token'))) return sendPageUnauthorized(res);
       this.#authorize(req, url.searchParams.get('token'));
       allow(method, 'GET');
-      return path === '/' ? sendPage(res) : sendJson(res, 200, backend.stats());
+      return path === '/' ? sendPage(res, statsPage(backend.stats())) : sendJson(res, 200, backend.stats());
     }
 
     this.#authorize(req);
@@ -303,7 +303,6 @@ export function describeUpstream(u: Upstream): {
 
 const PAGE_HEADERS = {
   'content-type': 'text/html; charset=utf-8',
-  'content-length': Buffer.byteLength(STATS_PAGE_HTML),
   'cache-control': 'no-store',
   'content-security-policy': STATS_PAGE_CSP,
   'referrer-policy': 'no-referrer',
@@ -311,9 +310,9 @@ const PAGE_HEADERS = {
   'x-frame-options': 'DENY',
 };
 
-function sendPage(res: ServerResponse): void {
-  res.writeHead(200, PAGE_HEADERS);
-  res.end(STATS_PAGE_HTML);
+function sendPage(res: ServerResponse, html: string): void {
+  res.writeHead(200, { ...PAGE_HEADERS, 'content-length': Buffer.byteLength(html) });
+  res.end(html);
 }
 
 /** A person at a browser gets a sentence, not JSON. Nothing from the request is echoed. */

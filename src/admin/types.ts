@@ -1,4 +1,5 @@
 /** What the metrics (metrics.ts, upstream-families.ts) and the stats page share, and read from a listener. */
+import type { RoutedRecord } from '../proxy/context.js';
 import type { Outcome } from '../proxy/types.js';
 import type { UpstreamPool } from '../routing/pool.js';
 import type { RouteVia } from '../routing/types.js';
@@ -16,9 +17,14 @@ export interface MeteredListener {
    * (a removed upstream lives on while its connections do).
    */
   upstreams(): Iterable<Upstream>;
+  /**
+   * Units open now whose byte counts grow as bytes pass (live-bytes.ts): the
+   * listener's relayed connections.
+   */
+  openUnits(): Iterable<RoutedRecord>;
 }
 
-/** Closed-connection totals of one (listener, upstream) pair; upstream "" = none. */
+/** Ended-unit totals of one (listener, upstream) pair; upstream "" = none. */
 export interface UpstreamTotals {
   readonly upstream: string;
   readonly outcomes: Record<Outcome, number>;

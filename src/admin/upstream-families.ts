@@ -4,6 +4,7 @@
  * and from the pools' Upstream objects, a slice of the event loop at a time (see
  * metrics.ts for why not through prom-client).
  */
+import type { ByteCount } from './live-bytes.js';
 import { escapeText, label, type ExpositionWriter, type FamilyType } from './prom-text.js';
 import { OUTCOMES, type ListenerTotals, type MeteredListener, type UpstreamTotals } from './types.js';
 import type { Outcome } from '../proxy/types.js';
@@ -28,7 +29,7 @@ export const CONNECTIONS: OwnFamily = {
 };
 export const BYTES: OwnFamily = {
   name: 'tether_bytes_total',
-  help: 'Bytes of closed client connections: from_client = sent by clients, to_client = received by clients.',
+  help: 'Bytes relayed for clients, counted as they pass: from_client = sent by clients, to_client = received by clients.',
   type: 'counter',
 };
 export const UP: OwnFamily = {
@@ -196,17 +197,18 @@ export async function writeConnections(out: ExpositionWriter, records: ReadonlyM
   }
 }
 
-export async function writeBytes(out: ExpositionWriter, records: ReadonlyMap<string, ListenerRecord>): Promise<void> {
+/** `bytes(listener)`: ended and open units' bytes by upstream (live-bytes.ts), read at once. */
+export async function writeBytes(out: ExpositionWriter, records: ReadonlyMap<string, ListenerRecord>, bytes: (listener: string) => ReadonlyMap<string, ByteCount>): Promise<void> {
   out.family(BYTES.name, BYTES.help, BYTES.type);
   const name = escapeText(BYTES.name);
   for (const record of [...records.values()]) {
     const head = `${name}{${label('listener', record.listener)},`;
-    for (const totals of [...record.upstreams.values()]) {
+    for (const [upstreamName, count] of bytes(record.listener)) {
       // The "" series only when something was counted there (bytes before a failed connect).
-      if (totals.upstream === '' && totals.fromClient === 0 && totals.toClient === 0) continue;
-      const upstream = label('upstream', totals.upstream);
-      out.sample(`${head}${upstream},${FROM_CLIENT_LABEL}}`, totals.fromClient);
-      out.sample(`${head}${upstream},${TO_CLIENT_LABEL}}`, totals.toClient);
+      if (upstreamName === '' && count.fromClient === 0 && count.toClient === 0) continue;
+      const upstream = label('upstream', upstreamName);
+      out.sample(`${head}${upstream},${FROM_CLIENT_LABEL}}`, count.fromClient);
+      out.sample(`${head}${upstream},${TO_CLIENT_LABEL}}`, count.toClient);
       if (out.due()) await out.pause();
     }
   }

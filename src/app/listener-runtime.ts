@@ -5,6 +5,7 @@ import type { AdminListener } from '../admin/server.js';
 import type { TableBuilder } from '../builders/types.js';
 import type { ListenerConfig } from '../config/types.js';
 import { HealthMonitor } from '../health/monitor.js';
+import type { RoutedRecord } from '../proxy/context.js';
 import { HttpListener } from '../proxy/http/listener.js';
 import { TcpListener } from '../proxy/tcp/listener.js';
 import { UpstreamPool } from '../routing/pool.js';
@@ -112,6 +113,11 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
       this.#retargetQueued = false;
       this.monitor.setTargets(this.pool.list());
     });
+  }
+
+  /** Relayed connections open now, whose byte counts grow as bytes pass (admin/live-bytes.ts). */
+  openUnits(): Iterable<RoutedRecord> {
+    return this.listener.sessions;
   }
 
   /** Open connections of this listener, as /rebalance sees them. */

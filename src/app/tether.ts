@@ -33,6 +33,12 @@ export class Tether implements AdminBackend {
   #admin: AdminServer | null = null;
   #listening = false;
   #shuttingDown = false;
+  /** Ends a TETHER_DRAIN_DELAY_MS wait early (a second signal: close at once). */
+  #endDelay: (() => void) | null = null;
+  /** close() was called: a drain under way stops waiting. */
+  #closing = false;
+  /** The one stop under way (shutdown and close share it). */
+  #stopping: Promise<void> | null = null;
   readonly #recent: RecentChange[] = [];
   readonly #accessLog: Logger | null;
   readonly #metrics = new Metrics();
@@ -205,21 +211,42 @@ export class Tether implements AdminBackend {
   }
 
   /**
-   * Graceful stop: refuse new connections at once, let open ones finish for up to
-   * drainTimeoutMs, then close what is left.
+   * Graceful stop: /readyz answers 503 at once; listeners go on accepting for
+   * drainDelayMs (for load balancers and Kubernetes endpoints to notice), then refuse
+   * new connections, let open ones finish for up to drainTimeoutMs, and close what is
+   * left.
    */
-  async shutdown(drainTimeoutMs = this.#config.drainTimeoutMs): Promise<void> {
+  async shutdown(drainTimeoutMs = this.#config.drainTimeoutMs, drainDelayMs = this.#config.drainDelayMs): Promise<void> {
     if (this.#shuttingDown) return;
+    this.#shuttingDown = true;
+    if (drainDelayMs > 0) {
+      this.logger.info({ drainDelayMs }, 'shutting down: not ready; accepting until the drain delay ends');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, drainDelayMs);
+        this.#endDelay = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#endDelay = null;
+    }
     await this.#stop(drainTimeoutMs);
   }
 
-  /** Stop everything now (tests, failed start-up). */
+  /** Stop everything now (tests, failed start-up, a second signal). */
   async close(): Promise<void> {
+    this.#closing = true;
+    this.#endDelay?.();
     await this.#stop(null);
   }
 
   /** shutdown and close: `drainTimeoutMs` null closes open connections without waiting. */
-  async #stop(drainTimeoutMs: number | null): Promise<void> {
+  #stop(drainTimeoutMs: number | null): Promise<void> {
+    this.#stopping ??= this.#stopNow(drainTimeoutMs);
+    return this.#stopping;
+  }
+
+  async #stopNow(drainTimeoutMs: number | null): Promise<void> {
     this.#shuttingDown = true;
     const runtimes = this.runtimes;
     await Promise.all(runtimes.map((r) => r.listener.stopAccepting()));
@@ -240,7 +267,7 @@ export class Tether implements AdminBackend {
     const open = (): number => runtimes.reduce((n, r) => n + r.listener.active, 0);
     this.logger.info({ open: open(), drainTimeoutMs }, 'shutting down: draining connections');
     const deadline = Date.now() + drainTimeoutMs;
-    while (open() > 0 && Date.now() < deadline) {
+    while (open() > 0 && Date.now() < deadline && !this.#closing) {
       await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, deadline - Date.now()))));
     }
     const left = open();

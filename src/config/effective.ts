@@ -76,6 +76,7 @@ export function effectiveSettings(config: Config): EffectiveSettings {
     logLevel: config.logLevel,
     accessLog: config.accessLog,
     drainTimeoutMs: config.drainTimeoutMs,
+    drainDelayMs: config.drainDelayMs,
     listeners: config.listeners.map(listenerSettings),
   };
 }

@@ -128,6 +128,7 @@ export function loadConfigWithWarnings(env: NodeJS.ProcessEnv = process.env): Lo
     logLevel: required(setting('logLevel'), 'logLevel'),
     accessLog: required(setting('accessLog'), 'accessLog'),
     drainTimeoutMs: required(setting('drainTimeoutMs'), 'drainTimeoutMs'),
+    drainDelayMs: required(setting('drainDelayMs'), 'drainDelayMs'),
     configFile,
   };
 

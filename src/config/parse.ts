@@ -48,6 +48,7 @@ export const INTEGER_RANGES = {
   maxHeadBytes: { min: 1024, max: 1_048_576 },
   maxConnections: { min: 1, max: 1_000_000 },
   drainTimeoutMs: { min: 0, max: 86_400_000, zero: 'close at once' },
+  drainDelayMs: { min: 0, max: 86_400_000, zero: 'stop accepting at once' },
   ringThreads: { min: 0, max: 64, zero: 'build on the main thread' },
   weight: UPSTREAM_WEIGHT,
 } as const satisfies Record<string, { min: number; max: number; zero?: string }>;

@@ -10,6 +10,7 @@
  *     "admin": "127.0.0.1:7001",          // process settings, top level only:
  *     "adminToken": null,                 //   admin adminToken store storeTimeoutMs
  *     "store": "memory",                  //   ringThreads logLevel accessLog drainTimeoutMs
+ *                                         //   drainDelayMs
  *     "hash": "ring",                     // a listener setting at top level is the
  *                                         //   default for every listener
  *     "listeners": [ { "name": "pg", "listen": "127.0.0.1:6432", "upstreams": [...] } ],
@@ -178,6 +179,7 @@ export const processSettings = {
     typeof v === 'boolean' ? v : parseBoolean(HERE, String(v)),
   ),
   drainTimeoutMs: integer('drainTimeoutMs'),
+  drainDelayMs: integer('drainDelayMs'),
 };
 
 export type ListenerSettingKey = keyof typeof listenerSettings;

@@ -22,9 +22,15 @@ export function envName(key: SettingKey): string {
   return `TETHER_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 }
 
+/**
+ * Variables read elsewhere, not settings: TETHER_CONFIG names the file;
+ * TETHER_NATIVE_HASH=0 turns off the native and WebAssembly hashes (hashing/hash.ts).
+ */
+const OTHER_VARIABLES: readonly string[] = ['TETHER_CONFIG', 'TETHER_NATIVE_HASH'];
+
 /** Every variable tether reads. */
 export const ENV_VARIABLES: readonly string[] = [
-  'TETHER_CONFIG',
+  ...OTHER_VARIABLES,
   ...[...LISTENER_SETTING_KEYS, ...PROCESS_SETTING_KEYS].map(envName),
 ].sort();
 
@@ -79,7 +85,7 @@ export function readEnv(env: NodeJS.ProcessEnv, warnings: string[]): EnvSettings
     if (value !== undefined) raw[key] = value;
   }
   for (const name of Object.keys(env).sort()) {
-    if (!name.startsWith('TETHER_') || name === 'TETHER_CONFIG' || ENV_KEYS.has(name)) continue;
+    if (!name.startsWith('TETHER_') || OTHER_VARIABLES.includes(name) || ENV_KEYS.has(name)) continue;
     const guess = closest(name, ENV_VARIABLES);
     warnings.push(`${name} is not a known variable${guess === undefined ? '' : ` (did you mean ${guess}?)`}; ignored`);
   }

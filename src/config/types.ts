@@ -108,6 +108,8 @@ export interface Config {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly accessLog: boolean;
   readonly drainTimeoutMs: number;
+  /** On SIGTERM: not ready at once, still accepting this long, then stop accepting and drain. */
+  readonly drainDelayMs: number;
   /** Path of the TETHER_CONFIG file, if any (SIGHUP re-reads it). */
   readonly configFile: string | null;
 }

@@ -79,7 +79,8 @@ export class Rebalancer {
     const queue: RoutedConnection[] = [];
     for (const c of this.#connections()) if (hashesElsewhere(c, this.#pool)) queue.push(c);
     const answer = { listener: this.#listener, moving: queue.length, perSecond };
-    this.#logger.info(answer, 'rebalance started');
+    // The listener's logger names the listener already.
+    this.#logger.info({ moving: answer.moving, perSecond }, 'rebalance started');
     if (queue.length === 0) return answer;
 
     this.#queue = queue;

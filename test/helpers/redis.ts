@@ -1,8 +1,8 @@
 /**
  * Real Redis servers for tests: `redis-server` on a free loopback port, no persistence
- * (`--save '' --appendonly no`), stopped by pid. A machine without redis-server fails
- * the test with a message saying how to install it (.ci/run installs it); nothing is
- * skipped silently.
+ * (`--save '' --appendonly no`), stopped by pid. `npm test` installs redis-server first
+ * where it can (test/setup/redis.ts); a machine still without it fails the test with a
+ * message saying how to install it; nothing is skipped silently.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ import type { Tether } from '../../src/app/tether.js';
 import { waitFor } from './clients.js';
 import { freePort } from './upstreams.js';
 
-const INSTALL_HINT = 'install it with `apt-get install -y redis-server` (.ci/run does this on CI)';
+const INSTALL_HINT = 'install it with `apt-get install -y redis-server` (npm test does this itself when run as root)';
 
 /** Every redis process this test file started: killed if the file's process exits first. */
 const running = new Set<ChildProcess>();

@@ -92,10 +92,16 @@ export interface TetherProcess {
  * (e.g. `--inspect=127.0.0.1:0` for collectGarbage in load.ts).
  */
 export function spawnTether(env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): TetherProcess {
-  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], {
-    env: { PATH: process.env.PATH ?? '', TETHER_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  return watchTether(
+    spawn(process.execPath, [...nodeArgs, CLI, ...args], {
+      env: { PATH: process.env.PATH ?? '', TETHER_LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
+}
+
+/** A tether process started some other way (stdout and stderr piped): its logs, exit and signals. */
+export function watchTether(child: ChildProcess): TetherProcess {
   const logs: Record<string, unknown>[] = [];
   const waiters: { predicate: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
   let pending = '';

@@ -67,7 +67,7 @@ describe('http mode: slowloris', () => {
     const metrics = (await adminCall(tether.admin, 'GET', '/metrics')).body as string;
     const timeouts = Number(/tether_connections_total\{listener="default",upstream="",outcome="timeout"\} (\d+)/.exec(metrics)?.[1] ?? 0);
     expect(timeouts).toBeGreaterThanOrEqual(SLOW_CLIENTS);
-    // Reported for the README's Reliability section.
+    // Reported in docs/reliability.md, "Hostile input".
     console.log(`slowloris: ${SLOW_CLIENTS} cut with 408; ${served} normal requests served meanwhile, slowest ${worst} ms`);
   }, 60_000);
 });

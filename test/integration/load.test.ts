@@ -21,10 +21,10 @@ import { rssKiB, spawnTether, spawnedAddresses, type TetherProcess } from '../he
  * and its RSS within 10% of idle. Upstreams run in processes of their own and
  * clients in this one, so every descriptor in tether's /proc/PID/fd is its own.
  *
- * How idle and after are measured (README, "Reliability"): "idle" follows one
- * warm-up cycle of the same size (open every connection, traffic on a tenth for 2 s,
- * close), and both idle and after are read right after a forced full GC
- * (collectGarbage in helpers/load.ts says why). The warm-up matters because glibc
+ * How idle and after are measured (docs/reliability.md, "Load: 10,000
+ * connections"): "idle" follows one warm-up cycle of the same size (open every
+ * connection, traffic on a tenth for 2 s, close), and both idle and after are read
+ * right after a forced full GC (collectGarbage in helpers/load.ts says why). The warm-up matters because glibc
  * keeps memory freed by native handles in its arena for reuse rather than returning
  * it: the first cycle raises RSS once, later cycles of the same size reuse it. A leak
  * in tether would grow from one cycle to the next, which is what this compares.

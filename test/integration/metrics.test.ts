@@ -1,20 +1,26 @@
-import type net from 'node:net';
+import { once } from 'node:events';
+import type { ClientRequestArgs } from 'node:http';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { clientAddress, closed, connectAndGreet, waitFor } from '../helpers/clients.js';
 import { parseExposition, series, value, type Exposition } from '../helpers/exposition.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 import { freePort, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
+import { startWsUpstream, type WsUpstream } from '../helpers/ws.js';
 
 let tether: RunningTether | null = null;
 let upstreams: TestUpstream[] = [];
+let wsUpstreams: WsUpstream[] = [];
 const sockets: net.Socket[] = [];
 
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy();
   await tether?.close();
   tether = null;
-  await Promise.all(upstreams.map((u) => u.close()));
+  await Promise.all([...upstreams, ...wsUpstreams].map((u) => u.close()));
   upstreams = [];
+  wsUpstreams = [];
 });
 
 async function scrape(t: RunningTether, token?: string): Promise<Exposition> {
@@ -144,9 +150,10 @@ describe('GET /metrics', () => {
     expect(value(e, 'tether_connections_total', { ...L, upstream: '', outcome: 'connect_failed' })).toBe(2);
     expect(value(e, 'tether_connections_total', { ...L, upstream: '', outcome: 'refused' })).toBe(3);
     expect(series(e, 'tether_connections_total').reduce((n, s) => n + s.value, 0)).toBe(11);
+    // Bytes count as they pass: the held connections' greetings are in already.
     for (const name of ['a', 'b']) {
       expect(value(e, 'tether_bytes_total', { ...L, upstream: name, direction: 'from_client' }), `${name} from_client`).toBe(bytes[name]!.fromClient);
-      expect(value(e, 'tether_bytes_total', { ...L, upstream: name, direction: 'to_client' }), `${name} to_client`).toBe(bytes[name]!.toClient);
+      expect(value(e, 'tether_bytes_total', { ...L, upstream: name, direction: 'to_client' }), `${name} to_client`).toBe(bytes[name]!.toClient + 2 * `${name}\n`.length);
     }
     expect(value(e, 'tether_connections_active', { ...L, upstream: 'a' })).toBe(2);
     expect(value(e, 'tether_connections_active', { ...L, upstream: 'b' })).toBe(2);
@@ -277,4 +284,55 @@ describe('GET /metrics', () => {
     expect(unknown.status).toBe(404);
     expect(unknown.body).toMatchObject({ code: 'TETHER_ERR_NOT_FOUND', error: 'no metric named "no_such_metric"' });
   });
+});
+
+describe('tether_bytes_total counts bytes as they pass', () => {
+  const MiB = 1 << 20;
+  for (const mode of ['tcp', 'http'] as const) {
+    it(`${mode} mode: a WebSocket relaying 1 MiB shows it within 2 s while open, and exactly its traffic once closed`, async () => {
+      const ws = await startWsUpstream('w');
+      wsUpstreams.push(ws);
+      tether = await startTether({ TETHER_MODE: mode, TETHER_UPSTREAMS: `w=${ws.address}`, TETHER_HEALTH: 'off' });
+      const t = tether;
+      const L = { listener: 'default', upstream: 'w' };
+      // The client's own socket: its byte counts are the traffic on the wire.
+      let socket: net.Socket | null = null;
+      const client = new WebSocket(`ws://127.0.0.1:${t.port}/`, {
+        perMessageDeflate: false,
+        createConnection: (options: ClientRequestArgs) => (socket = net.connect(options as net.NetConnectOpts)),
+      });
+      client.on('error', () => {});
+      await once(client, 'open');
+      const echoed = once(client, 'message');
+      client.send(Buffer.alloc(MiB, 0x61));
+      await echoed;
+
+      // Relayed both ways, the connection still open: counted within 2 s, not at close.
+      const started = Date.now();
+      await waitFor(
+        async () => {
+          const e = await scrape(t);
+          return value(e, 'tether_bytes_total', { ...L, direction: 'from_client' }) >= MiB && value(e, 'tether_bytes_total', { ...L, direction: 'to_client' }) >= MiB;
+        },
+        2_000,
+        '1 MiB each way in bytes_total while the WebSocket is open',
+      );
+      expect(Date.now() - started).toBeLessThanOrEqual(2_000);
+      expect(client.readyState).toBe(WebSocket.OPEN);
+      expect(value(await scrape(t), 'tether_connections_active', L)).toBe(1);
+      // The stats page reads the same counts.
+      const stats = (await adminCall(t.admin, 'GET', '/stats.json')).body as { listeners: { upstreams: { name: string; fromClient: number }[] }[] };
+      expect(stats.listeners[0]!.upstreams.find((u) => u.name === 'w')!.fromClient).toBeGreaterThanOrEqual(MiB);
+
+      // Closed: counted once, exactly what crossed the client's socket (the upgrade included).
+      client.close();
+      await once(client, 'close');
+      await waitFor(async () => value(await scrape(t), 'tether_connections_active', L) === 0, 5_000, 'the connection to end');
+      const e = await scrape(t);
+      const wire = socket as net.Socket | null;
+      expect(value(e, 'tether_bytes_total', { ...L, direction: 'from_client' })).toBe(wire!.bytesWritten);
+      expect(value(e, 'tether_bytes_total', { ...L, direction: 'to_client' })).toBe(wire!.bytesRead);
+      expect(wire!.bytesWritten).toBeGreaterThan(MiB);
+    });
+  }
 });

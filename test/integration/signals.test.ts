@@ -1,11 +1,12 @@
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { clientAddress, closed, connectAndGreet, waitFor } from '../helpers/clients.js';
-import { adminCall, spawnTether, spawnedAddresses, type TetherProcess } from '../helpers/tether.js';
+import { CLI, adminCall, spawnTether, spawnedAddresses, watchTether, type TetherProcess } from '../helpers/tether.js';
 import { startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 
 let proc: TetherProcess | null = null;
@@ -78,6 +79,101 @@ describe('SIGTERM', () => {
     await closed(open.socket);
     expect(Date.now() - started).toBeGreaterThanOrEqual(400);
     expect(await proc.exited).toBe(0);
+  });
+});
+
+describe('run the production way (README, "In production")', () => {
+  it('a start script that execs node on the bin: SIGTERM drains, exits 0, and leaves no process and no port behind', async () => {
+    upstreams = await startUpstreams(['a']);
+    // What a supervisor runs: a script whose last line is `exec node .../dist/cli.js`.
+    const dir = mkdtempSync(join(tmpdir(), 'tether-prod-'));
+    const script = join(dir, 'start.sh');
+    writeFileSync(script, `#!/bin/sh\nexec node ${JSON.stringify(CLI)}\n`, { mode: 0o755 });
+    // Its own process group, as under a supervisor: afterwards the group must be empty.
+    const child = spawn(script, [], {
+      env: { PATH: process.env.PATH ?? '', TETHER_LOG_LEVEL: 'info', TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_LISTEN: '127.0.0.1:0', TETHER_ADMIN: '127.0.0.1:0', TETHER_HEALTH: 'off' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    proc = watchTether(child);
+    const { port, admin } = await spawnedAddresses(proc);
+    // exec: the pid the supervisor signals is tether's own node, not a shell in front of it.
+    expect(readFileSync(`/proc/${proc.pid}/comm`, 'utf8').trim()).toBe('node');
+    const open = await connectAndGreet(port, '127.0.0.2');
+    expect(open.upstream).toBe('a');
+
+    proc.kill('SIGTERM');
+    await waitFor(() => refused(port), 1_000, 'new connections to be refused');
+    expect(await echo(open.socket, 'draining')).toBe('draining');
+    open.socket.end();
+    expect(await proc.exited).toBe(0);
+
+    // Nothing left in its process group, and its ports are free.
+    expect(() => process.kill(-proc!.pid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
+    expect(await refused(port)).toBe(true);
+    await expect(fetch(`${admin}/healthz`)).rejects.toThrow();
+  });
+});
+
+describe('SIGTERM with TETHER_DRAIN_DELAY_MS', () => {
+  it('answers /readyz 503 at once, accepts new connections for the delay, then refuses them, drains the open ones and exits 0', async () => {
+    upstreams = await startUpstreams(['a']);
+    const delayMs = 2_000;
+    proc = spawnTether({
+      TETHER_UPSTREAMS: upstreamList(upstreams),
+      TETHER_LISTEN: '127.0.0.1:0',
+      TETHER_ADMIN: '127.0.0.1:0',
+      TETHER_DRAIN_DELAY_MS: String(delayMs),
+      TETHER_DRAIN_TIMEOUT_MS: '20000',
+      TETHER_HEALTH: 'off',
+    });
+    const { port, admin } = await spawnedAddresses(proc);
+    const readyz = async (): Promise<number> => (await fetch(`${admin}/readyz`)).status;
+    expect(await readyz()).toBe(200);
+    const before = await connectAndGreet(port, '127.0.0.2');
+    expect(before.upstream).toBe('a');
+
+    const signalledAt = Date.now();
+    proc.kill('SIGTERM');
+    await waitFor(async () => (await readyz()) === 503, 500, '/readyz to answer 503');
+    const notReadyAfter = Date.now() - signalledAt;
+
+    // Through the delay, new connections are accepted and relayed.
+    const during: net.Socket[] = [];
+    while (Date.now() - signalledAt < delayMs - 300) {
+      const g = await connectAndGreet(port, '127.0.0.3');
+      expect(g.upstream, `a connection ${Date.now() - signalledAt} ms after SIGTERM`).toBe('a');
+      during.push(g.socket);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+    expect(during.length).toBeGreaterThanOrEqual(5);
+    expect(await readyz()).toBe(503);
+
+    // Then refused, soon after the delay.
+    await waitFor(() => refused(port), delayMs + 1_500, 'new connections to be refused');
+    const refusedAfter = Date.now() - signalledAt;
+    expect(refusedAfter).toBeGreaterThanOrEqual(delayMs - 300);
+    expect(refusedAfter).toBeLessThan(delayMs + 1_000);
+
+    // The open ones, from before the signal and from the delay, still relay: drained, not cut.
+    for (const socket of [before.socket, ...during]) expect(await echo(socket, 'still here')).toBe('still here');
+    for (const socket of [before.socket, ...during]) socket.end();
+    expect(await proc.exited).toBe(0);
+    console.log(`SIGTERM, drain delay ${delayMs} ms: /readyz 503 after ${notReadyAfter} ms; ${during.length} connections accepted during the delay; refused after ${refusedAfter} ms`);
+  });
+
+  it('a second signal during the delay closes at once and exits 0', async () => {
+    upstreams = await startUpstreams(['a']);
+    proc = spawnTether({ TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_LISTEN: '127.0.0.1:0', TETHER_ADMIN: '127.0.0.1:0', TETHER_DRAIN_DELAY_MS: '60000', TETHER_HEALTH: 'off' });
+    const { port } = await spawnedAddresses(proc);
+    const open = await connectAndGreet(port, '127.0.0.2');
+    proc.kill('SIGTERM');
+    await proc.waitForLog((l) => l.msg === 'shutting down: not ready; accepting until the drain delay ends');
+    const secondAt = Date.now();
+    proc.kill('SIGINT');
+    await closed(open.socket);
+    expect(await proc.exited).toBe(0);
+    expect(Date.now() - secondAt).toBeLessThan(3_000);
   });
 });
 
@@ -224,6 +320,17 @@ describe('SIGHUP', () => {
     // Every held connection, b's included, still relays.
     for (const g of held) expect(await echo(g.socket, 'ping')).toBe('ping');
     expect(drops).toBe(0);
+    // The new table is built in a worker thread, after the reload is logged: new
+    // connections follow it once /route does.
+    await waitFor(
+      async () => {
+        const routed = new Set<string>();
+        for (let i = 0; i < 30; i++) routed.add(((await adminCall(admin, 'GET', `/route?key=${clientAddress(i)}`)).body as { upstream: string }).upstream);
+        return routed.has('c');
+      },
+      10_000,
+      'the table with c in use',
+    );
     const fresh = await Promise.all(Array.from({ length: 30 }, (_, i) => connectAndGreet(port, clientAddress(i))));
     expect(new Set(fresh.map((g) => g.upstream))).toEqual(new Set(['a', 'c']));
     for (const g of [...held, ...fresh]) g.socket.destroy();

@@ -1,5 +1,5 @@
 /**
- * The data behind the stats page (GET /stats.json): plain JSON the page polls.
+ * The data behind the stats page: what GET / renders, and GET /stats.json as JSON.
  */
 import { hashKey } from '../../hashing/hash.js';
 import type { LookupTable } from '../../hashing/types.js';
@@ -26,7 +26,7 @@ export interface UpstreamStats {
   readonly active: number;
   /** Connections routed to it (as GET /upstreams). */
   readonly total: number;
-  /** Bytes of closed connections, as tether_bytes_total; null on a removed twin of a live name. */
+  /** Bytes so far, as tether_bytes_total; null on a removed twin of a live name. */
   readonly fromClient: number | null;
   readonly toClient: number | null;
   /** Fraction (0..1) of the sample keys the current table maps to it. */
@@ -108,12 +108,14 @@ export function buildStats(source: StatsSource): StatsSnapshot {
 function listenerStats(l: StatsListener, metrics: Metrics): ListenerStats {
   const totals = metrics.totals(l.name);
   const outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
+  for (const t of totals.upstreams.values()) for (const o of OUTCOMES) outcomes[o] += t.outcomes[o];
+  // Bytes so far, open connections' included (admin/live-bytes.ts).
+  const bytesByName = metrics.bytes(l.name);
   let fromClient = 0;
   let toClient = 0;
-  for (const t of totals.upstreams.values()) {
-    for (const o of OUTCOMES) outcomes[o] += t.outcomes[o];
-    fromClient += t.fromClient;
-    toClient += t.toClient;
+  for (const b of bytesByName.values()) {
+    fromClient += b.fromClient;
+    toClient += b.toClient;
   }
   const share = keyShare(l.pool.table);
   const live = new Set(l.pool.list().map((u) => u.name));
@@ -123,7 +125,7 @@ function listenerStats(l: StatsListener, metrics: Metrics): ListenerStats {
     active += u.active;
     // A removed upstream whose name is back in the pool: its bytes are on the live row.
     const twin = u.removed && live.has(u.name);
-    const bytes = twin ? undefined : totals.upstreams.get(u.name);
+    const bytes = twin ? undefined : bytesByName.get(u.name);
     upstreams.push({
       name: u.name,
       address: u.address,

@@ -116,8 +116,16 @@ export class RedisMembership implements MembershipStore {
   /**
    * ioredis subscribes again after every reconnect, but only once a first SUBSCRIBE
    * went through; until then, try again each time the connection is ready.
+   * Not before it is ready: ioredis lets SUBSCRIBE out while it still connects, and
+   * then its own ready check (INFO) fails in subscriber mode, the connection never
+   * counts as ready, and a later reconnect does not subscribe again (announcements
+   * lost for good after a Redis restart).
    */
   #subscribeChannel(): void {
+    if (this.#subscriber.status !== 'ready') {
+      this.#subscriber.once('ready', () => this.#subscribeChannel());
+      return;
+    }
     this.#subscriber.subscribe(this.#channel).catch(() => {
       this.#subscriber.once('ready', () => this.#subscribeChannel());
     });

@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Metrics } from '../../../src/admin/metrics.js';
 import { OUTCOMES, type MeteredListener } from '../../../src/admin/types.js';
+import type { RoutedRecord } from '../../../src/proxy/context.js';
 import type { Outcome } from '../../../src/proxy/types.js';
 import { UpstreamPool } from '../../../src/routing/pool.js';
 import type { Upstream } from '../../../src/routing/upstream.js';
@@ -14,6 +15,8 @@ import { seededRandom } from '../../helpers/random.js';
 class PoolListener implements MeteredListener {
   readonly name: string;
   readonly pool: UpstreamPool;
+  /** Open units with their bytes so far (a listener's sessions). */
+  readonly open = new Set<RoutedRecord>();
   readonly #known: Set<Upstream>;
 
   constructor(name: string, upstreams: readonly string[]) {
@@ -36,6 +39,10 @@ class PoolListener implements MeteredListener {
       }
       yield u;
     }
+  }
+
+  openUnits(): Iterable<RoutedRecord> {
+    return this.open;
   }
 }
 
@@ -64,7 +71,7 @@ async function reference(metrics: Metrics, listeners: readonly string[], live: r
   });
   const bytes = new Counter({
     name: 'tether_bytes_total',
-    help: 'Bytes of closed client connections: from_client = sent by clients, to_client = received by clients.',
+    help: 'Bytes relayed for clients, counted as they pass: from_client = sent by clients, to_client = received by clients.',
     labelNames: ['listener', 'upstream', 'direction'],
     registers,
   });
@@ -92,14 +99,28 @@ async function reference(metrics: Metrics, listeners: readonly string[], live: r
     for (const u of listener.pool.list()) up.set({ listener: listener.name, upstream: u.name }, u.healthy ? 1 : 0);
   }
   for (const name of listeners) {
+    const byUpstream = new Map<string, [number, number]>();
     for (const totals of metrics.totals(name).upstreams.values()) {
       for (const outcome of OUTCOMES) {
         const value = totals.outcomes[outcome];
         if (value > 0) connections.inc({ listener: name, upstream: totals.upstream, outcome }, value);
       }
-      if (totals.upstream === '' && totals.fromClient === 0 && totals.toClient === 0) continue;
-      bytes.inc({ listener: name, upstream: totals.upstream, direction: 'from_client' }, totals.fromClient);
-      bytes.inc({ listener: name, upstream: totals.upstream, direction: 'to_client' }, totals.toClient);
+      byUpstream.set(totals.upstream, [totals.fromClient, totals.toClient]);
+    }
+    // Open units add what they have relayed so far, on live and retired listeners alike.
+    for (const l of [...live, ...retired]) {
+      if (l.name !== name) continue;
+      for (const unit of l.openUnits()) {
+        if (unit.fromClient === 0 && unit.toClient === 0) continue; // nothing yet: no series
+        const upstream = unit.upstream?.name ?? '';
+        const [from, to] = byUpstream.get(upstream) ?? [0, 0];
+        byUpstream.set(upstream, [from + unit.fromClient, to + unit.toClient]);
+      }
+    }
+    for (const [upstream, [from, to]] of byUpstream) {
+      if (upstream === '' && from === 0 && to === 0) continue;
+      bytes.inc({ listener: name, upstream, direction: 'from_client' }, from);
+      bytes.inc({ listener: name, upstream, direction: 'to_client' }, to);
     }
   }
   const out = new Map<string, string>();
@@ -187,6 +208,15 @@ describe('Metrics: the per-upstream families', () => {
       close(metrics, l.name, target, outcome, Math.floor(random() * 1e6), Math.floor(random() * 1e9));
     }
     close(metrics, oldIdle.name, null, 'refused', 0, 0); // "" with no bytes: no bytes series
+    // Units still open: their bytes so far count too, a retired listener's included.
+    const unit = (l: PoolListener, name: string | null, fromClient: number, toClient: number): void => {
+      l.open.add({ via: 'hash', upstream: name === null ? null : u(l, name), outcome: 'ok', fromClient, toClient });
+    };
+    unit(main, 'plain', 5, 7);
+    unit(main, 'plain', 1_000, 0);
+    unit(other, 'y', 3, 4);
+    unit(old, 'gone', 11, 13); // only open units there: a series of its own
+    unit(old, 'idle', 0, 0); // nothing relayed yet: no series
 
     const expected = await reference(metrics, seen, [main, other], [old, oldIdle]);
     const whole = await metrics.scrape();
@@ -204,6 +234,8 @@ describe('Metrics: the per-upstream families', () => {
     expect(active).not.toContain('retired-idle');
     expect(expected.get('tether_upstream_up')).toContain('upstream="c\\\\d"} 0');
     expect(expected.get('tether_connections_total')).toContain('upstream="e\\nf"');
+    expect(expected.get('tether_bytes_total')).toContain('listener="other",upstream="gone",direction="from_client"} 11');
+    expect(expected.get('tether_bytes_total')).not.toContain('upstream="idle"');
     expect(problems(whole)).toEqual([]);
   });
 

@@ -33,7 +33,8 @@ async function promClientText(build: (registry: Registry) => void, name: string)
 /** The same family through ExpositionWriter: `lines` pairs of {labels} text and value. */
 async function ourText(name: string, help: string, type: FamilyType, lines: readonly (readonly [string, number])[], sliceLines = 1): Promise<{ text: string; pieces: number }> {
   const pieces: string[] = [];
-  const out = new ExpositionWriter((t) => pieces.push(t), { sliceLines });
+  // Sliced by lines only: the time limit (0.5 ms) would make the count depend on load.
+  const out = new ExpositionWriter((t) => pieces.push(t), { sliceLines, sliceMs: 60_000 });
   out.family(name, help, type);
   for (const [labels, value] of lines) {
     out.sample(labels === '' ? escapeText(name) : `${escapeText(name)}{${labels}}`, value);

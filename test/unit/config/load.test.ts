@@ -65,6 +65,7 @@ describe('defaults', () => {
       logLevel: 'info',
       accessLog: true,
       drainTimeoutMs: 30000,
+      drainDelayMs: 0,
       configFile: null,
     });
     expect(config.listeners).toHaveLength(1);
@@ -146,6 +147,7 @@ const VARIABLES: ReadonlyArray<readonly [string, string, (c: Config) => unknown,
   ['TETHER_MAX_HEAD_BYTES', '8192', (c) => first(c).maxHeadBytes, 8192, '1023', 'TETHER_MAX_HEAD_BYTES: "1023" is not an integer from 1024 to 1048576'],
   ['TETHER_MAX_CONNECTIONS', '1', (c) => first(c).maxConnections, 1, '1000001', 'TETHER_MAX_CONNECTIONS: "1000001" is not an integer from 1 to 1000000'],
   ['TETHER_DRAIN_TIMEOUT_MS', '0', (c) => c.drainTimeoutMs, 0, '1.5', 'TETHER_DRAIN_TIMEOUT_MS: "1.5" is not an integer from 0 to 86400000'],
+  ['TETHER_DRAIN_DELAY_MS', '2000', (c) => c.drainDelayMs, 2000, '-1', 'TETHER_DRAIN_DELAY_MS: "-1" is not an integer from 0 to 86400000 (0 = stop accepting at once)'],
   ['TETHER_ADMIN', 'off', (c) => c.admin, null, 'yes', 'TETHER_ADMIN: "yes" is not host:port with a port from 1 to 65535 (0: any free port), or off'],
   ['TETHER_ADMIN_TOKEN', 'tok-123', (c) => c.adminToken, 'tok-123', 'two words', 'TETHER_ADMIN_TOKEN: "***" is not a token of'],
   ['TETHER_RING_THREADS', '4', (c) => c.ringThreads, 4, '65', 'TETHER_RING_THREADS: "65" is not an integer from 0 to 64 (0 = build on the main thread)'],
@@ -155,7 +157,8 @@ const VARIABLES: ReadonlyArray<readonly [string, string, (c: Config) => unknown,
 
 describe('every variable', () => {
   it('the table covers every variable', () => {
-    expect([...VARIABLES.map(([name]) => name), 'TETHER_CONFIG'].sort()).toEqual([...ENV_VARIABLES].sort());
+    // TETHER_NATIVE_HASH is read where hashes are made (hashing/hash.ts), not here.
+    expect([...VARIABLES.map(([name]) => name), 'TETHER_CONFIG', 'TETHER_NATIVE_HASH'].sort()).toEqual([...ENV_VARIABLES].sort());
   });
 
   it.each(VARIABLES)('%s=%s', (name, good, get, value) => {
@@ -193,6 +196,10 @@ describe('warnings', () => {
       'TETHER_HSAH is not a known variable (did you mean TETHER_HASH?); ignored',
       'TETHER_UPSTREAM is not a known variable (did you mean TETHER_UPSTREAMS?); ignored',
     ]);
+  });
+
+  it('TETHER_NATIVE_HASH is known (hashing/hash.ts reads it): no warning', () => {
+    expect(loadConfigWithWarnings({ ...UP, TETHER_NATIVE_HASH: '0' }).warnings).toEqual([]);
   });
 
   it('http-only settings in tcp mode, PROXY without trusted senders, an open admin API', () => {

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/log.js';
 import { UpstreamPool } from '../../../src/routing/pool.js';
@@ -109,5 +110,24 @@ describe('rebalance', () => {
     // A new call replaces the running one (and finds nothing to move).
     expect(r.start(1000).moving).toBe(0);
     expect(r.pending).toBe(0);
+  });
+
+  it('logs "rebalance started" with the listener once (the listener logger names it)', async () => {
+    const p = await poolOf(['a', 'b']);
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        lines.push(...chunk.toString().split('\n').filter(Boolean));
+        callback();
+      },
+    });
+    const logger = createLogger('info', sink).child({ component: 'listener', listener: 'main' });
+    const r = new Rebalancer('main', p, () => [], logger);
+    rebalancers.push(r);
+    expect(r.start(10)).toEqual({ listener: 'main', moving: 0, perSecond: 10 });
+    const line = lines.find((l) => l.includes('"rebalance started"'));
+    // Raw text: JSON.parse would hide a key written twice.
+    expect(line?.match(/"listener":/g)).toHaveLength(1);
+    expect(JSON.parse(line!)).toMatchObject({ listener: 'main', moving: 0, perSecond: 10 });
   });
 });

@@ -1,0 +1,25 @@
+/**
+ * vitest globalSetup: what `npm test` needs beyond Node and npm, provisioned once per
+ * run before any test file starts, so a fresh machine passes with `npm ci && npm test`.
+ */
+import type { TestProject } from 'vitest/node';
+import { errorMessage } from '../../src/errors.js';
+import { ensureBrowser, type BrowserSetup } from './browser.js';
+import { ensureRedis } from './redis.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    browser: BrowserSetup;
+  }
+}
+
+export default function setup(project: TestProject): void {
+  try {
+    ensureRedis();
+    project.provide('browser', ensureBrowser());
+  } catch (err) {
+    // One line that says what to run, not a stack trace through vitest's internals.
+    process.stderr.write(`tests: ${errorMessage(err)}\n`);
+    process.exit(1);
+  }
+}
