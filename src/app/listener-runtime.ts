@@ -26,7 +26,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
   readonly listener: TcpListener | HttpListener;
   monitor: HealthMonitor;
   /**
-   * This listener's learned pins (http mode reads and writes them). Calls never reject
+   * This listener's learned pins (http mode's learn rules and TETHER_STICK write them). Calls never reject
    * and never wait longer than TETHER_STORE_TIMEOUT_MS (store/guard.ts).
    */
   readonly pins: PinStore;
@@ -76,7 +76,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
       onSessionStart: hooks.onSessionStart,
       onSessionEnd: hooks.onSessionEnd,
     };
-    this.listener = config.mode === 'http' ? new HttpListener({ ...listenerOptions, pins }) : new TcpListener(listenerOptions);
+    this.listener = config.mode === 'http' ? new HttpListener({ ...listenerOptions, pins }) : new TcpListener({ ...listenerOptions, pins });
     this.#rebalancer = new Rebalancer(config.name, this.pool, () => this.connections(), logger);
     this.pool.onChange((event) => {
       onEvent(config.name, event);

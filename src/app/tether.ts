@@ -139,9 +139,8 @@ export class Tether implements AdminBackend {
   async route(listener: AdminListener, key: string): Promise<RouteAnswer> {
     const all = listener.pool.list().length;
     const runtime = this.#runtimes.get(listener.name);
-    // Pins exist only where responses are read: http listeners with learn rules.
     const decision =
-      runtime !== undefined && listener.config.mode === 'http' && listener.config.learn.length > 0
+      runtime !== undefined && learns(listener.config)
         ? await routeWithPins(listener.pool, runtime.pins, key, all, listener.config.stickyTtlS)
         : listener.pool.route(key, all);
     return {
@@ -303,4 +302,9 @@ export class Tether implements AdminBackend {
     this.#recent.push({ ...event, listener, at: new Date().toISOString() });
     if (this.#recent.length > RECENT_CHANGES) this.#recent.shift();
   }
+}
+
+/** Whether a listener has pins to consult: http learn rules, or TETHER_STICK. */
+export function learns(config: ListenerConfig): boolean {
+  return config.stick || (config.mode === 'http' && config.learn.length > 0);
 }
