@@ -9,6 +9,7 @@ import { HttpListener } from '../proxy/http/listener.js';
 import { TcpListener } from '../proxy/tcp/listener.js';
 import { UpstreamPool } from '../routing/pool.js';
 import type { MembershipEvent, PoolOptions } from '../routing/types.js';
+import { learns } from '../routing/router.js';
 import { Rebalancer, type RebalanceStart, type RoutedConnection } from '../routing/rebalance.js';
 import type { Upstream } from '../routing/upstream.js';
 import type { PinStore } from '../store/types.js';
@@ -32,6 +33,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
   readonly pins: PinStore;
   readonly #logger: Logger;
   readonly #rebalancer: Rebalancer;
+  readonly #metrics: Metrics;
   #retargetQueued = false;
   /**
    * Every Upstream object of this listener still worth counting: the pool's, plus
@@ -63,6 +65,8 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     this.#known = new Set(this.pool.list());
     this.monitor = this.#createMonitor(config);
     const hooks = metrics.hooks(config.name);
+    this.#metrics = metrics;
+    metrics.setLearns(config.name, learns(config));
     const listenerOptions = {
       config,
       pool: this.pool,
@@ -152,6 +156,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     }
     this.config = config;
     this.listener.config = config;
+    this.#metrics.setLearns(config.name, learns(config));
     this.pool.setOptions(poolOptions(config));
     if (setUpstreams) this.pool.setUpstreams(config.upstreams);
     if (healthChanged(old, config)) {

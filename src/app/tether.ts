@@ -4,7 +4,7 @@ import { buildStats, type StatsSnapshot } from '../admin/page/stats.js';
 import { commandTimeoutMs, createStore } from '../store/create.js';
 import { guardPins } from '../store/guard.js';
 import type { Store } from '../store/types.js';
-import { routeWithPins } from '../routing/router.js';
+import { learns, routeWithPins } from '../routing/router.js';
 import { AdminServer, type AdminBackend, type AdminListener, type RouteAnswer, type Scrape } from '../admin/server.js';
 import type { Config, ListenerConfig } from '../config/types.js';
 import type { AdminChange } from '../membership/overrides.js';
@@ -49,7 +49,7 @@ export class Tether implements AdminBackend {
     this.logger = options.logger;
     const storeLogger = options.logger.child({ component: 'store' });
     const onError = (): void => this.#metrics.storeError();
-    this.#store = createStore(config, { logger: storeLogger, onError });
+    this.#store = createStore(config, { logger: storeLogger, onError, onEvict: () => this.#metrics.pinEvicted() });
     this.#shared =
       this.#store.membership === null
         ? null
@@ -302,9 +302,4 @@ export class Tether implements AdminBackend {
     this.#recent.push({ ...event, listener, at: new Date().toISOString() });
     if (this.#recent.length > RECENT_CHANGES) this.#recent.shift();
   }
-}
-
-/** Whether a listener has pins to consult: http learn rules, or TETHER_STICK. */
-export function learns(config: ListenerConfig): boolean {
-  return config.stick || (config.mode === 'http' && config.learn.length > 0);
 }
