@@ -350,7 +350,7 @@ export function createHttpAffinity(h) {
   };
 }
 
-function adminGet(agent, port, path) {
+export function adminGet(agent, port, path) {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path, agent, timeout: 5000 }, (res) => {
       let body = '';
