@@ -19,7 +19,7 @@
  * answered meanwhile.
  */
 import http from 'node:http';
-import { adminGet } from './http-affinity.mjs';
+import { adminGet, rowMedians } from './http-affinity.mjs';
 
 export const WORKLOAD = 'sni-affinity';
 const NAME_COUNT = 1000;
@@ -111,11 +111,7 @@ export function createSniAffinity(h) {
   function summarize(runs, shown) {
     const out = {};
     for (const m of METRICS) {
-      const byBalancer = {};
-      for (const row of shown) {
-        const ok = (runs?.[row.id] ?? []).filter((r) => r && !r.error && Number.isFinite(r[m.key]));
-        byBalancer[row.id] = { median: h.median(ok.map((r) => r[m.key])), runs: ok.map((r) => r[m.key]) };
-      }
+      const byBalancer = rowMedians(runs, shown, m.key, h.median);
       for (const row of shown) {
         const cell = byBalancer[row.id];
         const ratio = (peer) => (cell.median !== null && peer && byBalancer[peer]?.median ? cell.median / byBalancer[peer].median : null);

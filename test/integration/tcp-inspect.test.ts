@@ -8,18 +8,18 @@ import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectAndGreet, waitFor } from '../helpers/clients.js';
+import { Cleanups } from '../helpers/http.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 import { captureClientHello, makeCert, startTlsUpstream, tlsExchange, type TestCert, type TlsUpstream } from '../helpers/tls.js';
 import { startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 import { seededRandom } from '../helpers/random.js';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+const cleanups = new Cleanups();
+afterEach(() => cleanups.runAll());
 
+/** Closed after the test, last started first. */
 function keep<T extends { close(): Promise<void> }>(thing: T): T {
-  closers.push(() => thing.close());
+  cleanups.register(() => thing.close());
   return thing;
 }
 
@@ -143,6 +143,7 @@ describe('PROXY protocol in front of inspection', () => {
   it('reads the SNI after an inbound PROXY header, in one write or in pieces; upstreams get their own header, then the ClientHello unchanged', async () => {
     const upstreams: RecordingUpstream[] = [];
     for (const name of ['r1', 'r2', 'r3']) upstreams.push(keep(await startRecordingUpstream(name)));
+    const logs: Record<string, unknown>[] = [];
     const t = keep(
       await startTether({
         TETHER_UPSTREAMS: upstreams.map((u) => `${u.name}=${u.address}`).join(','),
@@ -151,7 +152,9 @@ describe('PROXY protocol in front of inspection', () => {
         TETHER_TRUSTED_PROXIES: '127.0.0.0/8',
         TETHER_PROXY_PROTOCOL: 'v1',
         TETHER_HEALTH: 'off',
-      }),
+        // Long enough that a key read by address after a stalled read shows in the log.
+        TETHER_INSPECT_TIMEOUT_MS: '5000',
+      }, logs),
     );
     for (const [i, servername] of ['p.example', 'q.example', 'x.example', 'y.example'].entries()) {
       const hello = await captureClientHello(servername);
@@ -176,6 +179,9 @@ describe('PROXY protocol in front of inspection', () => {
       await waitFor(() => upstream.received.some((r) => r.equals(expected)), 5_000, `${servername}: header and ClientHello at ${greeting}`);
       socket.destroy();
     }
+    // Every one of them routed by its server name, none by the address after a wait.
+    await waitFor(() => logs.filter((l) => l.component === 'access').length >= 4, 5_000, 'access lines');
+    expect(logs.filter((l) => l.component === 'access').map((l) => l.keySource)).toEqual(['sni', 'sni', 'sni', 'sni']);
   });
 });
 

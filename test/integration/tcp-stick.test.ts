@@ -10,16 +10,16 @@ import { parseExposition, value } from '../helpers/exposition.js';
 import { membershipOf } from '../helpers/instances.js';
 import { closeAll, openConnections } from '../helpers/load.js';
 import { startRedis, waitForStore } from '../helpers/redis.js';
+import { Cleanups } from '../helpers/http.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 import { startUpstream, startUpstreams, upstreamList } from '../helpers/upstreams.js';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+const cleanups = new Cleanups();
+afterEach(() => cleanups.runAll());
 
+/** Closed after the test, last started first. */
 function keep<T extends { close(): Promise<void> }>(thing: T): T {
-  closers.push(() => thing.close());
+  cleanups.register(() => thing.close());
   return thing;
 }
 
@@ -114,7 +114,7 @@ describe('TETHER_STICK=on (tcp mode)', () => {
 
   it('two instances share pins through Redis: a key pinned through one keeps its upstream through the other after a scale-out', async () => {
     const redis = await startRedis();
-    closers.push(() => redis.stop());
+    cleanups.register(() => redis.stop());
     const upstreams = await startUpstreams(['a', 'b', 'c']);
     for (const u of upstreams) keep(u);
     const env = { TETHER_STORE: redis.url, TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_HEALTH: 'off', TETHER_STICK: 'on' };

@@ -48,7 +48,8 @@ class ProxyHeaderPhase implements OpeningPhase {
     }
     if (result.rest.length > 0) session.pending = result.rest;
     this.#ready(session, header);
-    return false;
+    // Read on when the next phase (the first bytes) has begun; else paused until routed.
+    return session.opening !== null;
   }
 
   /** The client's FIN came before a whole header. */
