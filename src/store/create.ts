@@ -8,8 +8,6 @@ export interface StoreOptions {
   readonly logger: Logger;
   /** Counts a store failure (tether_store_errors_total). */
   readonly onError: () => void;
-  /** Counts a pin the memory store evicted to stay within TETHER_STICKY_MAX. */
-  readonly onEvict?: () => void;
 }
 
 /**
@@ -25,7 +23,7 @@ export function commandTimeoutMs(config: Config): number {
 export function createStore(config: Config, options: StoreOptions): Store {
   switch (config.store.kind) {
     case 'memory':
-      return new MemoryStore({ maxPins: config.stickyMax, onEvict: options.onEvict });
+      return new MemoryStore();
     case 'redis':
       return new RedisStore({
         config: config.store,
