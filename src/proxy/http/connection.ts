@@ -640,7 +640,8 @@ export class HttpConnection implements UpstreamUser {
     }
     this.#endExchange();
     if (this.#closeAfter) {
-      this.#closeAfterAnswer();
+      // Nothing more is parsed (RFC 9112 9.6); the same lingering close as after an answer of ours.
+      this.#answerAndClose(null, false);
       return;
     }
     this.phase = IDLE;
@@ -783,14 +784,14 @@ export class HttpConnection implements UpstreamUser {
   }
 
   /**
-   * Write tether's own answer and close: at once, or after a lingering close (nginx's
+   * Write tether's own answer (null: none, the response just sent closes it) and close: at once, or after a lingering close (nginx's
    * lingering_close, for the same reason): a client may still be sending the rest of
    * a bad request when its answer goes out; closed at once, the socket would meet
    * those bytes with a reset, and a client whose write then fails (EPIPE) drops the
    * answer unread. So after our FIN the rest is read and dropped until the client
    * closes, is quiet for LINGER_QUIET_MS, or LINGER_MAX_MS have passed.
    */
-  #answerAndClose(answer: Buffer, now: boolean): void {
+  #answerAndClose(answer: Buffer | null, now: boolean): void {
     this.phase = CLOSING;
     this.#pending = null;
     this.#releaseParsers();
@@ -799,28 +800,9 @@ export class HttpConnection implements UpstreamUser {
       socket.destroy();
       return;
     }
-    socket.end(answer);
+    if (answer === null) socket.end();
+    else socket.end(answer);
     if (now || this.#clientEnded) {
-      socket.destroySoon();
-      return;
-    }
-    this.#lingerUntil = performance.now() + LINGER_MAX_MS;
-    this.#lingerTimer = setTimeout(destroySocket, LINGER_QUIET_MS, socket);
-    socket.resume();
-  }
-
-  /** After an answer that closes the connection: the same lingering close, nothing more parsed (RFC 9112 9.6). */
-  #closeAfterAnswer(): void {
-    this.phase = CLOSING;
-    this.#pending = null;
-    this.#releaseParsers();
-    const socket = this.socket;
-    if (!socket.writable) {
-      socket.destroy();
-      return;
-    }
-    socket.end();
-    if (this.#clientEnded) {
       socket.destroySoon();
       return;
     }
