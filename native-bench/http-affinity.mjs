@@ -259,11 +259,7 @@ export function createHttpAffinity(h) {
   function summarize(runs, shown) {
     const out = {};
     for (const m of METRICS) {
-      const byBalancer = {};
-      for (const row of shown) {
-        const ok = (runs?.[row.id] ?? []).filter((r) => r && !r.error && Number.isFinite(r[m.key]));
-        byBalancer[row.id] = { median: h.median(ok.map((r) => r[m.key])), runs: ok.map((r) => r[m.key]) };
-      }
+      const byBalancer = rowMedians(runs, shown, m.key, h.median);
       for (const row of shown) {
         const cell = byBalancer[row.id];
         const direct = byBalancer.direct?.median;
@@ -350,7 +346,17 @@ export function createHttpAffinity(h) {
   };
 }
 
-function adminGet(agent, port, path) {
+/** Each row's median of `key` over its good runs, and those runs: { [row id]: { median, runs } }. */
+export function rowMedians(runs, shown, key, median) {
+  const byRow = {};
+  for (const row of shown) {
+    const ok = (runs?.[row.id] ?? []).filter((r) => r && !r.error && Number.isFinite(r[key])).map((r) => r[key]);
+    byRow[row.id] = { median: median(ok), runs: ok };
+  }
+  return byRow;
+}
+
+export function adminGet(agent, port, path) {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path, agent, timeout: 5000 }, (res) => {
       let body = '';

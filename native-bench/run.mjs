@@ -13,6 +13,10 @@
  *             sessions, through tether's http mode, HAProxy mode http (hash, stick
  *             table) and nginx http, with affinity checked after every run
  *             (http-affinity.mjs: its rows, peer settings, checks and table)
+ *   sni-affinity  new connections each sending a TLS ClientHello, routed by its
+ *             server name (tether TETHER_KEY=sni, HAProxy req.ssl_sni, nginx
+ *             ssl_preread) and by source address, CPU per connection
+ *             (sni-affinity.mjs)
  *
  * Every balancer gets one core's worth (HAProxy nbthread 1, nginx worker_processes 1,
  * Node is single-threaded); upstreams and load generators run in processes of their
@@ -51,6 +55,7 @@ import { fileURLToPath } from 'node:url';
 import { renderChart } from './chart.mjs';
 import { BALANCER_LABELS as LABELS, BALANCER_ORDER, fmt, fmtRatio } from './format.mjs';
 import { createHttpAffinity } from './http-affinity.mjs';
+import { createSniAffinity } from './sni-affinity.mjs';
 import { evaluateTargets, targetsMarkdown } from './targets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -60,7 +65,7 @@ const resultsDir = join(here, 'results');
 
 // ---- options ----------------------------------------------------------------
 
-const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'ws', 'memory', 'http-affinity'];
+const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'ws', 'memory', 'http-affinity', 'sni-affinity'];
 /** tether's own scenarios, each a script of its own, run after the side-by-side. */
 const SCENARIOS = {
   'hash-quality': { file: 'hash-quality.mjs', title: 'Hash quality', timeoutMs: 300_000, quick: false },
@@ -783,6 +788,7 @@ function upstreamsFor(workload) {
     return upstreams.info.sink.map((p) => `127.0.0.1:${p}`);
   }
   if (workload === 'http-affinity') return upstreams.info.sessionHttp.map((p) => `127.0.0.1:${p}`);
+  if (workload === 'sni-affinity') return upstreams.info.sni.map((p) => `127.0.0.1:${p}`);
   if (workload === 'ws') return upstreams.info.ws.map((p) => `127.0.0.1:${p}`);
   return upstreams.info.http.map((p) => `127.0.0.1:${p}`);
 }
@@ -1010,6 +1016,14 @@ const WORKLOADS = {
   },
 };
 
+/** CPU seconds (user + system) the processes have used so far. */
+function cpuSeconds(pids) {
+  return pids.reduce((sum, pid) => {
+    const f = statFields(pid);
+    return sum + (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  }, 0);
+}
+
 const httpAffinity = createHttpAffinity({
   opts,
   tools,
@@ -1020,11 +1034,7 @@ const httpAffinity = createHttpAffinity({
   upstreams: () => upstreams,
   tmpDir: () => tmpDir,
   writeFile: (file, text) => writeFileSync(file, text),
-  /** CPU seconds (user + system) the processes have used so far. */
-  cpuSeconds: (pids) => pids.reduce((sum, pid) => {
-    const f = statFields(pid);
-    return sum + (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  }, 0),
+  cpuSeconds,
   median,
   fmt,
   fmtRatio,
@@ -1032,6 +1042,18 @@ const httpAffinity = createHttpAffinity({
 // A workload with `rows` runs its own rows (several per balancer) and writes its own
 // table; the others run every balancer and share the main tables.
 WORKLOADS['http-affinity'] = { title: httpAffinity.title, metrics: httpAffinity.metrics, rows: httpAffinity.rows, run: httpAffinity.run };
+const sniAffinity = createSniAffinity({
+  opts,
+  log,
+  loadgen: () => loadgen,
+  upstreams: () => upstreams,
+  sources: SOURCES,
+  cpuSeconds,
+  median,
+  fmt,
+  fmtRatio,
+});
+WORKLOADS['sni-affinity'] = { title: sniAffinity.title, metrics: sniAffinity.metrics, rows: sniAffinity.rows, run: sniAffinity.run };
 
 /** What one round runs for workload `w`: { id, balancer, spec? } per row. */
 function rowsOf(w) {
@@ -1171,6 +1193,7 @@ async function main() {
       `--sink=${tools.bulk === 'node' ? 3 : 0}`,
       `--session-http=${sessionHttp}`,
       `--ws=${workloads.includes('ws') ? 3 : 0}`,
+      `--sni=${workloads.includes('sni-affinity') ? 3 : 0}`,
     ],
     'upstreams',
   );
@@ -1229,6 +1252,8 @@ async function main() {
   const summary = summarize(results);
   const affinityRows = workloads.includes('http-affinity') ? httpAffinity.rows(balancers) : [];
   const affinitySummary = affinityRows.length ? httpAffinity.summarize(results['http-affinity'], affinityRows) : {};
+  const sniRows = workloads.includes('sni-affinity') ? sniAffinity.rows(balancers) : [];
+  const sniSummary = sniRows.length ? sniAffinity.summarize(results['sni-affinity'], sniRows) : {};
   const others = Object.values(results).flatMap((byB) => Object.values(byB).flat()).map((r) => r.otherCpuPct);
   const busyRuns = others.filter((v) => v >= BUSY_PCT).length;
   const background =
@@ -1257,13 +1282,14 @@ async function main() {
     '',
     background,
     '',
-    tableWorkloads().length ? `Tools: ${toolsLine()}. MB = 10^6 bytes.` : `Tools: ${httpAffinity.tool()} (below).`,
+    tableWorkloads().length ? `Tools: ${toolsLine()}. MB = 10^6 bytes.` : affinityRows.length ? `Tools: ${httpAffinity.tool()} (below).` : '',
     aptCommand ? `\nMissing peers (left out): ${missing.map(([k]) => k).join(', ')}. Install: \`${aptCommand}\`` : '',
     '',
     tableWorkloads().length ? tables(summary, results) : '',
     tableWorkloads().length ? `\n${targetsMarkdown(evaluateTargets(summary))}` : '',
     tableWorkloads().length ? `\n![side-by-side chart: each balancer's median ÷ HAProxy's](${opts.out}.svg)` : '',
     affinityRows.length ? `\n${httpAffinity.markdown(affinitySummary, results['http-affinity'], affinityRows)}` : '',
+    sniRows.length ? `\n${sniAffinity.markdown(sniSummary, results['sni-affinity'], sniRows)}` : '',
     '',
     `Run time: ${seconds.toFixed(0)} s.`,
   ]
@@ -1283,7 +1309,7 @@ async function main() {
     options: { ...opts, tools, balancers, workloads },
     fairness: FAIRNESS,
     background: { preflightOtherCpuPct: preflightBusyPct, note: background },
-    summary: { ...summary, ...affinitySummary },
+    summary: { ...summary, ...affinitySummary, ...sniSummary },
     runs: results,
   };
   writeFileSync(join(resultsDir, `${opts.out}.json`), `${JSON.stringify(json, null, 2)}\n`);

@@ -17,6 +17,9 @@
  *       connect, send one `Connection: close` GET, read the reply until the server
  *       closes, close; `concurrency` such loops. Each connection binds the next
  *       127.0.0.x of `sources`, so ports never run out.
+ *   { cmd: 'sniConnrate', host, port, concurrency, warmupMs, durationMs, sources, names }
+ *       the same with a TLS ClientHello (a random server name of `names`) in place of
+ *       the GET; the upstream answers `ok` and closes once it has the hello.
  *   { cmd: 'idleOpen', host, port, count, sources, parallel }
  *       open `count` connections and keep them, sending nothing.
  *   { cmd: 'idleClose' }   close them.
@@ -28,6 +31,7 @@
  *       count: p50, p99, round trips/s.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import WebSocket from 'ws';
 
 const REQUEST = Buffer.from('GET / HTTP/1.1\r\nHost: bench\r\n\r\n');
@@ -180,6 +184,65 @@ async function http({ host, port, connections, warmupMs, durationMs, sessions })
 }
 
 async function connrate({ host, port, concurrency, warmupMs, durationMs, sources }) {
+  return connectLoop({ host, port, concurrency, warmupMs, durationMs, sources }, () => REQUEST_CLOSE, (got) => got.endsWith('\r\n\r\nok'));
+}
+
+/**
+ * Like connrate, but each connection sends a TLS ClientHello whose server name is
+ * drawn at random from `names` (sNNNN.bench), and the upstream answers `ok` and
+ * closes once it has read it (no handshake: what is measured is the balancer's
+ * reading of the hello and its routing, not TLS).
+ */
+async function sniConnrate({ host, port, concurrency, warmupMs, durationMs, sources, names }) {
+  const hellos = await clientHellos(names);
+  return connectLoop(
+    { host, port, concurrency, warmupMs, durationMs, sources },
+    () => hellos[Math.floor(Math.random() * hellos.length)],
+    (got) => got === 'ok',
+  );
+}
+
+/**
+ * One real ClientHello (Node's TLS client) captured for the first name, then the
+ * name swapped in place for each of the others (all names have the same length, so
+ * every length field stays right).
+ */
+async function clientHellos(names) {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const captured = new Promise((resolve) => {
+    server.once('connection', (socket) => {
+      let bytes = Buffer.alloc(0);
+      socket.on('data', (chunk) => {
+        bytes = Buffer.concat([bytes, chunk]);
+        if (bytes.length >= 5 && bytes.length >= 5 + bytes.readUInt16BE(3)) {
+          resolve(bytes);
+          socket.destroy();
+        }
+      });
+    });
+  });
+  const client = tls.connect({ host: '127.0.0.1', port: server.address().port, servername: names[0], rejectUnauthorized: false });
+  client.on('error', () => {});
+  const template = await captured;
+  client.destroy();
+  server.close();
+  const at = template.indexOf(names[0], 0, 'latin1');
+  if (at < 0) throw new Error('the captured ClientHello does not carry its server name');
+  return names.map((name) => {
+    if (name.length !== names[0].length) throw new Error('server names must all have the same length');
+    const hello = Buffer.from(template);
+    hello.write(name, at, 'latin1');
+    return hello;
+  });
+}
+
+/**
+ * `concurrency` loops, each: connect (binding the next 127.0.0.x of `sources`, so
+ * ports never run out), send `request()`, read until the server closes, close.
+ * A connection counts when what it read passes `good`.
+ */
+async function connectLoop({ host, port, concurrency, warmupMs, durationMs, sources }, request, good) {
   const latencies = [];
   let measuring = false;
   let running = true;
@@ -200,17 +263,17 @@ async function connrate({ host, port, concurrency, warmupMs, durationMs, sources
         };
         const socket = net.connect({ host, port, localAddress, noDelay: true });
         socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(new Error('timeout')));
-        socket.on('connect', () => socket.write(REQUEST_CLOSE));
+        socket.on('connect', () => socket.write(request()));
         socket.on('data', (chunk) => {
           if (got.length < 256) got += chunk.toString('latin1');
         });
-        // The upstream closes first (Connection: close), so TIME_WAIT is its; we
-        // answer its FIN (allowHalfOpen is off) and count on 'close'.
+        // The upstream closes first, so TIME_WAIT is its; we answer its FIN
+        // (allowHalfOpen is off) and count on 'close'.
         socket.on('error', () => finish(false));
         socket.on('close', () => {
-          const good = got.endsWith('\r\n\r\nok');
-          if (good && measuring) latencies.push(now() - t0);
-          finish(good);
+          const passed = good(got);
+          if (passed && measuring) latencies.push(now() - t0);
+          finish(passed);
         });
       });
       if (ok) {
@@ -331,7 +394,7 @@ async function wsEcho({ host, port, clients, sources, bytes, warmupMs, durationM
   };
 }
 
-const COMMANDS = { bulk, http, connrate, idleOpen, idleClose, wsEcho };
+const COMMANDS = { bulk, http, connrate, sniConnrate, idleOpen, idleClose, wsEcho };
 
 process.on('message', async (msg) => {
   const fn = COMMANDS[msg?.cmd];

@@ -4,7 +4,7 @@
  * (never the balancer's, never the load generator's). Started by run.mjs with
  * child_process.fork:
  *
- *   node upstream.mjs --http=3 --sink=3 [--session-http=3] [--ws=3]
+ *   node upstream.mjs --http=3 --sink=3 [--session-http=3] [--ws=3] [--sni=3]
  *
  * - http: a minimal HTTP/1.1 responder on raw `net` (no node:http, so it is cheap
  *   and has no timeouts of its own). Every request head (ended by CRLFCRLF) gets
@@ -22,6 +22,11 @@
  *   server records the session ids it saw; { type: 'sessions' } answers
  *   { type: 'sessions', byPort: { port: { ids: [...], requests, noKey } } } and
  *   starts a fresh record, so every measurement checks its own affinity.
+ *
+ * - sni (the sni-affinity workload): reads a TLS ClientHello's first record, records
+ *   the server name in it (sNNNN.bench), answers `ok` and closes (no handshake).
+ *   { type: 'sni' } answers { type: 'sni', byPort: { port: { names: [...],
+ *   connections, noKey } } } and starts a fresh record.
  *
  * Every server listens on 127.0.0.1 port 0; the ports go back to the parent over
  * IPC as { type: 'ready', http: [ports], sink: [ports], echo: [ports],
@@ -112,6 +117,34 @@ function onSessionData(chunk) {
   if (out !== '') this.write(out, 'latin1');
 }
 
+const SNI_NAME_RE = /s\d{4}\.bench/;
+/** port -> { names: Map<name, connections>, noKey } for the current measurement. */
+const sniSeen = new Map();
+
+function onSniData(chunk) {
+  stats.bytes += chunk.length;
+  if (this.answered) return;
+  this.text += chunk.toString('latin1');
+  // The first record: a 5-byte header, then as many bytes as its length says.
+  if (this.text.length < 5 || this.text.length < 5 + ((this.text.charCodeAt(3) << 8) | this.text.charCodeAt(4))) return;
+  this.answered = true;
+  stats.requests++;
+  const m = SNI_NAME_RE.exec(this.text);
+  if (m === null) this.seen.noKey++;
+  else this.seen.names.set(m[0], (this.seen.names.get(m[0]) ?? 0) + 1);
+  this.end('ok');
+}
+
+function sniServer() {
+  return net.createServer({ noDelay: true }, (socket) => {
+    track(socket);
+    socket.text = '';
+    socket.answered = false;
+    socket.seen = sniSeen.get(socket.localPort);
+    socket.on('data', onSniData);
+  });
+}
+
 function onSinkData(chunk) {
   stats.bytes += chunk.length;
 }
@@ -194,6 +227,12 @@ for (let i = 0; i < (args['session-http'] ?? 0); i++) {
 
 const ws = [];
 for (let i = 0; i < (args.ws ?? 0); i++) ws.push(await wsServer());
+const sni = [];
+for (let i = 0; i < (args.sni ?? 0); i++) {
+  const port = await listen(sniServer());
+  sni.push(port);
+  sniSeen.set(port, { names: new Map(), noKey: 0 });
+}
 
 process.on('message', (msg) => {
   if (msg?.type === 'stats') process.send({ type: 'stats', ...stats });
@@ -208,9 +247,20 @@ process.on('message', (msg) => {
     }
     process.send({ type: 'sessions', byPort });
   }
+  if (msg?.type === 'sni') {
+    const byPort = {};
+    for (const [port, seen] of sniSeen) {
+      let connections = 0;
+      for (const n of seen.names.values()) connections += n;
+      byPort[port] = { names: [...seen.names.keys()], connections, noKey: seen.noKey };
+      seen.names.clear();
+      seen.noKey = 0;
+    }
+    process.send({ type: 'sni', byPort });
+  }
 });
 // The parent going away (crash, SIGKILL) closes the IPC channel: do not linger.
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => process.exit(0));
 process.on('SIGINT', () => {}); // the parent handles ^C and stops us itself
-process.send({ type: 'ready', http, sink, echo, sessionHttp, ws });
+process.send({ type: 'ready', http, sink, echo, sessionHttp, ws, sni });

@@ -60,6 +60,7 @@ export class Metrics {
   /** Builds by kind (tether_ring_builds_total): derived from the previous ring, or whole. */
   readonly #builds = { incremental: 0, full: 0 };
   readonly #storeErrors: Counter;
+  readonly #pinsEvicted: Counter;
   readonly #loop: IntervalHistogram;
   #loopP99 = 0;
 
@@ -103,6 +104,11 @@ export class Metrics {
     this.#storeErrors = new Counter({
       name: 'tether_store_errors_total',
       help: 'Failed or timed-out calls to the affinity store.',
+      registers,
+    });
+    this.#pinsEvicted = new Counter({
+      name: 'tether_pins_evicted_total',
+      help: 'Learned pins the memory store evicted, least recently used first, to stay within TETHER_STICKY_MAX.',
       registers,
     });
 
@@ -230,6 +236,19 @@ export class Metrics {
     this.#storeErrors.inc();
   }
 
+  /** The memory store evicted a pin (TETHER_STICKY_MAX). */
+  pinEvicted(): void {
+    this.#pinsEvicted.inc();
+  }
+
+  /**
+   * Whether `listener` can route by learned pins (http learn rules, TETHER_STICK):
+   * where nothing learns, `route_decisions_total{via="learned"}` is not written.
+   */
+  setLearns(listener: string, learns: boolean): void {
+    this.#record(listener).learns = learns;
+  }
+
   /** Stop the event-loop sampler. */
   close(): void {
     this.#loop.disable();
@@ -252,7 +271,11 @@ export class Metrics {
   #collectDecisions(counter: Counter): void {
     counter.reset();
     for (const record of this.#records.values()) {
-      for (const via of VIAS) counter.inc({ listener: record.listener, via }, record.decisions[via]);
+      for (const via of VIAS) {
+        // A series once written stays (a reload that turns learning off keeps it).
+        if (via === 'learned' && !record.learns && record.decisions.learned === 0) continue;
+        counter.inc({ listener: record.listener, via }, record.decisions[via]);
+      }
     }
   }
 }

@@ -45,6 +45,8 @@ const TO_CLIENT_LABEL = label('direction', 'to_client');
 export class ListenerRecord implements ListenerTotals {
   readonly listener: string;
   readonly decisions: Record<RouteVia, number> = { learned: 0, hash: 0, p2c: 0 };
+  /** Whether the listener routes by learned pins at all (metrics.ts setLearns). */
+  learns = true;
   readonly upstreams = new Map<string, UpstreamRecord>();
   readonly none: UpstreamRecord;
 

@@ -10,6 +10,7 @@ import { HttpListener } from '../proxy/http/listener.js';
 import { TcpListener } from '../proxy/tcp/listener.js';
 import { UpstreamPool } from '../routing/pool.js';
 import type { MembershipEvent, PoolOptions } from '../routing/types.js';
+import { learns } from '../routing/router.js';
 import { Rebalancer, type RebalanceStart, type RoutedConnection } from '../routing/rebalance.js';
 import type { Upstream } from '../routing/upstream.js';
 import type { PinStore } from '../store/types.js';
@@ -27,12 +28,13 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
   readonly listener: TcpListener | HttpListener;
   monitor: HealthMonitor;
   /**
-   * This listener's learned pins (http mode reads and writes them). Calls never reject
+   * This listener's learned pins (http mode's learn rules and TETHER_STICK write them). Calls never reject
    * and never wait longer than TETHER_STORE_TIMEOUT_MS (store/guard.ts).
    */
   readonly pins: PinStore;
   readonly #logger: Logger;
   readonly #rebalancer: Rebalancer;
+  readonly #metrics: Metrics;
   #retargetQueued = false;
   /**
    * Every Upstream object of this listener still worth counting: the pool's, plus
@@ -64,6 +66,8 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     this.#known = new Set(this.pool.list());
     this.monitor = this.#createMonitor(config);
     const hooks = metrics.hooks(config.name);
+    this.#metrics = metrics;
+    metrics.setLearns(config.name, learns(config));
     const listenerOptions = {
       config,
       pool: this.pool,
@@ -77,7 +81,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
       onSessionStart: hooks.onSessionStart,
       onSessionEnd: hooks.onSessionEnd,
     };
-    this.listener = config.mode === 'http' ? new HttpListener({ ...listenerOptions, pins }) : new TcpListener(listenerOptions);
+    this.listener = config.mode === 'http' ? new HttpListener({ ...listenerOptions, pins }) : new TcpListener({ ...listenerOptions, pins });
     this.#rebalancer = new Rebalancer(config.name, this.pool, () => this.connections(), logger);
     this.pool.onChange((event) => {
       onEvent(config.name, event);
@@ -158,6 +162,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     }
     this.config = config;
     this.listener.config = config;
+    this.#metrics.setLearns(config.name, learns(config));
     this.pool.setOptions(poolOptions(config));
     if (setUpstreams) this.pool.setUpstreams(config.upstreams);
     if (healthChanged(old, config)) {

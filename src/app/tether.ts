@@ -4,7 +4,7 @@ import { buildStats, type StatsSnapshot } from '../admin/page/stats.js';
 import { commandTimeoutMs, createStore } from '../store/create.js';
 import { guardPins } from '../store/guard.js';
 import type { Store } from '../store/types.js';
-import { routeWithPins } from '../routing/router.js';
+import { learns, routeWithPins } from '../routing/router.js';
 import { AdminServer, type AdminBackend, type AdminListener, type RouteAnswer, type Scrape } from '../admin/server.js';
 import type { Config, ListenerConfig } from '../config/types.js';
 import type { AdminChange } from '../membership/overrides.js';
@@ -55,7 +55,7 @@ export class Tether implements AdminBackend {
     this.logger = options.logger;
     const storeLogger = options.logger.child({ component: 'store' });
     const onError = (): void => this.#metrics.storeError();
-    this.#store = createStore(config, { logger: storeLogger, onError });
+    this.#store = createStore(config, { logger: storeLogger, onError, onEvict: () => this.#metrics.pinEvicted() });
     this.#shared =
       this.#store.membership === null
         ? null
@@ -145,9 +145,8 @@ export class Tether implements AdminBackend {
   async route(listener: AdminListener, key: string): Promise<RouteAnswer> {
     const all = listener.pool.list().length;
     const runtime = this.#runtimes.get(listener.name);
-    // Pins exist only where responses are read: http listeners with learn rules.
     const decision =
-      runtime !== undefined && listener.config.mode === 'http' && listener.config.learn.length > 0
+      runtime !== undefined && learns(listener.config)
         ? await routeWithPins(listener.pool, runtime.pins, key, all, listener.config.stickyTtlS)
         : listener.pool.route(key, all);
     return {

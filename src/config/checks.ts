@@ -3,6 +3,7 @@ import { ConfigError } from '../errors.js';
 import { ConfigFileError } from './errors.js';
 import { addressBytes } from '../net/address.js';
 import { EXPECTED, formatHostPort } from './parse.js';
+import { formatKeySource } from './parse-keys.js';
 import { redisUrlHost } from './parse-store.js';
 import type { EnvSettings, FileSettings } from './schema.js';
 import type { Config, HostPort, StoreConfig } from './types.js';
@@ -106,6 +107,8 @@ export function checkAddresses(config: Config, layers: Layers): void {
 }
 
 const HTTP_ONLY_KEYS = new Set(['header', 'cookie', 'query', 'path']);
+/** Read from a connection's first bytes: tcp mode only. */
+const TCP_ONLY_KEYS = new Set(['sni', 'mqtt', 'rdp-cookie', 'prefix']);
 
 function isLoopback(host: string): boolean {
   if (host.toLowerCase() === 'localhost') return true;
@@ -124,9 +127,15 @@ export function advice(config: Config): string[] {
     if (listener.mode === 'tcp') {
       const httpOnly = listener.key.filter((k) => HTTP_ONLY_KEYS.has(k.kind)).map((k) => `${k.kind}:`);
       if (httpOnly.length > 0) {
-        out.push(`${at}: key sources ${[...new Set(httpOnly)].join(', ')} need mode http; in tcp mode only source-ip yields a key`);
+        out.push(`${at}: key sources ${[...new Set(httpOnly)].join(', ')} need mode http; in tcp mode they yield no key`);
       }
       if (listener.learn.length > 0) out.push(`${at}: learn rules need mode http; in tcp mode they do nothing`);
+    } else {
+      const tcpOnly = listener.key.filter((k) => TCP_ONLY_KEYS.has(k.kind)).map(formatKeySource);
+      if (tcpOnly.length > 0) {
+        out.push(`${at}: key sources ${[...new Set(tcpOnly)].join(', ')} need mode tcp; in http mode they yield no key`);
+      }
+      if (listener.stick) out.push(`${at}: stick is on, but http mode pins keys only by its learn rules for now`);
     }
     const ip = listener.key.findIndex((k) => k.kind === 'source-ip');
     if (ip >= 0 && ip < listener.key.length - 1) {

@@ -2,7 +2,8 @@
  * Key chains (TETHER_KEY) and learn rules (TETHER_LEARN): comma lists whose items may
  * hold a regex, and regexes may hold commas (`a{1,3}`). A comma ends an item only when
  * what follows it starts a recognised item (`source-ip`, `header:`, `cookie:`,
- * `query:`, `path:`; for learn rules `header:`, `set-cookie:`); any other piece after
+ * `query:`, `path:`, `sni`, `mqtt:`, `rdp-cookie`, `prefix:`; for learn rules
+ * `header:`, `set-cookie:`); any other piece after
  * a regex item is part of that regex. So a regex cannot contain `,header:` and the
  * like: use a JSON array in the config file for that.
  */
@@ -29,12 +30,12 @@ function splitRegexList(value: string, starts: readonly string[], regexItem: (it
   return items.map((item) => item.trim()).filter((item) => item !== '');
 }
 
-const KEY_STARTS = ['source-ip', 'header:', 'cookie:', 'query:', 'path:'] as const;
+const KEY_STARTS = ['source-ip', 'header:', 'cookie:', 'query:', 'path:', 'sni', 'mqtt:', 'rdp-cookie', 'prefix:'] as const;
 const LEARN_STARTS = ['header:', 'set-cookie:'] as const;
 
 /** `source-ip,path:^/a{1,3}/(x),header:X` -> `source-ip`, `path:^/a{1,3}/(x)`, `header:X`. */
 export function splitKeyChain(value: string): string[] {
-  return splitRegexList(value, KEY_STARTS, (item) => item.startsWith('path:'));
+  return splitRegexList(value, KEY_STARTS, (item) => item.startsWith('path:') || item.startsWith('prefix:'));
 }
 
 /** `header:Location=/f/([^,]+),set-cookie:sid` -> two rules. */
@@ -64,6 +65,8 @@ function captureRegex(source: string): RegExp | null {
 export function parseKeySource(variable: string, item: string): KeySource {
   const text = item.trim();
   if (text === 'source-ip') return { kind: 'source-ip' };
+  if (text === 'sni') return { kind: 'sni' };
+  if (text === 'rdp-cookie') return { kind: 'rdp-cookie' };
   const colon = text.indexOf(':');
   const kind = colon < 0 ? '' : text.slice(0, colon);
   const arg = text.slice(colon + 1);
@@ -82,6 +85,13 @@ export function parseKeySource(variable: string, item: string): KeySource {
       if (pattern !== null) return { kind: 'path', pattern, source: arg };
       throw new ConfigError(variable, item, 'path:REGEX with a valid regular expression that has a capture group');
     }
+    case 'mqtt':
+      if (arg === 'client-id' || arg === 'username') return { kind: 'mqtt', field: arg };
+      throw new ConfigError(variable, item, 'mqtt:client-id or mqtt:username');
+    case 'prefix':
+      // Compiled again by the tcp listener (proxy/tcp/inspect/prefix.ts); checked here.
+      if (captureRegex(arg) !== null) return { kind: 'prefix', source: arg };
+      throw new ConfigError(variable, item, 'prefix:REGEX with a valid regular expression that has a capture group');
     default:
       throw new ConfigError(variable, item, EXPECTED.keySource);
   }
@@ -97,9 +107,14 @@ export function parseKeyChain(variable: string, value: string): KeySource[] {
 export function formatKeySource(source: KeySource): string {
   switch (source.kind) {
     case 'source-ip':
-      return 'source-ip';
+    case 'sni':
+    case 'rdp-cookie':
+      return source.kind;
+    case 'mqtt':
+      return `mqtt:${source.field}`;
     case 'path':
-      return `path:${source.source}`;
+    case 'prefix':
+      return `${source.kind}:${source.source}`;
     default:
       return `${source.kind}:${source.name}`;
   }

@@ -8,7 +8,7 @@
  *   {
  *     "$comment": "...",                  // allowed anywhere an object is; ignored
  *     "admin": "127.0.0.1:7001",          // process settings, top level only:
- *     "adminToken": null,                 //   admin adminToken store storeTimeoutMs
+ *     "adminToken": null,                 //   admin adminToken store storeTimeoutMs stickyMax
  *     "store": "memory",                  //   ringThreads logLevel accessLog drainTimeoutMs
  *                                         //   drainDelayMs
  *     "hash": "ring",                     // a listener setting at top level is the
@@ -71,6 +71,11 @@ function via<S extends z.ZodType, O>(schema: S, parse: (value: z.output<S>) => O
   });
 }
 
+/** on/off settings: a JSON boolean or the string the variable takes. */
+const onOff = () =>
+  via(z.union([z.boolean(), z.string(), z.number()], { error: EXPECTED.boolean }), (v) =>
+    typeof v === 'boolean' ? v : parseBoolean(HERE, String(v)),
+  );
 const text = (expected: string) => z.string({ error: expected });
 const scalar = (expected: string) => z.union([z.string(), z.number()], { error: expected });
 const integer = (setting: IntegerSetting) =>
@@ -146,6 +151,9 @@ export const listenerSettings = {
     allowEmpty: true,
   }),
   stickyTtlS: integer('stickyTtlS'),
+  stick: onOff(),
+  inspectBytes: integer('inspectBytes'),
+  inspectTimeoutMs: integer('inspectTimeoutMs'),
   proxyProtocol: via(text(EXPECTED.proxyProtocol), (v) => parseProxyProtocol(HERE, v)),
   acceptProxy: via(text(EXPECTED.acceptProxy), (v) => parseAcceptProxy(HERE, v)),
   trustedProxies: list(splitList, via(text(EXPECTED.cidr), (v) => parseCidr(HERE, v)), EXPECTED.cidrs, {
@@ -172,12 +180,11 @@ export const processSettings = {
   ),
   store: via(text(EXPECTED.store), (v) => parseStore(HERE, v)),
   storeTimeoutMs: integer('storeTimeoutMs'),
+  stickyMax: integer('stickyMax'),
   redisPrefix: via(text(EXPECTED.redisPrefix), (v) => parseRedisPrefix(HERE, v)),
   ringThreads: integer('ringThreads'),
   logLevel: via(text(EXPECTED.logLevel), (v) => parseLogLevel(HERE, v)),
-  accessLog: via(z.union([z.boolean(), z.string(), z.number()], { error: EXPECTED.boolean }), (v) =>
-    typeof v === 'boolean' ? v : parseBoolean(HERE, String(v)),
-  ),
+  accessLog: onOff(),
   drainTimeoutMs: integer('drainTimeoutMs'),
   drainDelayMs: integer('drainDelayMs'),
 };

@@ -24,7 +24,12 @@ export type KeySource =
   | { readonly kind: 'header'; readonly name: string } // name lower-cased
   | { readonly kind: 'cookie'; readonly name: string }
   | { readonly kind: 'query'; readonly name: string }
-  | { readonly kind: 'path'; readonly pattern: RegExp; readonly source: string };
+  | { readonly kind: 'path'; readonly pattern: RegExp; readonly source: string }
+  // tcp mode: read from the connection's first bytes (proxy/tcp/inspect/).
+  | { readonly kind: 'sni' }
+  | { readonly kind: 'mqtt'; readonly field: 'client-id' | 'username' }
+  | { readonly kind: 'rdp-cookie' }
+  | { readonly kind: 'prefix'; readonly source: string };
 
 export type LearnRule =
   | { readonly kind: 'header'; readonly name: string; readonly pattern: RegExp; readonly source: string }
@@ -51,6 +56,11 @@ export interface ListenerConfig {
   readonly balanceFactor: number;
   readonly learn: readonly LearnRule[];
   readonly stickyTtlS: number;
+  /** TETHER_STICK: the upstream a key is first routed to becomes a learned pin. */
+  readonly stick: boolean;
+  /** tcp mode: the most bytes read, and the longest wait, for a first-bytes key. */
+  readonly inspectBytes: number;
+  readonly inspectTimeoutMs: number;
   readonly proxyProtocol: ProxyProtocolOut;
   readonly acceptProxy: ProxyProtocolIn;
   readonly trustedProxies: readonly Cidr[];
@@ -102,6 +112,8 @@ export interface Config {
   readonly adminToken: string | null;
   readonly store: StoreConfig;
   readonly storeTimeoutMs: number;
+  /** The most pins the memory store holds; least recently used go first. */
+  readonly stickyMax: number;
   /** Prepended to every Redis key and channel tether uses (TETHER_REDIS_PREFIX). */
   readonly redisPrefix: string;
   readonly ringThreads: number;

@@ -36,5 +36,21 @@ export interface ListenerContext<S = unknown> {
   /** Closes the listener's sessions that stay silent (TETHER_IDLE_TIMEOUT_MS). */
   readonly idle: IdleSweeper;
   onConnectFailed(session: S, upstream: Upstream): void;
+  /** The session's upstream answered (tcp mode: TETHER_STICK pins its key there). */
+  onSessionOpen?(session: S): void;
   onSessionEnd(session: S): void;
+}
+
+/**
+ * A phase a tcp connection goes through before it is routed (its inbound PROXY header,
+ * its first bytes read for a key). The session feeds it what the client sends until
+ * the phase calls `session.endOpening()`.
+ */
+export interface OpeningPhase {
+  /** Bytes the client sent (a copy the phase may keep). Returns whether to read on. */
+  push(chunk: Buffer): boolean;
+  /** The client's FIN came. */
+  end(): void;
+  /** The client closed (or the session was closed) before the phase ended. */
+  abort(): void;
 }

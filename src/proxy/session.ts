@@ -1,26 +1,35 @@
 import net from 'node:net';
 import type { Upstream } from '../routing/upstream.js';
 import type { KeySourceName, RouteVia } from '../routing/types.js';
-import { sourceIpKey } from '../net/address.js';
-import type { ListenerContext } from './context.js';
-import { ProxyPrelude } from './proxy-protocol/prelude.js';
-import type { ProxyAccept, ProxyHeader } from './proxy-protocol/header.js';
+import type { ListenerContext, OpeningPhase } from './context.js';
 import { idleClock } from './idle.js';
-import { copyRead, relayRead, relaySocketOptions } from './relay.js';
+import { relaySocketOptions } from './relay.js';
+import {
+  CLOSED,
+  CONNECTING,
+  OPEN,
+  kSession,
+  onClientClose,
+  onClientData,
+  onClientDrain,
+  onClientEnd,
+  onClientError,
+  onConnectTimeout,
+  onEarlyEnd,
+  onUpstreamClose,
+  onUpstreamConnect,
+  onUpstreamData,
+  onUpstreamDrain,
+  onUpstreamEnd,
+  onUpstreamError,
+  onUpstreamRead,
+  passFin,
+  type SessionEvents,
+  type SessionSocket,
+} from './session-events.js';
 import type { Outcome } from './types.js';
 
-const CONNECTING = 0;
-const OPEN = 1;
-const CLOSED = 2;
-
-const kSession = Symbol('tether.session');
-type SessionSocket = net.Socket & { [kSession]?: Session };
-
-/**
- * Called once an inbound PROXY header has been read (the session's client address
- * is already the header's). One function per listener, not per connection.
- */
-export type ProxyHeaderReady = (session: Session, header: ProxyHeader) => void;
+export { onClientRead } from './session-events.js';
 
 /**
  * One proxied connection: the client socket, the upstream it was routed to, and the
@@ -30,7 +39,7 @@ export type ProxyHeaderReady = (session: Session, header: ProxyHeader) => void;
  * into relay buffers (relay.ts); a client socket handed over by node:http (an
  * upgrade) reads through 'data' events.
  */
-export class Session {
+export class Session implements SessionEvents {
   readonly ctx: ListenerContext;
   readonly client: net.Socket;
   /**
@@ -45,6 +54,8 @@ export class Session {
   key: string | null = null;
   keySource: KeySourceName = 'none';
   via: RouteVia = 'hash';
+  /** Its key has a learned pin to its upstream (TETHER_STICK): /rebalance leaves it. */
+  pinned = false;
   candidates: Upstream[] = [];
   attempt = 0;
   state = CONNECTING;
@@ -63,8 +74,9 @@ export class Session {
    * the client sends.
    */
   pending: Buffer | null = null;
-  #prelude: ProxyPrelude<Session> | null = null;
-  #proxyReady: ProxyHeaderReady | null = null;
+  /** What reads the client's bytes before routing (tcp mode), if anything. */
+  #opening: OpeningPhase | null = null;
+  #earlyEndWatched = false;
   /**
    * The current connect attempt's deadline. A timer of our own rather than
    * socket.setTimeout, whose Timeout the socket keeps after it is cleared.
@@ -96,72 +108,37 @@ export class Session {
   }
 
   /**
-   * Read an inbound PROXY header before routing. The client socket arrives paused
-   * (pauseOnConnect); it flows only until the header is complete, then is paused
-   * again with the bytes after the header kept in `pending`, so nothing is lost or
-   * reordered while the upstream connects. Malformed: closed as `bad_request`;
-   * incomplete after `timeoutMs` (a total, not an idle, limit: a header trickled a
-   * byte at a time still ends): closed as `timeout`. Otherwise `ready` is called.
+   * Hand what the client sends to `phase` until it calls `endOpening()` (the client
+   * socket arrives paused, pauseOnConnect, and reads through `onClientRead`).
    */
-  readProxyHeader(accept: ProxyAccept, timeoutMs: number, ready: ProxyHeaderReady): void {
-    const client = this.client;
-    this.#prelude = new ProxyPrelude(accept, timeoutMs, onHeadTimeout, this);
-    this.#proxyReady = ready;
-    if (!this.#clientRelayed) client.on('data', onHeaderData);
-    // Stays until the upstream connects: once the socket has been read from, its FIN
-    // is reported ('end') even while paused, and must not be lost.
-    client.on('end', onEarlyEnd);
-    client.resume();
+  beginOpening(phase: OpeningPhase): void {
+    this.#opening = phase;
+    if (!this.#earlyEndWatched) {
+      // Stays until the upstream connects: once the socket has been read from, its
+      // FIN is reported ('end') even while paused, and must not be lost.
+      this.#earlyEndWatched = true;
+      this.client.on('end', onEarlyEnd);
+    }
+    this.client.resume();
   }
 
-  get readingHeader(): boolean {
-    return this.#prelude !== null && this.state === CONNECTING;
+  /**
+   * The opening phase is over. Paused first: whatever else arrives waits in the
+   * socket's buffer, in order, until the upstream connects.
+   */
+  endOpening(): void {
+    this.client.pause();
+    this.#opening = null;
   }
 
-  /** A chunk while reading the PROXY header (the parser may keep it: not a relay buffer). */
-  onHeaderChunk(chunk: Buffer): void {
-    const prelude = this.#prelude;
-    if (prelude === null || this.state !== CONNECTING) return;
-    const result = prelude.push(chunk);
-    if (result === null) return;
-    this.#endHeaderPhase();
-    if (result.kind === 'failed') {
-      this.close(result.reason, result.outcome ?? undefined);
-      return;
-    }
-    const header = result.header;
-    if (header.command === 'proxy') {
-      this.clientAddress = sourceIpKey(header.sourceAddress);
-      this.clientPort = header.sourcePort;
-    }
-    if (result.rest.length > 0) this.pending = result.rest;
-    const ready = this.#proxyReady!;
-    this.#proxyReady = null;
-    ready(this, header);
+  get opening(): OpeningPhase | null {
+    return this.state === CONNECTING ? this.#opening : null;
   }
 
   /** The client's FIN before the upstream connected. */
   onEarlyEnd(): void {
-    if (this.#prelude !== null) this.onHeaderIncomplete(false);
-    else this.#clientEndedEarly = true;
-  }
-
-  /** The client's FIN, or the header deadline, came before a whole header. */
-  onHeaderIncomplete(timedOut: boolean): void {
-    if (this.#prelude === null) return;
-    const end = this.#prelude.incomplete(timedOut);
-    this.#endHeaderPhase();
-    if (end.kind === 'failed') this.close(end.reason, end.outcome ?? undefined);
-  }
-
-  #endHeaderPhase(): void {
-    const client = this.client;
-    // Paused first: whatever else arrives waits in the socket's buffer, in order,
-    // until the upstream connects.
-    client.pause();
-    client.removeListener('data', onHeaderData);
-    this.#prelude?.stop();
-    this.#prelude = null;
+    this.#clientEndedEarly = true;
+    this.#opening?.end();
   }
 
   /** Start connecting to candidates in order (the client is paused until one answers). */
@@ -179,7 +156,7 @@ export class Session {
     if (outcome) this.outcome = outcome;
     this.state = CLOSED;
     this.#clearConnectTimer();
-    if (this.#prelude !== null) this.#endHeaderPhase();
+    this.#abortOpening();
     this.upstreamSocket?.destroy();
     this.client.destroy();
   }
@@ -278,6 +255,7 @@ export class Session {
     // to no one: pass it on, or the upstream waits for more for ever.
     if (this.#clientEndedEarly || client.readableEnded) onClientEnd.call(client);
     this.ctx.health.reportSuccess(this.upstream!.name);
+    this.ctx.onSessionOpen?.(this);
     client.resume();
   }
 
@@ -330,14 +308,7 @@ export class Session {
 
   onClientGone(): void {
     this.#clientClosed = true;
-    if (this.#prelude !== null) {
-      // Reset while we read its PROXY header.
-      if (this.#prelude.started && !this.reason) {
-        this.reason = 'client closed during PROXY header';
-        this.outcome = 'bad_request';
-      }
-      this.#endHeaderPhase();
-    }
+    this.#abortOpening();
     if (!this.reason) this.reason = 'client closed';
     // A client that hangs up while we connect is not the upstream's failure.
     if (this.state === CONNECTING) this.state = CLOSED;
@@ -368,6 +339,13 @@ export class Session {
     this.#finish();
   }
 
+  #abortOpening(): void {
+    const phase = this.#opening;
+    if (phase === null) return;
+    this.#opening = null;
+    phase.abort();
+  }
+
   #detach(upstream: Upstream): void {
     this.ctx.pool.release(upstream);
     upstream.sessions.delete(this);
@@ -381,127 +359,4 @@ export class Session {
     if (this.upstream) this.#detach(this.upstream);
     this.ctx.onSessionEnd(this);
   }
-}
-
-function sessionOf(socket: net.Socket): Session {
-  return (socket as SessionSocket)[kSession]!;
-}
-
-function onHeaderData(this: net.Socket, chunk: Buffer): void {
-  sessionOf(this).onHeaderChunk(chunk);
-}
-
-function onEarlyEnd(this: net.Socket): void {
-  sessionOf(this).onEarlyEnd();
-}
-
-function onHeadTimeout(session: Session): void {
-  session.onHeaderIncomplete(true);
-}
-
-/** The read callback of a client socket made by `adoptAccepted`. */
-export function onClientRead(this: net.Socket, nread: number, buffer: Buffer): boolean {
-  const s = sessionOf(this);
-  if (s.state === OPEN) {
-    const upstream = s.upstreamFor(nread);
-    return upstream !== null && relayRead(upstream, nread, buffer);
-  }
-  if (!s.readingHeader) return false;
-  s.onHeaderChunk(copyRead(nread, buffer));
-  // A complete header paused the socket (bytes after it wait in the kernel).
-  return s.readingHeader;
-}
-
-function onUpstreamRead(this: net.Socket, nread: number, buffer: Buffer): boolean {
-  const s = sessionOf(this);
-  s.toClient += nread;
-  s.activeAt = idleClock.now;
-  const client = s.client;
-  if (client.destroyed) return false;
-  return relayRead(client, nread, buffer);
-}
-
-/** An upstream socket handed over by node:http's client (an upgrade's) reads through 'data' events. */
-function onUpstreamData(this: net.Socket, chunk: Buffer): void {
-  const s = sessionOf(this);
-  s.toClient += chunk.length;
-  s.activeAt = idleClock.now;
-  const client = s.client;
-  if (client.destroyed) return;
-  if (!client.write(chunk)) this.pause();
-}
-
-/** A client socket from node:http (an upgrade) reads through 'data' events. */
-function onClientData(this: net.Socket, chunk: Buffer): void {
-  const upstream = sessionOf(this).upstreamFor(chunk.length);
-  if (upstream !== null && !upstream.write(chunk)) this.pause();
-}
-
-function onClientEnd(this: net.Socket): void {
-  const s = sessionOf(this);
-  if (!s.reason) s.reason = 'client closed';
-  const upstream = s.upstreamSocket;
-  if (upstream) passFin(upstream);
-}
-
-function onClientDrain(this: net.Socket): void {
-  const upstream = sessionOf(this).upstreamSocket;
-  if (upstream && !upstream.destroyed) upstream.resume();
-}
-
-function onClientError(this: net.Socket, err: NodeJS.ErrnoException): void {
-  const s = sessionOf(this);
-  if (!s.reason) s.reason = `client error: ${err.code ?? err.message}`;
-}
-
-function onClientClose(this: net.Socket): void {
-  sessionOf(this).onClientGone();
-}
-
-function onUpstreamConnect(this: net.Socket): void {
-  const s = sessionOf(this);
-  if (s.upstreamSocket !== this || s.state !== CONNECTING) return;
-  s.onConnected();
-}
-
-function onUpstreamEnd(this: net.Socket): void {
-  const s = sessionOf(this);
-  if (!s.reason) s.reason = 'upstream closed';
-  passFin(s.client);
-}
-
-/**
- * Send a FIN on `socket` (its peer's FIN went the other way). When that peer has
- * already sent its own FIN and nothing is left to write, closing the socket sends the
- * same FIN (nothing unread, so no reset) and saves a shutdown call per connection.
- */
-function passFin(socket: net.Socket): void {
-  if (socket.destroyed || socket.writableEnded) return;
-  if (socket.readableEnded && socket.writableLength === 0) socket.destroy();
-  else socket.end();
-}
-
-function onUpstreamDrain(this: net.Socket): void {
-  const client = sessionOf(this).client;
-  if (!client.destroyed) client.resume();
-}
-
-function onConnectTimeout(session: Session): void {
-  session.onConnectTimeout();
-}
-
-function onUpstreamError(this: net.Socket, err: NodeJS.ErrnoException): void {
-  const s = sessionOf(this);
-  if (s.upstreamSocket !== this) return;
-  s.lastError = err.code ?? err.message;
-}
-
-function onUpstreamClose(this: net.Socket, hadError: boolean): void {
-  const s = sessionOf(this);
-  if (s.upstreamSocket !== this) return;
-  if (s.state === CONNECTING) {
-    s.onConnectFailed();
-    return;
-  }
-  s.onUpstreamGone(hadError);
 }

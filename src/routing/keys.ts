@@ -51,7 +51,14 @@ function keyLink(source: KeySource): KeyChain {
         return found(match === null ? null : (match[1] ?? match[0]), 'path');
       };
     }
+    default:
+      // First-bytes sources (sni, mqtt:, ...) read tcp connections, not requests.
+      return noKey;
   }
+}
+
+function noKey(): null {
+  return null;
 }
 
 function found(value: string | null, source: KeySourceName): FoundKey | null {

@@ -18,6 +18,8 @@ import type { Upstream } from './upstream.js';
 export interface RoutedConnection {
   readonly key: string | null;
   readonly via: RouteVia;
+  /** Its key is pinned where it is (TETHER_STICK): not the hash's to move. */
+  readonly pinned?: boolean;
   readonly upstream: Upstream | null;
   /** Relaying bytes to its upstream (not still connecting, not closed). */
   readonly open: boolean;
@@ -40,7 +42,7 @@ const TICK_MIN_MS = 10;
 
 /** Whether `c` is routed by hash to an upstream other than the one its key hashes to now. */
 export function hashesElsewhere(c: RoutedConnection, pool: UpstreamPool): boolean {
-  if (c.via !== 'hash' || c.key === null || c.upstream === null || !c.open) return false;
+  if (c.via !== 'hash' || c.pinned === true || c.key === null || c.upstream === null || !c.open) return false;
   const now = pool.primary(c.key);
   // Nothing routable: there is nowhere better to send it. Compared by name: an
   // upstream removed and added again is a new object for the same backend.

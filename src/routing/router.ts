@@ -2,6 +2,12 @@ import type { UpstreamPool } from './pool.js';
 import type { RouteDecision } from './types.js';
 import type { Upstream } from './upstream.js';
 import type { PinStore } from '../store/types.js';
+import type { ListenerConfig } from '../config/types.js';
+
+/** Whether a listener has pins to consult: http learn rules, or TETHER_STICK. */
+export function learns(config: ListenerConfig): boolean {
+  return config.stick || (config.mode === 'http' && config.learn.length > 0);
+}
 
 /**
  * Where a key goes, learned pins first (docs/routing.md, rules 2-3): a pin whose upstream

@@ -3,7 +3,19 @@ import type { Algorithm } from '../hashing/types.js';
 import type { Upstream } from './upstream.js';
 
 /** Which link of the key chain gave a connection's or request's key (`none`: no key). */
-export type KeySourceName = 'source-ip' | 'header' | 'cookie' | 'query' | 'path' | 'learned' | 'none';
+export type KeySourceName =
+  | 'source-ip'
+  | 'header'
+  | 'cookie'
+  | 'query'
+  | 'path'
+  | 'sni'
+  | 'mqtt:client-id'
+  | 'mqtt:username'
+  | 'rdp-cookie'
+  | 'prefix'
+  | 'learned'
+  | 'none';
 
 export type RouteVia = 'learned' | 'hash' | 'p2c';
 

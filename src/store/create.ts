@@ -8,6 +8,8 @@ export interface StoreOptions {
   readonly logger: Logger;
   /** Counts a store failure (tether_store_errors_total). */
   readonly onError: () => void;
+  /** Counts a pin the memory store evicted to stay within TETHER_STICKY_MAX. */
+  readonly onEvict?: () => void;
 }
 
 /**
@@ -23,7 +25,7 @@ export function commandTimeoutMs(config: Config): number {
 export function createStore(config: Config, options: StoreOptions): Store {
   switch (config.store.kind) {
     case 'memory':
-      return new MemoryStore();
+      return new MemoryStore({ maxPins: config.stickyMax, onEvict: options.onEvict });
     case 'redis':
       return new RedisStore({
         config: config.store,

@@ -96,6 +96,7 @@ describe('GET /metrics', () => {
     expect(empty.types.has('process_cpu_user_seconds_total')).toBe(true);
     expect(empty.types.has('nodejs_heap_size_used_bytes')).toBe(true);
     expect(value(empty, 'tether_store_errors_total')).toBe(0);
+    expect(empty.types.get('tether_pins_evicted_total')).toBe('counter');
     expect(value(empty, 'tether_ring_build_seconds_count')).toBe(1);
     // Beyond the contract: the first table of a listener is always built whole.
     expect(empty.types.get('tether_ring_builds_total')).toBe('counter');
@@ -161,7 +162,8 @@ describe('GET /metrics', () => {
     // Every connection that got past the limit was routed by hash once; refused ones were not routed.
     expect(value(e, 'tether_route_decisions_total', { ...L, via: 'hash' })).toBe(3 + 3 + 2 + 4);
     expect(value(e, 'tether_route_decisions_total', { ...L, via: 'p2c' })).toBe(0);
-    expect(value(e, 'tether_route_decisions_total', { ...L, via: 'learned' })).toBe(0);
+    // Nothing learns in tcp mode without TETHER_STICK: no learned series at all.
+    expect(e.samples.some((s) => s.name === 'tether_route_decisions_total' && s.labels.via === 'learned')).toBe(false);
     for (const name of ['a', 'b', 'dead']) expect(value(e, 'tether_upstream_up', { ...L, upstream: name })).toBe(1);
 
     // The held connections close: active drops to 0, their greetings are counted.

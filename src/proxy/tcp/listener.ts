@@ -12,13 +12,22 @@ import { buildProxyHeader } from '../proxy-protocol/build.js';
 import type { ProxyHeader } from '../proxy-protocol/header.js';
 import { IdleSweeper } from '../idle.js';
 import { RELAY_HIGH_WATER_MARK, relayAccepted } from '../relay.js';
-import { onClientRead, Session, type ProxyHeaderReady } from '../session.js';
+import { onClientRead, Session } from '../session.js';
 import { ListenerBase } from '../listener-base.js';
+import type { FoundKey } from '../../routing/keys.js';
+import type { RouteDecision } from '../../routing/types.js';
+import type { PinStore } from '../../store/types.js';
+import { readFirstBytes, type KeyReady } from './first-bytes.js';
+import { tcpKeyChain, type TcpKeyChain } from './key-chain.js';
+import { readProxyHeader, type ProxyHeaderReady } from './proxy-header.js';
+import { Stick } from './stick.js';
 
 export interface TcpListenerOptions {
   readonly config: ListenerConfig;
   readonly pool: UpstreamPool;
   readonly health: HealthReporter;
+  /** This listener's learned pins (TETHER_STICK). */
+  readonly pins: PinStore;
   readonly logger: Logger;
   /** Child logger for access lines, or null when TETHER_ACCESS_LOG=off. */
   readonly accessLog: Logger | null;
@@ -29,37 +38,56 @@ export interface TcpListenerOptions {
 }
 
 /**
- * A `net.Server` acceptor: routes each connection by its source address (or by power
- * of two choices when the key chain yields nothing) and relays bytes both ways.
- * With TETHER_ACCEPT_PROXY the source address is the one a trusted proxy's PROXY
- * header gives; with TETHER_PROXY_PROTOCOL upstreams get a header of their own.
+ * A `net.Server` acceptor: each connection goes through its opening phases (an
+ * inbound PROXY header with TETHER_ACCEPT_PROXY, then its first bytes when the key
+ * chain reads them), is routed by its key (a learned pin first with TETHER_STICK, or
+ * by power of two choices when the chain yields nothing) and relays bytes both ways.
+ * With TETHER_PROXY_PROTOCOL upstreams get a header of their own.
  */
 export class TcpListener extends ListenerBase implements ListenerContext<Session> {
-  config: ListenerConfig;
+  #config: ListenerConfig;
+  /** The key chain as tcp mode reads it, made once per configuration. */
+  #chain: TcpKeyChain;
   readonly pool: UpstreamPool;
   readonly health: HealthReporter;
   readonly sessions = new Set<Session>();
-  readonly idle = new IdleSweeper(this.sessions, () => this.config.idleTimeoutMs);
+  readonly idle = new IdleSweeper(this.sessions, () => this.#config.idleTimeoutMs);
   protected readonly acceptor: Acceptor;
+  readonly #stick: Stick;
   readonly #logger: Logger;
   readonly #accessLog: Logger | null;
   readonly #onStart: ((session: Session) => void) | undefined;
   readonly #onEnd: ((session: Session) => void) | undefined;
-  /** Made once per listener: sessions call it when their PROXY header is read. */
-  readonly #onProxyHeader: ProxyHeaderReady = (session, header) => this.#dispatch(session, header);
+  // Made once per listener: sessions call them when a phase ends.
+  readonly #onProxyHeader: ProxyHeaderReady = (session, header) => this.#headerRead(session, header);
+  readonly #onKey: KeyReady = (session, found) => this.#route(session, found);
   #closing = false;
 
   constructor(options: TcpListenerOptions) {
     super();
-    this.config = options.config;
+    this.#config = options.config;
+    this.#chain = tcpKeyChain(options.config.key);
     this.pool = options.pool;
     this.health = options.health;
+    this.#stick = new Stick(options.pins, () => this.#config.stickyTtlS);
     this.#logger = options.logger;
     this.#accessLog = options.accessLog;
     this.#onStart = options.onSessionStart;
     this.#onEnd = options.onSessionEnd;
     // Accepted sockets relay through relay.ts, which needs its write high-water mark.
-    this.acceptor = new Acceptor((socket) => this.#accept(socket), () => this.config.listen, this.#logger, RELAY_HIGH_WATER_MARK);
+    this.acceptor = new Acceptor((socket) => this.#accept(socket), () => this.#config.listen, this.#logger, RELAY_HIGH_WATER_MARK);
+  }
+
+  get config(): ListenerConfig {
+    return this.#config;
+  }
+
+  /** A reload: connections accepted from now read the new chain. */
+  set config(config: ListenerConfig) {
+    const old = this.#config;
+    this.#config = config;
+    if (old.key !== config.key) this.#chain = tcpKeyChain(config.key);
+    if (old.stickyTtlS !== config.stickyTtlS) this.#stick.ttlChanged();
   }
 
   get active(): number {
@@ -81,13 +109,20 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
       { upstream: upstream.name, address: upstream.address, error: session.lastError },
       'upstream connect failed',
     );
+    this.#stick.failed(session, upstream);
+  }
+
+  onSessionOpen(session: Session): void {
+    const key = session.key;
+    if (key !== null && this.#config.stick) this.#stick.opened(session, key);
   }
 
   onSessionEnd(session: Session): void {
     this.sessions.delete(session);
+    this.#stick.ended(session);
     this.count(session);
     this.#onEnd?.(session);
-    this.#accessLog?.info(accessFields(this.config.name, session));
+    this.#accessLog?.info(accessFields(this.#config.name, session));
   }
 
   #accept(accepted: net.Socket): void {
@@ -103,7 +138,7 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
     if (socket === null) return;
     const session = new Session(this, socket, sourceIpKey(address), port, true);
     this.sessions.add(session);
-    const config = this.config;
+    const config = this.#config;
     if (this.sessions.size > config.maxConnections) {
       session.close('connection limit', 'refused');
       return;
@@ -115,16 +150,15 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
         session.close('untrusted PROXY sender', 'refused');
         return;
       }
-      session.readProxyHeader(config.acceptProxy, config.headTimeoutMs, this.#onProxyHeader);
+      readProxyHeader(session, config.acceptProxy, config.headTimeoutMs, this.#onProxyHeader);
       return;
     }
-    this.#dispatch(session, null);
+    this.#headerRead(session, null);
   }
 
-  /** Route and connect; `header` is the inbound PROXY header, if one was read. */
-  #dispatch(session: Session, header: ProxyHeader | null): void {
-    const config = this.config;
-    this.#route(session);
+  /** The PROXY header phase is over (`header`: the inbound one, if one was read): find the key. */
+  #headerRead(session: Session, header: ProxyHeader | null): void {
+    const config = this.#config;
     if (config.proxyProtocol !== 'off') {
       // The client's true endpoints: from the inbound header when it carried them.
       const client = session.client;
@@ -137,24 +171,32 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
           : { address: client.localAddress ?? '', port: client.localPort ?? 0 },
       );
     }
-    this.#onStart?.(session);
-    session.connect();
+    const chain = this.#chain;
+    if (chain.links.length > 0) {
+      readFirstBytes(session, chain, { bytes: config.inspectBytes, timeoutMs: config.inspectTimeoutMs }, this.#onKey);
+      return;
+    }
+    // Nothing to read first: routed at once, without waiting for a byte.
+    this.#route(session, chain.sourceIp ? { key: session.clientAddress, source: 'source-ip' } : null);
   }
 
-  /** tcp mode sees only the connection: `source-ip` is the one key it can take. */
-  #route(session: Session): void {
-    const config = this.config;
-    let key: string | null = null;
-    for (const source of config.key) {
-      if (source.kind === 'source-ip') {
-        key = session.clientAddress;
-        session.keySource = 'source-ip';
-        break;
-      }
-    }
+  #route(session: Session, found: FoundKey | null): void {
+    const config = this.#config;
+    const key = found === null ? null : found.key;
     session.key = key;
-    const decision = this.pool.route(key, config.retries + 1);
+    if (found !== null) session.keySource = found.source;
+    const max = config.retries + 1;
+    if (key !== null && config.stick) {
+      void this.#stick.route(this.pool, key, max).then((decision) => this.#connect(session, decision));
+      return;
+    }
+    this.#connect(session, this.pool.route(key, max));
+  }
+
+  #connect(session: Session, decision: RouteDecision): void {
     session.via = decision.via;
     session.candidates = decision.candidates;
+    this.#onStart?.(session);
+    session.connect();
   }
 }

@@ -7,6 +7,7 @@ import { ConfigFileError } from '../../../src/config/errors.js';
 import { ENV_VARIABLES, jsonErrorOffset } from '../../../src/config/sources.js';
 import { bindsOverlap } from '../../../src/config/checks.js';
 import { loadConfig, loadConfigWithWarnings } from '../../../src/config/load.js';
+import { effectiveSettings } from '../../../src/config/effective.js';
 import type { Config, ListenerConfig } from '../../../src/config/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tether-config-'));
@@ -60,6 +61,7 @@ describe('defaults', () => {
       adminToken: null,
       store: { kind: 'memory' },
       storeTimeoutMs: 50,
+      stickyMax: 1000000,
       redisPrefix: 'tether:',
       ringThreads: 1,
       logLevel: 'info',
@@ -83,6 +85,9 @@ describe('defaults', () => {
       balanceFactor: 0,
       learn: [],
       stickyTtlS: 3600,
+      stick: false,
+      inspectBytes: 16384,
+      inspectTimeoutMs: 1000,
       proxyProtocol: 'off',
       acceptProxy: 'off',
       trustedProxies: [],
@@ -128,6 +133,10 @@ const VARIABLES: ReadonlyArray<readonly [string, string, (c: Config) => unknown,
   ['TETHER_VNODES', '40', (c) => first(c).vnodes, 40, '0', 'TETHER_VNODES: "0" is not an integer from 1 to 10000'],
   ['TETHER_BALANCE_FACTOR', '1.25', (c) => first(c).balanceFactor, 1.25, '1', 'TETHER_BALANCE_FACTOR: "1" is not 0 (off) or a number above 1'],
   ['TETHER_LEARN', 'set-cookie:sid', (c) => first(c).learn, [{ kind: 'set-cookie', name: 'sid' }], 'header:x=nogroup', 'TETHER_LEARN: "header:x=nogroup" is not header:NAME=REGEX'],
+  ['TETHER_STICK', 'on', (c) => first(c).stick, true, 'always', 'TETHER_STICK: "always" is not one of on, off, true, false, 1, 0'],
+  ['TETHER_STICKY_MAX', '10', (c) => c.stickyMax, 10, '0', 'TETHER_STICKY_MAX: "0" is not an integer from 1 to 100000000'],
+  ['TETHER_INSPECT_BYTES', '4096', (c) => first(c).inspectBytes, 4096, '16', 'TETHER_INSPECT_BYTES: "16" is not an integer from 64 to 1048576'],
+  ['TETHER_INSPECT_TIMEOUT_MS', '250', (c) => first(c).inspectTimeoutMs, 250, '0', 'TETHER_INSPECT_TIMEOUT_MS: "0" is not an integer from 1 to 60000'],
   ['TETHER_STICKY_TTL_S', '60', (c) => first(c).stickyTtlS, 60, '0', 'TETHER_STICKY_TTL_S: "0" is not an integer from 1 to 31536000'],
   ['TETHER_STORE', 'redis://:pw@127.0.0.1:6379/1', (c) => c.store, { kind: 'redis', url: 'redis://:pw@127.0.0.1:6379/1', redacted: 'redis://:***@127.0.0.1:6379/1', topology: { kind: 'standalone' } }, 'redis://:pw@h/x', 'TETHER_STORE: "redis://:***@h/x" is not memory or redis://'],
   ['TETHER_REDIS_PREFIX', '{app}:tether:', (c) => c.redisPrefix, '{app}:tether:', 'two words', 'TETHER_REDIS_PREFIX: "two words" is not 1-128 visible ASCII characters (no spaces)'],
@@ -188,6 +197,43 @@ describe('every variable', () => {
   });
 });
 
+describe('first-bytes key sources (tcp mode)', () => {
+  it('parse, chain with source-ip, and read back as given', () => {
+    const value = 'sni,mqtt:client-id,mqtt:username,rdp-cookie,prefix:^u=(\\w{1,8});,source-ip';
+    const config = loadConfig({ ...UP, TETHER_KEY: value });
+    expect(first(config).key).toEqual([
+      { kind: 'sni' },
+      { kind: 'mqtt', field: 'client-id' },
+      { kind: 'mqtt', field: 'username' },
+      { kind: 'rdp-cookie' },
+      { kind: 'prefix', source: '^u=(\\w{1,8});' },
+      { kind: 'source-ip' },
+    ]);
+    expect(effectiveSettings(config).listeners).toMatchObject([{ key: value.split(/,(?=[a-z])/) }]);
+  });
+
+  it.each([
+    ['mqtt:password', 'TETHER_KEY: "mqtt:password" is not mqtt:client-id or mqtt:username'],
+    ['prefix:^(x', 'TETHER_KEY: "prefix:^(x" is not prefix:REGEX with a valid regular expression that has a capture group'],
+    ['prefix:^x', 'TETHER_KEY: "prefix:^x" is not prefix:REGEX with a valid regular expression that has a capture group'],
+    ['snii', 'TETHER_KEY: "snii" is not one of source-ip'],
+  ])('%s is refused', (bad, text) => {
+    const error = errorOf({ ...UP, TETHER_KEY: bad });
+    expect(error.variable).toBe('TETHER_KEY');
+    expect(error.message.startsWith(text)).toBe(true);
+  });
+
+  it('a source of the other mode is a warning', () => {
+    expect(loadConfigWithWarnings({ ...UP, TETHER_MODE: 'http', TETHER_KEY: 'sni,header:x' }).warnings).toEqual([
+      'listener "default": key sources sni need mode tcp; in http mode they yield no key',
+    ]);
+    expect(loadConfigWithWarnings({ ...UP, TETHER_KEY: 'sni,prefix:^(a),source-ip' }).warnings).toEqual([]);
+    expect(loadConfigWithWarnings({ ...UP, TETHER_MODE: 'http', TETHER_STICK: 'on' }).warnings).toEqual([
+      'listener "default": stick is on, but http mode pins keys only by its learn rules for now',
+    ]);
+  });
+});
+
 describe('warnings', () => {
   it('unknown TETHER_* variables are warnings with a suggestion', () => {
     const { warnings } = loadConfigWithWarnings({ ...UP, TETHER_HSAH: 'ring', TETHER_UPSTREAM: 'x', TETHER_FROB: '1', OTHER: 'x' });
@@ -211,7 +257,7 @@ describe('warnings', () => {
       TETHER_ADMIN: '0.0.0.0:7001',
     });
     expect(warnings).toEqual([
-      'listener "default": key sources header: need mode http; in tcp mode only source-ip yields a key',
+      'listener "default": key sources header: need mode http; in tcp mode they yield no key',
       'listener "default": learn rules need mode http; in tcp mode they do nothing',
       'listener "default": acceptProxy is v1 but trustedProxies is empty, so every connection will be refused',
       'the admin API on 0.0.0.0:7001 has no TETHER_ADMIN_TOKEN: whoever reaches it can change upstreams',

@@ -1,0 +1,53 @@
+import type { UpstreamPool } from '../../routing/pool.js';
+import { routeWithPins } from '../../routing/router.js';
+import type { RouteDecision } from '../../routing/types.js';
+import type { Upstream } from '../../routing/upstream.js';
+import type { PinStore } from '../../store/types.js';
+// The http listener's renewal of pins held by open connections (rule 12), shared as it is.
+import { PinRenewal } from '../http/pin-renewal.js';
+import type { Session } from '../session.js';
+
+/**
+ * TETHER_STICK=on in tcp mode: a key's first upstream becomes a learned pin, so a
+ * scale-out moves no key that has one. The pin is written once the upstream has
+ * answered (a failed connect pins nothing), renewed by every connection routed by
+ * it, and kept alive while any of them is open.
+ */
+export class Stick {
+  readonly #pins: PinStore;
+  readonly #ttlS: () => number;
+  readonly #renewal: PinRenewal;
+
+  constructor(pins: PinStore, ttlS: () => number) {
+    this.#pins = pins;
+    this.#ttlS = ttlS;
+    this.#renewal = new PinRenewal(pins, ttlS);
+  }
+
+  /** The key's pin first (dropped when its upstream is down or gone), else the pool. */
+  route(pool: UpstreamPool, key: string, maxCandidates: number): Promise<RouteDecision> {
+    return routeWithPins(pool, this.#pins, key, maxCandidates, this.#ttlS());
+  }
+
+  /** `session` (which has a key) reached its upstream: pin the key there, if not already. */
+  opened(session: Session, key: string): void {
+    const upstream = session.upstream!;
+    if (session.via !== 'learned' || session.candidates[0] !== upstream) void this.#pins.set(key, upstream.name, this.#ttlS());
+    session.pinned = true;
+    this.#renewal.hold(session, key);
+  }
+
+  /** A pin to an upstream that failed is dropped (docs/routing.md, rule 5). */
+  failed(session: Session, upstream: Upstream): void {
+    if (session.via === 'learned' && session.key !== null && session.candidates[0] === upstream) void this.#pins.delete(session.key);
+  }
+
+  /** `session` closed: its pin's TTL runs from now. */
+  ended(session: Session): void {
+    if (session.pinned) this.#renewal.release(session);
+  }
+
+  ttlChanged(): void {
+    this.#renewal.ttlChanged();
+  }
+}
