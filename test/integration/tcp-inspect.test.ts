@@ -105,6 +105,48 @@ describe('sni', () => {
   });
 });
 
+describe('rdp-cookie and prefix:REGEX', () => {
+  /** An X.224 connection request with an mstshash cookie and a negotiation request (what mstsc sends). */
+  function rdpConnectionRequest(user: string): Buffer {
+    const cookie = Buffer.from(`Cookie: mstshash=${user}\r\n`, 'latin1');
+    const negotiation = Buffer.from([0x01, 0x00, 0x08, 0x00, 0x0b, 0x00, 0x00, 0x00]);
+    const length = 11 + cookie.length + negotiation.length;
+    return Buffer.concat([Buffer.from([0x03, 0x00, length >> 8, length & 0xff, length - 5, 0xe0, 0, 0, 0, 0, 0]), cookie, negotiation]);
+  }
+
+  for (const [chain, source, firstBytes] of [
+    ['rdp-cookie,source-ip', 'rdp-cookie', rdpConnectionRequest],
+    ['prefix:^HELLO user=(\\w+);,source-ip', 'prefix', (user: string) => Buffer.from(`HELLO user=${user};\n`)],
+  ] as const) {
+    it(`${source}: each user from one address always reaches one upstream, /route agrees, the bytes arrive unchanged`, async () => {
+      const upstreams: RecordingUpstream[] = [];
+      for (const name of ['k1', 'k2', 'k3']) upstreams.push(keep(await startRecordingUpstream(name)));
+      const logs: Record<string, unknown>[] = [];
+      const t = keep(
+        await startTether({ TETHER_UPSTREAMS: upstreams.map((u) => `${u.name}=${u.address}`).join(','), TETHER_KEY: chain, TETHER_HEALTH: 'off' }, logs),
+      );
+      const users = Array.from({ length: 12 }, (_, i) => `user${i}`);
+      const used = new Set<string>();
+      for (let round = 0; round < 2; round++) {
+        for (const user of users) {
+          const socket = net.connect({ host: '127.0.0.1', port: t.port, localAddress: '127.0.0.21' });
+          socket.on('error', () => {});
+          socket.write(firstBytes(user));
+          const greeting = await new Promise<string>((resolve) => socket.once('data', (chunk: Buffer) => resolve(chunk.toString().trim())));
+          expect(greeting, user).toBe((await routeOf(t, user)).upstream);
+          used.add(greeting);
+          const upstream = upstreams.find((u) => u.name === greeting)!;
+          await waitFor(() => upstream.received.some((r) => r.equals(firstBytes(user))), 5_000, `${user}: the first bytes at ${greeting}`);
+          socket.destroy();
+        }
+      }
+      expect(used.size).toBeGreaterThan(1);
+      await waitFor(() => logs.filter((l) => l.component === 'access').length >= users.length * 2, 5_000, 'access lines');
+      expect(new Set(logs.filter((l) => l.component === 'access').map((l) => l.keySource))).toEqual(new Set([source]));
+    });
+  }
+});
+
 /** An upstream that records every byte of every connection, and greets with its name. */
 interface RecordingUpstream {
   readonly name: string;

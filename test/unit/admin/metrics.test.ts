@@ -254,6 +254,7 @@ describe('Metrics: the per-upstream families', () => {
       'tether_ring_build_seconds histogram',
       'tether_ring_builds_total counter',
       'tether_store_errors_total counter',
+      'tether_pins_evicted_total counter',
       'tether_event_loop_delay_seconds gauge',
     ]);
     for (const name of OWN_FAMILIES) expect(metrics.has(name)).toBe(true);
