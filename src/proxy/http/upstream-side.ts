@@ -1,0 +1,496 @@
+import type net from 'node:net';
+import type { ListenerConfig } from '../../config/types.js';
+import type { Upstream } from '../../routing/upstream.js';
+import type { Outcome } from '../types.js';
+import type { Exchange } from './exchange.js';
+import { CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, forwardHead } from './forward-head.js';
+import { Body, FAILED, h1ErrorName, NEED_MORE, type RequestHead, type ResponseHead } from './h1/index.js';
+import { MessageBody } from './h1/message-body.js';
+import { connectUpstream, detachUpstream, reusable, setUser, type UpstreamSocket, type UpstreamSockets, type UpstreamUser } from './upstream-sockets.js';
+
+/** What the upstream side uses of its listener. */
+export interface UpstreamSideHost {
+  readonly config: ListenerConfig;
+  /** Draining: every answer closes its connection. */
+  readonly closing: boolean;
+  readonly upstreamSockets: UpstreamSockets;
+  takeResponseParser(): ResponseHead;
+  giveResponseParser(parser: ResponseHead): void;
+  acquire(exchange: Exchange, upstream: Upstream): void;
+  release(exchange: Exchange, upstream: Upstream): void;
+  connectFailed(exchange: Exchange, upstream: Upstream, error: string): void;
+  connectSucceeded(upstream: Upstream): void;
+  /** Learn pins from a response head; resolves once they are stored (null: nothing to learn). */
+  learn(upstream: Upstream, head: ResponseHead): Promise<void> | null;
+}
+
+/** What the upstream side uses of its client connection (connection.ts). */
+export interface ClientSide {
+  readonly socket: net.Socket;
+  /** The exchange under way, if any. */
+  readonly exchange: Exchange | null;
+  /** The head of the request under way. */
+  readonly request: RequestHead;
+  /** The request's body has all gone upstream (or it had none). */
+  readonly requestDone: boolean;
+  /** The request asks for a protocol switch. */
+  readonly upgrade: boolean;
+  /** The PROXY header this client's upstream connections start with, or null. */
+  readonly proxyHeader: Buffer | null;
+  /** A byte moved. */
+  touch(): void;
+  /** The head is written upstream: relay what has come of the body, read on. */
+  requestSent(): void;
+  /** The upstream takes body bytes again. */
+  upstreamDrained(): void;
+  /** The response has all gone to the client. */
+  responseDone(): void;
+  /** tether's own answer instead of a response (502, 503): the connection closes after it. */
+  answer(status: number, detail: string, outcome: Outcome, reason: string): void;
+  /** Close the client connection (a response cut off, a store failing). */
+  abort(reason: string): void;
+  /** The upstream said 101: both sockets become a tunnel, `head` and `buf[at..]` first to the client. */
+  tunnel(head: Buffer, buf: Buffer, at: number, upstream: UpstreamSocket): void;
+}
+
+// Response states.
+const RES_HEAD = 0;
+/** The head is in; pins it teaches are being stored before it goes on. */
+const RES_LEARNING = 1;
+const RES_BODY = 2;
+const RES_DONE = 3;
+
+/** Methods that carry no body and may be replayed on a fresh connection. */
+const REPLAYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE', 'TRACE']);
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The upstream half of a client connection in http mode: for each request, an
+ * upstream connection (kept alive, or new), the head written, the response head
+ * read for framing and learning, the response relayed as it came. One per client
+ * connection, reused request after request.
+ */
+export class UpstreamSide implements UpstreamUser {
+  readonly #client: ClientSide;
+  readonly #host: UpstreamSideHost;
+  #socket: UpstreamSocket | null = null;
+  #connected = false;
+  #reused = false;
+  #replayed = false;
+  #connectTimer: NodeJS.Timeout | null = null;
+  /** The head written upstream (kept for a replay). */
+  #head: Buffer | null = null;
+  #res: ResponseHead | null = null;
+  readonly #body = new MessageBody();
+  /** A response head spans reads (its bytes are copied out of the parser). */
+  #headSpans = false;
+  #state = RES_DONE;
+  /** A byte of the response has gone to the client. */
+  #started = false;
+  /** A byte of the response has come. */
+  #seen = false;
+  /** The client connection closes after this response. */
+  #closeAfter = false;
+  /** The upstream connection cannot carry another request. */
+  #spoilt = false;
+  /** Upstream bytes read while the response head's pins were stored. */
+  #pending: Buffer | null = null;
+  /** Upstream connections private to this client (TETHER_PROXY_PROTOCOL), idle between its requests. */
+  #private: Map<Upstream, UpstreamSocket> | null = null;
+
+  constructor(client: ClientSide, host: UpstreamSideHost) {
+    this.#client = client;
+    this.#host = host;
+  }
+
+  /** The client connection closes once this response is out. */
+  get closeAfter(): boolean {
+    return this.#closeAfter;
+  }
+
+  /** Part of the response has reached the client: too late for an answer of tether's own. */
+  get responseStarted(): boolean {
+    return this.#started;
+  }
+
+  /** The response body is being relayed (client 'drain' resumes the upstream). */
+  get relayingBody(): boolean {
+    return this.#state === RES_BODY;
+  }
+
+  /** The upstream cannot take more now: its 'drain' will say when. */
+  get needsDrain(): boolean {
+    return this.#socket !== null && this.#socket.writableNeedDrain;
+  }
+
+  // ------------------------------------------------------------------ the request
+
+  /** Send the request (its head forwarded as `head`) to the first candidate still up, or answer 503. */
+  send(head: Buffer): void {
+    this.#head = head;
+    this.#tryNext();
+  }
+
+  /** Request body bytes on; false: wait for the upstream's drain. */
+  write(bytes: Buffer): boolean {
+    return this.#socket!.write(bytes);
+  }
+
+  /** The request body broke off (a malformed chunk): the upstream has part of a body it must not wait on. */
+  spoil(): void {
+    this.#spoilt = true;
+  }
+
+  #tryNext(): void {
+    const exchange = this.#client.exchange!;
+    while (exchange.attempt < exchange.candidates.length) {
+      const upstream = exchange.candidates[exchange.attempt++]!;
+      // Routing may predate a health change: skip upstreams gone down meanwhile.
+      if (!upstream.healthy || upstream.removed) continue;
+      this.#use(upstream, false);
+      return;
+    }
+    const tried = exchange.candidates.length > 0;
+    this.#client.answer(
+      503,
+      tried ? 'no upstream answered' : 'no upstream available',
+      tried ? 'connect_failed' : 'no_upstream',
+      tried ? `connect failed: ${exchange.lastError}` : 'no upstream',
+    );
+  }
+
+  /** Send the request to `upstream`, on a kept-alive connection unless `fresh` (or an upgrade). */
+  #use(upstream: Upstream, fresh: boolean): void {
+    const exchange = this.#client.exchange!;
+    if (exchange.upstream !== upstream) {
+      if (exchange.upstream !== null) this.#host.release(exchange, exchange.upstream);
+      exchange.upstream = upstream;
+      this.#host.acquire(exchange, upstream);
+    }
+    if (!fresh && !this.#client.upgrade) {
+      const socket = this.#takeIdle(upstream);
+      if (socket !== null) {
+        this.#socket = socket;
+        this.#connected = true;
+        this.#reused = true;
+        this.#writeHead();
+        return;
+      }
+    }
+    this.#reused = false;
+    this.#connected = false;
+    this.#socket = connectUpstream(upstream, this, this.#client.proxyHeader);
+    this.#connectTimer = setTimeout(onConnectTimeout, this.#host.config.connectTimeoutMs, this);
+  }
+
+  #takeIdle(upstream: Upstream): UpstreamSocket | null {
+    if (this.#client.proxyHeader === null) return this.#host.upstreamSockets.take(upstream, this);
+    const socket = this.#private?.get(upstream);
+    if (socket === undefined) return null;
+    this.#private!.delete(upstream);
+    if (!reusable(socket)) return null;
+    setUser(socket, this);
+    return socket;
+  }
+
+  onUpstreamConnect(): void {
+    this.#clearConnectTimer();
+    this.#connected = true;
+    this.#host.connectSucceeded(this.#client.exchange!.upstream!);
+    this.#writeHead();
+  }
+
+  connectTimedOut(): void {
+    this.#connectTimer = null;
+    const socket = this.#socket;
+    if (socket === null || this.#connected) return;
+    const err: NodeJS.ErrnoException = new Error('connect timeout');
+    err.code = 'connect timeout';
+    socket.destroy(err);
+  }
+
+  /** The upstream connection is open: the head, then what the client has sent of the body, in one write. */
+  #writeHead(): void {
+    const socket = this.#socket!;
+    this.#state = RES_HEAD;
+    this.#started = false;
+    this.#seen = false;
+    this.#spoilt = false;
+    this.#headSpans = false;
+    const res = (this.#res ??= this.#host.takeResponseParser());
+    res.reset(this.#client.exchange!.method);
+    const corked = !this.#client.requestDone;
+    if (corked) socket.cork();
+    socket.write(this.#head!);
+    this.#client.requestSent();
+    if (corked) socket.uncork();
+  }
+
+  onUpstreamDrain(): void {
+    this.#client.upstreamDrained();
+  }
+
+  /** The client took what it was sent: read the response on. */
+  clientDrained(): void {
+    if (this.#state === RES_BODY) this.#socket?.resume();
+  }
+
+  // ------------------------------------------------------------------ the response
+
+  onUpstreamData(chunk: Buffer): void {
+    this.#client.touch();
+    this.#seen = true;
+    switch (this.#state) {
+      case RES_HEAD:
+        this.#readHead(chunk, 0);
+        return;
+      case RES_BODY:
+        this.#relayBody(chunk, 0, 0);
+        return;
+      case RES_LEARNING:
+        this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+        return;
+      default:
+        // Bytes after the response: this connection's framing cannot be trusted again.
+        this.#spoilt = true;
+    }
+  }
+
+  #readHead(buf: Buffer, at: number): void {
+    const res = this.#res!;
+    for (;;) {
+      const end = res.execute(buf, at, buf.length);
+      if (end === NEED_MORE) {
+        this.#headSpans = true;
+        return;
+      }
+      if (end === FAILED) {
+        this.#broke(`malformed response: ${h1ErrorName(res.error)}`);
+        return;
+      }
+      const length = res.bytes.length;
+      const head = this.#headSpans ? Buffer.from(res.bytes) : buf.subarray(end - length, end);
+      this.#headSpans = false;
+      if (!res.interim) {
+        this.#finalHead(head, buf, end);
+        return;
+      }
+      // 100 Continue and other interim answers go on as they came; the final one follows.
+      const exchange = this.#client.exchange!;
+      exchange.toClient += head.length;
+      this.#client.socket.write(head);
+      res.reset(exchange.method);
+      at = end;
+    }
+  }
+
+  #finalHead(head: Buffer, buf: Buffer, end: number): void {
+    const exchange = this.#client.exchange!;
+    const res = this.#res!;
+    exchange.status = res.status;
+    if (res.bodyKind === Body.Tunnel && !this.#client.upgrade) {
+      this.#broke(`unexpected ${res.status} response`);
+      return;
+    }
+    // A pin is stored before the response that taught it reaches the client
+    // (docs/routing.md, rule 11), so the client's next request finds it anywhere.
+    const learning = this.#host.learn(exchange.upstream!, res);
+    if (learning === null) {
+      this.#afterHead(head, buf, end);
+      return;
+    }
+    this.#state = RES_LEARNING;
+    this.#socket!.pause();
+    if (end < buf.length) this.#pending = buf.subarray(end);
+    learning.then(
+      () => this.#learned(exchange, head),
+      (err: unknown) => {
+        if (this.#client.exchange === exchange) this.#client.abort(`storing pins failed: ${String(err)}`);
+      },
+    );
+  }
+
+  #learned(exchange: Exchange, head: Buffer): void {
+    if (this.#state !== RES_LEARNING || this.#client.exchange !== exchange) return;
+    const rest = this.#pending;
+    this.#pending = null;
+    const socket = this.#socket!;
+    this.#afterHead(head, rest ?? EMPTY, 0);
+    if ((this.#state as number) === RES_BODY && socket === this.#socket) {
+      if (socket.destroyed) this.onUpstreamClose();
+      else socket.resume();
+    }
+  }
+
+  /** The final response head, pins stored: on to the client, then its body from `buf[at]`. */
+  #afterHead(head: Buffer, buf: Buffer, at: number): void {
+    const res = this.#res!;
+    if (res.bodyKind === Body.Tunnel) {
+      const socket = this.#socket!;
+      this.#socket = null;
+      detachUpstream(socket);
+      this.#client.tunnel(head, buf, at, socket);
+      return;
+    }
+    const req = this.#client.request;
+    const requestDone = this.#client.requestDone;
+    // Another request can follow only when both sides said so and the end of this
+    // response is known; and not after an early answer while the body still comes.
+    this.#closeAfter = !req.keepAlive || this.#host.closing || res.bodyKind === Body.UntilClose || !requestDone;
+    const add = this.#closeAfter ? CONNECTION_CLOSE : req.versionMinor === 0 ? CONNECTION_KEEP_ALIVE : '';
+    const out = forwardHead(res, head, false, add);
+    const exchange = this.#client.exchange!;
+    exchange.toClient += out.length;
+    this.#started = true;
+    this.#state = RES_BODY;
+    this.#body.start(res.bodyKind, res.contentLength);
+    const client = this.#client.socket;
+    if (res.bodyKind === Body.None || at === buf.length) {
+      if (!client.write(out)) this.#socket!.pause();
+      if (res.bodyKind === Body.None) this.#done(buf, at);
+      return;
+    }
+    // The head and the body that came with it leave in one write: one slice when the
+    // head goes on as it came, right before the body in the same read.
+    if (out === head && at >= head.length && head.buffer === buf.buffer && head.byteOffset + head.length === buf.byteOffset + at) {
+      exchange.toClient -= head.length;
+      this.#relayBody(buf, at, at - head.length);
+      return;
+    }
+    client.cork();
+    if (!client.write(out)) this.#socket!.pause();
+    this.#relayBody(buf, at, at);
+    client.uncork();
+  }
+
+  /** Relay response body bytes from `at` (writing from `writeFrom`, where a head before them goes along). */
+  #relayBody(buf: Buffer, at: number, writeFrom: number): void {
+    const end = this.#body.end(buf, at);
+    if (end === FAILED) {
+      this.#broke(`malformed response body: ${h1ErrorName(this.#body.error)}`);
+      return;
+    }
+    const stop = end === NEED_MORE ? buf.length : end;
+    if (stop > writeFrom) {
+      this.#client.exchange!.toClient += stop - writeFrom;
+      if (!this.#client.socket.write(writeFrom === 0 && stop === buf.length ? buf : buf.subarray(writeFrom, stop))) this.#socket!.pause();
+    }
+    if (end !== NEED_MORE) this.#done(buf, end);
+  }
+
+  #done(buf: Buffer, end: number): void {
+    this.#state = RES_DONE;
+    if (end < buf.length) this.#spoilt = true;
+    // An early answer ends the exchange too: the connection closes after it.
+    if (this.#client.requestDone || this.#closeAfter) this.#client.responseDone();
+  }
+
+  // ------------------------------------------------------------------ the end of an exchange
+
+  /** The exchange is over: its upstream connection kept for the next request, or closed. */
+  finish(upstream: Upstream): void {
+    const socket = this.#socket;
+    this.#socket = null;
+    if (socket === null) return;
+    const keep = !this.#spoilt && this.#client.requestDone && !this.#client.upgrade && this.#res!.keepAlive && reusable(socket);
+    setUser(socket, null);
+    if (!keep) socket.destroy();
+    else if (this.#client.proxyHeader === null) this.#host.upstreamSockets.put(upstream, socket);
+    else {
+      socket.resume();
+      (this.#private ??= new Map()).set(upstream, socket);
+    }
+  }
+
+  /** Close the exchange's upstream connection, if any (the client left, or tether answers instead). */
+  drop(): void {
+    const socket = this.#socket;
+    this.#socket = null;
+    if (socket === null) return;
+    setUser(socket, null);
+    socket.destroy();
+  }
+
+  /** Ready for the next request: timers stopped, the response parser back to the listener. */
+  reset(): void {
+    this.#clearConnectTimer();
+    this.#state = RES_DONE;
+    if (this.#res !== null) {
+      this.#host.giveResponseParser(this.#res);
+      this.#res = null;
+    }
+    this.#head = null;
+    this.#pending = null;
+    this.#replayed = false;
+  }
+
+  /** The client connection is gone: everything of it upstream closes. */
+  close(): void {
+    this.drop();
+    this.reset();
+    if (this.#private !== null) for (const socket of this.#private.values()) socket.destroy();
+    this.#private = null;
+  }
+
+  // ------------------------------------------------------------------ failures
+
+  onUpstreamError(err: NodeJS.ErrnoException): void {
+    const exchange = this.#client.exchange;
+    if (exchange !== null) exchange.lastError = err.code ?? err.message;
+  }
+
+  onUpstreamClose(): void {
+    const exchange = this.#client.exchange;
+    if (exchange === null || this.#socket === null) return;
+    if (!this.#connected) {
+      this.#clearConnectTimer();
+      this.#socket = null;
+      const error = exchange.lastError || 'closed';
+      exchange.lastError = error;
+      this.#host.connectFailed(exchange, exchange.upstream!, error);
+      this.#tryNext();
+      return;
+    }
+    switch (this.#state) {
+      case RES_HEAD:
+        if (this.#reused && !this.#replayed && !this.#seen && this.#client.requestDone && this.#client.request.bodyKind === Body.None && REPLAYABLE.has(exchange.method)) {
+          // A kept-alive connection the upstream had just closed: the request never
+          // reached it, so replaying it once on a fresh connection is safe.
+          this.#replayed = true;
+          this.#socket = null;
+          this.#use(exchange.upstream!, true);
+          return;
+        }
+        this.#broke(`upstream error: ${exchange.lastError || 'closed before answering'}`);
+        return;
+      case RES_BODY:
+        if (this.#body.kind === Body.UntilClose) {
+          this.#spoilt = true;
+          this.#done(EMPTY, 0);
+          return;
+        }
+        this.#client.abort(`upstream aborted: ${exchange.lastError || 'closed mid-response'}`);
+        return;
+      case RES_LEARNING:
+        // The head is in; what came with it is kept. Its end is looked at once the pins are stored.
+        return;
+    }
+  }
+
+  /** The upstream broke the exchange: 502 if the client has had nothing of the response, else a close. */
+  #broke(reason: string): void {
+    this.#spoilt = true;
+    this.#socket?.destroy();
+    this.#client.answer(502, 'the upstream closed before answering', 'connect_failed', reason);
+  }
+
+  #clearConnectTimer(): void {
+    if (this.#connectTimer !== null) clearTimeout(this.#connectTimer);
+    this.#connectTimer = null;
+  }
+}
+
+function onConnectTimeout(side: UpstreamSide): void {
+  side.connectTimedOut();
+}
