@@ -1,8 +1,27 @@
 import type { ListenerConfig } from '../config/types.js';
+import type { Logger } from 'pino';
+import type { UpstreamPool } from '../routing/pool.js';
+import type { PinStore } from '../store/types.js';
 import type { Acceptor } from './acceptor.js';
 import { settle } from './access.js';
-import type { RoutedRecord } from './context.js';
+import type { HealthReporter, RoutedRecord } from './context.js';
 import type { Outcome } from './types.js';
+
+/** What every listener is made with; `R` is what its metrics callbacks receive. */
+export interface ListenerOptions<R> {
+  readonly config: ListenerConfig;
+  readonly pool: UpstreamPool;
+  readonly health: HealthReporter;
+  /** This listener's learned pins (http learn rules, TETHER_STICK). */
+  readonly pins: PinStore;
+  readonly logger: Logger;
+  /** Child logger for access lines, or null when TETHER_ACCESS_LOG=off. */
+  readonly accessLog: Logger | null;
+  /** A unit was routed, before connecting (metrics). */
+  readonly onSessionStart?: (routed: R) => void;
+  /** A unit ended, routed or turned away (metrics). */
+  readonly onSessionEnd?: (routed: R) => void;
+}
 
 /** A listener's totals of ended units (connections, requests, upgrades, turned-away connections). */
 export interface ListenerCounters {

@@ -14,7 +14,7 @@ import { accessFields } from '../access.js';
 import { Acceptor } from '../acceptor.js';
 import type { HealthReporter, ListenerContext, RoutedRecord } from '../context.js';
 import { IdleSweeper } from '../idle.js';
-import { ListenerBase } from '../listener-base.js';
+import { ListenerBase, type ListenerOptions } from '../listener-base.js';
 import { buildProxyHeader } from '../proxy-protocol/build.js';
 import { Session } from '../session.js';
 import type { Outcome } from '../types.js';
@@ -26,20 +26,7 @@ import { readProxyHeader } from './inbound-proxy.js';
 import { PinRenewal } from './pin-renewal.js';
 import { UpstreamSockets, type UpstreamSocket } from './upstream-sockets.js';
 
-export interface HttpListenerOptions {
-  readonly config: ListenerConfig;
-  readonly pool: UpstreamPool;
-  readonly health: HealthReporter;
-  /** This listener's learned pins. */
-  readonly pins: PinStore;
-  readonly logger: Logger;
-  /** Child logger for access lines, or null when TETHER_ACCESS_LOG=off. */
-  readonly accessLog: Logger | null;
-  /** A request or upgrade was routed (metrics). */
-  readonly onSessionStart?: (routed: RoutedRecord) => void;
-  /** A request, upgrade or rejected connection ended (metrics). */
-  readonly onSessionEnd?: (routed: RoutedRecord) => void;
-}
+export type HttpListenerOptions = ListenerOptions<RoutedRecord>;
 
 /** Response heads from upstreams may be larger than what clients are allowed. */
 const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;

@@ -13,29 +13,15 @@ import type { ProxyHeader } from '../proxy-protocol/header.js';
 import { IdleSweeper } from '../idle.js';
 import { RELAY_HIGH_WATER_MARK, relayAccepted } from '../relay.js';
 import { onClientRead, Session } from '../session.js';
-import { ListenerBase } from '../listener-base.js';
+import { ListenerBase, type ListenerOptions } from '../listener-base.js';
 import type { FoundKey } from '../../routing/keys.js';
 import type { RouteDecision } from '../../routing/types.js';
-import type { PinStore } from '../../store/types.js';
 import { readFirstBytes, type KeyReady } from './first-bytes.js';
 import { tcpKeyChain, type TcpKeyChain } from './key-chain.js';
 import { readProxyHeader, type ProxyHeaderReady } from './proxy-header.js';
 import { Stick } from './stick.js';
 
-export interface TcpListenerOptions {
-  readonly config: ListenerConfig;
-  readonly pool: UpstreamPool;
-  readonly health: HealthReporter;
-  /** This listener's learned pins (TETHER_STICK). */
-  readonly pins: PinStore;
-  readonly logger: Logger;
-  /** Child logger for access lines, or null when TETHER_ACCESS_LOG=off. */
-  readonly accessLog: Logger | null;
-  /** Called once a connection is routed, before connecting (metrics). */
-  readonly onSessionStart?: (session: Session) => void;
-  /** Called for every closed connection (metrics). */
-  readonly onSessionEnd?: (session: Session) => void;
-}
+export type TcpListenerOptions = ListenerOptions<Session>;
 
 /**
  * A `net.Server` acceptor: each connection goes through its opening phases (an
