@@ -135,7 +135,6 @@ export function advice(config: Config): string[] {
       if (tcpOnly.length > 0) {
         out.push(`${at}: key sources ${[...new Set(tcpOnly)].join(', ')} need mode tcp; in http mode they yield no key`);
       }
-      if (listener.stick) out.push(`${at}: stick is on, but http mode pins keys only by its learn rules for now`);
     }
     const ip = listener.key.findIndex((k) => k.kind === 'source-ip');
     if (ip >= 0 && ip < listener.key.length - 1) {

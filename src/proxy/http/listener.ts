@@ -6,7 +6,7 @@ import { cidrContains } from '../../net/cidr.js';
 import { sourceIpKey } from '../../net/address.js';
 import { learnedKeys } from '../../routing/learn.js';
 import type { UpstreamPool } from '../../routing/pool.js';
-import { routeWithPins } from '../../routing/router.js';
+import { learns, routeWithPins } from '../../routing/router.js';
 import type { RouteDecision } from '../../routing/types.js';
 import { formatAddress, type Upstream } from '../../routing/upstream.js';
 import type { PinStore } from '../../store/types.js';
@@ -27,6 +27,8 @@ import { PinRenewal } from './pin-renewal.js';
 import { UpstreamSockets, type UpstreamSocket } from './upstream-sockets.js';
 
 export type HttpListenerOptions = ListenerOptions<RoutedRecord>;
+
+const NO_KEYS: readonly string[] = [];
 
 /** Response heads from upstreams may be larger than what clients are allowed. */
 const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
@@ -178,25 +180,31 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
 
   // ---------------------------------------------------------------- routing and learning
 
-  /** Learned pin first (only when pins can exist), else the pool's hash order or p2c. */
+  /** Learned pin first (only when pins can exist: learn rules, TETHER_STICK), else the pool's hash order or p2c. */
   decide(key: string | null): RouteDecision | Promise<RouteDecision> {
     const config = this.#config;
     const max = config.retries + 1;
-    if (key === null || config.learn.length === 0) return this.pool.route(key, max);
+    if (key === null || !learns(config)) return this.pool.route(key, max);
     return routeWithPins(this.pool, this.pins, key, max, config.stickyTtlS);
   }
 
-  learn(upstream: Upstream, head: ResponseHead): Promise<void> | null {
-    const rules = this.#config.learn;
-    if (rules.length === 0) return null;
-    const keys = learnedKeys(rules, head);
+  /**
+   * Pins a response teaches: the keys its learn rules find, and with TETHER_STICK the
+   * request's own key where it was not already pinned to this upstream.
+   */
+  learn(exchange: Exchange, upstream: Upstream, head: ResponseHead): Promise<void> | null {
+    const config = this.#config;
+    const learned = config.learn.length === 0 ? NO_KEYS : learnedKeys(config.learn, head);
+    const key = exchange.key;
+    const stick = config.stick && key !== null && (exchange.via !== 'learned' || exchange.candidates[0] !== upstream);
+    const keys = stick ? [...learned, key] : learned;
     if (keys.length === 0) return null;
-    const ttlS = this.#config.stickyTtlS;
+    const ttlS = config.stickyTtlS;
     if (this.#logger.isLevelEnabled('debug')) {
       this.#logger.debug({ upstream: upstream.name, keyHashes: keys.map(keyHashForLog) }, 'learned pins');
     }
     if (keys.length === 1) return this.pins.set(keys[0]!, upstream.name, ttlS);
-    return Promise.all(keys.map((key) => this.pins.set(key, upstream.name, ttlS))).then(() => undefined);
+    return Promise.all(keys.map((k) => this.pins.set(k, upstream.name, ttlS))).then(() => undefined);
   }
 
   proxyHeaderFor(connection: HttpConnection): Buffer | null {
@@ -253,7 +261,8 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
     session.toClient = exchange.toClient;
     if (toUpstream !== null) session.pending = toUpstream;
     this.sessions.add(session);
-    if (session.via === 'learned' && session.key !== null) this.#renewal.hold(session, session.key);
+    // A pinned upgrade (learned, or pinned just now by TETHER_STICK) keeps its pin alive while open.
+    if ((session.via === 'learned' || this.#config.stick) && session.key !== null) this.#renewal.hold(session, session.key);
     session.adopt(exchange.upstream!, upstreamSocket, toClient);
   }
 

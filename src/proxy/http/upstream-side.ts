@@ -20,8 +20,8 @@ export interface UpstreamSideHost {
   release(exchange: Exchange, upstream: Upstream): void;
   connectFailed(exchange: Exchange, upstream: Upstream, error: string): void;
   connectSucceeded(upstream: Upstream): void;
-  /** Learn pins from a response head; resolves once they are stored (null: nothing to learn). */
-  learn(upstream: Upstream, head: ResponseHead): Promise<void> | null;
+  /** Learn pins from a response head (and pin the request's key, TETHER_STICK); resolves once they are stored (null: nothing to store). */
+  learn(exchange: Exchange, upstream: Upstream, head: ResponseHead): Promise<void> | null;
 }
 
 /** What the upstream side uses of its client connection (connection.ts). */
@@ -295,7 +295,7 @@ export class UpstreamSide implements UpstreamUser {
     }
     // A pin is stored before the response that taught it reaches the client
     // (docs/routing.md, rule 11), so the client's next request finds it anywhere.
-    const learning = this.#host.learn(exchange.upstream!, res);
+    const learning = this.#host.learn(exchange, exchange.upstream!, res);
     if (learning === null) {
       this.#afterHead(head, buf, end);
       return;

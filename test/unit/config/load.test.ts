@@ -228,9 +228,7 @@ describe('first-bytes key sources (tcp mode)', () => {
       'listener "default": key sources sni need mode tcp; in http mode they yield no key',
     ]);
     expect(loadConfigWithWarnings({ ...UP, TETHER_KEY: 'sni,prefix:^(a),source-ip' }).warnings).toEqual([]);
-    expect(loadConfigWithWarnings({ ...UP, TETHER_MODE: 'http', TETHER_STICK: 'on' }).warnings).toEqual([
-      'listener "default": stick is on, but http mode pins keys only by its learn rules for now',
-    ]);
+    expect(loadConfigWithWarnings({ ...UP, TETHER_MODE: 'http', TETHER_STICK: 'on' }).warnings).toEqual([]);
   });
 });
 
