@@ -23,7 +23,7 @@ import { ConnectionSweeper } from './deadlines.js';
 import type { Exchange } from './exchange.js';
 import { RequestHead, ResponseHead } from './h1/index.js';
 import { readProxyHeader } from './inbound-proxy.js';
-import { PinRenewal } from './pin-renewal.js';
+import { PinRenewal } from '../pin-renewal.js';
 import { UpstreamSockets, type UpstreamSocket } from './upstream-sockets.js';
 
 export type HttpListenerOptions = ListenerOptions<RoutedRecord>;

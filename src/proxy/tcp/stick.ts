@@ -3,8 +3,7 @@ import { routeWithPins } from '../../routing/router.js';
 import type { RouteDecision } from '../../routing/types.js';
 import type { Upstream } from '../../routing/upstream.js';
 import type { PinStore } from '../../store/types.js';
-// The http listener's renewal of pins held by open connections (rule 12), shared as it is.
-import { PinRenewal } from '../http/pin-renewal.js';
+import { PinRenewal } from '../pin-renewal.js';
 import type { Session } from '../session.js';
 
 /**

@@ -1,5 +1,5 @@
-import type { PinStore } from '../../store/types.js';
-import type { Session } from '../session.js';
+import type { PinStore } from '../store/types.js';
+import type { Session } from './session.js';
 
 /** How often pins of long-lived upgraded connections are renewed, at most. */
 const RENEW_MAX_MS = 60_000;
