@@ -101,12 +101,18 @@ export function copyRead(nread: number, buffer: Buffer): Buffer {
 
 export type ReadCallback = (this: net.Socket, nread: number, buffer: Buffer) => boolean;
 
+/**
+ * Options for a socket whose reads go to `callback` instead of 'data' events (Node's
+ * Readable machinery and a fresh buffer per read are skipped); the callback hands the
+ * bytes on with `relayRead`, or keeps them with `copyRead`.
+ */
+export function readOptions(callback: ReadCallback): { onread: net.OnReadOpts } {
+  return { onread: { buffer: nextReadBuffer, callback: callback as net.OnReadOpts['callback'] } };
+}
+
 /** Options for a socket that reads through `relayRead`. */
 export function relaySocketOptions(callback: ReadCallback): { onread: net.OnReadOpts; writableHighWaterMark: number } {
-  return {
-    onread: { buffer: nextReadBuffer, callback: callback as net.OnReadOpts['callback'] },
-    writableHighWaterMark: RELAY_HIGH_WATER_MARK,
-  };
+  return { ...readOptions(callback), writableHighWaterMark: RELAY_HIGH_WATER_MARK };
 }
 
 interface HandleOwner {

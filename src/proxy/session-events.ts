@@ -43,7 +43,7 @@ export function onEarlyEnd(this: net.Socket): void {
   sessionOf(this).onEarlyEnd();
 }
 
-/** The read callback of a client socket made by `adoptAccepted`. */
+/** The read callback of a relayed client socket (`relayAccepted`; an upgraded http connection's, passed on). */
 export function onClientRead(this: net.Socket, nread: number, buffer: Buffer): boolean {
   const s = sessionOf(this);
   if (s.state === OPEN) {
@@ -62,22 +62,6 @@ export function onUpstreamRead(this: net.Socket, nread: number, buffer: Buffer):
   const client = s.client;
   if (client.destroyed) return false;
   return relayRead(client, nread, buffer);
-}
-
-/** An upstream socket handed over by node:http's client (an upgrade's) reads through 'data' events. */
-export function onUpstreamData(this: net.Socket, chunk: Buffer): void {
-  const s = sessionOf(this);
-  s.toClient += chunk.length;
-  s.activeAt = idleClock.now;
-  const client = s.client;
-  if (client.destroyed) return;
-  if (!client.write(chunk)) this.pause();
-}
-
-/** A client socket from node:http (an upgrade) reads through 'data' events. */
-export function onClientData(this: net.Socket, chunk: Buffer): void {
-  const upstream = sessionOf(this).upstreamFor(chunk.length);
-  if (upstream !== null && !upstream.write(chunk)) this.pause();
 }
 
 export function onClientEnd(this: net.Socket): void {

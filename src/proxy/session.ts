@@ -10,7 +10,6 @@ import {
   OPEN,
   kSession,
   onClientClose,
-  onClientData,
   onClientDrain,
   onClientEnd,
   onClientError,
@@ -18,7 +17,6 @@ import {
   onEarlyEnd,
   onUpstreamClose,
   onUpstreamConnect,
-  onUpstreamData,
   onUpstreamDrain,
   onUpstreamEnd,
   onUpstreamError,
@@ -87,14 +85,12 @@ export class Session implements SessionEvents {
   #clientClosed = false;
   #upstreamClosed = true;
   #finished = false;
-  /** The client socket reads through `onClientRead` (set up by `relayAccepted`). */
-  readonly #clientRelayed: boolean;
 
   /** `startedAt`: when the connection's routing began (an upgrade's: its request). */
-  constructor(ctx: ListenerContext, client: net.Socket, clientAddress: string, clientPort: number, clientRelayed = false, startedAt = performance.now()) {
+  /** `client` reads through `onClientRead` (set up by `relayAccepted`, or a read callback that passes its reads on). */
+  constructor(ctx: ListenerContext, client: net.Socket, clientAddress: string, clientPort: number, startedAt = performance.now()) {
     this.ctx = ctx;
     this.client = client;
-    this.#clientRelayed = clientRelayed;
     this.clientAddress = clientAddress;
     this.clientPort = clientPort;
     this.startedAt = startedAt;
@@ -194,9 +190,9 @@ export class Session implements SessionEvents {
 
   /**
    * Take over an upstream connection that is already open and has agreed to switch
-   * protocols (http mode: the upstream answered 101 to an upgrade request). Its
-   * socket reads through 'data' events, as node:http's client hands it over. The
-   * 101 head (and whatever the upstream sent after it) goes to the client first;
+   * protocols (http mode: the upstream answered 101 to an upgrade request). Its reads
+   * come through a read callback that passes them to `onUpstreamRead` once this
+   * session is on the socket (upstream-sockets.ts). The 101 head (and whatever the upstream sent after it) goes to the client first;
    * `pending` (the client's bytes after its upgrade request) to the upstream.
    */
   adopt(upstream: Upstream, socket: net.Socket, toClient: Buffer): void {
@@ -210,7 +206,6 @@ export class Session implements SessionEvents {
     (socket as SessionSocket)[kSession] = this;
     this.upstreamSocket = socket;
     this.#upstreamClosed = false;
-    socket.on('data', onUpstreamData);
     socket.on('error', onUpstreamError);
     socket.on('close', onUpstreamClose);
     this.toClient += toClient.length;
@@ -227,12 +222,6 @@ export class Session implements SessionEvents {
     this.#clearConnectTimer();
     upstream.on('end', onUpstreamEnd);
     upstream.on('drain', onUpstreamDrain);
-    if (!this.#clientRelayed) {
-      client.on('data', onClientData);
-      // node:http may have left its own timer on the socket it handed over: the
-      // listener's sweep bounds silence now, so stop that timer's refresh per read.
-      client.setTimeout(0);
-    }
     client.removeListener('end', onEarlyEnd);
     client.on('end', onClientEnd);
     client.on('drain', onClientDrain);
@@ -244,7 +233,7 @@ export class Session implements SessionEvents {
       upstream.cork();
       if (this.preamble !== null) upstream.write(this.preamble);
       if (this.pending !== null) {
-        // Counted when relayed, as onClientData counts what it relays.
+        // Counted when relayed, as onClientRead counts what it relays.
         this.fromClient += this.pending.length;
         upstream.write(this.pending);
         this.pending = null;

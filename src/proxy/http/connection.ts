@@ -113,14 +113,18 @@ export class HttpConnection implements ClientSide {
     socket.on('error', onClientError);
   }
 
-  /** Start reading requests (after any PROXY header). */
+  /** Start reading requests (after any PROXY header); reads come to `onClientData` (client-reads.ts). */
   serve(): void {
     const socket = this.socket;
     this.#serving = true;
-    socket.on('data', onClientData);
     socket.on('end', onClientEnd);
     socket.on('drain', onClientDrain);
     socket.resume();
+  }
+
+  /** Reading requests (else still its PROXY header). */
+  get serving(): boolean {
+    return this.#serving;
   }
 
   /** Nothing under way and nothing of a next request read: a drain may close it now. */
@@ -376,7 +380,8 @@ export class HttpConnection implements ClientSide {
     this.exchange = null;
     this.phase = DONE;
     const socket = this.socket;
-    socket.removeListener('data', onClientData);
+    // Its reads go to the tunnel's Session from now on (client-reads.ts).
+    socket[kConnection] = undefined;
     socket.removeListener('end', onClientEnd);
     socket.removeListener('drain', onClientDrain);
     socket.removeListener('close', onClientClose);
@@ -491,12 +496,9 @@ export class HttpConnection implements ClientSide {
   }
 }
 
-function connectionOf(socket: net.Socket): HttpConnection | undefined {
+/** The connection a client socket belongs to; undefined once it is a tunnel's. */
+export function connectionOf(socket: net.Socket): HttpConnection | undefined {
   return (socket as ClientSocket)[kConnection];
-}
-
-function onClientData(this: net.Socket, chunk: Buffer): void {
-  connectionOf(this)?.onClientData(chunk);
 }
 
 function onClientEnd(this: net.Socket): void {

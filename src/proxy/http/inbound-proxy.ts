@@ -28,22 +28,22 @@ export function readProxyHeader(host: ProxyHeaderHost, connection: HttpConnectio
   if (config.acceptProxy === 'off') return;
   const socket = connection.socket as PreludeSocket;
   socket[kPrelude] = { host, connection, prelude: new ProxyPrelude(config.acceptProxy, config.headTimeoutMs, onProxyHeaderTimeout, socket) };
-  socket.on('data', onProxyHeaderData);
   socket.on('end', onProxyHeaderEnd);
   socket.on('close', onProxyHeaderClose);
   socket.resume();
 }
 
-function onProxyHeaderData(this: PreludeSocket, chunk: Buffer): void {
-  const reading = this[kPrelude];
+/** Bytes read before the connection serves requests (client-reads.ts). */
+export function proxyHeaderData(socket: net.Socket, chunk: Buffer): void {
+  const reading = (socket as PreludeSocket)[kPrelude];
   if (reading === undefined) return;
   const end = reading.prelude.push(chunk);
   if (end === null) return;
-  endProxyHeader(this);
+  endProxyHeader(socket);
   const connection = reading.connection;
   if (end.kind === 'failed') {
     reading.host.reject(connection, end.outcome!, end.reason);
-    this.destroy();
+    socket.destroy();
     return;
   }
   const header = end.header;
@@ -70,7 +70,6 @@ function incomplete(socket: PreludeSocket, timedOut: boolean): void {
 function endProxyHeader(socket: PreludeSocket): void {
   socket[kPrelude]?.prelude.stop();
   socket[kPrelude] = undefined;
-  socket.removeListener('data', onProxyHeaderData);
   socket.removeListener('end', onProxyHeaderEnd);
   socket.removeListener('close', onProxyHeaderClose);
 }

@@ -24,6 +24,8 @@ import type { Exchange } from './exchange.js';
 import { RequestHead, ResponseHead } from './h1/index.js';
 import { readProxyHeader } from './inbound-proxy.js';
 import { PinRenewal } from '../pin-renewal.js';
+import { relayAccepted } from '../relay.js';
+import { onHttpClientRead } from './client-reads.js';
 import { UpstreamSockets, type UpstreamSocket } from './upstream-sockets.js';
 
 export type HttpListenerOptions = ListenerOptions<RoutedRecord>;
@@ -128,12 +130,14 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
 
   // ---------------------------------------------------------------- accept
 
-  #accept(socket: net.Socket): void {
-    const address = socket.remoteAddress;
+  #accept(accepted: net.Socket): void {
+    const address = accepted.remoteAddress;
     if (address === undefined || this.#closing) {
-      socket.destroy();
+      accepted.destroy();
       return;
     }
+    const socket = relayAccepted(accepted, onHttpClientRead);
+    if (socket === null) return;
     const config = this.#config;
     const connection = new HttpConnection(this, socket, sourceIpKey(address), socket.remotePort ?? 0);
     this.#connections.add(connection);
@@ -251,7 +255,7 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
 
   tunnel(exchange: Exchange, client: net.Socket, upstreamSocket: UpstreamSocket, toClient: Buffer, toUpstream: Buffer | null): void {
     this.#inFlight--;
-    const session = new Session(this, client, exchange.clientAddress, exchange.clientPort, false, exchange.startedAt);
+    const session = new Session(this, client, exchange.clientAddress, exchange.clientPort, exchange.startedAt);
     session.key = exchange.key;
     session.keySource = exchange.keySource;
     session.via = exchange.via;

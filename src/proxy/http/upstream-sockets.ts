@@ -1,5 +1,7 @@
 import net from 'node:net';
 import type { Upstream } from '../../routing/upstream.js';
+import { copyRead, readOptions } from '../relay.js';
+import { kSession, onUpstreamRead, type SessionSocket } from '../session-events.js';
 
 /** What an upstream socket's events are passed to while a request uses it. */
 export interface UpstreamUser {
@@ -32,10 +34,9 @@ const SWEEP_MS = 1_000;
  * a connection only changes who that is.
  */
 export function connectUpstream(upstream: Upstream, user: UpstreamUser, preamble: Buffer | null): UpstreamSocket {
-  const socket = net.connect({ host: upstream.host, port: upstream.port, noDelay: true }) as UpstreamSocket;
+  const socket = net.connect({ host: upstream.host, port: upstream.port, noDelay: true, ...readOptions(onRead) }) as UpstreamSocket;
   socket[kUser] = user;
   socket.on('connect', onConnect);
-  socket.on('data', onData);
   socket.on('drain', onDrain);
   socket.on('error', onError);
   socket.on('close', onClose);
@@ -48,11 +49,10 @@ export function setUser(socket: UpstreamSocket, user: UpstreamUser | null): void
   socket[kUser] = user;
 }
 
-/** Take the connection away from relaying for good (a tunnel reads it from now on). */
+/** Take the connection away from relaying for good (a tunnel's Session reads it from now on, through `onRead`). */
 export function detachUpstream(socket: UpstreamSocket): void {
   socket[kUser] = null;
   socket.removeListener('connect', onConnect);
-  socket.removeListener('data', onData);
   socket.removeListener('drain', onDrain);
   socket.removeListener('error', onError);
   socket.removeListener('close', onClose);
@@ -139,11 +139,17 @@ function onConnect(this: UpstreamSocket): void {
   this[kUser]?.onUpstreamConnect();
 }
 
-function onData(this: UpstreamSocket, chunk: Buffer): void {
+/** Every read of an upstream connection: to its user (a copy it may keep), to the tunnel it became, or nowhere. */
+function onRead(this: UpstreamSocket, nread: number, buffer: Buffer): boolean {
   const user = this[kUser];
+  if (user !== null && user !== undefined) {
+    user.onUpstreamData(copyRead(nread, buffer));
+    return true;
+  }
+  if ((this as SessionSocket)[kSession] !== undefined) return onUpstreamRead.call(this, nread, buffer);
   // An idle connection has nothing to say (a 408 before it closes, say): it is done.
-  if (user === null || user === undefined) this.destroy();
-  else user.onUpstreamData(chunk);
+  this.destroy();
+  return false;
 }
 
 function onDrain(this: UpstreamSocket): void {

@@ -122,7 +122,7 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
     // Re-made to read into relay buffers: no allocation per chunk relayed.
     const socket = relayAccepted(accepted, onClientRead);
     if (socket === null) return;
-    const session = new Session(this, socket, sourceIpKey(address), port, true);
+    const session = new Session(this, socket, sourceIpKey(address), port);
     this.sessions.add(session);
     const config = this.#config;
     if (this.sessions.size > config.maxConnections) {
