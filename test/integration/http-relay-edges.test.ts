@@ -258,6 +258,37 @@ describe('http relay edges: Expect: 100-continue uploads with curl', () => {
     await waitFor(() => upstream.open() === 0, 5_000, 'the upstream connection closed');
     expect(await activePerUpstream(t)).toEqual([0]);
   });
+  it('passes on a 413 sent mid-body after the 100: curl stops sending, the connection closes, nothing hangs', async () => {
+    // nginx's client_max_body_size, say: 100 Continue, part of the body read, then a refusal and a close.
+    let bodyBytes = 0;
+    const server = net.createServer((socket) => {
+      let head = '';
+      let refused = false;
+      socket.on('data', (chunk: Buffer) => {
+        if (!head.includes('\r\n\r\n')) {
+          head += chunk.toString('latin1');
+          if (head.includes('\r\n\r\n')) socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+          return;
+        }
+        bodyBytes += chunk.length;
+        if (refused || bodyBytes < 256 * 1024) return;
+        refused = true;
+        socket.end('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n');
+      });
+    });
+    const upstream = await listen('limited', server);
+    const t = await tetherFor([upstream], { TETHER_RETRIES: '0' });
+    const { file } = await uploadFile(20 * 1024 * 1024);
+    const started = Date.now();
+    const run = await curlUpload(t.port, file, 'K');
+    expect(run.stdout).toBe('too big\n');
+    expect(run.stderr).toMatch(/< HTTP\/1\.1 100 Continue[\s\S]*< HTTP\/1\.1 413 /);
+    expect(run.stderr).toMatch(/< Connection: close/i);
+    expect(run.stderr).not.toContain('We are completely uploaded and fine');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await waitFor(() => inFlight(t) === 0, 5_000, 'no request in flight');
+    await waitFor(() => upstream.open() === 0, 5_000, 'the upstream connection closed');
+  });
 });
 
 // ---------------------------------------------------------------- pipelining
@@ -339,19 +370,19 @@ describe('http relay edges: a client that goes away mid-body', () => {
       else socket.end();
       // tether closes its side too: the body can never be completed.
       await clientClosed;
-      await waitFor(() => uploads[0]!.aborted !== null, 5_000, 'the upstream request to close');
-      expect(uploads[0]).toEqual({ bytes: 100 * 1024, aborted: true });
-      // Closed, not kept for another request: it is mid-body.
-      await waitFor(() => upstream.open() === 0, 5_000, 'the upstream connection closed');
       await waitFor(() => inFlight(t) === 0, 5_000, 'no request in flight');
       expect(await activePerUpstream(t)).toEqual([0]);
-
-      // Another client is served, on a new upstream connection, and that is the only one left open.
-      const res = await fetch(`http://127.0.0.1:${t.port}/upload`, { method: 'POST', body: 'next', headers: { 'x-session': 'K' } });
+      // At once (before the pool's idle sweep could hide a connection kept by mistake), another
+      // client is served, on a new upstream connection: one kept mid-body would take this request
+      // as more of the cut body, and it would never be answered.
+      const res = await fetch(`http://127.0.0.1:${t.port}/upload`, { method: 'POST', body: 'next', headers: { 'x-session': 'K' }, signal: AbortSignal.timeout(5_000) });
       expect(res.status).toBe(200);
       expect(await res.text()).toBe('4\n');
       expect(upstream.accepted()).toBe(2);
-      expect(upstream.open()).toBeLessThanOrEqual(1);
+      await waitFor(() => uploads[0]!.aborted !== null, 5_000, 'the upstream request to close');
+      expect(uploads[0]).toEqual({ bytes: 100 * 1024, aborted: true });
+      // The cut request's connection is closed; only the new one may stay, pooled.
+      await waitFor(() => upstream.open() <= 1, 5_000, 'the cut upstream connection closed');
       await waitFor(() => inFlight(t) === 0, 5_000, 'no request in flight');
     });
   }
