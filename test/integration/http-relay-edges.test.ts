@@ -335,6 +335,39 @@ describe('http relay edges: pipelining', () => {
     }
     await waitFor(() => inFlight(t) === 0, 5_000, 'no request in flight');
   });
+
+  it('answers the requests before a malformed one in a pipeline, then 400 and a close; nothing after it is forwarded', async () => {
+    const upstreams = await httpUpstreams(['a', 'b', 'c']);
+    const t = await tetherFor(upstreams);
+    const got = await collectUntilClose(
+      t.port,
+      get('/first', { 'x-session': 'A' }) + get('/second', { 'x-session': 'B' }) + 'GET /bad\x00 HTTP/1.1\r\nHost: x\r\n\r\n' + get('/never', { 'x-session': 'C' }),
+    );
+    expect(got.closed).toBe(true);
+    expect(got.text.match(/^HTTP\/1\.1 \d+/gm)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 400']);
+    expect(got.text).toContain(`${await routeOf(t, 'A')} GET /first 0\n`);
+    expect(got.text).toContain(`${await routeOf(t, 'B')} GET /second 0\n`);
+    expect(upstreams.flatMap((u) => u.seen.map((r) => r.url)).sort()).toEqual(['/first', '/second']);
+  });
+
+  it('answers every pipelined request of a client that half-closes (FIN) right after writing them, then closes', async () => {
+    const upstreams = await httpUpstreams(['a', 'b', 'c']);
+    const t = await tetherFor(upstreams);
+    const keys = ['A', 'B', 'C', 'A', 'C'];
+    const socket = net.connect({ host: '127.0.0.1', port: t.port });
+    const chunks: Buffer[] = [];
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.end(keys.map((k, i) => `POST /fin${i} HTTP/1.1\r\nHost: t\r\nX-Session: ${k}\r\nContent-Length: 2\r\n\r\nhi`).join(''));
+    await closed;
+    const text = Buffer.concat(chunks).toString('latin1');
+    const bodies = [...text.matchAll(/\r\n\r\n([^\n]*\n)/g)].map((m) => m[1]);
+    const expected: string[] = [];
+    for (const [i, k] of keys.entries()) expected.push(`${await routeOf(t, k)} POST /fin${i} 2\n`);
+    expect(bodies).toEqual(expected);
+    await waitFor(() => inFlight(t) === 0, 5_000, 'no request in flight');
+  });
 });
 
 // ---------------------------------------------------------------- a client gone mid-body
@@ -411,6 +444,36 @@ describe('http relay edges: an upstream that goes away mid-response', () => {
     const got = await collectUntilClose(t.port, get('/partial', { 'x-session': 'K' }));
     expect(got.closed).toBe(true);
     expect(got.text).toBe(head + 'x'.repeat(300));
+    await waitFor(() => inFlight(t) === 0, 5_000, 'no request in flight');
+    await waitFor(() => upstream.open() === 0, 5_000, 'the upstream connection closed');
+  });
+
+  it('closing after 32 MiB of a 64 MiB body while the client reads slowly: every byte sent still reaches the client before the close', async () => {
+    // More than loopback's socket buffers hold, so a relay that read on regardless of its
+    // client would see the upstream's close with bytes still queued in user space, and drop them.
+    const head = `HTTP/1.1 200 OK\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\n`;
+    const sent = 32 * 1024 * 1024;
+    const upstream = await rawUpstream('cut-big', (socket) => {
+      socket.write(head);
+      socket.end(Buffer.alloc(sent, 0x62));
+    });
+    const t = await tetherFor([upstream], { TETHER_RETRIES: '0' });
+    const received = await new Promise<{ bytes: number; text: string }>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port: t.port });
+      const chunks: Buffer[] = [];
+      socket.on('error', () => {});
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('close', () => {
+        const all = Buffer.concat(chunks);
+        resolve({ bytes: all.length, text: all.subarray(0, head.length).toString('latin1') });
+      });
+      // A slow reader: it starts reading after a second.
+      socket.pause();
+      socket.write(get('/big', { 'x-session': 'K' }));
+      setTimeout(() => socket.resume(), 1_000);
+    });
+    expect(received.text).toBe(head);
+    expect(received.bytes).toBe(head.length + sent);
     await waitFor(() => inFlight(t) === 0, 5_000, 'no request in flight');
     await waitFor(() => upstream.open() === 0, 5_000, 'the upstream connection closed');
   });
