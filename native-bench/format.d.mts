@@ -8,6 +8,9 @@ export interface ResultsCell {
   runs?: number[];
   vsDirect?: number | null;
   vsHaproxy?: number | null;
+  /** Rows of their own (http-affinity, http-memory): the HAProxy row it is held to, its name. */
+  haproxyCounterpart?: string;
+  label?: string;
 }
 
 /** One column of results/NAME.json `summary`, keyed there by `workload.metric`. */

@@ -14,6 +14,11 @@
  *   HAProxy stick  the same plus a stick table on req.hdr(x-session)
  *   nginx hash     http module, hash $http_x_session consistent, upstream keepalive
  *
+ * Each row runs twice a round: keep-alive, then (after every keep-alive row) with
+ * `Connection: close` on every request, a new connection per request (wrk
+ * -H 'Connection: close', as the connrate workload does; the upstreams answer it
+ * with a close too, so direct is a new connection per request as well).
+ *
  * After every measurement the affinity is checked, not assumed: each upstream
  * reports the ids it saw (an id seen on two upstreams is an error, printed loudly
  * and keeping the run out of the medians); tether is asked `/route?key=` for every
@@ -54,7 +59,7 @@ export function sessionIds(count = SESSION_COUNT) {
  * an admin listener for the check); `counterpart` is the HAProxy row that routes the
  * same way, the one "÷ HAProxy" divides by.
  */
-const ROWS = [
+export const ROWS = [
   { id: 'direct', balancer: 'direct', label: 'direct (no balancer)', routing: 'one upstream' },
   {
     id: 'tether-hash',
@@ -70,6 +75,7 @@ const ROWS = [
     label: 'tether http, learned pins',
     routing: `the same + \`TETHER_LEARN=${LEARN_RULE}\``,
     counterpart: 'haproxy-stick',
+    learn: true,
     spec: { admin: true, env: { TETHER_MODE: 'http', TETHER_KEY: `header:${HEADER}`, TETHER_LEARN: LEARN_RULE } },
   },
   {
@@ -91,6 +97,7 @@ const ROWS = [
     balancer: 'haproxy',
     label: 'HAProxy http, stick table',
     routing: `the same + \`stick on req.hdr(${HEADER})\``,
+    stick: true,
     spec: { template: 'haproxy-http.cfg', fields: { BACKEND: 'stick_table' } },
   },
   {
@@ -101,6 +108,16 @@ const ROWS = [
     spec: { template: 'nginx-http.conf' },
   },
 ];
+
+/** Every row again with `Connection: close` on each request: a new connection per request. */
+const CLOSE_ROWS = ROWS.map((r) => ({
+  ...r,
+  id: `${r.id}-close`,
+  label: `${r.label}, Connection: close`,
+  tableLabel: r.label,
+  counterpart: r.counterpart && `${r.counterpart}-close`,
+  close: true,
+}));
 
 const METRICS = [
   { key: 'rps', label: 'req/s', better: 'higher' },
@@ -121,7 +138,7 @@ export function createHttpAffinity(h) {
 
   /** Rows whose balancer is in this run (`--only`, installed peers). */
   function rows(balancers) {
-    return ROWS.filter((r) => balancers.includes(r.balancer));
+    return [...ROWS, ...CLOSE_ROWS].filter((r) => balancers.includes(r.balancer));
   }
 
   /** The upstreams, in the order run.mjs hands them to balancers (up1, up2, up3). */
@@ -129,16 +146,28 @@ export function createHttpAffinity(h) {
     return h.upstreams().info.sessionHttp;
   }
 
-  async function load(target) {
-    if (h.tools.http === 'wrk') {
+  /** The keep-alive tool for keep-alive rows, the new-connection one for close rows. */
+  const toolOf = (row) => (row.close ? h.tools.connrate : h.tools.http);
+
+  async function load(target, row) {
+    if (toolOf(row) === 'wrk') {
       if (idsFile === null) {
         idsFile = join(h.tmpDir(), 'session-ids.txt');
         h.writeFile(idsFile, `${ids.join('\n')}\n`);
       }
-      return h.wrk(target, ['-s', join(h.peersDir, 'sessions.lua')], ['--', idsFile]);
+      const close = row.close ? ['-H', 'Connection: close'] : [];
+      return h.wrk(target, [...close, '-s', join(h.peersDir, 'sessions.lua')], ['--', idsFile]);
     }
     const durationMs = h.opts.duration * 1000;
     const warmupMs = h.opts.warmup * 1000;
+    if (row.close) {
+      const r = await h.loadgen().call(
+        'connrate',
+        { host: target.host, port: target.port, concurrency: 50, warmupMs, durationMs, sources: h.sources, sessions: ids },
+        durationMs + warmupMs + 20_000,
+      );
+      return { rps: r.cps, p99Ms: r.p99Ms, errors: r.errors };
+    }
     return h.loadgen().call(
       'http',
       { host: target.host, port: target.port, connections: 50, warmupMs, durationMs, sessions: ids },
@@ -149,11 +178,15 @@ export function createHttpAffinity(h) {
   async function run(target, instance, row) {
     await h.upstreams().ask('sessions'); // start a fresh record of who saw which id
     const pids = instance.pids();
+    const accepted0 = (await h.upstreams().stats()).accepted;
     const cpu0 = pids.length ? h.cpuSeconds(pids) : null;
-    const measured = await load(target);
+    const measured = await load(target, row);
     const cpu1 = pids.length ? h.cpuSeconds(pids) : null;
     const seen = (await h.upstreams().ask('sessions')).byPort;
     const affinity = await verify(row, instance, seen);
+    // Connections the upstreams accepted over warm-up and measurement: does the
+    // balancer reuse upstream connections when each client one carries one request?
+    affinity.upstreamConnections = (await h.upstreams().stats()).accepted - accepted0;
     const cpuUsPerReq = cpu0 !== null && affinity.requests > 0 ? ((cpu1 - cpu0) * 1e6) / affinity.requests : null;
     const result = { ...measured, cpuUsPerReq, affinity };
     if (affinity.problems.length > 0) {
@@ -189,13 +222,19 @@ export function createHttpAffinity(h) {
       problems.push(`${split.length} of ${owners.size} session ids reached more than one upstream (e.g. one on ${split[0].join(' and ')})`);
     }
     if (noKey > 0) problems.push(`${noKey} requests reached an upstream without their ${HEADER} header`);
-    if (owners.size < ids.length) problems.push(`only ${owners.size} of ${ids.length} session ids reached an upstream`);
+    // Ids are drawn at random: of N ids, about N(1 - 1/N)^R never come up in R requests
+    // (a close row on a busy machine makes few). More unseen ones than chance explains
+    // means requests went missing.
+    const byChance = ids.length * (1 - 1 / ids.length) ** requests;
+    if (ids.length - owners.size > 3 * byChance + 5) {
+      problems.push(`only ${owners.size} of ${ids.length} session ids reached an upstream (chance leaves out ~${Math.round(byChance)} in ${requests} requests)`);
+    }
     if (row.balancer !== 'direct' && Object.values(perUpstream).some((n) => n === 0)) {
       problems.push(`an upstream saw no session at all (${JSON.stringify(perUpstream)})`);
     }
     const check = { sessions: owners.size, requests, perUpstream, splitIds: split.length, noKey, problems };
     if (row.balancer === 'tether') await checkTether(row, instance, owners, check);
-    if (row.id === 'haproxy-stick') await checkStickTable(instance, owners, check);
+    if (row.stick) await checkStickTable(instance, owners, check);
     return check;
   }
 
@@ -203,7 +242,7 @@ export function createHttpAffinity(h) {
   async function checkTether(row, instance, owners, check) {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
     try {
-      const want = row.id === 'tether-learn' ? 'learned' : 'hash';
+      const want = row.learn ? 'learned' : 'hash';
       const list = [...owners.entries()];
       let agree = 0;
       let viaWanted = 0;
@@ -226,7 +265,7 @@ export function createHttpAffinity(h) {
       check.routeDecisions = decisions;
       if (agree < list.length) problems(check, `tether /route names another upstream for ${list.length - agree} ids`);
       if (viaWanted < list.length) problems(check, `tether /route answers via ${want} for only ${viaWanted} of ${list.length} ids`);
-      if (row.id === 'tether-learn' && !(decisions.learned > 0)) problems(check, 'tether made no decision via a learned pin');
+      if (row.learn && !(decisions.learned > 0)) problems(check, 'tether made no decision via a learned pin');
     } catch (err) {
       problems(check, `could not ask tether's admin API: ${err?.message ?? err}`);
     } finally {
@@ -267,6 +306,7 @@ export function createHttpAffinity(h) {
         cell.vsDirect = cell.median !== null && direct ? cell.median / direct : null;
         cell.vsHaproxy = cell.median !== null && peer ? cell.median / peer : null;
         if (row.counterpart) cell.haproxyCounterpart = row.counterpart;
+        cell.label = row.label;
       }
       out[`${WORKLOAD}.${m.key}`] = { label: `session-keyed HTTP ${m.label}`, better: m.better, workload: WORKLOAD, metric: m.key, byBalancer };
     }
@@ -277,10 +317,13 @@ export function createHttpAffinity(h) {
     const rps = summary[`${WORKLOAD}.rps`].byBalancer;
     const p99 = summary[`${WORKLOAD}.p99Ms`].byBalancer;
     const cpu = summary[`${WORKLOAD}.cpuUsPerReq`].byBalancer;
-    const tool =
-      h.tools.http === 'wrk'
-        ? `\`wrk -t1 -c50 -d${h.opts.duration}s --latency -s native-bench/peers/sessions.lua\``
-        : 'a Node loop, 50 connections, one request in flight each';
+    const d = h.opts.duration;
+    const toolText = (close) =>
+      toolOf({ close }) === 'wrk'
+        ? `\`wrk -t1 -c50 -d${d}s --latency${close ? " -H 'Connection: close'" : ''} -s native-bench/peers/sessions.lua\``
+        : close
+          ? 'a Node client, 50 concurrent, from 200 source addresses'
+          : 'a Node loop, 50 connections, one request in flight each';
     const lastView = (row) => {
       const list = runs?.[row.id] ?? [];
       const bad = list.filter((r) => r?.error).length;
@@ -289,25 +332,39 @@ export function createHttpAffinity(h) {
       const a = good.at(-1).affinity;
       const split = Object.values(a.perUpstream).join(' / ');
       const ok = bad ? `**broken in ${bad} of ${list.length} runs**` : `held in ${good.length} of ${list.length} runs`;
-      return `${ok}; ids per upstream ${split}`;
+      const conns = a.upstreamConnections === undefined ? '' : `; ${a.upstreamConnections.toLocaleString('en-US')} upstream connections`;
+      return `${ok}; ids per upstream ${split}${conns}`;
     };
+    const table = (list) => [
+      '| balancer | routing | req/s ↑ | p99 ms ↓ | CPU µs/req ↓ | req/s ÷ direct | p99 ÷ direct | req/s ÷ HAProxy | p99 ÷ HAProxy | CPU ÷ HAProxy | affinity (last run) |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+      ...list.map((row) => {
+        const [a, b, c] = [rps[row.id], p99[row.id], cpu[row.id]];
+        return (
+          `| ${row.tableLabel ?? row.label} | ${row.routing} | ${h.fmt(a.median)} | ${h.fmt(b.median)} | ${h.fmt(c.median)} | ` +
+          `${h.fmtRatio(a.vsDirect)} | ${h.fmtRatio(b.vsDirect)} | ${h.fmtRatio(a.vsHaproxy)} | ${h.fmtRatio(b.vsHaproxy)} | ${h.fmtRatio(c.vsHaproxy)} | ${lastView(row)} |`
+        );
+      }),
+    ];
+    const keepAlive = shown.filter((r) => !r.close);
+    const close = shown.filter((r) => r.close);
     const out = [];
     out.push(`## Session affinity in http mode (\`${WORKLOAD}\`)\n`);
     out.push(
-      `${tool}, warmed up ${h.opts.warmup} s: keep-alive GETs, each with \`${HEADER}: ID\` drawn at random from ${ids.length.toLocaleString('en-US')} ` +
-        `session ids; three upstreams answer \`ok\` and echo the header. After every run each upstream reports the ids it saw ` +
+      `GETs, each with \`${HEADER}: ID\` drawn at random from ${ids.length.toLocaleString('en-US')} session ids, warmed up ${h.opts.warmup} s; ` +
+        `three upstreams answer \`ok\` and echo the header. After every run each upstream reports the ids it saw ` +
         `(an id on two upstreams fails the run), tether's \`/route\` and HAProxy's stick table are checked against them. ` +
-        `"÷ HAProxy" divides by the HAProxy row that routes the same way (hash by hash, learned pins by stick table).\n`,
+        `"÷ HAProxy" divides by the HAProxy row that routes the same way (hash by hash, learned pins by stick table), ` +
+        `keep-alive by keep-alive, close by close. Each round runs every keep-alive row, then every close row.\n`,
     );
-    out.push(
-      '| balancer | routing | req/s ↑ | p99 ms ↓ | CPU µs/req ↓ | req/s ÷ direct | p99 ÷ direct | req/s ÷ HAProxy | p99 ÷ HAProxy | CPU ÷ HAProxy | affinity |',
-    );
-    out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
-    for (const row of shown) {
-      const [a, b, c] = [rps[row.id], p99[row.id], cpu[row.id]];
+    if (keepAlive.length) out.push(`### Keep-alive: ${toolText(false)}\n`, ...table(keepAlive));
+    if (close.length) {
       out.push(
-        `| ${row.label} | ${row.routing} | ${h.fmt(a.median)} | ${h.fmt(b.median)} | ${h.fmt(c.median)} | ` +
-          `${h.fmtRatio(a.vsDirect)} | ${h.fmtRatio(b.vsDirect)} | ${h.fmtRatio(a.vsHaproxy)} | ${h.fmtRatio(b.vsHaproxy)} | ${h.fmtRatio(c.vsHaproxy)} | ${lastView(row)} |`,
+        `\n### Connection: close, a new connection per request: ${toolText(true)}\n`,
+        'Every request says `Connection: close`; the balancer answers and closes the client connection (the upstreams answer ' +
+          'a close with a close, so direct is a new connection per request too). "upstream connections": how many the upstreams ' +
+          'accepted over the run: a balancer that keeps its upstream connections alive opens few.\n',
+        ...table(close),
       );
     }
     out.push(
@@ -319,10 +376,12 @@ export function createHttpAffinity(h) {
     out.push('\nEvery run (req/s; p99 ms; CPU µs/req):\n');
     const runsOf = (cell) => cell.runs.map(h.fmt).join(' / ') || '—';
     for (const row of shown) out.push(`- ${row.label}: ${runsOf(rps[row.id])}; ${runsOf(p99[row.id])}; ${runsOf(cpu[row.id])}`);
-    const views = shown.map((row) => (runs?.[row.id] ?? []).filter((r) => r?.affinity?.balancerView).at(-1)).filter(Boolean);
+    const views = shown
+      .map((row) => [row, (runs?.[row.id] ?? []).filter((r) => r?.affinity?.balancerView).at(-1)])
+      .filter(([, r]) => r);
     if (views.length) {
       out.push('\nThe balancers\' own view, last run:\n');
-      for (const r of views) out.push(`- ${r.affinity.balancerView}`);
+      for (const [row, r] of views) out.push(`- ${row.label}: ${r.affinity.balancerView}`);
     }
     const errors = [];
     for (const row of shown) {
@@ -336,7 +395,7 @@ export function createHttpAffinity(h) {
   }
 
   return {
-    title: 'Session-keyed keep-alive HTTP requests, 50 connections, 1,000 sessions',
+    title: 'Session-keyed HTTP requests, keep-alive and Connection: close, 50 connections, 1,000 sessions',
     metrics: METRICS,
     rows,
     run,

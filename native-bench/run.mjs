@@ -9,10 +9,13 @@
  *   ws        WebSocket echo round trips, p50/p99, 1 client then 200 clients
  *             (peers/loadgen.mjs with the ws client, echo servers in upstream.mjs)
  *   memory    RSS per idle proxied connection (5,000 connections, /proc/PID/status)
- *   http-affinity  keep-alive requests keyed by an x-session header over 1,000
- *             sessions, through tether's http mode, HAProxy mode http (hash, stick
- *             table) and nginx http, with affinity checked after every run
- *             (http-affinity.mjs: its rows, peer settings, checks and table)
+ *   http-affinity  requests keyed by an x-session header over 1,000 sessions,
+ *             keep-alive and then Connection: close, through tether's http mode,
+ *             HAProxy mode http (hash, stick table) and nginx http, with affinity
+ *             checked after every run (http-affinity.mjs: its rows, peer settings,
+ *             checks and table)
+ *   http-memory  RSS per idle keep-alive client connection in http mode, each
+ *             having made one request (http-idle-memory.mjs)
  *   sni-affinity  new connections each sending a TLS ClientHello, routed by its
  *             server name (tether TETHER_KEY=sni, HAProxy req.ssl_sni, nginx
  *             ssl_preread) and by source address, CPU per connection
@@ -55,8 +58,9 @@ import { fileURLToPath } from 'node:url';
 import { renderChart } from './chart.mjs';
 import { BALANCER_LABELS as LABELS, BALANCER_ORDER, fmt, fmtRatio } from './format.mjs';
 import { createHttpAffinity } from './http-affinity.mjs';
+import { createHttpIdleMemory } from './http-idle-memory.mjs';
 import { createSniAffinity } from './sni-affinity.mjs';
-import { evaluateTargets, targetsMarkdown } from './targets.mjs';
+import { evaluateHttpTargets, evaluateTargets, httpTargetsMarkdown, targetsMarkdown } from './targets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -65,7 +69,7 @@ const resultsDir = join(here, 'results');
 
 // ---- options ----------------------------------------------------------------
 
-const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'ws', 'memory', 'http-affinity', 'sni-affinity'];
+const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'ws', 'memory', 'http-affinity', 'http-memory', 'sni-affinity'];
 /** tether's own scenarios, each a script of its own, run after the side-by-side. */
 const SCENARIOS = {
   'hash-quality': { file: 'hash-quality.mjs', title: 'Hash quality', timeoutMs: 300_000, quick: false },
@@ -89,7 +93,8 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
                        none = only the side-by-side
   --rounds=N           interleaved rounds (default 3)
   --duration=S         seconds per measurement, whole seconds (default 3)
-  --idle=N             idle connections for the memory workload (default 5000)
+  --idle=N             idle connections for the memory and http-memory workloads
+                       (default 5000)
   --ws-clients=N       WebSocket clients of the ws workload's second phase (default
                        200; the first phase is always 1 client)
   --peer-threads=N     HAProxy nbthread / nginx worker_processes (default 1: one
@@ -787,7 +792,7 @@ function upstreamsFor(workload) {
     if (tools.bulk === 'iperf3') return iperfPorts.map((p) => `127.0.0.1:${p}`);
     return upstreams.info.sink.map((p) => `127.0.0.1:${p}`);
   }
-  if (workload === 'http-affinity') return upstreams.info.sessionHttp.map((p) => `127.0.0.1:${p}`);
+  if (workload === 'http-affinity' || workload === 'http-memory') return upstreams.info.sessionHttp.map((p) => `127.0.0.1:${p}`);
   if (workload === 'sni-affinity') return upstreams.info.sni.map((p) => `127.0.0.1:${p}`);
   if (workload === 'ws') return upstreams.info.ws.map((p) => `127.0.0.1:${p}`);
   return upstreams.info.http.map((p) => `127.0.0.1:${p}`);
@@ -940,40 +945,62 @@ function sumRss(pids) {
 }
 
 /**
- * RSS growth per idle proxied connection. A warm-up batch (10%) is opened and
- * closed first so one-off growth (code paths run once, first pools) is not
- * charged to the connections; then the baseline, then `opts.idle` connections from
- * 200 source addresses, counted open at the upstreams, then RSS again.
+ * RSS growth per idle connection of `instance` (the memory workload, and
+ * http-idle-memory.mjs). `open(count)` opens `count` idle connections and throws
+ * unless all are open; `close()` closes them all and resolves to how many the
+ * balancer had closed already. A warm-up batch (10%) is opened and closed first so
+ * one-off growth (code paths run once, first pools) is not charged to the
+ * connections; then the baseline, then `opts.idle` connections, 1 s, RSS again.
+ */
+async function idleRssPerConn(instance, open, close) {
+  try {
+    await open(Math.max(1, Math.round(opts.idle / 10)));
+  } finally {
+    await close();
+  }
+  await sleep(500);
+  const before = sumRss(instance.pids);
+  let after;
+  let lost;
+  try {
+    await open(opts.idle);
+    await sleep(1000);
+    after = sumRss(instance.pids);
+  } finally {
+    lost = await close();
+  }
+  if (lost > 0) throw new Error(`the balancer closed ${lost} of the ${opts.idle} idle connections before they were measured`);
+  return { kibPerConn: (after - before) / opts.idle, rssBeforeKiB: before, rssAfterKiB: after, idle: opts.idle };
+}
+
+/** Close the load generator's idle connections: how many the other side had closed. */
+async function closeIdle() {
+  return (await loadgen.call('idleClose', {}, 10_000)).lost;
+}
+
+/**
+ * The memory workload: idle proxied connections from 200 source addresses, each
+ * counted open at the upstreams.
  */
 async function measureMemory(target, instance) {
   const base = await upstreamOpen();
-  const openIdle = async (count) => {
+  const open = async (count) => {
     const r = await loadgen.call(
       'idleOpen',
       { host: target.host, port: target.port, count, sources: SOURCES, parallel: 100 },
       60_000,
     );
     if (r.opened < count) throw new Error(`opened ${r.opened} of ${count} connections (${r.errors} errors)`);
-    const open = await waitUpstreamOpen(base + count, 15_000);
-    if (open < base + count) throw new Error(`only ${open - base} of ${count} reached the upstreams`);
+    const up = await waitUpstreamOpen(base + count, 15_000);
+    if (up < base + count) throw new Error(`only ${up - base} of ${count} reached the upstreams`);
   };
-  const closeIdle = async () => {
-    await loadgen.call('idleClose', {}, 10_000);
+  const close = async () => {
+    const lost = await closeIdle();
     const deadline = Date.now() + 10_000;
     while ((await upstreamOpen()) > base && Date.now() < deadline) await sleep(50);
+    return lost;
   };
-  await openIdle(Math.max(1, Math.round(opts.idle / 10)));
-  await closeIdle();
-  await sleep(500);
-  const before = sumRss(instance.pids);
-  try {
-    await openIdle(opts.idle);
-    await sleep(1000);
-    const after = sumRss(instance.pids);
-    return { kibPerConn: (after - before) / opts.idle, rssBeforeKiB: before, rssAfterKiB: after };
-  } finally {
-    await closeIdle();
-  }
+  return idleRssPerConn(instance, open, close);
 }
 
 const WORKLOADS = {
@@ -1024,36 +1051,26 @@ function cpuSeconds(pids) {
   }, 0);
 }
 
+// What every workload module may borrow from the runner.
+const shared = { opts, log, loadgen: () => loadgen, upstreams: () => upstreams, sources: SOURCES, cpuSeconds, median, fmt, fmtRatio };
 const httpAffinity = createHttpAffinity({
-  opts,
+  ...shared,
   tools,
-  log,
   wrk,
   peersDir,
-  loadgen: () => loadgen,
-  upstreams: () => upstreams,
   tmpDir: () => tmpDir,
   writeFile: (file, text) => writeFileSync(file, text),
-  cpuSeconds,
-  median,
-  fmt,
-  fmtRatio,
 });
-// A workload with `rows` runs its own rows (several per balancer) and writes its own
-// table; the others run every balancer and share the main tables.
-WORKLOADS['http-affinity'] = { title: httpAffinity.title, metrics: httpAffinity.metrics, rows: httpAffinity.rows, run: httpAffinity.run };
-const sniAffinity = createSniAffinity({
-  opts,
-  log,
-  loadgen: () => loadgen,
-  upstreams: () => upstreams,
-  sources: SOURCES,
-  cpuSeconds,
-  median,
-  fmt,
-  fmtRatio,
-});
-WORKLOADS['sni-affinity'] = { title: sniAffinity.title, metrics: sniAffinity.metrics, rows: sniAffinity.rows, run: sniAffinity.run };
+/**
+ * Workloads with `rows` run their own rows (several per balancer) and write their own
+ * tables (markdown order); the others run every balancer and share the main tables.
+ */
+const ROW_WORKLOADS = {
+  'http-affinity': httpAffinity,
+  'http-memory': createHttpIdleMemory({ ...shared, idleRssPerConn, closeIdle }),
+  'sni-affinity': createSniAffinity(shared),
+};
+for (const [w, m] of Object.entries(ROW_WORKLOADS)) WORKLOADS[w] = { title: m.title, metrics: m.metrics, rows: m.rows, run: m.run };
 
 /** What one round runs for workload `w`: { id, balancer, spec? } per row. */
 function rowsOf(w) {
@@ -1166,7 +1183,7 @@ async function main() {
   if (skipped.length) log(`bench: skipping ${skipped.join(', ')} (not installed)`);
   if (opts.idle < idleWanted) {
     log(
-      `bench: open-file limit ${nofile}: memory workload uses ${opts.idle} idle connections, not ${idleWanted} ` +
+      `bench: open-file limit ${nofile}: the memory and http-memory workloads use ${opts.idle} idle connections, not ${idleWanted} ` +
         `(a balancer holds two descriptors per connection: raise the hard limit, ulimit -Hn, to ${2 * idleWanted + 400} or more)`,
     );
   }
@@ -1185,7 +1202,7 @@ async function main() {
   const watchdog = setTimeout(() => abort(new Error(`the whole run took longer than ${watchdogMs / 60_000} min`)), watchdogMs);
   watchdog.unref();
 
-  const sessionHttp = workloads.includes('http-affinity') ? 3 : 0;
+  const sessionHttp = workloads.includes('http-affinity') || workloads.includes('http-memory') ? 3 : 0;
   upstreams = await forkHelper(
     'upstream.mjs',
     [
@@ -1250,10 +1267,15 @@ async function main() {
   const seconds = (Date.now() - started) / 1000;
 
   const summary = summarize(results);
-  const affinityRows = workloads.includes('http-affinity') ? httpAffinity.rows(balancers) : [];
-  const affinitySummary = affinityRows.length ? httpAffinity.summarize(results['http-affinity'], affinityRows) : {};
-  const sniRows = workloads.includes('sni-affinity') ? sniAffinity.rows(balancers) : [];
-  const sniSummary = sniRows.length ? sniAffinity.summarize(results['sni-affinity'], sniRows) : {};
+  const rowWorkloads = workloads
+    .filter((w) => ROW_WORKLOADS[w])
+    .map((w) => ({ w, module: ROW_WORKLOADS[w], rows: ROW_WORKLOADS[w].rows(balancers) }))
+    .filter((x) => x.rows.length);
+  const rowSummary = Object.assign({}, ...rowWorkloads.map(({ w, module, rows }) => module.summarize(results[w], rows)));
+  const rowSections = rowWorkloads.map(({ w, module, rows }) => `\n${module.markdown(rowSummary, results[w], rows)}`);
+  // http mode's targets (issue 17) come after the last http section.
+  const lastHttp = rowWorkloads.findLastIndex(({ w }) => w === 'http-affinity' || w === 'http-memory');
+  if (lastHttp >= 0) rowSections.splice(lastHttp + 1, 0, `\n${httpTargetsMarkdown(evaluateHttpTargets(rowSummary))}`);
   const others = Object.values(results).flatMap((byB) => Object.values(byB).flat()).map((r) => r.otherCpuPct);
   const busyRuns = others.filter((v) => v >= BUSY_PCT).length;
   const background =
@@ -1282,14 +1304,13 @@ async function main() {
     '',
     background,
     '',
-    tableWorkloads().length ? `Tools: ${toolsLine()}. MB = 10^6 bytes.` : affinityRows.length ? `Tools: ${httpAffinity.tool()} (below).` : '',
+    tableWorkloads().length ? `Tools: ${toolsLine()}. MB = 10^6 bytes.` : workloads.includes('http-affinity') ? `Tools: ${httpAffinity.tool()} (below).` : '',
     aptCommand ? `\nMissing peers (left out): ${missing.map(([k]) => k).join(', ')}. Install: \`${aptCommand}\`` : '',
     '',
     tableWorkloads().length ? tables(summary, results) : '',
     tableWorkloads().length ? `\n${targetsMarkdown(evaluateTargets(summary))}` : '',
     tableWorkloads().length ? `\n![side-by-side chart: each balancer's median ÷ HAProxy's](${opts.out}.svg)` : '',
-    affinityRows.length ? `\n${httpAffinity.markdown(affinitySummary, results['http-affinity'], affinityRows)}` : '',
-    sniRows.length ? `\n${sniAffinity.markdown(sniSummary, results['sni-affinity'], sniRows)}` : '',
+    ...rowSections,
     '',
     `Run time: ${seconds.toFixed(0)} s.`,
   ]
@@ -1309,7 +1330,7 @@ async function main() {
     options: { ...opts, tools, balancers, workloads },
     fairness: FAIRNESS,
     background: { preflightOtherCpuPct: preflightBusyPct, note: background },
-    summary: { ...summary, ...affinitySummary, ...sniSummary },
+    summary: { ...summary, ...rowSummary },
     runs: results,
   };
   writeFileSync(join(resultsDir, `${opts.out}.json`), `${JSON.stringify(json, null, 2)}\n`);

@@ -7,6 +7,11 @@
  * columns and at most that much in ↓ columns, or an absolute bound on tether's own
  * median (`absolute`, with its `unit`). Besides, tether should be ahead of the naive
  * Node pipe proxy in every column.
+ *
+ * http mode has targets of its own (issue 17, HTTP_TARGETS): each tether row of the
+ * http-affinity workload against the HAProxy row that routes the same way, keep-alive
+ * and Connection: close, and memory per idle keep-alive client connection
+ * (http-memory).
  */
 import { columnHeading, fmt, fmtRatio, sideBySideColumns } from './format.mjs';
 
@@ -94,5 +99,63 @@ export function targetsMarkdown(rows) {
   if (withTarget.length) tally.push(`targets met: ${met.length} of ${withTarget.length}`);
   if (vsNaive.length) tally.push(`ahead of the naive Node pipe in ${ahead.length} of ${vsNaive.length} columns`);
   if (tally.length) out.push('', `tether: ${tally.join('; ')}.`);
+  return out.join('\n');
+}
+
+/**
+ * http mode's targets (issue 17), keyed by summary column id. In each column every
+ * tether row is held to its HAProxy counterpart (the cell's `haproxyCounterpart`,
+ * which the workload module sets: hash by hash, learned pins by stick table,
+ * keep-alive by keep-alive, close by close).
+ */
+export const HTTP_TARGETS = {
+  'http-affinity.rps': { ratio: 0.8 },
+  'http-affinity.cpuUsPerReq': { ratio: 1.5 },
+  'http-affinity.p99Ms': { ratio: 1.5 },
+  'http-memory.kibPerConn': { absolute: 10, unit: 'KiB' },
+};
+
+/**
+ * One row per tether row and http column of `summary` that has a target, grouped by
+ * tether row: { row, label, column (its heading), tether, haproxy (medians or null),
+ * vsHaproxy, target: { text, met } (met null when not measured) }.
+ */
+export function evaluateHttpTargets(summary) {
+  const out = [];
+  for (const [id, t] of Object.entries(HTTP_TARGETS)) {
+    const col = summary?.[id];
+    if (!col?.byBalancer) continue;
+    for (const [row, cell] of Object.entries(col.byBalancer)) {
+      if (!row.startsWith('tether')) continue;
+      const peer = cell.haproxyCounterpart ? col.byBalancer[cell.haproxyCounterpart] : undefined;
+      const tether = isNumber(cell.median) ? cell.median : null;
+      const haproxy = isNumber(peer?.median) ? peer.median : null;
+      const vsHaproxy = tether !== null && haproxy ? tether / haproxy : null;
+      const value = t.absolute !== undefined ? tether : vsHaproxy;
+      const met = value === null ? null : meets(value, t.absolute ?? t.ratio, col.better);
+      out.push({ row, label: cell.label ?? row, column: columnHeading(col), tether, haproxy, vsHaproxy, target: { text: targetText(t, col.better), met } });
+    }
+  }
+  const order = [...new Set(out.map((r) => r.row))];
+  return out.sort((a, b) => order.indexOf(a.row) - order.indexOf(b.row));
+}
+
+/** The markdown section for http mode's targets: a table, then a one-line tally. */
+export function httpTargetsMarkdown(rows) {
+  if (rows.length === 0) return '';
+  const out = [
+    '### tether http mode against its targets (issue 17)',
+    '',
+    'Each tether row against the HAProxy row that routes the same way (hash by hash, learned pins by stick table), ' +
+      'keep-alive and Connection: close alike; memory: KiB per idle keep-alive client connection.',
+    '',
+    '| tether row | column | target | tether | HAProxy | tether ÷ HAProxy | met |',
+    '| --- | --- | --- | ---: | ---: | ---: | --- |',
+  ];
+  for (const r of rows) {
+    out.push(`| ${r.label} | ${r.column} | ${r.target.text} | ${fmt(r.tether)} | ${fmt(r.haproxy)} | ${fmtRatio(r.vsHaproxy)} | ${yesNo(r.target.met)} |`);
+  }
+  const measured = rows.filter((r) => r.target.met !== null);
+  if (measured.length) out.push('', `tether http mode: targets met: ${measured.filter((r) => r.target.met).length} of ${measured.length}.`);
   return out.join('\n');
 }

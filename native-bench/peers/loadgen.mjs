@@ -13,16 +13,23 @@
  *       keep-alive GETs, one in flight per connection (the wrk fallback): req/s, p99.
  *       With `sessions` (a list of ids) each GET carries `x-session: ID`, ID drawn
  *       at random from the list (the http-affinity workload without wrk).
- *   { cmd: 'connrate', host, port, concurrency, warmupMs, durationMs, sources }
+ *   { cmd: 'connrate', host, port, concurrency, warmupMs, durationMs, sources, sessions? }
  *       connect, send one `Connection: close` GET, read the reply until the server
  *       closes, close; `concurrency` such loops. Each connection binds the next
- *       127.0.0.x of `sources`, so ports never run out.
+ *       127.0.0.x of `sources`, so ports never run out. With `sessions`, each GET
+ *       carries `x-session: ID` as in http (http-affinity's Connection: close rows
+ *       without wrk).
  *   { cmd: 'sniConnrate', host, port, concurrency, warmupMs, durationMs, sources, names }
  *       the same with a TLS ClientHello (a random server name of `names`) in place of
  *       the GET; the upstream answers `ok` and closes once it has the hello.
  *   { cmd: 'idleOpen', host, port, count, sources, parallel }
  *       open `count` connections and keep them, sending nothing.
- *   { cmd: 'idleClose' }   close them.
+ *   { cmd: 'idleHttpOpen', host, port, count, sources, parallel, sessions }
+ *       the same, but each connection first sends one keep-alive GET with
+ *       `x-session: ID` (the i-th connection the i-th id, round the list) and is
+ *       kept once its whole `ok` answer is back: { opened, errors }.
+ *   { cmd: 'idleClose' }   close them: { closed, lost }, lost = those the other side
+ *       had closed already.
  *   { cmd: 'wsEcho', host, port, clients, sources, bytes, warmupMs, durationMs }
  *       `clients` WebSockets (the `ws` client, no compression), the i-th bound to
  *       sources[i % sources.length]; once all are open, each sends a `bytes`-byte
@@ -121,10 +128,11 @@ function bulk({ host, port, warmupMs, durationMs, streams = 1 }) {
   });
 }
 
+/** A GET carrying `x-session: id` (and `extra` header lines, each ending in CRLF). */
+const sessionRequest = (id, extra = '') => Buffer.from(`GET / HTTP/1.1\r\nHost: bench\r\nx-session: ${id}\r\n${extra}\r\n`, 'latin1');
+
 async function http({ host, port, connections, warmupMs, durationMs, sessions }) {
-  const heads = sessions?.length
-    ? sessions.map((id) => Buffer.from(`GET / HTTP/1.1\r\nHost: bench\r\nx-session: ${id}\r\n\r\n`, 'latin1'))
-    : [REQUEST];
+  const heads = sessions?.length ? sessions.map((id) => sessionRequest(id)) : [REQUEST];
   const nextRequest = () => heads[Math.floor(Math.random() * heads.length)];
   const latencies = [];
   let measuring = false;
@@ -183,8 +191,13 @@ async function http({ host, port, connections, warmupMs, durationMs, sessions })
   };
 }
 
-async function connrate({ host, port, concurrency, warmupMs, durationMs, sources }) {
-  return connectLoop({ host, port, concurrency, warmupMs, durationMs, sources }, () => REQUEST_CLOSE, (got) => got.endsWith('\r\n\r\nok'));
+async function connrate({ host, port, concurrency, warmupMs, durationMs, sources, sessions }) {
+  const heads = sessions?.length ? sessions.map((id) => sessionRequest(id, 'Connection: close\r\n')) : [REQUEST_CLOSE];
+  return connectLoop(
+    { host, port, concurrency, warmupMs, durationMs, sources },
+    () => heads[Math.floor(Math.random() * heads.length)],
+    (got) => got.endsWith('\r\n\r\nok'),
+  );
 }
 
 /**
@@ -294,41 +307,73 @@ async function connectLoop({ host, port, concurrency, warmupMs, durationMs, sour
 
 const idle = [];
 
-async function idleOpen({ host, port, count, sources, parallel }) {
+/**
+ * Open `count` connections, `parallel` at a time, the i-th bound to
+ * sources[i % sources.length]; each is kept (in `idle`) once `ready(socket, i)`
+ * resolves true, within CONNECT_TIMEOUT_MS of its connect call.
+ */
+async function openIdle({ host, port, count, sources, parallel }, ready) {
   let errors = 0;
   let started = 0;
   const openOne = () =>
     new Promise((resolve) => {
-      const localAddress = sources[started % sources.length];
-      started++;
-      const socket = net.connect({ host, port, localAddress });
-      const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), CONNECT_TIMEOUT_MS);
+      const i = started++;
+      const socket = net.connect({ host, port, localAddress: sources[i % sources.length] });
+      const timer = setTimeout(() => socket.destroy(new Error('timeout')), CONNECT_TIMEOUT_MS);
+      let settled = false;
+      const settle = (kept) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (kept) idle.push(socket);
+        else errors++;
+        resolve();
+      };
       socket.on('error', () => {});
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        idle.push(socket);
-        resolve();
-      });
-      socket.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
+      socket.once('connect', () => ready(socket, i).then((ok) => (ok && !socket.destroyed ? settle(true) : socket.destroy())));
+      socket.once('close', () => settle(false));
     });
   const worker = async () => {
-    while (started < count) {
-      const before = idle.length;
-      await openOne();
-      if (idle.length === before) errors++;
-    }
+    while (started < count) await openOne();
   };
   await Promise.all(Array.from({ length: parallel }, worker));
   return { opened: idle.length, errors };
 }
 
+function idleOpen(msg) {
+  return openIdle(msg, async () => true);
+}
+
+/** Each connection sends one keep-alive GET and is kept once the answer is whole. */
+function idleHttpOpen(msg) {
+  const heads = msg.sessions.map((id) => sessionRequest(id));
+  const MARK = '\r\n\r\nok';
+  return openIdle(
+    msg,
+    (socket, i) =>
+      new Promise((resolve) => {
+        let got = '';
+        const onData = (chunk) => {
+          got += chunk.toString('latin1');
+          if (!got.endsWith(MARK)) return;
+          socket.off('data', onData);
+          resolve(true);
+        };
+        socket.on('data', onData);
+        socket.once('close', () => resolve(false));
+        socket.write(heads[i % heads.length]);
+      }),
+  );
+}
+
 async function idleClose() {
   const n = idle.length;
-  for (const s of idle.splice(0)) s.destroy();
-  return { closed: n };
+  let lost = 0;
+  for (const s of idle.splice(0)) {
+    if (s.destroyed) lost++;
+    s.destroy();
+  }
+  return { closed: n, lost };
 }
 
 /** A WebSocket that is open, or null when it failed or closed before opening. */
@@ -394,7 +439,7 @@ async function wsEcho({ host, port, clients, sources, bytes, warmupMs, durationM
   };
 }
 
-const COMMANDS = { bulk, http, connrate, sniConnrate, idleOpen, idleClose, wsEcho };
+const COMMANDS = { bulk, http, connrate, sniConnrate, idleOpen, idleHttpOpen, idleClose, wsEcho };
 
 process.on('message', async (msg) => {
   const fn = COMMANDS[msg?.cmd];

@@ -21,7 +21,9 @@
  *   the request's `x-session` header, so a balancer can learn a pin from it. Each
  *   server records the session ids it saw; { type: 'sessions' } answers
  *   { type: 'sessions', byPort: { port: { ids: [...], requests, noKey } } } and
- *   starts a fresh record, so every measurement checks its own affinity.
+ *   starts a fresh record, so every measurement checks its own affinity. A request
+  with `Connection: close` is answered with it and the connection closed, as the
+  http responder does (http-affinity's Connection: close rows, direct).
  *
  * - sni (the sni-affinity workload): reads a TLS ClientHello's first record, records
  *   the server name in it (sNNNN.bench), answers `ok` and closes (no handshake).
@@ -92,9 +94,11 @@ const ECHO_HEAD = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length
 const sessions = new Map();
 
 // One response per request head, each echoing that head's x-session. Heads that
-// carry none are counted (a balancer that dropped the header shows up here).
+// carry none are counted (a balancer that dropped the header shows up here). A head
+// with `Connection: close` is answered with it, and the upstream closes first.
 function onSessionData(chunk) {
   stats.bytes += chunk.length;
+  if (this.closing) return;
   const text = this.tail + chunk.toString('latin1');
   const seen = this.seen;
   let out = '';
@@ -102,16 +106,23 @@ function onSessionData(chunk) {
   for (;;) {
     const end = text.indexOf('\r\n\r\n', from);
     if (end === -1) break;
-    const m = SESSION_RE.exec(text.slice(from, end + 2));
+    const head = text.slice(from, end + 2);
+    const m = SESSION_RE.exec(head);
+    const close = CLOSE_RE.test(head) ? 'Connection: close\r\n' : '';
     stats.requests++;
     if (m === null) {
       seen.noKey++;
-      out += 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok';
+      out += `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n${close}\r\nok`;
     } else {
       seen.ids.set(m[1], (seen.ids.get(m[1]) ?? 0) + 1);
-      out += `${ECHO_HEAD}${m[1]}\r\n\r\nok`;
+      out += `${ECHO_HEAD}${m[1]}\r\n${close}\r\nok`;
     }
     from = end + 4;
+    if (close) {
+      this.closing = true;
+      this.end(out, 'latin1');
+      return;
+    }
   }
   this.tail = text.length - from > 8192 ? '' : text.slice(Math.max(from, text.length - 3));
   if (out !== '') this.write(out, 'latin1');
@@ -169,6 +180,7 @@ function sessionServer() {
   return net.createServer({ noDelay: true }, (socket) => {
     track(socket);
     socket.tail = '';
+    socket.closing = false;
     socket.seen = sessions.get(socket.localPort);
     socket.on('data', onSessionData);
   });

@@ -8,7 +8,7 @@ import {
   type BenchResults,
   type ResultsColumn,
 } from '../../../native-bench/format.mjs';
-import { evaluateTargets, targetsMarkdown } from '../../../native-bench/targets.mjs';
+import { evaluateHttpTargets, evaluateTargets, httpTargetsMarkdown, targetsMarkdown } from '../../../native-bench/targets.mjs';
 
 interface XmlElement {
   name: string;
@@ -238,5 +238,56 @@ describe('benchmark targets (native-bench/targets.mjs)', () => {
     expect(byId['bulk.mbPerS']!.target!.met).toBeNull();
     expect(byId['bulk.mbPerS']!.aheadOfNaive).toBeNull();
     expect(targetsMarkdown(evaluateTargets(summary))).toContain('| not measured |');
+  });
+});
+
+describe('http mode targets (native-bench/targets.mjs, issue 17)', () => {
+  /** An http-affinity column: each tether row held to the HAProxy row that routes the same way. */
+  function rowsColumn(label: string, better: 'higher' | 'lower', medians: Record<string, number | null>): ResultsColumn {
+    const byBalancer: ResultsColumn['byBalancer'] = {};
+    for (const [row, median] of Object.entries(medians)) {
+      const counterpart = { 'tether-hash': 'haproxy-hash', 'tether-hash-close': 'haproxy-hash-close' }[row];
+      byBalancer[row] = { median, runs: median === null ? [] : [median], label: row, ...(counterpart ? { haproxyCounterpart: counterpart } : {}) };
+    }
+    return { label, better, byBalancer };
+  }
+  const summary = (): Record<string, ResultsColumn> => ({
+    'http-affinity.rps': rowsColumn('session-keyed HTTP req/s', 'higher', {
+      direct: 40000,
+      'tether-hash': 25000, // 0.83×: met
+      'haproxy-hash': 30000,
+      'tether-hash-close': 5000, // 0.5×: not met
+      'haproxy-hash-close': 10000,
+    }),
+    'http-affinity.cpuUsPerReq': rowsColumn('session-keyed HTTP CPU µs/req', 'lower', {
+      'tether-hash': 45, // 1.5×: met (the bound itself)
+      'haproxy-hash': 30,
+      'tether-hash-close': null, // not measured
+      'haproxy-hash-close': 100,
+    }),
+    'http-memory.kibPerConn': rowsColumn('KiB per idle http conn', 'lower', { 'tether-hash': 11, 'haproxy-hash': 2, 'nginx-hash': 1 }),
+  });
+
+  it('holds every tether row to its HAProxy counterpart, grouped by row', () => {
+    const rows = evaluateHttpTargets(summary());
+    expect(rows.map((r) => [r.row, r.column, r.target.met])).toEqual([
+      ['tether-hash', 'session-keyed HTTP req/s ↑', true],
+      ['tether-hash', 'session-keyed HTTP CPU µs/req ↓', true],
+      ['tether-hash', 'KiB per idle http conn ↓', false],
+      ['tether-hash-close', 'session-keyed HTTP req/s ↑', false],
+      ['tether-hash-close', 'session-keyed HTTP CPU µs/req ↓', null],
+    ]);
+    expect(rows[0]!.target.text).toBe('≥ 0.80× HAProxy');
+    expect(rows[2]!.target.text).toBe('≤ 10 KiB');
+    const md = httpTargetsMarkdown(rows);
+    expect(md).toContain('| tether-hash-close | session-keyed HTTP req/s ↑ | ≥ 0.80× HAProxy | 5,000 | 10,000 | 0.50× | no |');
+    expect(md).toContain('| tether-hash | KiB per idle http conn ↓ | ≤ 10 KiB | 11.0 | 2.00 | 5.50× | no |');
+    expect(md).toContain('tether http mode: targets met: 2 of 4.');
+  });
+
+  it('is empty without http results, and stays out of the side-by-side targets', () => {
+    expect(evaluateHttpTargets({})).toEqual([]);
+    expect(httpTargetsMarkdown([])).toBe('');
+    expect(evaluateTargets(summary())).toEqual([]);
   });
 });
