@@ -255,7 +255,9 @@ export class HttpConnection implements ClientSide {
     const length = req.bytes.length;
     const head = this.#headSpans ? Buffer.from(req.bytes) : buf.subarray(end - length, end);
     this.#headSpans = false;
-    this.socket.pause();
+    // Reading goes on while the request is under way (a pause and a resume per request
+    // would cost two epoll_ctl calls); bytes that come meanwhile are stashed, and only
+    // then does reading stop.
     this.#stash(buf, end);
     this.#request(head);
   }
