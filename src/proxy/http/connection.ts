@@ -71,9 +71,9 @@ export class HttpConnection implements ClientSide {
   /** The `source-ip` key form: the peer's, or what a trusted PROXY header said. */
   address: string;
   port: number;
-  /** The address the client connected to (Host for HTTP/1.0, an outgoing PROXY header). */
-  destAddress: string;
-  destPort: number;
+  /** The address the client connected to, once known: from a PROXY header, or read when first asked. */
+  #destAddress: string | null = null;
+  #destPort = 0;
   phase: number = IDLE;
   /** When the head being waited for started (`performance.now()`): the connection's start for the first one; 0 between requests. */
   headStartedAt: number;
@@ -105,8 +105,6 @@ export class HttpConnection implements ClientSide {
     this.socket = socket as ClientSocket;
     this.address = address;
     this.port = port;
-    this.destAddress = socket.localAddress ?? '';
-    this.destPort = socket.localPort ?? 0;
     this.headStartedAt = performance.now();
     this.socket[kConnection] = this;
     socket.on('close', onClientClose);
@@ -120,6 +118,31 @@ export class HttpConnection implements ClientSide {
     socket.on('end', onClientEnd);
     socket.on('drain', onClientDrain);
     socket.resume();
+  }
+
+  /**
+   * The address the client connected to (Host for HTTP/1.0, an outgoing PROXY header).
+   * Read from the socket only when asked: a getsockname call per connection otherwise.
+   */
+  get destAddress(): string {
+    if (this.#destAddress === null) this.#readDest();
+    return this.#destAddress!;
+  }
+
+  get destPort(): number {
+    if (this.#destAddress === null) this.#readDest();
+    return this.#destPort;
+  }
+
+  /** What a trusted PROXY header said the client connected to. */
+  setDest(address: string, port: number): void {
+    this.#destAddress = address;
+    this.#destPort = port;
+  }
+
+  #readDest(): void {
+    this.#destAddress = this.socket.localAddress ?? '';
+    this.#destPort = this.socket.localPort ?? 0;
   }
 
   /** Reading requests (else still its PROXY header). */

@@ -50,8 +50,7 @@ export function proxyHeaderData(socket: net.Socket, chunk: Buffer): void {
   if (header.command === 'proxy') {
     connection.address = sourceIpKey(header.sourceAddress);
     connection.port = header.sourcePort;
-    connection.destAddress = header.destAddress;
-    connection.destPort = header.destPort;
+    connection.setDest(header.destAddress, header.destPort);
   }
   connection.serve();
   if (end.rest.length > 0) connection.onClientData(end.rest);
