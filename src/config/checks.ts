@@ -1,4 +1,5 @@
 /** Checks across settings, after each was parsed alone: the store's topology, listeners whose addresses overlap, and advice (allowed, but probably not meant). */
+import { availableParallelism } from 'node:os';
 import { ConfigError } from '../errors.js';
 import { ConfigFileError } from './errors.js';
 import { addressBytes } from '../net/address.js';
@@ -151,9 +152,24 @@ export function advice(config: Config): string[] {
       out.push(`${at}: healthTimeoutMs (${listener.healthTimeoutMs}) is longer than healthIntervalMs (${listener.healthIntervalMs})`);
     }
   }
+  out.push(...workersAdvice(config, availableParallelism()));
   if (config.admin === null && config.adminToken !== null) out.push('TETHER_ADMIN_TOKEN is set but the admin API is off');
   if (config.admin !== null && config.adminToken === null && !isLoopback(config.admin.host)) {
     out.push(`the admin API on ${formatHostPort(config.admin)} has no TETHER_ADMIN_TOKEN: whoever reaches it can change upstreams`);
+  }
+  return out;
+}
+
+/** TETHER_WORKERS against this host's CPUs, and what is not yet shared between workers. */
+export function workersAdvice(config: Config, cpus: number): string[] {
+  const out: string[] = [];
+  const workers = config.workers === 'auto' ? cpus : config.workers;
+  if (workers > cpus) out.push(`TETHER_WORKERS is ${workers} but this host has ${cpus} CPUs: workers beyond one per CPU only compete for cores`);
+  if (workers > 1 && config.store.kind === 'memory') {
+    const learning = config.listeners.filter((l) => l.stick || (l.mode === 'http' && l.learn.length > 0)).map((l) => `"${l.name}"`);
+    if (learning.length > 0) {
+      out.push(`listener ${learning.join(', ')} learns pins, which each of the ${workers} workers keeps for itself with TETHER_STORE=memory (not yet shared): use a redis:// store`);
+    }
   }
   return out;
 }
