@@ -13,6 +13,7 @@ import { formatAddress, type Upstream } from '../routing/upstream.js';
 import { readJsonBody, sendJson } from './http-util.js';
 import { STATS_PAGE_CSP, statsPage } from './page/html.js';
 import type { StatsSnapshot } from './page/stats.js';
+import type { WorkerView } from '../workers/types.js';
 
 /** What the admin API sees of one listener. */
 export interface AdminListener {
@@ -48,6 +49,8 @@ export interface AdminBackend {
   hasMetric(name: string): boolean;
   /** The stats page's data (GET /stats.json). */
   stats(): StatsSnapshot;
+  /** GET /workers: the processes that accept and relay (one, without TETHER_WORKERS). */
+  workers(): Promise<readonly WorkerView[]>;
 }
 
 export interface Scrape {
@@ -167,6 +170,10 @@ export class AdminServer {
       return;
     }
 
+    if (path === '/workers') {
+      allow(method, 'GET');
+      return sendJson(res, 200, await backend.workers());
+    }
     if (path === '/upstreams') {
       allow(method, 'GET');
       return sendJson(res, 200, this.#pick(url).pool.list().map(describeUpstream));

@@ -37,6 +37,8 @@ export class Upstream implements Member {
   /** Open connections, for drain deadlines, rebalancing and tests of who was closed. */
   readonly sessions = new Set<Closable>();
   drainTimer: NodeJS.Timeout | null = null;
+  /** When a drain's deadline closes what is left (epoch ms); null without one. */
+  drainDeadlineAt: number | null = null;
 
   constructor(name: string, host: string, port: number, weight: number) {
     this.name = name;

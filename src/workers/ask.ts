@@ -1,0 +1,38 @@
+/**
+ * Questions over IPC that may go unanswered: each waits at most its timeout, then
+ * resolves null (a worker busy, dying or gone must not hang an admin call).
+ */
+import type { Answers, Topic } from './messages.js';
+
+interface Pending {
+  readonly resolve: (answer: Answers[Topic] | null) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+export class Asker {
+  readonly #pending = new Map<number, Pending>();
+  #next = 0;
+
+  /** `send` delivers the question with the id given; false when it could not be sent. */
+  ask<T extends Topic>(send: (id: number) => boolean, timeoutMs: number): Promise<Answers[T] | null> {
+    const id = ++this.#next;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.#settle(id, null), timeoutMs);
+      this.#pending.set(id, { resolve: resolve as (answer: Answers[Topic] | null) => void, timer });
+      if (!send(id)) this.#settle(id, null);
+    });
+  }
+
+  /** An answer came (late ones, already given up on, are dropped). */
+  answered(id: number, answer: Answers[Topic]): void {
+    this.#settle(id, answer);
+  }
+
+  #settle(id: number, answer: Answers[Topic] | null): void {
+    const pending = this.#pending.get(id);
+    if (pending === undefined) return;
+    this.#pending.delete(id);
+    clearTimeout(pending.timer);
+    pending.resolve(answer);
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * What the control plane and its workers say to each other over the cluster IPC
+ * channel (JSON, in order, one channel per worker). docs/architecture.md, "Workers",
+ * tells the story; here are the shapes.
+ */
+
+/** One upstream as the control plane holds it: all a worker needs to route alike. */
+export interface UpstreamSnapshot {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly healthy: boolean;
+  readonly draining: boolean;
+  /** When the drain's deadline closes what is left (epoch ms), or null. */
+  readonly drainDeadlineAt: number | null;
+}
+
+/** A listener's whole membership, version `version` (counted per listener by the control plane). */
+export interface MembershipMessage {
+  readonly type: 'membership';
+  readonly listener: string;
+  readonly version: number;
+  readonly upstreams: readonly UpstreamSnapshot[];
+}
+
+/** Questions the control plane asks a worker, and what each is answered with. */
+export interface Questions {
+  /** The worker's own exposition (every family, or those named). */
+  readonly metrics: { readonly names: readonly string[] | null };
+  readonly status: Record<string, never>;
+}
+
+export interface Answers {
+  readonly metrics: { readonly text: string };
+  readonly status: { readonly active: number; readonly total: number };
+}
+
+export type Topic = keyof Questions;
+
+export type ToWorker =
+  | MembershipMessage
+  /** Every membership was sent: listen once they are applied. */
+  | { readonly type: 'start' }
+  /** SIGHUP: the control plane took a new configuration; read it again. */
+  | { readonly type: 'reload' }
+  /** Drain for up to drainTimeoutMs (null: close what is open now), then exit 0. */
+  | { readonly type: 'stop'; readonly drainTimeoutMs: number | null }
+  | { readonly [T in Topic]: { readonly type: 'ask'; readonly id: number; readonly topic: T; readonly question: Questions[T] } }[Topic];
+
+export type ToControlPlane =
+  /** The worker's handlers are in place: send it every membership, then start. */
+  | { readonly type: 'hello' }
+  /** The worker routes by this version of the listener's membership (its table is built). */
+  | { readonly type: 'applied'; readonly listener: string; readonly version: number }
+  /** Every listener accepts. */
+  | { readonly type: 'ready'; readonly listeners: readonly { readonly name: string; readonly address: string }[] }
+  /** Passive health evidence: a connect failed, or (after a failure) succeeded. */
+  | { readonly type: 'evidence'; readonly listener: string; readonly upstream: string; readonly ok: boolean; readonly reason: string }
+  | { readonly [T in Topic]: { readonly type: 'answer'; readonly id: number; readonly topic: T; readonly answer: Answers[T] } }[Topic];
+
+/** A message from the IPC channel: an object with a string `type` (they come from our own processes). */
+export function isMessage<M extends { readonly type: string }>(value: unknown): value is M {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}
