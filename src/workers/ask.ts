@@ -5,6 +5,8 @@
 import type { Answers, Topic } from './messages.js';
 
 interface Pending {
+  /** Whom it was asked of: a worker that exits answers all its questions with null at once. */
+  readonly of: object;
   readonly resolve: (answer: Answers[Topic] | null) => void;
   readonly timer: NodeJS.Timeout;
 }
@@ -14,11 +16,11 @@ export class Asker {
   #next = 0;
 
   /** `send` delivers the question with the id given; false when it could not be sent. */
-  ask<T extends Topic>(send: (id: number) => boolean, timeoutMs: number): Promise<Answers[T] | null> {
+  ask<T extends Topic>(of: object, send: (id: number) => boolean, timeoutMs: number): Promise<Answers[T] | null> {
     const id = ++this.#next;
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.#settle(id, null), timeoutMs);
-      this.#pending.set(id, { resolve: resolve as (answer: Answers[Topic] | null) => void, timer });
+      this.#pending.set(id, { of, resolve: resolve as (answer: Answers[Topic] | null) => void, timer });
       if (!send(id)) this.#settle(id, null);
     });
   }
@@ -26,6 +28,11 @@ export class Asker {
   /** An answer came (late ones, already given up on, are dropped). */
   answered(id: number, answer: Answers[Topic]): void {
     this.#settle(id, answer);
+  }
+
+  /** `of` is gone: its questions are answered null now rather than at their timeout. */
+  forget(of: object): void {
+    for (const [id, pending] of this.#pending) if (pending.of === of) this.#settle(id, null);
   }
 
   #settle(id: number, answer: Answers[Topic] | null): void {

@@ -49,7 +49,6 @@ export class MembershipBroadcaster {
   /** A worker said hello: every listener's membership as it is, at the version it has. */
   greet(handle: WorkerHandle): void {
     for (const target of this.#listeners()) this.#workers.send(handle, this.#message(target, this.#versions.get(target.name) ?? 0));
-    this.#workers.send(handle, { type: 'start' });
   }
 
   /** Every listener's membership again, at a new version (after a reload). */

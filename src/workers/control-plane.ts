@@ -106,9 +106,12 @@ export class ControlPlane implements RelayPlane {
     };
   }
 
+  /** The workers by slot, then the standby (id 0) if there is one. */
   async workers(): Promise<readonly WorkerView[]> {
     const handles = this.#workers.handles().sort((a, b) => a.slot - b.slot);
-    const answers = await Promise.all(handles.map((h) => (h.state === 'starting' ? null : this.#workers.ask(h, 'status', {}, ASK_TIMEOUT_MS))));
+    const standby = this.#workers.standby;
+    if (standby !== null) handles.push(standby);
+    const answers = await Promise.all(handles.map((h) => (h.state === 'running' ? this.#workers.ask(h, 'status', {}, ASK_TIMEOUT_MS) : null)));
     return handles.map((h, i) => {
       const answer = answers[i] ?? null;
       return {
@@ -127,7 +130,7 @@ export class ControlPlane implements RelayPlane {
 
   /** Every answering worker's families (those named, or all); each kept as its latest for Departed. */
   async #workerExpositions(names: readonly string[] | undefined): Promise<WorkerExposition[]> {
-    const handles = this.#workers.handles().filter((h) => h.state !== 'starting');
+    const handles = this.#workers.handles().filter((h) => h.state === 'running' || h.state === 'stopping');
     const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'metrics', { names: names ?? null }, ASK_TIMEOUT_MS)));
     const out: WorkerExposition[] = [];
     handles.forEach((handle, i) => {

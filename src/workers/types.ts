@@ -14,6 +14,8 @@ export interface WorkerView {
 
 /**
  * starting: forked, not yet accepting; running: accepting; stopping: draining on a
- * signal; unresponsive: running but did not answer within the ask timeout.
+ * signal; unresponsive: running but did not answer within the ask timeout; standby:
+ * loaded and following the memberships, not accepting, ready to take the slot of a
+ * worker that dies (id 0).
  */
-export type WorkerState = 'starting' | 'running' | 'stopping' | 'unresponsive';
+export type WorkerState = 'starting' | 'running' | 'stopping' | 'unresponsive' | 'standby';

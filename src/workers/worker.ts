@@ -28,6 +28,7 @@ export class WorkerProcess {
   readonly #logger: Logger;
   #config: Config;
   #tether: Tether | null = null;
+  #started = false;
   /** The newest membership heard per listener: a runtime made later (start, reload) takes it. */
   readonly #memberships = new Map<string, MembershipMessage>();
   #stopping: Promise<void> | null = null;
@@ -71,7 +72,8 @@ export class WorkerProcess {
   }
 
   async #start(): Promise<void> {
-    if (this.#tether !== null) return;
+    if (this.#started) return;
+    this.#started = true;
     try {
       this.#tether = await Tether.start(this.#config, {
         logger: this.#logger,

@@ -1,0 +1,286 @@
+/**
+ * TETHER_WORKERS > 1 through real sockets: a control plane and N cluster workers
+ * sharing one listening socket behave as one balancer.
+ */
+import type net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { clientAddress, connectAndGreet, waitFor } from '../helpers/clients.js';
+import { spawnInstance, type Instance } from '../helpers/instances.js';
+import { adminCall, metricSum } from '../helpers/tether.js';
+import { startUpstream, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
+import { startWsUpstream, type WsUpstream } from '../helpers/ws.js';
+
+interface WorkerRow {
+  readonly id: number;
+  readonly pid: number;
+  readonly state: string;
+  readonly active: number;
+  readonly total: number;
+}
+
+const ADDRESSES = Array.from({ length: 100 }, (_, i) => clientAddress(i));
+
+/** GET /workers: the workers by id, then the standby (id 0) once it is forked. */
+async function workersOf(admin: string): Promise<WorkerRow[]> {
+  const { status, body } = await adminCall(admin, 'GET', '/workers');
+  expect(status).toBe(200);
+  return body as WorkerRow[];
+}
+
+/** The standby, once it is loaded and following the memberships. */
+async function standbyOf(admin: string): Promise<WorkerRow> {
+  let standby: WorkerRow | undefined;
+  await waitFor(async () => (standby = (await workersOf(admin)).find((w) => w.id === 0 && w.state === 'standby')) !== undefined, 15_000, 'the standby');
+  return standby!;
+}
+
+/** Connections each worker (id 1..N) accepted between two GET /workers. */
+function landed(before: readonly WorkerRow[], after: readonly WorkerRow[]): number[] {
+  return after.filter((w) => w.id > 0).map((w) => w.total - (before.find((b) => b.id === w.id)?.total ?? 0));
+}
+
+/** Connect `times` times from every address (20 at a time); the upstream each connection reached, by address. */
+async function reach(port: number, addresses: readonly string[], times: number): Promise<Map<string, (string | null)[]>> {
+  const jobs = addresses.flatMap((address) => Array.from({ length: times }, () => address));
+  const out = new Map<string, (string | null)[]>(addresses.map((a) => [a, []]));
+  let next = 0;
+  const run = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const address = jobs[next++]!;
+      const { upstream, socket } = await connectAndGreet(port, address);
+      socket.destroy();
+      out.get(address)!.push(upstream);
+    }
+  };
+  await Promise.all(Array.from({ length: 20 }, run));
+  return out;
+}
+
+/** The one upstream each address reached; fails if an address reached two, or none. */
+function onePerAddress(reached: Map<string, (string | null)[]>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [address, upstreams] of reached) {
+    const distinct = [...new Set(upstreams)];
+    expect(distinct, address).toHaveLength(1);
+    expect(distinct[0], address).not.toBeNull();
+    out.set(address, distinct[0]!);
+  }
+  return out;
+}
+
+/** Where the control plane routes each address (GET /route: the source-ip key). */
+async function routes(admin: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const address of ADDRESSES) {
+    const { body } = await adminCall(admin, 'GET', `/route?key=${encodeURIComponent(address)}`);
+    out.set(address, (body as { upstream: string }).upstream);
+  }
+  return out;
+}
+
+/** Sum of a family's samples with `label="value"`. */
+async function metricBy(admin: string, family: string, label: string): Promise<Map<string, number>> {
+  const text = String((await adminCall(admin, 'GET', `/metrics?name=${family}`)).body);
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(new RegExp(`^${family}\\{[^}]*${label}="([^"]*)"[^}]*\\} (\\S+)$`, 'gm'))) {
+    out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe.each([2, 3])('TETHER_WORKERS=%i', (workers) => {
+  let upstreams: TestUpstream[] = [];
+  let tether: Instance;
+
+  beforeAll(async () => {
+    upstreams = await startUpstreams(['a', 'b', 'c', 'd']);
+    tether = await spawnInstance({ TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_WORKERS: String(workers) });
+  });
+
+  afterAll(async () => {
+    const pids = tether ? (await workersOf(tether.admin).catch(() => [])).map((w) => w.pid) : [];
+    await tether?.stop();
+    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    await Promise.all(upstreams.map((u) => u.close()));
+  });
+
+  it('runs N workers and a standby, each its own process', async () => {
+    const standby = await standbyOf(tether.admin);
+    const rows = await workersOf(tether.admin);
+    expect(rows.map((w) => w.id)).toEqual([...Array.from({ length: workers }, (_, i) => i + 1), 0]);
+    expect(new Set(rows.map((w) => w.pid)).size).toBe(workers + 1);
+    for (const row of rows) {
+      expect(row.state).toBe(row === rows.at(-1) ? 'standby' : 'running');
+      expect(row.pid).not.toBe(tether.proc.pid);
+      expect(alive(row.pid)).toBe(true);
+    }
+    expect(standby.total).toBe(0);
+  });
+
+  it('100 addresses x 6 connections: one upstream per address, where the control plane routes it, over every worker', async () => {
+    const before = await workersOf(tether.admin);
+    const reached = onePerAddress(await reach(tether.port, ADDRESSES, 6));
+    expect(reached).toEqual(await routes(tether.admin));
+    expect(new Set(reached.values()).size).toBeGreaterThan(1);
+    const spread = landed(before, await workersOf(tether.admin));
+    // How evenly the kernel spread them (SCHED_NONE), for the record.
+    console.log(`TETHER_WORKERS=${workers}: 600 connections landed ${spread.join(' / ')}`);
+    expect(spread).toHaveLength(workers);
+    expect(spread.reduce((a, b) => a + b, 0)).toBe(600);
+    for (const n of spread) expect(n).toBeGreaterThan(0);
+  });
+
+  it('metrics totals equal the traffic, summed over the workers', async () => {
+    // Every connection so far: the 600 above (closed by the client; a worker counts it when it sees the close).
+    await waitFor(async () => (await metricSum(tether.admin, 'tether_connections_total')) === 600, 5_000, '600 closed connections in /metrics');
+    const byUpstream = await metricBy(tether.admin, 'tether_connections_total', 'upstream');
+    const served = new Map<string, number>();
+    for (const upstream of upstreams) served.set(upstream.name, upstream.accepted);
+    expect(byUpstream).toEqual(new Map([...served].filter(([, n]) => n > 0)));
+    expect(await metricSum(tether.admin, 'tether_route_decisions_total')).toBe(600);
+    expect(await metricSum(tether.admin, 'tether_connections_active')).toBe(0);
+    const bytes = await metricBy(tether.admin, 'tether_bytes_total', 'direction');
+    // Each upstream greeted with "NAME\n": 2 bytes per connection to the client.
+    expect(bytes.get('to_client')).toBe(1200);
+    // Process metrics are the control plane's and each worker's.
+    const text = String((await adminCall(tether.admin, 'GET', '/metrics?name=process_cpu_user_seconds_total')).body);
+    for (let id = 1; id <= workers; id++) expect(text).toMatch(new RegExp(`^process_cpu_user_seconds_total\\{worker="${id}"\\} `, 'm'));
+    expect(text).toMatch(/^process_cpu_user_seconds_total \S+$/m);
+  });
+
+  it('a PUT or a DELETE answers once every worker routes by it', async () => {
+    const extra = await startUpstream('e');
+    upstreams.push(extra);
+    const put = await adminCall(tether.admin, 'PUT', '/upstreams/e', { address: extra.address });
+    expect(put.status).toBe(201);
+    // Connect right after the answer (before anything else): every worker routes by the table that has e.
+    const afterPut = onePerAddress(await reach(tether.port, ADDRESSES, 3));
+    const withE = await routes(tether.admin);
+    expect([...withE.values()]).toContain('e');
+    expect(afterPut).toEqual(withE);
+
+    const removed = await adminCall(tether.admin, 'DELETE', '/upstreams/e');
+    expect(removed.status).toBe(200);
+    const afterDelete = onePerAddress(await reach(tether.port, ADDRESSES, 3));
+    const withoutE = await routes(tether.admin);
+    expect([...withoutE.values()]).not.toContain('e');
+    expect(afterDelete).toEqual(withoutE);
+  });
+
+  it('an admin call waits for a worker that has not applied it yet', async () => {
+    const slow = (await workersOf(tether.admin)).find((w) => w.id === 1)!;
+    process.kill(slow.pid, 'SIGSTOP');
+    let answered = false;
+    let put: Promise<{ status: number }>;
+    try {
+      put = adminCall(tether.admin, 'POST', '/upstreams/a/drain', {}).finally(() => (answered = true));
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      expect(answered).toBe(false);
+    } finally {
+      process.kill(slow.pid, 'SIGCONT');
+    }
+    const started = performance.now();
+    expect((await put).status).toBe(200);
+    // Answered once the stopped worker caught up, not at the 5 s bound.
+    expect(performance.now() - started).toBeLessThan(3_000);
+    // Every worker now keeps new keys off a: no address reaches it.
+    expect([...onePerAddress(await reach(tether.port, ADDRESSES, 2)).values()]).not.toContain('a');
+    expect((await adminCall(tether.admin, 'POST', '/upstreams/a/undrain', {})).status).toBe(200);
+  });
+
+  it('kill -9 of a worker: it is replaced within 2 s, the other workers\' connections go on', async () => {
+    const standby = await standbyOf(tether.admin);
+    const open = await Promise.all(ADDRESSES.slice(0, 40).map((address) => connectAndGreet(tether.port, address)));
+    const before = await workersOf(tether.admin);
+    const victim = before.find((w) => w.id > 0 && w.active > 0)!;
+    expect(victim).toBeDefined();
+    const gone: net.Socket[] = [];
+    for (const { socket } of open) socket.once('close', () => gone.push(socket));
+    const killedAt = performance.now();
+    process.kill(victim.pid, 'SIGKILL');
+    await waitFor(
+      async () => (await workersOf(tether.admin)).some((w) => w.id === victim.id && w.pid !== victim.pid && w.state === 'running'),
+      5_000,
+      'a replacement worker',
+      25,
+    );
+    const replacedInMs = performance.now() - killedAt;
+    console.log(`TETHER_WORKERS=${workers}: worker ${victim.id} replaced in ${Math.round(replacedInMs)} ms`);
+    expect(replacedInMs).toBeLessThan(2_000);
+    // The standby took the slot; a new standby follows.
+    expect((await workersOf(tether.admin)).find((w) => w.id === victim.id)!.pid).toBe(standby.pid);
+    expect((await standbyOf(tether.admin)).pid).not.toBe(standby.pid);
+    // The victim's connections were lost, nobody else's.
+    await waitFor(() => gone.length === victim.active, 2_000, "the victim's connections to close");
+    const survivors = open.filter(({ socket }) => !gone.includes(socket));
+    expect(survivors).toHaveLength(40 - victim.active);
+    for (const { socket } of survivors) {
+      const echoed = new Promise<string>((resolve) => socket.once('data', (chunk: Buffer) => resolve(chunk.toString())));
+      socket.write('still here');
+      expect(await echoed).toBe('still here');
+      socket.destroy();
+    }
+    const after = (await workersOf(tether.admin)).filter((w) => w.id > 0);
+    expect(after).toHaveLength(workers);
+    expect(after.every((w) => w.state === 'running')).toBe(true);
+    // The new worker accepts too: new connections reach every worker again.
+    const reachedBefore = await workersOf(tether.admin);
+    await reach(tether.port, ADDRESSES, 3);
+    for (const n of landed(reachedBefore, await workersOf(tether.admin))) expect(n).toBeGreaterThan(0);
+  });
+});
+
+describe('SIGTERM with TETHER_WORKERS=2', () => {
+  let upstream: WsUpstream;
+
+  beforeAll(async () => {
+    upstream = await startWsUpstream('ws');
+  });
+  afterAll(() => upstream.close());
+
+  it('drains open WebSockets on every worker, then exits 0 leaving no process behind', async () => {
+    const tether = await spawnInstance({ TETHER_UPSTREAMS: `ws=${upstream.address}`, TETHER_WORKERS: '2', TETHER_DRAIN_TIMEOUT_MS: '20000' });
+    await standbyOf(tether.admin);
+    const pids = (await workersOf(tether.admin)).map((w) => w.pid);
+    const sockets = await Promise.all(
+      ADDRESSES.slice(0, 20).map(
+        (address) =>
+          new Promise<WebSocket>((resolve, reject) => {
+            const socket = new WebSocket(`ws://127.0.0.1:${tether.port}/`, { localAddress: address });
+            socket.once('open', () => resolve(socket));
+            socket.once('error', reject);
+          }),
+      ),
+    );
+    const echo = (socket: WebSocket, text: string): Promise<string> =>
+      new Promise((resolve) => {
+        socket.once('message', (data) => resolve(String(data)));
+        socket.send(text);
+      });
+    const workersWithSockets = (await workersOf(tether.admin)).filter((w) => w.id > 0 && w.active > 0).length;
+    console.log(`SIGTERM test: 20 WebSockets on ${workersWithSockets} of 2 workers`);
+    tether.proc.kill('SIGTERM');
+    await tether.proc.waitForLog((l) => l.msg === 'shutting down: draining connections');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Draining, not closed: every WebSocket still answers.
+    for (const socket of sockets) expect(await echo(socket, 'during drain')).toBe('ws:during drain');
+    expect(tether.proc.child.exitCode).toBeNull();
+    for (const socket of sockets) socket.close();
+    await Promise.all(sockets.map((s) => new Promise((resolve) => (s.readyState === WebSocket.CLOSED ? resolve(null) : s.once('close', resolve)))));
+    expect(await tether.proc.exited).toBe(0);
+    for (const pid of pids) expect(alive(pid), `worker ${pid}`).toBe(false);
+    const exits = tether.proc.logs.filter((l) => l.msg === 'worker exited');
+    // Two workers and the standby.
+    expect(exits.map((l) => l.code)).toEqual([0, 0, 0]);
+  });
+});
