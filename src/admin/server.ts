@@ -49,6 +49,8 @@ export interface AdminBackend {
   hasMetric(name: string): boolean;
   /** The stats page's data (GET /stats.json). */
   stats(): StatsSnapshot;
+  /** POST /rebalance: for the whole instance (every worker's connections, at `perSecond` in all). */
+  rebalance(listener: AdminListener, perSecond: number): Promise<RebalanceStart>;
   /** GET /workers: the processes that accept and relay (one, without TETHER_WORKERS). */
   workers(): Promise<readonly WorkerView[]>;
 }
@@ -185,7 +187,7 @@ export class AdminServer {
       const perSecond = parsePerSecond(body.perSecond);
       // Decide against the newest membership's table, not one still being built.
       await listener.pool.settled(SETTLE_WAIT_MS);
-      return sendJson(res, 200, listener.rebalance(perSecond));
+      return sendJson(res, 200, await backend.rebalance(listener, perSecond));
     }
     if (path === '/route') {
       allow(method, 'GET');

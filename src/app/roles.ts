@@ -5,6 +5,7 @@
 import type { Scrape } from '../admin/server.js';
 import type { Metrics } from '../admin/metrics.js';
 import type { HealthReporter } from '../proxy/context.js';
+import type { RebalanceStart } from '../routing/rebalance.js';
 import type { WorkerView } from '../workers/types.js';
 import type { ListenerRuntime } from './listener-runtime.js';
 
@@ -32,6 +33,8 @@ export interface RelayPlane {
   /** GET /metrics: `own` (this process) and every worker's values, summed into one instance's series. */
   scrape(own: Metrics, names: readonly string[] | undefined): Scrape;
   workers(): Promise<readonly WorkerView[]>;
+  /** POST /rebalance: each worker closes its share, `perSecond` in all. */
+  rebalance(listener: string, perSecond: number): Promise<RebalanceStart>;
   /** Stop every worker: drain for up to `drainTimeoutMs` (null: close now); resolves once all exited. */
   stop(drainTimeoutMs: number | null): Promise<void>;
 }

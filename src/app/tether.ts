@@ -10,6 +10,7 @@ import type { Config, ListenerConfig } from '../config/types.js';
 import type { AdminChange } from '../membership/overrides.js';
 import { SharedMembership, applyChange } from '../membership/sync.js';
 import type { MembershipEvent } from '../routing/types.js';
+import type { RebalanceStart } from '../routing/rebalance.js';
 import { ListenerRuntime, SINGLE_PROCESS, type RuntimeRole } from './listener-runtime.js';
 import type { RelayPlane, TetherRole } from './roles.js';
 import type { WorkerView } from '../workers/types.js';
@@ -176,6 +177,10 @@ export class Tether implements AdminBackend {
     if (this.#shared !== null) await this.#shared.change(listener, change);
     else applyChange(listener.pool, change);
     await this.#plane?.settled(listener.name);
+  }
+
+  rebalance(listener: AdminListener, perSecond: number): Promise<RebalanceStart> {
+    return this.#plane !== null ? this.#plane.rebalance(listener.name, perSecond) : Promise.resolve(listener.rebalance(perSecond));
   }
 
   /** GET /workers: the worker processes, or this one process when it relays itself. */

@@ -11,6 +11,7 @@ import type { ListenerRuntime } from '../app/listener-runtime.js';
 import type { RelayPlane } from '../app/roles.js';
 import { Tether } from '../app/tether.js';
 import type { Config } from '../config/types.js';
+import type { RebalanceStart } from '../routing/rebalance.js';
 import { MembershipBroadcaster } from './broadcaster.js';
 import { workerCount } from './count.js';
 import { Departed, mergeFamilies, parseExposition, type Exposition, type WorkerExposition } from './metrics-merge.js';
@@ -122,6 +123,13 @@ export class ControlPlane implements RelayPlane {
         total: answer?.total ?? 0,
       };
     });
+  }
+
+  async rebalance(listener: string, perSecond: number): Promise<RebalanceStart> {
+    const handles = this.#workers.handles().filter((h) => h.state === 'running');
+    const share = { listener, perSecond: perSecond / Math.max(1, handles.length) };
+    const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'rebalance', share, ASK_TIMEOUT_MS)));
+    return { listener, moving: answers.reduce((n, a) => n + (a?.moving ?? 0), 0), perSecond };
   }
 
   stop(drainTimeoutMs: number | null): Promise<void> {

@@ -29,11 +29,15 @@ export interface Questions {
   /** The worker's own exposition (every family, or those named). */
   readonly metrics: { readonly names: readonly string[] | null };
   readonly status: Record<string, never>;
+  /** POST /rebalance, this worker's share of the rate. */
+  readonly rebalance: { readonly listener: string; readonly perSecond: number };
 }
 
 export interface Answers {
   readonly metrics: { readonly text: string };
   readonly status: { readonly active: number; readonly total: number };
+  /** Connections it will close (0 when it has no such listener). */
+  readonly rebalance: { readonly moving: number };
 }
 
 export type Topic = keyof Questions;

@@ -118,6 +118,9 @@ export class WorkerProcess {
     if (topic === 'metrics') {
       const names = (question as Questions['metrics']).names;
       answer = { text: await tether.metrics.scrape(names ?? undefined) };
+    } else if (topic === 'rebalance') {
+      const { listener, perSecond } = question as Questions['rebalance'];
+      answer = { moving: tether.runtime(listener)?.rebalance(perSecond).moving ?? 0 };
     } else {
       const listeners = tether.runtimes.map((r) => r.listener);
       answer = { active: listeners.reduce((n, l) => n + l.active, 0), total: listeners.reduce((n, l) => n + l.accepted, 0) };

@@ -2,7 +2,10 @@
  * TETHER_WORKERS > 1 through real sockets: a control plane and N cluster workers
  * sharing one listening socket behave as one balancer.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import type net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { clientAddress, connectAndGreet, waitFor } from '../helpers/clients.js';
@@ -198,6 +201,24 @@ describe.each([2, 3])('TETHER_WORKERS=%i', (workers) => {
     expect((await adminCall(tether.admin, 'POST', '/upstreams/a/undrain', {})).status).toBe(200);
   });
 
+  it('POST /rebalance closes, over every worker, the connections whose key now hashes elsewhere', async () => {
+    const held = await Promise.all(ADDRESSES.map((address) => connectAndGreet(tether.port, address)));
+    const extra = await startUpstream('f');
+    upstreams.push(extra);
+    expect((await adminCall(tether.admin, 'PUT', '/upstreams/f', { address: extra.address })).status).toBe(201);
+    const now = await routes(tether.admin);
+    const moving = held.filter((g, i) => now.get(ADDRESSES[i]!) !== g.upstream);
+    expect(moving.length).toBeGreaterThan(0);
+    const closedCount = (): number => held.filter((g) => g.socket.destroyed || g.socket.readyState === 'closed').length;
+    for (const g of held) g.socket.on('close', () => g.socket.destroy());
+    const { status, body } = await adminCall(tether.admin, 'POST', '/rebalance', { perSecond: 1000 });
+    expect(status).toBe(200);
+    expect(body).toEqual({ listener: 'default', moving: moving.length, perSecond: 1000 });
+    await waitFor(() => closedCount() === moving.length, 5_000, 'the moved connections to close');
+    for (const g of held) g.socket.destroy();
+    expect((await adminCall(tether.admin, 'DELETE', '/upstreams/f')).status).toBe(200);
+  });
+
   it('kill -9 of a worker: it is replaced within 2 s, the other workers\' connections go on', async () => {
     const standby = await standbyOf(tether.admin);
     const open = await Promise.all(ADDRESSES.slice(0, 40).map((address) => connectAndGreet(tether.port, address)));
@@ -237,6 +258,58 @@ describe.each([2, 3])('TETHER_WORKERS=%i', (workers) => {
     const reachedBefore = await workersOf(tether.admin);
     await reach(tether.port, ADDRESSES, 3);
     for (const n of landed(reachedBefore, await workersOf(tether.admin))) expect(n).toBeGreaterThan(0);
+  });
+});
+
+describe('SIGHUP with TETHER_WORKERS=2', () => {
+  let upstreams: TestUpstream[] = [];
+  let tether: Instance | null = null;
+  afterAll(async () => {
+    await tether?.stop();
+    await Promise.all(upstreams.map((u) => u.close()));
+  });
+
+  it('every worker takes the reloaded file: membership and listener settings, no connection dropped', async () => {
+    upstreams = await startUpstreams(['a', 'b', 'c']);
+    const file = join(mkdtempSync(join(tmpdir(), 'tether-workers-hup-')), 'tether.json');
+    const write = (names: string[], idleTimeoutMs: number): void =>
+      writeFileSync(
+        file,
+        JSON.stringify({
+          workers: 2,
+          listeners: [{ name: 'main', idleTimeoutMs, upstreams: upstreams.filter((u) => names.includes(u.name)).map((u) => `${u.name}=${u.address}`) }],
+        }),
+      );
+    write(['a', 'b'], 3_600_000);
+    tether = await spawnInstance({ TETHER_CONFIG: file });
+    const held = await Promise.all(ADDRESSES.slice(0, 30).map((address) => connectAndGreet(tether!.port, address)));
+    let drops = 0;
+    for (const g of held) g.socket.on('close', () => drops++);
+
+    write(['a', 'c'], 1_000); // b removed, c added; silent connections now close after 1 s
+    tether.proc.kill('SIGHUP');
+    await tether.proc.waitForLog((l) => l.msg === 'configuration reloaded' && l.pid === tether!.proc.pid);
+    await waitFor(
+      async () => {
+        const fresh = await reach(tether!.port, ADDRESSES.slice(0, 30), 2);
+        return [...fresh.values()].flat().includes('c') && ![...fresh.values()].flat().includes('b');
+      },
+      5_000,
+      'every worker to route by the reloaded membership',
+    );
+    for (const g of held) {
+      const echoed = new Promise<string>((resolve) => g.socket.once('data', (chunk: Buffer) => resolve(chunk.toString())));
+      g.socket.write('ping');
+      expect(await echoed).toBe('ping');
+    }
+    expect(drops).toBe(0);
+    // The workers relay with the reloaded idle timeout (the old one was an hour): a silent
+    // connection closes after 1 s, plus up to the sweep interval set before the reload (5 s).
+    const silent = await Promise.all(ADDRESSES.slice(30, 40).map((address) => connectAndGreet(tether!.port, address)));
+    const started = performance.now();
+    await Promise.all(silent.map((g) => new Promise((resolve) => (g.socket.destroyed ? resolve(null) : g.socket.once('close', resolve)))));
+    expect(performance.now() - started).toBeLessThan(8_000);
+    for (const g of held) g.socket.destroy();
   });
 });
 
