@@ -261,6 +261,28 @@ describe.each([2, 3])('TETHER_WORKERS=%i', (workers) => {
   });
 });
 
+describe('TETHER_MAX_CONNECTIONS with TETHER_WORKERS=2', () => {
+  let upstreams: TestUpstream[] = [];
+  let tether: Instance | null = null;
+  afterAll(async () => {
+    await tether?.stop();
+    await Promise.all(upstreams.map((u) => u.close()));
+  });
+
+  it('is for the whole instance: each worker admits its half', async () => {
+    upstreams = await startUpstreams(['a']);
+    tether = await spawnInstance({ TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_WORKERS: '2', TETHER_MAX_CONNECTIONS: '10' });
+    const tries = await Promise.all(ADDRESSES.slice(0, 30).map((address) => connectAndGreet(tether!.port, address)));
+    const admitted = tries.filter((g) => g.upstream === 'a').length;
+    const perWorker = (await workersOf(tether.admin)).filter((w) => w.id > 0).map((w) => w.active);
+    console.log(`TETHER_MAX_CONNECTIONS=10 over 2 workers: ${admitted} of 30 admitted (${perWorker.join(' / ')})`);
+    expect(admitted).toBeLessThanOrEqual(10);
+    expect(admitted).toBeGreaterThan(0);
+    for (const n of perWorker) expect(n).toBeLessThanOrEqual(5);
+    for (const g of tries) g.socket.destroy();
+  });
+});
+
 describe('SIGHUP with TETHER_WORKERS=2', () => {
   let upstreams: TestUpstream[] = [];
   let tether: Instance | null = null;
