@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { clientAddress, connectAndGreet, waitFor } from '../helpers/clients.js';
 import { spawnInstance, type Instance } from '../helpers/instances.js';
+import { startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
 import { adminCall, metricSum } from '../helpers/tether.js';
 import { startUpstream, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 import { startWsUpstream, type WsUpstream } from '../helpers/ws.js';
@@ -258,6 +259,43 @@ describe.each([2, 3])('TETHER_WORKERS=%i', (workers) => {
     const reachedBefore = await workersOf(tether.admin);
     await reach(tether.port, ADDRESSES, 3);
     for (const n of landed(reachedBefore, await workersOf(tether.admin))) expect(n).toBeGreaterThan(0);
+  });
+});
+
+describe('http mode with TETHER_WORKERS=2', () => {
+  let upstreams: HttpUpstream[] = [];
+  let tether: Instance | null = null;
+  afterAll(async () => {
+    await tether?.stop();
+    await Promise.all(upstreams.map((u) => u.close()));
+  });
+
+  it('a header key reaches one upstream whichever worker takes the connection, and every request is counted once', async () => {
+    upstreams = await Promise.all(['a', 'b', 'c'].map((name) => startHttpUpstream(name)));
+    tether = await spawnInstance({
+      TETHER_UPSTREAMS: upstreams.map((u) => `${u.name}=${u.address}`).join(','),
+      TETHER_WORKERS: '2',
+      TETHER_MODE: 'http',
+      TETHER_KEY: 'header:x-key',
+    });
+    const before = await workersOf(tether.admin);
+    const seen = new Map<string, Set<string>>();
+    for (let round = 0; round < 4; round++) {
+      await Promise.all(
+        Array.from({ length: 25 }, async (_, i) => {
+          // A new connection each request (no keep-alive): the kernel picks the worker each time.
+          const res = await fetch(`http://127.0.0.1:${tether!.port}/k`, { headers: { 'x-key': `user-${i}`, connection: 'close' } });
+          await res.text();
+          const key = `user-${i}`;
+          if (!seen.has(key)) seen.set(key, new Set());
+          seen.get(key)!.add(res.headers.get('x-upstream')!);
+        }),
+      );
+    }
+    for (const [key, names] of seen) expect([...names], key).toHaveLength(1);
+    expect(new Set([...seen.values()].map((names) => [...names][0])).size).toBeGreaterThan(1);
+    for (const n of landed(before, await workersOf(tether.admin))) expect(n).toBeGreaterThan(0);
+    await waitFor(async () => (await metricSum(tether!.admin, 'tether_connections_total')) === 100, 5_000, '100 requests in /metrics');
   });
 });
 
