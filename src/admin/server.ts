@@ -13,7 +13,7 @@ import { formatAddress, type Upstream } from '../routing/upstream.js';
 import { readJsonBody, sendJson } from './http-util.js';
 import { STATS_PAGE_CSP, statsPage } from './page/html.js';
 import type { StatsSnapshot } from './page/stats.js';
-import type { WorkerView } from '../workers/types.js';
+import type { WorkerView } from './types.js';
 
 /** What the admin API sees of one listener. */
 export interface AdminListener {

@@ -6,7 +6,7 @@ import type { Scrape } from '../admin/server.js';
 import type { Metrics } from '../admin/metrics.js';
 import type { HealthReporter } from '../proxy/context.js';
 import type { RebalanceStart } from '../routing/rebalance.js';
-import type { WorkerView } from '../workers/types.js';
+import type { WorkerView } from '../admin/types.js';
 import type { ListenerRuntime } from './listener-runtime.js';
 
 export type TetherRole = { readonly kind: 'control-plane'; readonly plane: RelayPlane } | WorkerRole;

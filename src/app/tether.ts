@@ -13,7 +13,7 @@ import type { MembershipEvent } from '../routing/types.js';
 import type { RebalanceStart } from '../routing/rebalance.js';
 import { ListenerRuntime, SINGLE_PROCESS, type RuntimeRole } from './listener-runtime.js';
 import type { RelayPlane, TetherRole } from './roles.js';
-import type { WorkerView } from '../workers/types.js';
+import type { WorkerView } from '../admin/types.js';
 import { processTableBuilder } from '../builders/create.js';
 import type { TableBuilder } from '../builders/types.js';
 

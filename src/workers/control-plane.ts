@@ -15,7 +15,7 @@ import type { RebalanceStart } from '../routing/rebalance.js';
 import { MembershipBroadcaster } from './broadcaster.js';
 import { workerCount } from './count.js';
 import { Departed, mergeFamilies, parseExposition, type Exposition, type WorkerExposition } from './metrics-merge.js';
-import type { WorkerView } from './types.js';
+import type { WorkerView } from '../admin/types.js';
 import { WorkerSet, type WorkerHandle } from './worker-set.js';
 
 /** The longest a scrape or GET /workers waits for a worker's answer (it is then left out). */

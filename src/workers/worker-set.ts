@@ -13,7 +13,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { Asker } from './ask.js';
 import { isMessage, type Answers, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
-import type { WorkerState } from './types.js';
+import type { WorkerState } from '../admin/types.js';
 
 /** A worker that dies sooner than this after its fork is replaced only after this long (no crash loop at full speed). */
 const MIN_LIFETIME_MS = 1_000;
