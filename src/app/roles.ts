@@ -6,6 +6,7 @@ import type { Scrape } from '../admin/server.js';
 import type { Metrics } from '../admin/metrics.js';
 import type { HealthReporter } from '../proxy/context.js';
 import type { RebalanceStart } from '../routing/rebalance.js';
+import type { Store } from '../store/types.js';
 import type { WorkerView } from '../admin/types.js';
 import type { ListenerRuntime } from './listener-runtime.js';
 
@@ -15,6 +16,8 @@ export interface WorkerRole {
   readonly kind: 'worker';
   /** Where a listener's passive evidence goes: the control plane's monitors. */
   readonly evidence: (listener: string) => HealthReporter;
+  /** Learned pins held by the control plane (TETHER_STORE=memory); null: the store TETHER_STORE names. */
+  readonly store: Store | null;
   /** A listener runtime was made, not yet listening: it takes the control plane's membership. */
   attach(runtime: ListenerRuntime): void;
 }

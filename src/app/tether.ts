@@ -65,7 +65,8 @@ export class Tether implements AdminBackend {
     this.#plane = this.#role?.kind === 'control-plane' ? this.#role.plane : null;
     const storeLogger = options.logger.child({ component: 'store' });
     const onError = (): void => this.#metrics.storeError();
-    this.#store = createStore(config, { logger: storeLogger, onError, onEvict: () => this.#metrics.pinEvicted() });
+    const given = options.role?.kind === 'worker' ? options.role.store : null;
+    this.#store = given ?? createStore(config, { logger: storeLogger, onError, onEvict: () => this.#metrics.pinEvicted() });
     // A worker takes its membership from the control plane, which alone syncs with the store.
     this.#shared =
       this.#store.membership === null || this.#role?.kind === 'worker'

@@ -160,16 +160,8 @@ export function advice(config: Config): string[] {
   return out;
 }
 
-/** TETHER_WORKERS against this host's CPUs, and what is not yet shared between workers. */
+/** TETHER_WORKERS against this host's CPUs. */
 export function workersAdvice(config: Config, cpus: number): string[] {
-  const out: string[] = [];
   const workers = config.workers === 'auto' ? cpus : config.workers;
-  if (workers > cpus) out.push(`TETHER_WORKERS is ${workers} but this host has ${cpus} CPUs: workers beyond one per CPU only compete for cores`);
-  if (workers > 1 && config.store.kind === 'memory') {
-    const learning = config.listeners.filter((l) => l.stick || (l.mode === 'http' && l.learn.length > 0)).map((l) => `"${l.name}"`);
-    if (learning.length > 0) {
-      out.push(`listener ${learning.join(', ')} learns pins, which each of the ${workers} workers keeps for itself with TETHER_STORE=memory (not yet shared): use a redis:// store`);
-    }
-  }
-  return out;
+  return workers > cpus ? [`TETHER_WORKERS is ${workers} but this host has ${cpus} CPUs: workers beyond one per CPU only compete for cores`] : [];
 }

@@ -13,6 +13,7 @@ import { Tether } from '../app/tether.js';
 import type { Config } from '../config/types.js';
 import type { RebalanceStart } from '../routing/rebalance.js';
 import { MembershipBroadcaster } from './broadcaster.js';
+import { PinService } from './pin-service.js';
 import { workerCount } from './count.js';
 import { Departed, mergeFamilies, parseExposition, type Exposition, type WorkerExposition } from './metrics-merge.js';
 import type { WorkerView } from '../admin/types.js';
@@ -25,6 +26,7 @@ export class ControlPlane implements RelayPlane {
   readonly #logger: Logger;
   readonly #workers: WorkerSet;
   readonly #broadcaster: MembershipBroadcaster;
+  readonly #pins: PinService;
   #tether: Tether | null = null;
   /** Each worker's families as its last scrape answered them: what it leaves to the sums when it dies. */
   readonly #lastMetrics = new Map<WorkerHandle, Exposition>();
@@ -45,6 +47,7 @@ export class ControlPlane implements RelayPlane {
         if (ok) monitor?.reportSuccess(upstream);
         else monitor?.reportFailure(upstream, reason);
       },
+      pin: (handle, request) => void this.#pins.handle(handle, request),
       gone: (handle) => {
         const last = this.#lastMetrics.get(handle);
         if (last !== undefined) this.#departed.add(last);
@@ -53,6 +56,8 @@ export class ControlPlane implements RelayPlane {
       },
     });
     this.#broadcaster = new MembershipBroadcaster(this.#workers, () => this.#tether?.runtimes ?? []);
+    // Workers send pin requests only with the memory store (with Redis they use it themselves).
+    this.#pins = new PinService(this.#workers, () => this.#tether?.store ?? null);
   }
 
   /** Start the control plane's Tether, then its workers; resolves once every worker accepts. */

@@ -42,8 +42,28 @@ export interface Answers {
 
 export type Topic = keyof Questions;
 
+/**
+ * Learned pins with TETHER_STORE=memory: the control plane holds them; a worker asks
+ * for what its cache lacks (pin-get), writes through (pin-set, answered once stored),
+ * sends touches in batches (pin-touch) and deletes (pin-delete).
+ */
+export type PinRequest =
+  | { readonly type: 'pin-get'; readonly id: number; readonly listener: string; readonly key: string }
+  | { readonly type: 'pin-set'; readonly id: number; readonly listener: string; readonly key: string; readonly upstream: string; readonly ttlS: number }
+  | { readonly type: 'pin-touch'; readonly listener: string; readonly keys: readonly string[]; readonly ttlS: number }
+  | { readonly type: 'pin-delete'; readonly listener: string; readonly key: string };
+
+/** What the control plane answers a pin-get or pin-set with: the upstream pinned now (null: none). */
+export interface PinAnswers {
+  readonly 'pin-get': { readonly upstream: string | null };
+  readonly 'pin-set': { readonly upstream: string | null };
+}
+
 export type ToWorker =
   | MembershipMessage
+  | { readonly type: 'pin-answer'; readonly id: number; readonly answer: PinAnswers[keyof PinAnswers] }
+  /** A pin set (upstream) or deleted (null) through another worker: keeps each worker's cache true. */
+  | { readonly type: 'pin'; readonly listener: string; readonly key: string; readonly upstream: string | null; readonly ttlS: number }
   /** Every membership was sent: listen once they are applied. */
   | { readonly type: 'start' }
   /** SIGHUP: the control plane took a new configuration; read it again. */
@@ -55,6 +75,7 @@ export type ToWorker =
 export type ToControlPlane =
   /** The worker's handlers are in place: send it every membership, then start. */
   | { readonly type: 'hello' }
+  | PinRequest
   /** The worker routes by this version of the listener's membership (its table is built). */
   | { readonly type: 'applied'; readonly listener: string; readonly version: number }
   /** Every listener accepts. */

@@ -12,7 +12,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { Asker } from './ask.js';
-import { isMessage, type Answers, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
+import { isMessage, type Answers, type PinRequest, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
 import type { WorkerState } from '../admin/types.js';
 
 /** A worker that dies sooner than this after its fork is replaced only after this long (no crash loop at full speed). */
@@ -41,6 +41,8 @@ export interface WorkerEvents {
   /** It accepts on every listener (addresses as bound). */
   ready(handle: WorkerHandle, listeners: readonly { readonly name: string; readonly address: string }[]): void;
   evidence(listener: string, upstream: string, ok: boolean, reason: string): void;
+  /** A learned pin read or written through a worker (TETHER_STORE=memory: the control plane holds the pins). */
+  pin(handle: WorkerHandle, request: PinRequest): void;
   /** It exited: nothing it owes (acks, answers) will come. */
   gone(handle: WorkerHandle): void;
 }
@@ -51,7 +53,7 @@ export class WorkerSet {
   readonly #events: WorkerEvents;
   readonly #bySlot = new Map<number, WorkerHandle>();
   #standby: WorkerHandle | null = null;
-  readonly #asker = new Asker();
+  readonly #asker = new Asker<Answers>();
   #stopping = false;
   /** Settles the start: every slot's first worker ready, or one of them failed. */
   #started: { resolve: () => void; reject: (err: Error) => void } | null = null;
@@ -98,8 +100,8 @@ export class WorkerSet {
   }
 
   /** To every worker that said hello, the standby included (the others get everything when they do). */
-  broadcast(message: ToWorker): void {
-    for (const handle of this.#all()) if (handle.greeted) this.send(handle, message);
+  broadcast(message: ToWorker, except: WorkerHandle | null = null): void {
+    for (const handle of this.#all()) if (handle.greeted && handle !== except) this.send(handle, message);
   }
 
   ask<T extends Topic>(handle: WorkerHandle, topic: T, question: Questions[T], timeoutMs: number): Promise<Answers[T] | null> {
@@ -176,6 +178,12 @@ export class WorkerSet {
         return;
       case 'answer':
         this.#asker.answered(message.id, message.answer);
+        return;
+      case 'pin-get':
+      case 'pin-set':
+      case 'pin-touch':
+      case 'pin-delete':
+        this.#events.pin(handle, message);
         return;
     }
   }

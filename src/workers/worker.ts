@@ -13,6 +13,7 @@ import { errorMessage } from '../errors.js';
 import { SETTLE_WAIT_MS } from './broadcaster.js';
 import { workerCount } from './count.js';
 import { evidenceSender } from './evidence.js';
+import { IpcPinStore } from './pin-client.js';
 import { applySnapshot } from './membership-snapshot.js';
 import { isMessage, type Answers, type MembershipMessage, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
 
@@ -32,10 +33,13 @@ export class WorkerProcess {
   /** The newest membership heard per listener: a runtime made later (start, reload) takes it. */
   readonly #memberships = new Map<string, MembershipMessage>();
   #stopping: Promise<void> | null = null;
+  /** With TETHER_STORE=memory, the pins the control plane holds (read through a cache). */
+  readonly #pins: IpcPinStore | null;
 
   constructor(config: Config, logger: Logger) {
     this.#config = workerShare(config, workerCount(config));
     this.#logger = logger;
+    this.#pins = config.store.kind === 'memory' ? new IpcPinStore(config.stickyMax, (m) => this.#send(m)) : null;
   }
 
   /** Listen to the control plane, then say hello: it answers with every membership and 'start'. */
@@ -55,6 +59,12 @@ export class WorkerProcess {
       case 'membership':
         this.#memberships.set(message.listener, message);
         this.#apply(this.#tether?.runtime(message.listener), message);
+        return;
+      case 'pin':
+        this.#pins?.heard(message.listener, message.key, message.upstream, message.ttlS);
+        return;
+      case 'pin-answer':
+        this.#pins?.answered(message.id, message.answer);
         return;
       case 'start':
         void this.#start();
@@ -79,6 +89,7 @@ export class WorkerProcess {
         logger: this.#logger,
         role: {
           kind: 'worker',
+          store: this.#pins,
           evidence: (listener) => evidenceSender(listener, (m) => this.#send(m)),
           attach: (runtime) => this.#apply(runtime, this.#memberships.get(runtime.name)),
         },
@@ -146,7 +157,9 @@ export class WorkerProcess {
     return this.#stopping;
   }
 
-  #send(message: ToControlPlane): void {
-    if (process.connected) process.send?.(message, undefined, undefined, () => undefined);
+  #send(message: ToControlPlane): boolean {
+    if (!process.connected || process.send === undefined) return false;
+    process.send(message, undefined, undefined, () => undefined);
+    return true;
   }
 }

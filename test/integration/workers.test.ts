@@ -299,6 +299,50 @@ describe('http mode with TETHER_WORKERS=2', () => {
   });
 });
 
+describe.each([2, 3])('learned pins with TETHER_STORE=memory and TETHER_WORKERS=%i', (workers) => {
+  let upstreams: HttpUpstream[] = [];
+  let tether: Instance | null = null;
+  afterAll(async () => {
+    await tether?.stop();
+    await Promise.all(upstreams.map((u) => u.close()));
+  });
+
+  it('a key learned through one worker is routed by its pin on every worker', async () => {
+    upstreams = await Promise.all(['a', 'b', 'c'].map((name) => startHttpUpstream(name)));
+    tether = await spawnInstance({
+      TETHER_UPSTREAMS: upstreams.map((u) => `${u.name}=${u.address}`).join(','),
+      TETHER_WORKERS: String(workers),
+      TETHER_MODE: 'http',
+      TETHER_KEY: 'path:^/files/([^/?]+)',
+      TETHER_LEARN: 'header:x-upload=(.+)',
+    });
+    const request = async (method: string, path: string): Promise<string> => {
+      // A new connection each time: the kernel picks the worker.
+      const res = await fetch(`http://127.0.0.1:${tether!.port}${path}`, { method, headers: { connection: 'close' } });
+      await res.text();
+      expect(res.status).toBe(200);
+      return res.headers.get('x-upstream')!;
+    };
+    const owners = new Map<string, string>();
+    // Keys learned (POST /create has no key: p2c picks) on an upstream their hash does not name.
+    while (owners.size < 5) {
+      const key = `upload-${owners.size}-${Math.random().toString(36).slice(2)}`;
+      const hashed = ((await adminCall(tether.admin, 'GET', `/route?key=${key}`)).body as { upstream: string }).upstream;
+      const owner = await request('POST', `/create?id=${key}`);
+      if (owner !== hashed) owners.set(key, owner);
+    }
+    const before = await workersOf(tether.admin);
+    for (const [key, owner] of owners) {
+      const reached = await Promise.all(Array.from({ length: 20 }, () => request('PATCH', `/files/${key}`)));
+      expect(new Set(reached), key).toEqual(new Set([owner]));
+      expect(((await adminCall(tether.admin, 'GET', `/route?key=${key}`)).body as { via: string }).via).toBe('learned');
+    }
+    for (const n of landed(before, await workersOf(tether.admin))) expect(n).toBeGreaterThan(0);
+    // Every PATCH was routed by its pin, whichever worker took it.
+    await waitFor(async () => (await metricBy(tether!.admin, 'tether_route_decisions_total', 'via')).get('learned') === 100, 5_000, '100 learned decisions in /metrics');
+  });
+});
+
 describe('TETHER_MAX_CONNECTIONS with TETHER_WORKERS=2', () => {
   let upstreams: TestUpstream[] = [];
   let tether: Instance | null = null;

@@ -246,15 +246,12 @@ describe('warnings', () => {
     ]);
   });
 
-  it('more workers than CPUs, and pins each worker keeps for itself', () => {
+  it('more workers than CPUs', () => {
     expect(workersAdvice(loadConfig({ ...UP, TETHER_WORKERS: '4' }), 2)).toEqual([
       'TETHER_WORKERS is 4 but this host has 2 CPUs: workers beyond one per CPU only compete for cores',
     ]);
     expect(workersAdvice(loadConfig({ ...UP, TETHER_WORKERS: 'auto' }), 8)).toEqual([]);
-    expect(workersAdvice(loadConfig({ ...UP, TETHER_WORKERS: '2', TETHER_STICK: 'on' }), 2)).toEqual([
-      'listener "default" learns pins, which each of the 2 workers keeps for itself with TETHER_STORE=memory (not yet shared): use a redis:// store',
-    ]);
-    expect(workersAdvice(loadConfig({ ...UP, TETHER_STICK: 'on' }), 2)).toEqual([]);
+    expect(workersAdvice(loadConfig({ ...UP, TETHER_WORKERS: '2' }), 2)).toEqual([]);
   });
 
   it('TETHER_NATIVE_HASH is known (hashing/hash.ts reads it): no warning', () => {
