@@ -258,6 +258,15 @@ export class UpstreamPool {
     if (this.#view.has(upstream)) this.#view.count(upstream.slot, -1);
   }
 
+  /** TETHER_WORKERS: the other workers hold `count` connections to `name` (bounded loads and p2c weigh them). */
+  setElsewhere(name: string, count: number): void {
+    const upstream = this.#byName.get(name);
+    if (upstream === undefined || upstream.elsewhere === count) return;
+    const delta = count - upstream.elsewhere;
+    upstream.elsewhere = count;
+    if (this.#view.has(upstream)) this.#view.count(upstream.slot, delta);
+  }
+
   /** Returns whether the change matters to the table (a new upstream or a new weight). */
   #upsert(name: string, host: string, port: number, weight: number): boolean {
     const existing = this.#byName.get(name);

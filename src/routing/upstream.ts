@@ -24,6 +24,8 @@ export class Upstream implements Member {
   /** Deleted from the pool; open connections go on. */
   removed = false;
   active = 0;
+  /** Open connections to it through the other workers of TETHER_WORKERS, as last reported (bounded loads see both). */
+  elsewhere = 0;
   total = 0;
   bytesFromClient = 0;
   bytesToClient = 0;

@@ -14,6 +14,7 @@ import type { Config } from '../config/types.js';
 import type { RebalanceStart } from '../routing/rebalance.js';
 import { MembershipBroadcaster } from './broadcaster.js';
 import { PinService } from './pin-service.js';
+import { LoadBoard } from './loads.js';
 import { workerCount } from './count.js';
 import { Departed, mergeFamilies, parseExposition, type Exposition, type WorkerExposition } from './metrics-merge.js';
 import type { WorkerView } from '../admin/types.js';
@@ -27,6 +28,7 @@ export class ControlPlane implements RelayPlane {
   readonly #workers: WorkerSet;
   readonly #broadcaster: MembershipBroadcaster;
   readonly #pins: PinService;
+  readonly #loads: LoadBoard;
   #tether: Tether | null = null;
   /** Each worker's families as its last scrape answered them: what it leaves to the sums when it dies. */
   readonly #lastMetrics = new Map<WorkerHandle, Exposition>();
@@ -48,7 +50,9 @@ export class ControlPlane implements RelayPlane {
         else monitor?.reportFailure(upstream, reason);
       },
       pin: (handle, request) => void this.#pins.handle(handle, request),
+      loads: (handle, loads) => this.#loads.report(handle, loads),
       gone: (handle) => {
+        this.#loads.gone(handle);
         const last = this.#lastMetrics.get(handle);
         if (last !== undefined) this.#departed.add(last);
         this.#lastMetrics.delete(handle);
@@ -57,6 +61,7 @@ export class ControlPlane implements RelayPlane {
     });
     this.#broadcaster = new MembershipBroadcaster(this.#workers, () => this.#tether?.runtimes ?? []);
     // Workers send pin requests only with the memory store (with Redis they use it themselves).
+    this.#loads = new LoadBoard(this.#workers);
     this.#pins = new PinService(this.#workers, () => this.#tether?.store ?? null);
   }
 
@@ -138,6 +143,7 @@ export class ControlPlane implements RelayPlane {
   }
 
   stop(drainTimeoutMs: number | null): Promise<void> {
+    this.#loads.close();
     return this.#workers.stop(drainTimeoutMs);
   }
 

@@ -59,8 +59,13 @@ export interface PinAnswers {
   readonly 'pin-set': { readonly upstream: string | null };
 }
 
+/** Open connections by listener, then upstream (those with none left out). */
+export type Loads = Readonly<Record<string, Readonly<Record<string, number>>>>;
+
 export type ToWorker =
   | MembershipMessage
+  /** What the other workers hold (loads.ts): bounded loads weigh the instance's connections. */
+  | { readonly type: 'elsewhere'; readonly loads: Loads }
   | { readonly type: 'pin-answer'; readonly id: number; readonly answer: PinAnswers[keyof PinAnswers] }
   /** A pin set (upstream) or deleted (null) through another worker: keeps each worker's cache true. */
   | { readonly type: 'pin'; readonly listener: string; readonly key: string; readonly upstream: string | null; readonly ttlS: number }
@@ -76,6 +81,8 @@ export type ToControlPlane =
   /** The worker's handlers are in place: send it every membership, then start. */
   | { readonly type: 'hello' }
   | PinRequest
+  /** This worker's open connections, sent when they changed (at most every LOAD_REPORT_MS). */
+  | { readonly type: 'loads'; readonly loads: Loads }
   /** The worker routes by this version of the listener's membership (its table is built). */
   | { readonly type: 'applied'; readonly listener: string; readonly version: number }
   /** Every listener accepts. */

@@ -12,7 +12,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { Asker } from './ask.js';
-import { isMessage, type Answers, type PinRequest, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
+import { isMessage, type Answers, type Loads, type PinRequest, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
 import type { WorkerState } from '../admin/types.js';
 
 /** A worker that dies sooner than this after its fork is replaced only after this long (no crash loop at full speed). */
@@ -43,6 +43,8 @@ export interface WorkerEvents {
   evidence(listener: string, upstream: string, ok: boolean, reason: string): void;
   /** A learned pin read or written through a worker (TETHER_STORE=memory: the control plane holds the pins). */
   pin(handle: WorkerHandle, request: PinRequest): void;
+  /** Its open connections per upstream (loads.ts). */
+  loads(handle: WorkerHandle, loads: Loads): void;
   /** It exited: nothing it owes (acks, answers) will come. */
   gone(handle: WorkerHandle): void;
 }
@@ -178,6 +180,9 @@ export class WorkerSet {
         return;
       case 'answer':
         this.#asker.answered(message.id, message.answer);
+        return;
+      case 'loads':
+        this.#events.loads(handle, message.loads);
         return;
       case 'pin-get':
       case 'pin-set':

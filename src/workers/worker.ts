@@ -14,6 +14,7 @@ import { SETTLE_WAIT_MS } from './broadcaster.js';
 import { workerCount } from './count.js';
 import { evidenceSender } from './evidence.js';
 import { IpcPinStore } from './pin-client.js';
+import { applyElsewhere, LOAD_REPORT_MS, ownLoads } from './loads.js';
 import { applySnapshot } from './membership-snapshot.js';
 import { isMessage, type Answers, type MembershipMessage, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
 
@@ -60,6 +61,9 @@ export class WorkerProcess {
         this.#memberships.set(message.listener, message);
         this.#apply(this.#tether?.runtime(message.listener), message);
         return;
+      case 'elsewhere':
+        if (this.#tether !== null) applyElsewhere(this.#tether.runtimes, message.loads);
+        return;
       case 'pin':
         this.#pins?.heard(message.listener, message.key, message.upstream, message.ttlS);
         return;
@@ -100,6 +104,21 @@ export class WorkerProcess {
       return;
     }
     this.#send({ type: 'ready', listeners: this.#tether.runtimes.map((r) => ({ name: r.name, address: r.listener.address })) });
+    this.#reportLoads();
+  }
+
+  /** Every LOAD_REPORT_MS, this worker's open connections per upstream, when they changed (loads.ts). */
+  #reportLoads(): void {
+    let last = '{}';
+    const timer = setInterval(() => {
+      if (this.#tether === null || this.#stopping !== null) return;
+      const loads = ownLoads(this.#tether.runtimes);
+      const text = JSON.stringify(loads);
+      if (text === last) return;
+      last = text;
+      this.#send({ type: 'loads', loads });
+    }, LOAD_REPORT_MS);
+    timer.unref();
   }
 
   /** Apply a membership to its runtime (if there is one yet); acknowledge once routed by. */
