@@ -307,7 +307,8 @@ export function describeUpstream(u: Upstream): {
   active: number;
   total: number;
 } {
-  return { name: u.name, address: u.address, weight: u.weight, state: u.state, active: u.active, total: u.total };
+  // elsewhere: with TETHER_WORKERS, the workers' connections as the control plane last heard (0 otherwise).
+  return { name: u.name, address: u.address, weight: u.weight, state: u.state, active: u.active + u.elsewhere, total: u.total };
 }
 
 const PAGE_HEADERS = {

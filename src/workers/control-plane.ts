@@ -14,7 +14,7 @@ import type { Config } from '../config/types.js';
 import type { RebalanceStart } from '../routing/rebalance.js';
 import { MembershipBroadcaster } from './broadcaster.js';
 import { PinService } from './pin-service.js';
-import { LoadBoard } from './loads.js';
+import { applyElsewhere, LoadBoard } from './loads.js';
 import { workerCount } from './count.js';
 import { Departed, mergeFamilies, parseExposition, type Exposition, type WorkerExposition } from './metrics-merge.js';
 import type { WorkerView } from '../admin/types.js';
@@ -61,7 +61,8 @@ export class ControlPlane implements RelayPlane {
     });
     this.#broadcaster = new MembershipBroadcaster(this.#workers, () => this.#tether?.runtimes ?? []);
     // Workers send pin requests only with the memory store (with Redis they use it themselves).
-    this.#loads = new LoadBoard(this.#workers);
+    // The control plane relays nothing: every connection its pools count is elsewhere.
+    this.#loads = new LoadBoard(this.#workers, (totals) => applyElsewhere(this.#tether?.runtimes ?? [], totals));
     this.#pins = new PinService(this.#workers, () => this.#tether?.store ?? null);
   }
 

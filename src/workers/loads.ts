@@ -33,11 +33,14 @@ export function applyElsewhere(runtimes: readonly ListenerRuntime[], elsewhere: 
 /** The control plane's side: the workers' reports, and what each is told of the others. */
 export class LoadBoard {
   readonly #workers: WorkerSet;
+  /** The instance's totals, for the control plane's own pools (GET /upstreams, GET /route). */
+  readonly #onTotals: (totals: Loads) => void;
   readonly #reports = new Map<WorkerHandle, Loads>();
   #timer: NodeJS.Timeout | null = null;
 
-  constructor(workers: WorkerSet) {
+  constructor(workers: WorkerSet, onTotals: (totals: Loads) => void) {
     this.#workers = workers;
+    this.#onTotals = onTotals;
   }
 
   report(from: WorkerHandle, loads: Loads): void {
@@ -69,6 +72,7 @@ export class LoadBoard {
         for (const [upstream, n] of Object.entries(byUpstream)) sum[upstream] = (sum[upstream] ?? 0) + n;
       }
     }
+    this.#onTotals(totals);
     for (const handle of this.#workers.handles()) {
       const own = this.#reports.get(handle) ?? {};
       const elsewhere: Record<string, Record<string, number>> = {};

@@ -93,6 +93,11 @@ async function metricBy(admin: string, family: string, label: string): Promise<M
   return out;
 }
 
+async function activeByUpstream(admin: string): Promise<Record<string, number>> {
+  const { body } = await adminCall(admin, 'GET', '/upstreams');
+  return Object.fromEntries((body as { name: string; active: number }[]).map((u) => [u.name, u.active]));
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -388,6 +393,12 @@ describe('bounded loads with TETHER_WORKERS=2', () => {
     console.log(`bounded loads over 2 workers: a ${onA}, b ${onB} (worker 1 held ${heldOnA} on a)`);
     // The instance's bound: a stays under 1.25 x the mean (+1), as one process would keep it.
     expect(onA).toBeLessThanOrEqual(Math.ceil((1.25 * (onA + onB + 1)) / 2));
+    // GET /upstreams counts the workers' connections (as last reported).
+    await waitFor(
+      async () => JSON.stringify(await activeByUpstream(tether!.admin)) === JSON.stringify({ a: onA, b: onB }),
+      2_000,
+      'GET /upstreams to count every worker\'s connections',
+    );
     for (const g of [...first, ...second]) g.socket.destroy();
   });
 });
