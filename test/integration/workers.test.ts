@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { clientAddress, connectAndGreet, waitFor } from '../helpers/clients.js';
 import { spawnInstance, type Instance } from '../helpers/instances.js';
-import { startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
+import { startHttpUpstream } from '../helpers/http.js';
 import { adminCall, metricSum } from '../helpers/tether.js';
 import { startUpstream, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 import { startWsUpstream, type WsUpstream } from '../helpers/ws.js';
@@ -96,6 +96,38 @@ async function metricBy(admin: string, family: string, label: string): Promise<M
 async function activeByUpstream(admin: string): Promise<Record<string, number>> {
   const { body } = await adminCall(admin, 'GET', '/upstreams');
   return Object.fromEntries((body as { name: string; active: number }[]).map((u) => [u.name, u.active]));
+}
+
+/** Registers what a describe block must undo after it (last first). */
+function undoAfterAll(): (undo: () => unknown) => void {
+  const undos: (() => unknown)[] = [];
+  afterAll(async () => {
+    for (const undo of undos.reverse()) await undo();
+  });
+  return (undo) => void undos.push(undo);
+}
+
+/** An instance in http mode with `workers` workers over upstreams a, b and c. */
+async function httpWorkers(later: (undo: () => unknown) => void, workers: number, env: Record<string, string>): Promise<Instance> {
+  const upstreams = await Promise.all(['a', 'b', 'c'].map((name) => startHttpUpstream(name)));
+  later(() => Promise.all(upstreams.map((u) => u.close())));
+  const tether = await spawnInstance({
+    TETHER_UPSTREAMS: upstreams.map((u) => `${u.name}=${u.address}`).join(','),
+    TETHER_WORKERS: String(workers),
+    TETHER_MODE: 'http',
+    ...env,
+  });
+  later(() => tether.stop());
+  return tether;
+}
+
+/** Upstreams (greeting with their names) and an instance over them with `env`. */
+async function tcpWorkers(later: (undo: () => unknown) => void, names: readonly string[], env: Record<string, string>): Promise<Instance> {
+  const upstreams = await startUpstreams(names);
+  later(() => Promise.all(upstreams.map((u) => u.close())));
+  const tether = await spawnInstance({ TETHER_UPSTREAMS: upstreamList(upstreams), ...env });
+  later(() => tether.stop());
+  return tether;
 }
 
 function alive(pid: number): boolean {
@@ -268,21 +300,10 @@ describe.each([2, 3])('TETHER_WORKERS=%i', (workers) => {
 });
 
 describe('http mode with TETHER_WORKERS=2', () => {
-  let upstreams: HttpUpstream[] = [];
-  let tether: Instance | null = null;
-  afterAll(async () => {
-    await tether?.stop();
-    await Promise.all(upstreams.map((u) => u.close()));
-  });
+  const later = undoAfterAll();
 
   it('a header key reaches one upstream whichever worker takes the connection, and every request is counted once', async () => {
-    upstreams = await Promise.all(['a', 'b', 'c'].map((name) => startHttpUpstream(name)));
-    tether = await spawnInstance({
-      TETHER_UPSTREAMS: upstreams.map((u) => `${u.name}=${u.address}`).join(','),
-      TETHER_WORKERS: '2',
-      TETHER_MODE: 'http',
-      TETHER_KEY: 'header:x-key',
-    });
+    const tether = await httpWorkers(later, 2, { TETHER_KEY: 'header:x-key' });
     const before = await workersOf(tether.admin);
     const seen = new Map<string, Set<string>>();
     for (let round = 0; round < 4; round++) {
@@ -305,22 +326,10 @@ describe('http mode with TETHER_WORKERS=2', () => {
 });
 
 describe.each([2, 3])('learned pins with TETHER_STORE=memory and TETHER_WORKERS=%i', (workers) => {
-  let upstreams: HttpUpstream[] = [];
-  let tether: Instance | null = null;
-  afterAll(async () => {
-    await tether?.stop();
-    await Promise.all(upstreams.map((u) => u.close()));
-  });
+  const later = undoAfterAll();
 
   it('a key learned through one worker is routed by its pin on every worker', async () => {
-    upstreams = await Promise.all(['a', 'b', 'c'].map((name) => startHttpUpstream(name)));
-    tether = await spawnInstance({
-      TETHER_UPSTREAMS: upstreams.map((u) => `${u.name}=${u.address}`).join(','),
-      TETHER_WORKERS: String(workers),
-      TETHER_MODE: 'http',
-      TETHER_KEY: 'path:^/files/([^/?]+)',
-      TETHER_LEARN: 'header:x-upload=(.+)',
-    });
+    const tether = await httpWorkers(later, workers, { TETHER_KEY: 'path:^/files/([^/?]+)', TETHER_LEARN: 'header:x-upload=(.+)' });
     const request = async (method: string, path: string): Promise<string> => {
       // A new connection each time: the kernel picks the worker.
       const res = await fetch(`http://127.0.0.1:${tether!.port}${path}`, { method, headers: { connection: 'close' } });
@@ -349,18 +358,12 @@ describe.each([2, 3])('learned pins with TETHER_STORE=memory and TETHER_WORKERS=
 });
 
 describe('bounded loads with TETHER_WORKERS=2', () => {
-  let upstreams: TestUpstream[] = [];
-  let tether: Instance | null = null;
-  let stopped: number[] = [];
-  afterAll(async () => {
-    for (const pid of stopped) process.kill(pid, 'SIGCONT');
-    await tether?.stop();
-    await Promise.all(upstreams.map((u) => u.close()));
-  });
+  const later = undoAfterAll();
 
   it('weigh the connections every worker holds', async () => {
-    upstreams = await startUpstreams(['a', 'b']);
-    tether = await spawnInstance({ TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_WORKERS: '2', TETHER_BALANCE_FACTOR: '1.25' });
+    const tether = await tcpWorkers(later, ['a', 'b'], { TETHER_WORKERS: '2', TETHER_BALANCE_FACTOR: '1.25' });
+    let stopped: number[] = [];
+    later(() => stopped.forEach((pid) => process.kill(pid, 'SIGCONT')));
     const [one, two] = (await workersOf(tether.admin)).filter((w) => w.id > 0);
     // Addresses whose key hashes to a.
     const toA: string[] = [];
@@ -404,16 +407,10 @@ describe('bounded loads with TETHER_WORKERS=2', () => {
 });
 
 describe('TETHER_MAX_CONNECTIONS with TETHER_WORKERS=2', () => {
-  let upstreams: TestUpstream[] = [];
-  let tether: Instance | null = null;
-  afterAll(async () => {
-    await tether?.stop();
-    await Promise.all(upstreams.map((u) => u.close()));
-  });
+  const later = undoAfterAll();
 
   it('is for the whole instance: each worker admits its half', async () => {
-    upstreams = await startUpstreams(['a']);
-    tether = await spawnInstance({ TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_WORKERS: '2', TETHER_MAX_CONNECTIONS: '10' });
+    const tether = await tcpWorkers(later, ['a'], { TETHER_WORKERS: '2', TETHER_MAX_CONNECTIONS: '10' });
     const tries = await Promise.all(ADDRESSES.slice(0, 30).map((address) => connectAndGreet(tether!.port, address)));
     const admitted = tries.filter((g) => g.upstream === 'a').length;
     const perWorker = (await workersOf(tether.admin)).filter((w) => w.id > 0).map((w) => w.active);
