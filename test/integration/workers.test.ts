@@ -115,6 +115,8 @@ async function httpWorkers(later: (undo: () => unknown) => void, workers: number
     TETHER_UPSTREAMS: upstreams.map((u) => `${u.name}=${u.address}`).join(','),
     TETHER_WORKERS: String(workers),
     TETHER_MODE: 'http',
+    // fetch keeps its connections alive: the stop after the block need not wait 30 s for them.
+    TETHER_DRAIN_TIMEOUT_MS: '500',
     ...env,
   });
   later(() => tether.stop());
