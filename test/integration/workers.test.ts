@@ -3,6 +3,7 @@
  * sharing one listening socket behave as one balancer.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import WebSocket from 'ws';
 import { clientAddress, connectAndGreet, waitFor } from '../helpers/clients.js';
 import { spawnInstance, type Instance } from '../helpers/instances.js';
 import { startHttpUpstream } from '../helpers/http.js';
+import { startTusUpstream, type TusUpstream } from '../helpers/tus.js';
 import { adminCall, metricSum } from '../helpers/tether.js';
 import { startUpstream, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 import { startWsUpstream, type WsUpstream } from '../helpers/ws.js';
@@ -356,6 +358,56 @@ describe.each([2, 3])('learned pins with TETHER_STORE=memory and TETHER_WORKERS=
     for (const n of landed(before, await workersOf(tether.admin))) expect(n).toBeGreaterThan(0);
     // Every PATCH was routed by its pin, whichever worker took it.
     await waitFor(async () => (await metricBy(tether!.admin, 'tether_route_decisions_total', 'via')).get('learned') === 100, 5_000, '100 learned decisions in /metrics');
+  });
+});
+
+describe('a tus upload with TETHER_STORE=memory and TETHER_WORKERS=2', () => {
+  const later = undoAfterAll();
+
+  it('is created on one connection and finished by PATCHes over 20 new connections', async () => {
+    let admin = '';
+    const upstreams: TusUpstream[] = [];
+    for (const name of ['tus-a', 'tus-b', 'tus-c']) upstreams.push(await startTusUpstream(name, () => admin, []));
+    later(() => Promise.all(upstreams.map((u) => u.close())));
+    const tether = await spawnInstance({
+      TETHER_UPSTREAMS: upstreams.map((u) => `${u.name}=127.0.0.1:${u.port}`).join(','),
+      TETHER_WORKERS: '2',
+      TETHER_MODE: 'http',
+      TETHER_KEY: 'path:^/files/([^/?]+)',
+      TETHER_LEARN: 'header:location=/files/([^/?]+)',
+    });
+    later(() => tether.stop());
+    admin = tether.admin;
+    /** One request on a connection of its own (no agent: the kernel picks the worker each time). */
+    const request = (method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<http.IncomingMessage> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: tether.port, method, path, headers: { 'tus-resumable': '1.0.0', ...headers }, agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const CHUNK = 1024;
+    const created = await request('POST', '/files', { 'upload-length': String(20 * CHUNK) });
+    expect(created.statusCode).toBe(201);
+    const id = String(created.headers.location).split('/').pop()!;
+    const owner = String(created.headers['x-upstream']);
+    const before = await workersOf(tether.admin);
+    for (let i = 0; i < 20; i++) {
+      const patched = await request(
+        'PATCH',
+        `/files/${id}`,
+        { 'upload-offset': String(i * CHUNK), 'content-type': 'application/offset+octet-stream' },
+        Buffer.alloc(CHUNK, i),
+      );
+      expect(patched.statusCode, `PATCH ${i}`).toBe(204);
+      expect(patched.headers['x-upstream']).toBe(owner);
+    }
+    const head = await request('HEAD', `/files/${id}`, {});
+    expect(head.headers['upload-offset']).toBe(String(20 * CHUNK));
+    // The PATCHes came through both workers.
+    for (const n of landed(before, await workersOf(tether.admin))) expect(n).toBeGreaterThan(0);
   });
 });
 
