@@ -24,6 +24,8 @@ Configured by environment variables (TETHER_*) and the JSON file named by
 TETHER_CONFIG. Required: TETHER_UPSTREAMS, e.g.
   TETHER_UPSTREAMS=db1=10.0.0.1:5432,db2=10.0.0.2:5432*2 npx tether
 Every setting: README.md, section "Settings".
+More than one core busy relaying? TETHER_WORKERS=auto runs one relaying process
+per CPU behind a control plane (README.md, section "Every core").
 Signals: SIGTERM/SIGINT drain and exit 0 (a second one closes at once);
 SIGHUP reloads TETHER_CONFIG without dropping connections.
 `;
