@@ -13,7 +13,7 @@ import { createLogger, type Logger } from './log.js';
 import { Tether } from './app/tether.js';
 import { fitYoungGeneration } from './young-generation.js';
 import { ControlPlane } from './workers/control-plane.js';
-import { workerCount } from './workers/count.js';
+import { workerCount, workersNote } from './workers/count.js';
 import { WorkerProcess } from './workers/worker.js';
 
 const HELP = `Usage: tether [run]        start the balancer
@@ -139,6 +139,8 @@ function main(argv: readonly string[]): void {
     case 'check': {
       const config = loadOrExit();
       process.stdout.write(`${JSON.stringify(effectiveSettings(config), null, 2)}\n`);
+      const note = workersNote(config);
+      if (note !== null) process.stderr.write(`tether: note: ${note}\n`);
       return;
     }
     case 'run':
