@@ -85,6 +85,8 @@ export type ToControlPlane =
   | { readonly type: 'loads'; readonly loads: Loads }
   /** The worker routes by this version of the listener's membership (its table is built). */
   | { readonly type: 'applied'; readonly listener: string; readonly version: number }
+  /** It could not start (then exits 1): why, for the control plane's own error. */
+  | { readonly type: 'failed'; readonly error: string }
   /** Every listener accepts. */
   | { readonly type: 'ready'; readonly listeners: readonly { readonly name: string; readonly address: string }[] }
   /** Passive health evidence: a connect failed, or (after a failure) succeeded. */

@@ -30,6 +30,8 @@ export interface WorkerHandle {
   state: WorkerState;
   /** It said hello: its handlers are in place, so messages sent now reach it. */
   greeted: boolean;
+  /** Why it could not start, as it said before exiting. */
+  failure: string | null;
   /** Per listener, the newest membership version this worker said it routes by. */
   readonly applied: Map<string, number>;
 }
@@ -142,7 +144,7 @@ export class WorkerSet {
 
   #fork(slot: number): WorkerHandle {
     const worker = cluster.fork();
-    const handle: WorkerHandle = { slot, worker, forkedAt: Date.now(), state: 'starting', greeted: false, applied: new Map() };
+    const handle: WorkerHandle = { slot, worker, forkedAt: Date.now(), state: 'starting', greeted: false, failure: null, applied: new Map() };
     if (slot === STANDBY) this.#standby = handle;
     else this.#bySlot.set(slot, handle);
     worker.on('message', (message: unknown) => this.#onMessage(handle, message));
@@ -170,6 +172,9 @@ export class WorkerSet {
       case 'applied':
         if ((handle.applied.get(message.listener) ?? -1) < message.version) handle.applied.set(message.listener, message.version);
         this.#events.applied(handle, message.listener, message.version);
+        return;
+      case 'failed':
+        handle.failure = message.error;
         return;
       case 'ready':
         this.#events.ready(handle, message.listeners);
@@ -216,7 +221,8 @@ export class WorkerSet {
     }
     if (this.#started !== null) {
       // Still starting up: a worker that cannot start (a port taken, a bad file) fails the whole start.
-      this.#started.reject(new Error(`worker ${handle.slot} (pid ${workerPid}) exited while starting (code ${code}, signal ${signal})`));
+      const why = handle.failure ?? `exited while starting (code ${code}, signal ${signal})`;
+      this.#started.reject(new Error(`worker ${handle.slot} (pid ${workerPid}): ${why}`));
       this.#started = null;
       return;
     }

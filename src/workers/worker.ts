@@ -100,6 +100,7 @@ export class WorkerProcess {
       });
     } catch (err) {
       this.#logger.fatal({ err }, 'worker start-up failed');
+      this.#send({ type: 'failed', error: errorMessage(err) });
       this.#logger.flush(() => process.exit(1));
       return;
     }

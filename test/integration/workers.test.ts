@@ -13,7 +13,7 @@ import { clientAddress, connectAndGreet, waitFor } from '../helpers/clients.js';
 import { spawnInstance, type Instance } from '../helpers/instances.js';
 import { startHttpUpstream } from '../helpers/http.js';
 import { startTusUpstream, type TusUpstream } from '../helpers/tus.js';
-import { adminCall, metricSum } from '../helpers/tether.js';
+import { adminCall, metricSum, spawnTether } from '../helpers/tether.js';
 import { startUpstream, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 import { startWsUpstream, type WsUpstream } from '../helpers/ws.js';
 
@@ -473,6 +473,22 @@ describe('TETHER_MAX_CONNECTIONS with TETHER_WORKERS=2', () => {
     expect(admitted).toBeGreaterThan(0);
     for (const n of perWorker) expect(n).toBeLessThanOrEqual(5);
     for (const g of tries) g.socket.destroy();
+  });
+});
+
+describe('start-up with TETHER_WORKERS=2', () => {
+  const later = undoAfterAll();
+
+  it('fails with exit 1 and the workers\' reason when they cannot listen, leaving no process', async () => {
+    const taken = await startUpstream('taken');
+    later(() => taken.close());
+    const proc = spawnTether({ TETHER_UPSTREAMS: '127.0.0.1:1', TETHER_WORKERS: '2', TETHER_LISTEN: taken.address, TETHER_ADMIN: '127.0.0.1:0', TETHER_HEALTH: 'off' });
+    later(() => proc.kill('SIGKILL'));
+    expect(await proc.exited).toBe(1);
+    expect(proc.stderr).toMatch(new RegExp(`^tether: worker \\d \\(pid \\d+\\): cannot listen on ${taken.address.replace(/\./g, '\\.')}: .*EADDRINUSE`));
+    const pids = proc.logs.map((l) => Number(l.pid)).filter((pid) => pid !== proc.pid);
+    expect(pids.length).toBeGreaterThan(0);
+    await waitFor(() => pids.every((pid) => !alive(pid)), 6_000, 'the workers to exit');
   });
 });
 
