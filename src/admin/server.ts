@@ -48,7 +48,7 @@ export interface AdminBackend {
   /** Whether `name` is a metric family (GET /metrics?name=). */
   hasMetric(name: string): boolean;
   /** The stats page's data (GET /stats.json). */
-  stats(): StatsSnapshot;
+  stats(): Promise<StatsSnapshot>;
   /** POST /rebalance: for the whole instance (every worker's connections, at `perSecond` in all). */
   rebalance(listener: AdminListener, perSecond: number): Promise<RebalanceStart>;
   /** GET /workers: the processes that accept and relay (one, without TETHER_WORKERS). */
@@ -144,7 +144,8 @@ export class AdminServer {
       if (path === '/' && !this.#authorized(req, url.searchParams.get('token'))) return sendPageUnauthorized(res);
       this.#authorize(req, url.searchParams.get('token'));
       allow(method, 'GET');
-      return path === '/' ? sendPage(res, statsPage(backend.stats())) : sendJson(res, 200, backend.stats());
+      const stats = await backend.stats();
+      return path === '/' ? sendPage(res, statsPage(stats)) : sendJson(res, 200, stats);
     }
 
     this.#authorize(req);

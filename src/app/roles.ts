@@ -4,6 +4,7 @@
  */
 import type { Scrape } from '../admin/server.js';
 import type { Metrics } from '../admin/metrics.js';
+import type { StatsSnapshot } from '../admin/page/stats.js';
 import type { HealthReporter } from '../proxy/context.js';
 import type { RebalanceStart } from '../routing/rebalance.js';
 import type { Store } from '../store/types.js';
@@ -36,6 +37,8 @@ export interface RelayPlane {
   /** GET /metrics: `own` (this process) and every worker's values, summed into one instance's series. */
   scrape(own: Metrics, names: readonly string[] | undefined): Scrape;
   workers(): Promise<readonly WorkerView[]>;
+  /** The stats page: `own` with every worker's counts added. */
+  stats(own: StatsSnapshot): Promise<StatsSnapshot>;
   /** POST /rebalance: each worker closes its share, `perSecond` in all. */
   rebalance(listener: string, perSecond: number): Promise<RebalanceStart>;
   /** Stop every worker: drain for up to `drainTimeoutMs` (null: close now); resolves once all exited. */

@@ -134,7 +134,14 @@ export class Tether implements AdminBackend {
     return this.#metrics.has(name);
   }
 
-  stats(): StatsSnapshot {
+  /** The stats page's data; with workers, their counts added (they relay, this process does not). */
+  stats(): Promise<StatsSnapshot> {
+    const own = this.ownStats();
+    return this.#plane !== null ? this.#plane.stats(own) : Promise.resolve(own);
+  }
+
+  /** This process's own stats (a worker's, as the control plane asks for them). */
+  ownStats(): StatsSnapshot {
     return buildStats({
       startedAt: this.#startedAt,
       listeners: this.runtimes,

@@ -15,6 +15,8 @@ import type { RebalanceStart } from '../routing/rebalance.js';
 import { MembershipBroadcaster } from './broadcaster.js';
 import { PinService } from './pin-service.js';
 import { applyElsewhere, LoadBoard } from './loads.js';
+import { mergeStats } from './stats-merge.js';
+import type { StatsSnapshot } from '../admin/page/stats.js';
 import { workerCount } from './count.js';
 import { Departed, mergeFamilies, parseExposition, type Exposition, type WorkerExposition } from './metrics-merge.js';
 import type { WorkerView } from '../admin/types.js';
@@ -134,6 +136,12 @@ export class ControlPlane implements RelayPlane {
         total: answer?.total ?? 0,
       };
     });
+  }
+
+  async stats(own: StatsSnapshot): Promise<StatsSnapshot> {
+    const handles = this.#workers.handles().filter((h) => h.state === 'running' || h.state === 'stopping');
+    const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'stats', {}, ASK_TIMEOUT_MS)));
+    return mergeStats(own, answers.flatMap((a) => (a === null ? [] : [a.snapshot])));
   }
 
   async rebalance(listener: string, perSecond: number): Promise<RebalanceStart> {

@@ -4,6 +4,8 @@
  * tells the story; here are the shapes.
  */
 
+import type { StatsSnapshot } from '../admin/page/stats.js';
+
 /** One upstream as the control plane holds it: all a worker needs to route alike. */
 export interface UpstreamSnapshot {
   readonly name: string;
@@ -29,6 +31,8 @@ export interface Questions {
   /** The worker's own exposition (every family, or those named). */
   readonly metrics: { readonly names: readonly string[] | null };
   readonly status: Record<string, never>;
+  /** Its stats page data (workers/stats-merge.ts). */
+  readonly stats: Record<string, never>;
   /** POST /rebalance, this worker's share of the rate. */
   readonly rebalance: { readonly listener: string; readonly perSecond: number };
 }
@@ -36,6 +40,7 @@ export interface Questions {
 export interface Answers {
   readonly metrics: { readonly text: string };
   readonly status: { readonly active: number; readonly total: number };
+  readonly stats: { readonly snapshot: StatsSnapshot };
   /** Connections it will close (0 when it has no such listener). */
   readonly rebalance: { readonly moving: number };
 }

@@ -149,6 +149,8 @@ export class WorkerProcess {
     if (topic === 'metrics') {
       const names = (question as Questions['metrics']).names;
       answer = { text: await tether.metrics.scrape(names ?? undefined) };
+    } else if (topic === 'stats') {
+      answer = { snapshot: tether.ownStats() };
     } else if (topic === 'rebalance') {
       const { listener, perSecond } = question as Questions['rebalance'];
       answer = { moving: tether.runtime(listener)?.rebalance(perSecond).moving ?? 0 };

@@ -197,6 +197,18 @@ describe.each([2, 3])('TETHER_WORKERS=%i', (workers) => {
     const bytes = await metricBy(tether.admin, 'tether_bytes_total', 'direction');
     // Each upstream greeted with "NAME\n": 2 bytes per connection to the client.
     expect(bytes.get('to_client')).toBe(1200);
+    // The stats page adds the workers' counts to the control plane's view.
+    const stats = (await adminCall(tether.admin, 'GET', '/stats.json')).body as {
+      listeners: { address: string; outcomes: { ok: number }; decisions: { hash: number }; toClient: number; upstreams: { name: string; total: number }[] }[];
+    };
+    const listener = stats.listeners[0]!;
+    expect(listener.address).toBe(`127.0.0.1:${tether.port}`);
+    expect(listener.outcomes.ok).toBe(600);
+    expect(listener.decisions.hash).toBe(600);
+    expect(listener.toClient).toBe(1200);
+    expect(Object.fromEntries(listener.upstreams.map((u) => [u.name, u.total]))).toEqual(
+      Object.fromEntries(upstreams.map((u) => [u.name, u.accepted])),
+    );
     // Process metrics are the control plane's and each worker's.
     const text = String((await adminCall(tether.admin, 'GET', '/metrics?name=process_cpu_user_seconds_total')).body);
     for (let id = 1; id <= workers; id++) expect(text).toMatch(new RegExp(`^process_cpu_user_seconds_total\\{worker="${id}"\\} `, 'm'));
