@@ -5,21 +5,21 @@
  */
 import type { Logger } from 'pino';
 import type { Metrics } from '../admin/metrics.js';
+import type { StatsSnapshot } from '../admin/page/stats.js';
 import { ExpositionWriter } from '../admin/prom-text.js';
 import type { Scrape } from '../admin/server.js';
+import type { WorkerView } from '../admin/types.js';
 import type { ListenerRuntime } from '../app/listener-runtime.js';
 import type { RelayPlane } from '../app/roles.js';
 import { Tether } from '../app/tether.js';
 import type { Config } from '../config/types.js';
 import type { RebalanceStart } from '../routing/rebalance.js';
 import { MembershipBroadcaster } from './broadcaster.js';
-import { PinService } from './pin-service.js';
-import { applyElsewhere, LoadBoard } from './loads.js';
-import { mergeStats } from './stats-merge.js';
-import type { StatsSnapshot } from '../admin/page/stats.js';
 import { workerCount } from './count.js';
+import { applyElsewhere, LoadBoard } from './loads.js';
 import { Departed, mergeFamilies, parseExposition, type Exposition, type WorkerExposition } from './metrics-merge.js';
-import type { WorkerView } from '../admin/types.js';
+import { PinService } from './pin-service.js';
+import { mergeStats } from './stats-merge.js';
 import { WorkerSet, type WorkerHandle } from './worker-set.js';
 
 /** The longest a scrape or GET /workers waits for a worker's answer (it is then left out). */
@@ -62,9 +62,9 @@ export class ControlPlane implements RelayPlane {
       },
     });
     this.#broadcaster = new MembershipBroadcaster(this.#workers, () => this.#tether?.runtimes ?? []);
-    // Workers send pin requests only with the memory store (with Redis they use it themselves).
     // The control plane relays nothing: every connection its pools count is elsewhere.
     this.#loads = new LoadBoard(this.#workers, (totals) => applyElsewhere(this.#tether?.runtimes ?? [], totals));
+    // Workers send pin requests only with the memory store (with Redis they use it themselves).
     this.#pins = new PinService(this.#workers, () => this.#tether?.store ?? null);
   }
 
