@@ -28,6 +28,8 @@ export interface WorkerRole {
  * (admin API, health checks, /route) but never accept: workers do.
  */
 export interface RelayPlane {
+  /** Every worker accepts (the start is over): /healthz waits for it. */
+  readonly accepting: boolean;
   /** A listener runtime was made (start-up, reload): its membership changes go to the workers. */
   attach(runtime: ListenerRuntime): void;
   /** Resolves once every live worker routes by `listener`'s membership as it is now (bounded). */

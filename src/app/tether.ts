@@ -151,7 +151,7 @@ export class Tether implements AdminBackend {
   }
 
   isListening(): boolean {
-    return this.#listening;
+    return this.#listening && (this.#plane?.accepting ?? true);
   }
 
   isShuttingDown(): boolean {

@@ -35,6 +35,7 @@ export class ControlPlane implements RelayPlane {
   /** Each worker's families as its last scrape answered them: what it leaves to the sums when it dies. */
   readonly #lastMetrics = new Map<WorkerHandle, Exposition>();
   readonly #departed = new Departed();
+  #accepting = false;
   /** Where each listener accepts, as the first worker ready said. */
   readonly #addresses = new Map<string, string>();
 
@@ -76,6 +77,7 @@ export class ControlPlane implements RelayPlane {
     plane.#tether = tether;
     try {
       await plane.#workers.start();
+      plane.#accepting = true;
     } catch (err) {
       await tether.close();
       throw err;
@@ -88,6 +90,10 @@ export class ControlPlane implements RelayPlane {
       );
     }
     return tether;
+  }
+
+  get accepting(): boolean {
+    return this.#accepting;
   }
 
   attach(runtime: ListenerRuntime): void {

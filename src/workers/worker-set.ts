@@ -164,6 +164,11 @@ export class WorkerSet {
     if (!isMessage<ToControlPlane>(message)) return;
     switch (message.type) {
       case 'hello':
+        // Forked just before a stop, it missed the order (nothing listened yet): it has nothing to drain.
+        if (this.#stopping) {
+          this.send(handle, { type: 'stop', drainTimeoutMs: null });
+          return;
+        }
         handle.greeted = true;
         this.#events.hello(handle);
         if (handle.slot === STANDBY) handle.state = 'standby';

@@ -491,6 +491,27 @@ describe('TETHER_MAX_CONNECTIONS with TETHER_WORKERS=2', () => {
 describe('start-up with TETHER_WORKERS=2', () => {
   const later = undoAfterAll();
 
+  it('answers /healthz 200 only once every worker accepts', async () => {
+    const upstream = await startUpstream('a');
+    later(() => upstream.close());
+    const proc = spawnTether({ TETHER_UPSTREAMS: upstream.address, TETHER_WORKERS: '2', TETHER_LISTEN: '127.0.0.1:0', TETHER_ADMIN: '127.0.0.1:0', TETHER_HEALTH: 'off' });
+    later(async () => {
+      proc.kill('SIGTERM');
+      await proc.exited;
+    });
+    const admin = `http://${String((await proc.waitForLog((l) => l.msg === 'admin API listening')).address)}`;
+    // The admin API is up before the workers are forked: not healthy yet.
+    expect((await adminCall(admin, 'GET', '/healthz')).status).toBe(503);
+    await proc.waitForLog((l) => l.msg === 'listening');
+    expect(proc.logs.filter((l) => l.msg === 'worker accepting')).toHaveLength(2);
+    expect((await adminCall(admin, 'GET', '/healthz')).status).toBe(200);
+    // A SIGTERM now, as the standby is still loading: it is stopped too, at once (not at the drain timeout).
+    const signalled = performance.now();
+    proc.kill('SIGTERM');
+    expect(await proc.exited).toBe(0);
+    expect(performance.now() - signalled).toBeLessThan(5_000);
+  });
+
   it('fails with exit 1 and the workers\' reason when they cannot listen, leaving no process', async () => {
     const taken = await startUpstream('taken');
     later(() => taken.close());
