@@ -36,6 +36,8 @@ export interface RelayPlane {
   settled(listener: string): Promise<void>;
   /** A reloaded configuration is in force here: workers re-read it, then get every membership again. */
   reloaded(): void;
+  /** The control plane's memory store evicted a pin (TETHER_STICKY_MAX): the workers' caches drop it. */
+  pinEvicted(listener: string, key: string): void;
   /** GET /metrics: `own` (this process) and every worker's values, summed into one instance's series. */
   scrape(own: Metrics, names: readonly string[] | undefined): Scrape;
   workers(): Promise<readonly WorkerView[]>;

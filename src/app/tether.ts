@@ -66,7 +66,11 @@ export class Tether implements AdminBackend {
     const storeLogger = options.logger.child({ component: 'store' });
     const onError = (): void => this.#metrics.storeError();
     const given = options.role?.kind === 'worker' ? options.role.store : null;
-    this.#store = given ?? createStore(config, { logger: storeLogger, onError, onEvict: () => this.#metrics.pinEvicted() });
+    const onEvict = (listener: string, key: string): void => {
+      this.#metrics.pinEvicted();
+      this.#plane?.pinEvicted(listener, key);
+    };
+    this.#store = given ?? createStore(config, { logger: storeLogger, onError, onEvict });
     // A worker takes its membership from the control plane, which alone syncs with the store.
     this.#shared =
       this.#store.membership === null || this.#role?.kind === 'worker'

@@ -100,6 +100,10 @@ export class ControlPlane implements RelayPlane {
     this.#broadcaster.watch(runtime);
   }
 
+  pinEvicted(listener: string, key: string): void {
+    this.#workers.broadcast({ type: 'pin', listener, key, upstream: null, ttlS: 0 });
+  }
+
   settled(listener: string): Promise<void> {
     return this.#broadcaster.settled(listener);
   }

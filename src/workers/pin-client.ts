@@ -31,6 +31,9 @@ export class IpcPinStore implements Store {
   /** Keys touched since the last batch, by listener and TTL. */
   readonly #touched = new Map<string, Map<number, Set<string>>>();
   #touchTimer: NodeJS.Timeout | null = null;
+  /** pin-get questions awaiting an answer, and the pins heard of meanwhile (listener NUL key). */
+  #asking = 0;
+  readonly #heardWhileAsking = new Set<string>();
 
   /** `send`: to the control plane; false when the channel is closed. */
   constructor(maxPins: number, send: (message: ToControlPlane) => boolean) {
@@ -54,6 +57,7 @@ export class IpcPinStore implements Store {
 
   /** A pin set (upstream) or deleted (null) through another worker. */
   heard(listener: string, key: string, upstream: string | null, ttlS: number): void {
+    if (this.#asking > 0) this.#heardWhileAsking.add(`${listener}\0${key}`);
     const cache = this.#cache.pins(listener);
     void (upstream === null ? cache.delete(key) : cache.set(key, upstream, ttlS));
   }
@@ -68,7 +72,13 @@ export class IpcPinStore implements Store {
       get: async (key) => {
         const cached = await cache.get(key);
         if (cached !== null) return cached;
+        this.#asking++;
         const answer = await this.#asker.ask<'pin-get'>(this, (id) => this.#send({ type: 'pin-get', id, listener, key }), ASK_TIMEOUT_MS);
+        // Messages read in one go are handled before this resumes: a pin set or deleted
+        // since the question (a broadcast) is newer than the answer, and the cache has it.
+        const overtaken = this.#heardWhileAsking.has(`${listener}\0${key}`);
+        if (--this.#asking === 0) this.#heardWhileAsking.clear();
+        if (overtaken) return cache.get(key);
         const upstream = answer?.upstream ?? null;
         if (upstream !== null) await cache.set(key, upstream, READ_CACHE_S);
         return upstream;
