@@ -373,41 +373,6 @@ describe.each([2, 3])('learned pins with TETHER_STORE=memory and TETHER_WORKERS=
   });
 });
 
-describe('TETHER_STICKY_MAX with TETHER_WORKERS=2', () => {
-  const later = undoAfterAll();
-
-  it('a pin the control plane evicts is routed by no worker any more', async () => {
-    const tether = await httpWorkers(later, 2, { TETHER_KEY: 'path:^/files/([^/?]+)', TETHER_LEARN: 'header:x-upload=(.+)', TETHER_STICKY_MAX: '2' });
-    const request = async (method: string, path: string): Promise<string> => {
-      const res = await fetch(`http://127.0.0.1:${tether.port}${path}`, { method, headers: { connection: 'close' } });
-      await res.text();
-      return res.headers.get('x-upstream')!;
-    };
-    const routeOf = async (key: string): Promise<{ upstream: string; via: string }> =>
-      (await adminCall(tether.admin, 'GET', `/route?key=${key}`)).body as { upstream: string; via: string };
-    /** A key learned on an upstream its hash does not name. */
-    const learn = async (): Promise<[string, string]> => {
-      for (;;) {
-        const key = `evict-${Math.random().toString(36).slice(2)}`;
-        const hashed = (await routeOf(key)).upstream;
-        const owner = await request('POST', `/create?id=${key}`);
-        if (owner !== hashed) return [key, owner];
-      }
-    };
-    const [first, firstOwner] = await learn();
-    await learn();
-    // Every worker uses the first pin (its cache, or the control plane's answer).
-    for (const upstream of await Promise.all(Array.from({ length: 10 }, () => request('GET', `/files/${first}`)))) expect(upstream).toBe(firstOwner);
-    // More pins: the control plane's store (2 at most) evicts the first.
-    await learn();
-    await learn();
-    const now = await routeOf(first);
-    expect(now.via).toBe('hash');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    for (const upstream of await Promise.all(Array.from({ length: 10 }, () => request('GET', `/files/${first}`)))) expect(upstream).toBe(now.upstream);
-  });
-});
-
 describe('a tus upload with TETHER_STORE=memory and TETHER_WORKERS=2', () => {
   const later = undoAfterAll();
 
