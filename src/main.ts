@@ -2,6 +2,7 @@
  * argv -> check | run | help | version. The only module that calls process.exit:
  * 0 on success and after a graceful stop, 2 on a bad setting, 1 on anything else.
  */
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { assertAvailable } from './config/available.js';
 import { effectiveSettings } from './config/effective.js';
@@ -11,6 +12,9 @@ import { ConfigError, errorMessage } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { Tether } from './app/tether.js';
 import { fitYoungGeneration } from './young-generation.js';
+import { ControlPlane } from './workers/control-plane.js';
+import { workerCount, workersNote } from './workers/count.js';
+import { WorkerProcess } from './workers/worker.js';
 
 const HELP = `Usage: tether [run]        start the balancer
        tether check       validate the configuration, print the effective settings as JSON
@@ -20,6 +24,8 @@ Configured by environment variables (TETHER_*) and the JSON file named by
 TETHER_CONFIG. Required: TETHER_UPSTREAMS, e.g.
   TETHER_UPSTREAMS=db1=10.0.0.1:5432,db2=10.0.0.2:5432*2 npx tether
 Every setting: README.md, section "Settings".
+More than one core busy relaying? TETHER_WORKERS=auto runs one relaying process
+per CPU behind a control plane (README.md, section "Every core").
 Signals: SIGTERM/SIGINT drain and exit 0 (a second one closes at once);
 SIGHUP reloads TETHER_CONFIG without dropping connections.
 `;
@@ -29,11 +35,12 @@ function version(): string {
   return pkg.version;
 }
 
-function loadOrExit(): Config {
+/** `warn`: print the warnings (a worker does not: the control plane did). */
+function loadOrExit(warn = true): Config {
   try {
     const { config, warnings } = loadConfigWithWarnings(process.env);
     assertAvailable(config, process.env);
-    for (const warning of warnings) process.stderr.write(`tether: warning: ${warning}\n`);
+    if (warn) for (const warning of warnings) process.stderr.write(`tether: warning: ${warning}\n`);
     return config;
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -45,12 +52,14 @@ function loadOrExit(): Config {
 }
 
 async function run(): Promise<void> {
+  if (cluster.isWorker) return runWorker();
   const config = loadOrExit();
   fitYoungGeneration(config);
   const logger = createLogger(config.logLevel);
   let tether: Tether;
   try {
-    tether = await Tether.start(config, { logger });
+    // TETHER_WORKERS > 1: this process is the control plane and forks the workers (src/workers/).
+    tether = workerCount(config) > 1 ? await ControlPlane.start(config, logger) : await Tether.start(config, { logger });
   } catch (err) {
     logger.fatal({ err }, 'start-up failed');
     process.stderr.write(`tether: ${errorMessage(err)}\n`);
@@ -58,6 +67,18 @@ async function run(): Promise<void> {
     process.exit(1);
   }
   installSignals(tether, logger);
+}
+
+/** A worker of TETHER_WORKERS > 1: the control plane tells it what to do (signals included). */
+function runWorker(): void {
+  const config = loadOrExit(false);
+  fitYoungGeneration(config);
+  const logger = createLogger(config.logLevel);
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception in a worker');
+    exit(logger, 1);
+  });
+  new WorkerProcess(config, logger).run();
 }
 
 function installSignals(tether: Tether, logger: Logger): void {
@@ -118,6 +139,8 @@ function main(argv: readonly string[]): void {
     case 'check': {
       const config = loadOrExit();
       process.stdout.write(`${JSON.stringify(effectiveSettings(config), null, 2)}\n`);
+      const note = workersNote(config);
+      if (note !== null) process.stderr.write(`tether: note: ${note}\n`);
       return;
     }
     case 'run':

@@ -13,6 +13,7 @@ import { formatAddress, type Upstream } from '../routing/upstream.js';
 import { readJsonBody, sendJson } from './http-util.js';
 import { STATS_PAGE_CSP, statsPage } from './page/html.js';
 import type { StatsSnapshot } from './page/stats.js';
+import type { WorkerView } from './types.js';
 
 /** What the admin API sees of one listener. */
 export interface AdminListener {
@@ -47,7 +48,11 @@ export interface AdminBackend {
   /** Whether `name` is a metric family (GET /metrics?name=). */
   hasMetric(name: string): boolean;
   /** The stats page's data (GET /stats.json). */
-  stats(): StatsSnapshot;
+  stats(): Promise<StatsSnapshot>;
+  /** POST /rebalance: for the whole instance (every worker's connections, at `perSecond` in all). */
+  rebalance(listener: AdminListener, perSecond: number): Promise<RebalanceStart>;
+  /** GET /workers: the processes that accept and relay (one, without TETHER_WORKERS). */
+  workers(): Promise<readonly WorkerView[]>;
 }
 
 export interface Scrape {
@@ -139,7 +144,8 @@ export class AdminServer {
       if (path === '/' && !this.#authorized(req, url.searchParams.get('token'))) return sendPageUnauthorized(res);
       this.#authorize(req, url.searchParams.get('token'));
       allow(method, 'GET');
-      return path === '/' ? sendPage(res, statsPage(backend.stats())) : sendJson(res, 200, backend.stats());
+      const stats = await backend.stats();
+      return path === '/' ? sendPage(res, statsPage(stats)) : sendJson(res, 200, stats);
     }
 
     this.#authorize(req);
@@ -167,6 +173,10 @@ export class AdminServer {
       return;
     }
 
+    if (path === '/workers') {
+      allow(method, 'GET');
+      return sendJson(res, 200, await backend.workers());
+    }
     if (path === '/upstreams') {
       allow(method, 'GET');
       return sendJson(res, 200, this.#pick(url).pool.list().map(describeUpstream));
@@ -178,7 +188,7 @@ export class AdminServer {
       const perSecond = parsePerSecond(body.perSecond);
       // Decide against the newest membership's table, not one still being built.
       await listener.pool.settled(SETTLE_WAIT_MS);
-      return sendJson(res, 200, listener.rebalance(perSecond));
+      return sendJson(res, 200, await backend.rebalance(listener, perSecond));
     }
     if (path === '/route') {
       allow(method, 'GET');
@@ -298,7 +308,8 @@ export function describeUpstream(u: Upstream): {
   active: number;
   total: number;
 } {
-  return { name: u.name, address: u.address, weight: u.weight, state: u.state, active: u.active, total: u.total };
+  // elsewhere: with TETHER_WORKERS, the workers' connections as the control plane last heard (0 otherwise).
+  return { name: u.name, address: u.address, weight: u.weight, state: u.state, active: u.active + u.elsewhere, total: u.total };
 }
 
 const PAGE_HEADERS = {

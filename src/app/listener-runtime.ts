@@ -5,7 +5,7 @@ import type { AdminListener } from '../admin/server.js';
 import type { TableBuilder } from '../builders/types.js';
 import type { ListenerConfig } from '../config/types.js';
 import { HealthMonitor } from '../health/monitor.js';
-import type { RoutedRecord } from '../proxy/context.js';
+import type { HealthReporter, RoutedRecord } from '../proxy/context.js';
 import { HttpListener } from '../proxy/http/listener.js';
 import { TcpListener } from '../proxy/tcp/listener.js';
 import { UpstreamPool } from '../routing/pool.js';
@@ -21,6 +21,21 @@ import type { PinStore } from '../store/types.js';
  */
 const FIRST_TABLE_WAIT_MS = 10_000;
 
+/**
+ * What a runtime does besides routing, which TETHER_WORKERS > 1 splits between
+ * processes (src/workers/): the control plane checks health and accepts nothing, a
+ * worker accepts and sends its passive evidence to the control plane.
+ */
+export interface RuntimeRole {
+  /** Binds the listening socket and relays. */
+  readonly accepts: boolean;
+  /** Where failed and good connects are reported; null: this runtime's own monitor, which it runs. */
+  readonly evidence: HealthReporter | null;
+}
+
+/** The single process: accepts and checks health itself. */
+export const SINGLE_PROCESS: RuntimeRole = { accepts: true, evidence: null };
+
 /** One listener with its upstream pool and health monitor. */
 export class ListenerRuntime implements AdminListener, MeteredListener {
   config: ListenerConfig;
@@ -35,6 +50,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
   readonly #logger: Logger;
   readonly #rebalancer: Rebalancer;
   readonly #metrics: Metrics;
+  readonly #role: RuntimeRole;
   #retargetQueued = false;
   /**
    * Every Upstream object of this listener still worth counting: the pool's, plus
@@ -50,8 +66,10 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     metrics: Metrics,
     pins: PinStore,
     builder: TableBuilder,
+    role: RuntimeRole = SINGLE_PROCESS,
   ) {
     this.config = config;
+    this.#role = role;
     this.pins = pins;
     this.#logger = logger;
     this.pool = new UpstreamPool(poolOptions(config), config.upstreams, {
@@ -72,7 +90,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
       config,
       pool: this.pool,
       // Through `this`, so a monitor replaced on reload receives the evidence.
-      health: {
+      health: role.evidence ?? {
         reportFailure: (name: string, reason: string) => this.monitor.reportFailure(name, reason),
         reportSuccess: (name: string) => this.monitor.reportSuccess(name),
       },
@@ -144,9 +162,11 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     if (!(await this.pool.settled(FIRST_TABLE_WAIT_MS))) {
       this.#logger.warn({ listener: this.name }, 'first lookup table not ready: routing by rendezvous until it arrives');
     }
-    this.monitor.setTargets(this.pool.list());
-    this.monitor.start();
-    await this.listener.listen();
+    if (this.#role.evidence === null) {
+      this.monitor.setTargets(this.pool.list());
+      this.monitor.start();
+    }
+    if (this.#role.accepts) await this.listener.listen();
   }
 
   /**
@@ -165,7 +185,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     this.#metrics.setLearns(config.name, learns(config));
     this.pool.setOptions(poolOptions(config));
     if (setUpstreams) this.pool.setUpstreams(config.upstreams);
-    if (healthChanged(old, config)) {
+    if (healthChanged(old, config) && this.#role.evidence === null) {
       this.monitor.stop();
       // A new monitor starts every target up (as at start-up); the pool follows it.
       for (const upstream of this.pool.list()) this.pool.setHealth(upstream.name, true, 'health settings reloaded');

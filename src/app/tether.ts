@@ -10,7 +10,10 @@ import type { Config, ListenerConfig } from '../config/types.js';
 import type { AdminChange } from '../membership/overrides.js';
 import { SharedMembership, applyChange } from '../membership/sync.js';
 import type { MembershipEvent } from '../routing/types.js';
-import { ListenerRuntime } from './listener-runtime.js';
+import type { RebalanceStart } from '../routing/rebalance.js';
+import { ListenerRuntime, SINGLE_PROCESS, type RuntimeRole } from './listener-runtime.js';
+import type { RelayPlane, TetherRole } from './roles.js';
+import type { WorkerView } from '../admin/types.js';
 import { processTableBuilder } from '../builders/create.js';
 import type { TableBuilder } from '../builders/types.js';
 
@@ -21,6 +24,8 @@ export interface RecentChange extends MembershipEvent {
 
 export interface TetherOptions {
   readonly logger: Logger;
+  /** TETHER_WORKERS > 1: which side of the split this process is (roles.ts); absent: the single process. */
+  readonly role?: TetherRole;
 }
 
 const RECENT_CHANGES = 200;
@@ -49,15 +54,26 @@ export class Tether implements AdminBackend {
   readonly #shared: SharedMembership | null;
   /** Where every listener's tables are built (TETHER_RING_THREADS); made once. */
   readonly #builder: TableBuilder;
+  readonly #role: TetherRole | null;
+  /** The workers, in the control plane of TETHER_WORKERS > 1. */
+  readonly #plane: RelayPlane | null;
 
   private constructor(config: Config, options: TetherOptions) {
     this.#config = config;
     this.logger = options.logger;
+    this.#role = options.role ?? null;
+    this.#plane = this.#role?.kind === 'control-plane' ? this.#role.plane : null;
     const storeLogger = options.logger.child({ component: 'store' });
     const onError = (): void => this.#metrics.storeError();
-    this.#store = createStore(config, { logger: storeLogger, onError, onEvict: () => this.#metrics.pinEvicted() });
+    const given = options.role?.kind === 'worker' ? options.role.store : null;
+    const onEvict = (listener: string, key: string): void => {
+      this.#metrics.pinEvicted();
+      this.#plane?.pinEvicted(listener, key);
+    };
+    this.#store = given ?? createStore(config, { logger: storeLogger, onError, onEvict });
+    // A worker takes its membership from the control plane, which alone syncs with the store.
     this.#shared =
-      this.#store.membership === null
+      this.#store.membership === null || this.#role?.kind === 'worker'
         ? null
         : new SharedMembership({
             store: this.#store.membership,
@@ -114,6 +130,7 @@ export class Tether implements AdminBackend {
 
   scrape(names?: readonly string[]): Scrape {
     const metrics = this.#metrics;
+    if (this.#plane !== null) return this.#plane.scrape(metrics, names);
     return { contentType: metrics.contentType, write: (emit) => metrics.write(emit, names) };
   }
 
@@ -121,7 +138,14 @@ export class Tether implements AdminBackend {
     return this.#metrics.has(name);
   }
 
-  stats(): StatsSnapshot {
+  /** The stats page's data; with workers, their counts added (they relay, this process does not). */
+  stats(): Promise<StatsSnapshot> {
+    const own = this.ownStats();
+    return this.#plane !== null ? this.#plane.stats(own) : Promise.resolve(own);
+  }
+
+  /** This process's own stats (a worker's, as the control plane asks for them). */
+  ownStats(): StatsSnapshot {
     return buildStats({
       startedAt: this.#startedAt,
       listeners: this.runtimes,
@@ -131,7 +155,7 @@ export class Tether implements AdminBackend {
   }
 
   isListening(): boolean {
-    return this.#listening;
+    return this.#listening && (this.#plane?.accepting ?? true);
   }
 
   isShuttingDown(): boolean {
@@ -164,6 +188,20 @@ export class Tether implements AdminBackend {
   async changeUpstream(listener: AdminListener, change: AdminChange): Promise<void> {
     if (this.#shared !== null) await this.#shared.change(listener, change);
     else applyChange(listener.pool, change);
+    await this.#plane?.settled(listener.name);
+  }
+
+  rebalance(listener: AdminListener, perSecond: number): Promise<RebalanceStart> {
+    return this.#plane !== null ? this.#plane.rebalance(listener.name, perSecond) : Promise.resolve(listener.rebalance(perSecond));
+  }
+
+  /** GET /workers: the worker processes, or this one process when it relays itself. */
+  async workers(): Promise<readonly WorkerView[]> {
+    if (this.#plane !== null) return this.#plane.workers();
+    const listeners = this.runtimes.map((r) => r.listener);
+    const active = listeners.reduce((n, l) => n + l.active, 0);
+    const total = listeners.reduce((n, l) => n + l.accepted, 0);
+    return [{ id: 1, pid: process.pid, state: this.#shuttingDown ? 'stopping' : 'running', active, total }];
   }
 
   /**
@@ -187,7 +225,8 @@ export class Tether implements AdminBackend {
     for (const listenerConfig of config.listeners) {
       const runtime = this.#runtimes.get(listenerConfig.name);
       if (runtime) {
-        runtime.apply(listenerConfig, this.#shared === null);
+        // A worker's membership comes from the control plane (reloaded() below sends it).
+        runtime.apply(listenerConfig, this.#shared === null && this.#role?.kind !== 'worker');
         this.#syncFromStore(runtime);
       } else {
         const created = this.#createRuntime(listenerConfig);
@@ -206,6 +245,7 @@ export class Tether implements AdminBackend {
     ) {
       this.logger.warn('store settings (store, redis, redisPrefix, storeTimeoutMs) take effect on restart');
     }
+    this.#plane?.reloaded();
     this.logger.info({ listeners: [...this.#runtimes.keys()] }, 'configuration reloaded');
   }
 
@@ -236,6 +276,8 @@ export class Tether implements AdminBackend {
   async close(): Promise<void> {
     this.#closing = true;
     this.#endDelay?.();
+    // A drain of the workers under way is cut short: they close what is open now.
+    if (this.#stopping !== null) void this.#plane?.stop(null);
     await this.#stop(null);
   }
 
@@ -250,7 +292,8 @@ export class Tether implements AdminBackend {
     const runtimes = this.runtimes;
     await Promise.all(runtimes.map((r) => r.listener.stopAccepting()));
     for (const r of runtimes) r.monitor.stop();
-    if (drainTimeoutMs !== null) await this.#drain(runtimes, drainTimeoutMs);
+    if (this.#plane !== null) await this.#plane.stop(drainTimeoutMs);
+    else if (drainTimeoutMs !== null) await this.#drain(runtimes, drainTimeoutMs);
     for (const r of runtimes) r.listener.closeAll('shutdown');
     for (const r of runtimes) r.stopBackground();
     await this.#admin?.close();
@@ -280,12 +323,14 @@ export class Tether implements AdminBackend {
     await this.#shared?.start();
     for (const runtime of this.#runtimes.values()) {
       await runtime.start();
+      // The control plane says 'listening' once its workers are (src/workers/control-plane.ts).
+      if (this.#plane !== null) continue;
       this.logger.info(
         { listener: runtime.name, address: runtime.listener.address, mode: runtime.config.mode, hash: runtime.config.hash, upstreams: runtime.pool.list().length },
-        'listening',
+        this.#role?.kind === 'worker' ? 'worker listening' : 'listening',
       );
     }
-    if (config.admin) {
+    if (config.admin && this.#role?.kind !== 'worker') {
       this.#admin = new AdminServer({
         address: config.admin,
         token: config.adminToken,
@@ -303,17 +348,27 @@ export class Tether implements AdminBackend {
       listenerConfig,
       this.logger.child({ component: 'listener', listener: listenerConfig.name }),
       this.#accessLog,
-      (listener, event) => this.#recordChange(listener, event),
+      // The control plane logs membership changes; a worker follows them quietly.
+      (listener, event) => (this.#role?.kind === 'worker' ? undefined : this.#recordChange(listener, event)),
       this.#metrics,
       guardPins(this.#store, listenerConfig.name, {
         timeoutMs: this.#config.storeTimeoutMs,
         onError: () => this.#metrics.storeError(),
       }),
       this.#builder,
+      this.#runtimeRole(listenerConfig.name),
     );
     this.#runtimes.set(listenerConfig.name, runtime);
     this.#metrics.track(runtime);
+    if (this.#role?.kind === 'worker') this.#role.attach(runtime);
+    else this.#plane?.attach(runtime);
     return runtime;
+  }
+
+  #runtimeRole(listener: string): RuntimeRole {
+    const role = this.#role;
+    if (role === null) return SINGLE_PROCESS;
+    return role.kind === 'worker' ? { accepts: true, evidence: role.evidence(listener) } : { accepts: false, evidence: null };
   }
 
   /** Shared store: the stored changes on top of the file's upstreams now, a fresh read soon. */

@@ -1,4 +1,5 @@
 /** Checks across settings, after each was parsed alone: the store's topology, listeners whose addresses overlap, and advice (allowed, but probably not meant). */
+import { availableParallelism } from 'node:os';
 import { ConfigError } from '../errors.js';
 import { ConfigFileError } from './errors.js';
 import { addressBytes } from '../net/address.js';
@@ -150,9 +151,16 @@ export function advice(config: Config): string[] {
       out.push(`${at}: healthTimeoutMs (${listener.healthTimeoutMs}) is longer than healthIntervalMs (${listener.healthIntervalMs})`);
     }
   }
+  out.push(...workersAdvice(config, availableParallelism()));
   if (config.admin === null && config.adminToken !== null) out.push('TETHER_ADMIN_TOKEN is set but the admin API is off');
   if (config.admin !== null && config.adminToken === null && !isLoopback(config.admin.host)) {
     out.push(`the admin API on ${formatHostPort(config.admin)} has no TETHER_ADMIN_TOKEN: whoever reaches it can change upstreams`);
   }
   return out;
+}
+
+/** TETHER_WORKERS against this host's CPUs. */
+export function workersAdvice(config: Config, cpus: number): string[] {
+  const workers = config.workers === 'auto' ? cpus : config.workers;
+  return workers > cpus ? [`TETHER_WORKERS is ${workers} but this host has ${cpus} CPUs: workers beyond one per CPU only compete for cores`] : [];
 }

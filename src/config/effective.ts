@@ -77,6 +77,7 @@ export function effectiveSettings(config: Config): EffectiveSettings {
     redisPrefix: config.redisPrefix,
     ...redisSettings(config),
     ringThreads: config.ringThreads,
+    workers: config.workers,
     logLevel: config.logLevel,
     accessLog: config.accessLog,
     drainTimeoutMs: config.drainTimeoutMs,

@@ -129,6 +129,7 @@ export function loadConfigWithWarnings(env: NodeJS.ProcessEnv = process.env): Lo
     stickyMax: required(setting('stickyMax'), 'stickyMax'),
     redisPrefix: required(setting('redisPrefix'), 'redisPrefix'),
     ringThreads: required(setting('ringThreads'), 'ringThreads'),
+    workers: required(setting('workers'), 'workers'),
     logLevel: required(setting('logLevel'), 'logLevel'),
     accessLog: required(setting('accessLog'), 'accessLog'),
     drainTimeoutMs: required(setting('drainTimeoutMs'), 'drainTimeoutMs'),

@@ -53,6 +53,7 @@ export const INTEGER_RANGES = {
   drainTimeoutMs: { min: 0, max: 86_400_000, zero: 'close at once' },
   drainDelayMs: { min: 0, max: 86_400_000, zero: 'stop accepting at once' },
   ringThreads: { min: 0, max: 64, zero: 'build on the main thread' },
+  workers: { min: 1, max: 256 },
   weight: UPSTREAM_WEIGHT,
 } as const satisfies Record<string, { min: number; max: number; zero?: string }>;
 
@@ -94,6 +95,7 @@ export const EXPECTED = {
   adminToken: 'a token of 1-4096 visible ASCII characters (no spaces)',
   logLevel: 'one of fatal, error, warn, info, debug, trace, silent',
   boolean: 'one of on, off, true, false, 1, 0',
+  workers: 'auto (one per CPU) or an integer from 1 to 256',
   balanceFactor: `0 (off) or a number above 1 and at most ${BALANCE_FACTOR_MAX}, e.g. 1.25`,
 } as const;
 
@@ -206,6 +208,16 @@ export function parseBoolean(variable: string, value: string): boolean {
     default:
       throw new ConfigError(variable, value, EXPECTED.boolean);
   }
+}
+
+/** TETHER_WORKERS: `auto` (one relaying process per CPU, resolved at start) or 1-256. */
+export function parseWorkers(variable: string, value: string): number | 'auto' {
+  const text = value.trim();
+  if (text === 'auto') return 'auto';
+  const { min, max } = INTEGER_RANGES.workers;
+  const n = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+  if (n >= min && n <= max) return n;
+  throw new ConfigError(variable, value, EXPECTED.workers);
 }
 
 // ---------------------------------------------------------------- enums

@@ -10,7 +10,7 @@
  *     "admin": "127.0.0.1:7001",          // process settings, top level only:
  *     "adminToken": null,                 //   admin adminToken store storeTimeoutMs stickyMax
  *     "store": "memory",                  //   ringThreads logLevel accessLog drainTimeoutMs
- *                                         //   drainDelayMs
+ *                                         //   drainDelayMs workers
  *     "hash": "ring",                     // a listener setting at top level is the
  *                                         //   default for every listener
  *     "listeners": [ { "name": "pg", "listen": "127.0.0.1:6432", "upstreams": [...] } ],
@@ -48,6 +48,7 @@ import {
   parseLogLevel,
   parseMode,
   parseProxyProtocol,
+  parseWorkers,
   splitList,
   type IntegerSetting,
 } from './parse.js';
@@ -183,6 +184,7 @@ export const processSettings = {
   stickyMax: integer('stickyMax'),
   redisPrefix: via(text(EXPECTED.redisPrefix), (v) => parseRedisPrefix(HERE, v)),
   ringThreads: integer('ringThreads'),
+  workers: via(scalar(EXPECTED.workers), (v) => parseWorkers(HERE, String(v))),
   logLevel: via(text(EXPECTED.logLevel), (v) => parseLogLevel(HERE, v)),
   accessLog: onOff(),
   drainTimeoutMs: integer('drainTimeoutMs'),

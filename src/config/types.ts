@@ -117,6 +117,11 @@ export interface Config {
   /** Prepended to every Redis key and channel tether uses (TETHER_REDIS_PREFIX). */
   readonly redisPrefix: string;
   readonly ringThreads: number;
+  /**
+   * TETHER_WORKERS: relaying processes. 1 = one process does everything; more = a
+   * control plane plus that many workers (src/workers/); `auto` = one per CPU.
+   */
+  readonly workers: number | 'auto';
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly accessLog: boolean;
   readonly drainTimeoutMs: number;

@@ -13,6 +13,8 @@ import { formatAddress } from '../routing/upstream.js';
 export class Acceptor {
   readonly #server: net.Server;
   readonly #configured: () => HostPort;
+  /** Connections accepted so far (GET /workers: how the kernel spread them). */
+  accepted = 0;
 
   /** `highWaterMark`: the accepted sockets' (Node's default when not given). */
   constructor(onConnection: (socket: net.Socket) => void, configured: () => HostPort, logger: Logger, highWaterMark?: number) {
@@ -23,7 +25,10 @@ export class Acceptor {
       noDelay: true,
       ...(highWaterMark === undefined ? {} : { highWaterMark }),
     });
-    this.#server.on('connection', onConnection);
+    this.#server.on('connection', (socket: net.Socket) => {
+      this.accepted++;
+      onConnection(socket);
+    });
     this.#server.on('error', (err) => logger.error({ err }, 'listener error'));
   }
 

@@ -57,6 +57,11 @@ export abstract class ListenerBase {
     return this.acceptor.port;
   }
 
+  /** Connections accepted so far. */
+  get accepted(): number {
+    return this.acceptor.accepted;
+  }
+
   listen(): Promise<void> {
     return this.acceptor.listen();
   }

@@ -221,11 +221,11 @@ export class UpstreamPool {
 
   drain(name: string, deadlineS?: number): Upstream {
     const upstream = this.#require(name);
-    if (upstream.drainTimer) clearTimeout(upstream.drainTimer);
-    upstream.drainTimer = null;
+    clearDrainTimer(upstream);
     if (deadlineS !== undefined) {
       upstream.drainTimer = setTimeout(closeAll, deadlineS * 1000, upstream, 'drain deadline');
       upstream.drainTimer.unref();
+      upstream.drainDeadlineAt = Date.now() + deadlineS * 1000;
     }
     if (!upstream.draining) {
       upstream.draining = true;
@@ -237,8 +237,7 @@ export class UpstreamPool {
 
   undrain(name: string): Upstream {
     const upstream = this.#require(name);
-    if (upstream.drainTimer) clearTimeout(upstream.drainTimer);
-    upstream.drainTimer = null;
+    clearDrainTimer(upstream);
     if (upstream.draining) {
       upstream.draining = false;
       this.#emit({ upstream: name, change: 'undrained' });
@@ -257,6 +256,15 @@ export class UpstreamPool {
   release(upstream: Upstream): void {
     upstream.active--;
     if (this.#view.has(upstream)) this.#view.count(upstream.slot, -1);
+  }
+
+  /** TETHER_WORKERS: the other workers hold `count` connections to `name` (bounded loads and p2c weigh them). */
+  setElsewhere(name: string, count: number): void {
+    const upstream = this.#byName.get(name);
+    if (upstream === undefined || upstream.elsewhere === count) return;
+    const delta = count - upstream.elsewhere;
+    upstream.elsewhere = count;
+    if (this.#view.has(upstream)) this.#view.count(upstream.slot, delta);
   }
 
   /** Returns whether the change matters to the table (a new upstream or a new weight). */
@@ -282,8 +290,7 @@ export class UpstreamPool {
     const upstream = this.#require(name);
     this.#byName.delete(name);
     upstream.removed = true;
-    if (upstream.drainTimer) clearTimeout(upstream.drainTimer);
-    upstream.drainTimer = null;
+    clearDrainTimer(upstream);
     this.#emit({ upstream: name, change: 'removed' });
     return upstream;
   }
@@ -359,6 +366,12 @@ export class UpstreamPool {
   #emit(event: MembershipEvent): void {
     for (const listener of this.#listeners) listener(event);
   }
+}
+
+function clearDrainTimer(upstream: Upstream): void {
+  if (upstream.drainTimer) clearTimeout(upstream.drainTimer);
+  upstream.drainTimer = null;
+  upstream.drainDeadlineAt = null;
 }
 
 function closeAll(upstream: Upstream, reason: string): void {

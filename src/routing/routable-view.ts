@@ -13,11 +13,13 @@
  * never depends on the order: a key's upstream follows from hashes and names alone.
  */
 
-/** What the view needs of a member: it owns `slot`; `active` and `weight` are read. */
+/** What the view needs of a member: it owns `slot`; `active`, `elsewhere` and `weight` are read. */
 export interface ViewMember {
   /** Index in the view's list, -1 when not in it. Written by the view only. */
   slot: number;
   readonly active: number;
+  /** Connections to it held by the other workers of TETHER_WORKERS (counted in its load). */
+  readonly elsewhere?: number;
   readonly weight: number;
 }
 
@@ -74,9 +76,10 @@ export class RoutableView<T extends ViewMember> {
     if (slot === this.#loads.length) this.#grow();
     this.#members.push(member);
     member.slot = slot;
-    this.#loads[slot] = member.active;
+    const load = member.active + (member.elsewhere ?? 0);
+    this.#loads[slot] = load;
     this.#weights[slot] = member.weight;
-    this.#active += member.active;
+    this.#active += load;
     this.#weight += member.weight;
   }
 
@@ -108,8 +111,8 @@ export class RoutableView<T extends ViewMember> {
     this.#weights[slot] = member.weight;
   }
 
-  /** A connection to the member in `slot` opened (+1) or ended (-1). */
-  count(slot: number, delta: 1 | -1): void {
+  /** A connection to the member in `slot` opened (+1) or ended (-1); or the other workers' count of it moved. */
+  count(slot: number, delta: number): void {
     this.#loads[slot] = this.#loads[slot]! + delta;
     this.#active += delta;
   }

@@ -24,6 +24,8 @@ export class Upstream implements Member {
   /** Deleted from the pool; open connections go on. */
   removed = false;
   active = 0;
+  /** Open connections to it through the other workers of TETHER_WORKERS, as last reported (bounded loads see both). */
+  elsewhere = 0;
   total = 0;
   bytesFromClient = 0;
   bytesToClient = 0;
@@ -37,6 +39,8 @@ export class Upstream implements Member {
   /** Open connections, for drain deadlines, rebalancing and tests of who was closed. */
   readonly sessions = new Set<Closable>();
   drainTimer: NodeJS.Timeout | null = null;
+  /** When a drain's deadline closes what is left (epoch ms); null without one. */
+  drainDeadlineAt: number | null = null;
 
   constructor(name: string, host: string, port: number, weight: number) {
     this.name = name;

@@ -9,7 +9,7 @@ export interface StoreOptions {
   /** Counts a store failure (tether_store_errors_total). */
   readonly onError: () => void;
   /** Counts a pin the memory store evicted to stay within TETHER_STICKY_MAX. */
-  readonly onEvict?: () => void;
+  readonly onEvict?: (listener: string, key: string) => void;
 }
 
 /**

@@ -17,15 +17,15 @@ const SWEEP_INTERVAL_MS = 30_000;
 export interface MemoryStoreOptions {
   /** TETHER_STICKY_MAX: the most pins held, every listener's together. */
   readonly maxPins?: number;
-  /** A pin was evicted to make room (tether_pins_evicted_total). */
-  readonly onEvict?: () => void;
+  /** A pin was evicted to make room (tether_pins_evicted_total; with TETHER_WORKERS, the workers' caches drop it too). */
+  readonly onEvict?: (listener: string, key: string) => void;
 }
 
 /** What every listener's pins share: the bound on their number. */
 interface Budget {
   readonly max: number;
   count: number;
-  readonly onEvict: () => void;
+  readonly onEvict: (listener: string, key: string) => void;
   readonly lists: Map<string, MemoryPins>;
 }
 
@@ -37,13 +37,15 @@ interface Budget {
  * entry behind a run of them made a full store's every insert slow.)
  */
 class MemoryPins implements PinStore {
+  readonly listener: string;
   readonly #pins = new Map<string, Pin>();
   readonly #budget: Budget;
   #oldest: Pin | null = null;
   #newest: Pin | null = null;
 
-  constructor(budget: Budget) {
+  constructor(budget: Budget, listener: string) {
     this.#budget = budget;
+    this.listener = listener;
   }
 
   get size(): number {
@@ -101,12 +103,12 @@ class MemoryPins implements PinStore {
     for (const pin of this.#pins.values()) if (pin.expiresAt <= now) this.#remove(pin);
   }
 
-  /** Drop the least recently used pin; false when there is none. */
-  evictOldest(): boolean {
+  /** Drop the least recently used pin; its key, or null when there is none. */
+  evictOldest(): string | null {
     const oldest = this.#oldest;
-    if (oldest === null) return false;
+    if (oldest === null) return null;
     this.#remove(oldest);
-    return true;
+    return oldest.key;
   }
 
   clear(): void {
@@ -158,7 +160,9 @@ function evictOne(budget: Budget, writer: MemoryPins): void {
   if (victim === null) {
     for (const pins of budget.lists.values()) if (pins !== writer && (victim === null || pins.size > victim.size)) victim = pins;
   }
-  if ((victim ?? writer).evictOldest()) budget.onEvict();
+  const from = victim ?? writer;
+  const key = from.evictOldest();
+  if (key !== null) budget.onEvict(from.listener, key);
 }
 
 /** The default store: pins in this process only, at most TETHER_STICKY_MAX of them. */
@@ -188,7 +192,7 @@ export class MemoryStore implements Store {
     const lists = this.#budget.lists;
     let pins = lists.get(listener);
     if (pins === undefined) {
-      pins = new MemoryPins(this.#budget);
+      pins = new MemoryPins(this.#budget, listener);
       lists.set(listener, pins);
     }
     return pins;

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/tether.js';
@@ -27,6 +27,7 @@ describe('bad settings exit 2 with one line naming the variable', () => {
     ['no upstreams at all', {}, /^tether: TETHER_UPSTREAMS: /],
     ['a weight out of range', { TETHER_UPSTREAMS: 'a=127.0.0.1:1*300' }, /^tether: TETHER_UPSTREAMS: /],
     ['a bad number', { TETHER_UPSTREAMS: '127.0.0.1:1', TETHER_VNODES: 'lots' }, /^tether: TETHER_VNODES: "lots" is not /],
+    ['a bad worker count', { TETHER_UPSTREAMS: '127.0.0.1:1', TETHER_WORKERS: 'many' }, /^tether: TETHER_WORKERS: "many" is not auto \(one per CPU\) or an integer from 1 to 256$/],
   ];
   for (const [what, env, pattern] of cases) {
     for (const args of [[], ['check']]) {
@@ -50,6 +51,21 @@ describe('commands', () => {
     expect(settings.listeners[0]!.hash).toBe('maglev');
     expect(settings.listeners[0]!.upstreams).toHaveLength(2);
     expect(result.stdout).not.toContain('s3cret');
+  });
+
+  it('check shows TETHER_WORKERS, and warns of more workers than CPUs', () => {
+    const auto = run({ TETHER_UPSTREAMS: '127.0.0.1:5432', TETHER_WORKERS: 'auto' }, ['check']);
+    expect(auto.status).toBe(0);
+    expect((JSON.parse(auto.stdout) as { workers: unknown }).workers).toBe('auto');
+    // One worker per CPU here; on a one-CPU host that is the single process, and no note.
+    if (availableParallelism() === 1) expect(auto.stderr).toBe('');
+    else expect(auto.stderr).toMatch(/^tether: note: TETHER_WORKERS=auto: a control plane .* and \d+ workers that accept and relay \(of \d+ CPUs here\), plus a standby; worth it when one relaying core is busy\n$/);
+    const two = run({ TETHER_UPSTREAMS: '127.0.0.1:5432', TETHER_WORKERS: '2' }, ['check']);
+    expect(two.stderr).toMatch(/^tether: note: TETHER_WORKERS=2: a control plane \(admin API, health checks, membership, store, metrics\) and 2 workers /);
+    const many = run({ TETHER_UPSTREAMS: '127.0.0.1:5432', TETHER_WORKERS: '256' }, ['check']);
+    expect(many.status).toBe(0);
+    expect((JSON.parse(many.stdout) as { workers: unknown }).workers).toBe(256);
+    expect(many.stderr).toMatch(/^tether: warning: TETHER_WORKERS is 256 but this host has \d+ CPUs/);
   });
 
   it('check accepts config/example-tcp.json', () => {

@@ -4,7 +4,8 @@
  * flight when the connection drops fails at once (no retries), and reconnects back
  * off up to 2 s, for ever: Redis coming back needs no restart.
  */
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { formatHostPort } from '../../config/parse.js';
 import type { RedisTopology, StoreConfig } from '../../config/types.js';
 
@@ -44,11 +45,21 @@ export function redisUrlParts(url: string): UrlParts {
 }
 
 /**
+ * ioredis, loaded on first use: a quarter of a second of start-up (more on a busy
+ * host) that the memory store never needs, and that a replacement worker of
+ * TETHER_WORKERS must not pay before it accepts.
+ */
+function loadIoredis(): typeof import('ioredis') {
+  return createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+}
+
+/**
  * `commandTimeoutMs` bounds every command on a connection that hangs (Redis stopped
  * answering but the socket is open); callers that must answer sooner race their own
  * timer (guard.ts).
  */
 export function createRedisClient(config: RedisStoreConfig, commandTimeoutMs: number): RedisClient {
+  const { Cluster, Redis } = loadIoredis();
   const url = redisUrlParts(config.url);
   const common: RedisOptions = {
     username: url.username,

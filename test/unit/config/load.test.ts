@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/errors.js';
 import { ConfigFileError } from '../../../src/config/errors.js';
 import { ENV_VARIABLES, jsonErrorOffset } from '../../../src/config/sources.js';
-import { bindsOverlap } from '../../../src/config/checks.js';
+import { bindsOverlap, workersAdvice } from '../../../src/config/checks.js';
 import { loadConfig, loadConfigWithWarnings } from '../../../src/config/load.js';
 import { effectiveSettings } from '../../../src/config/effective.js';
 import type { Config, ListenerConfig } from '../../../src/config/types.js';
@@ -64,6 +64,7 @@ describe('defaults', () => {
       stickyMax: 1000000,
       redisPrefix: 'tether:',
       ringThreads: 1,
+      workers: 1,
       logLevel: 'info',
       accessLog: true,
       drainTimeoutMs: 30000,
@@ -160,6 +161,7 @@ const VARIABLES: ReadonlyArray<readonly [string, string, (c: Config) => unknown,
   ['TETHER_ADMIN', 'off', (c) => c.admin, null, 'yes', 'TETHER_ADMIN: "yes" is not host:port with a port from 1 to 65535 (0: any free port), or off'],
   ['TETHER_ADMIN_TOKEN', 'tok-123', (c) => c.adminToken, 'tok-123', 'two words', 'TETHER_ADMIN_TOKEN: "***" is not a token of'],
   ['TETHER_RING_THREADS', '4', (c) => c.ringThreads, 4, '65', 'TETHER_RING_THREADS: "65" is not an integer from 0 to 64 (0 = build on the main thread)'],
+  ['TETHER_WORKERS', 'auto', (c) => c.workers, 'auto', '0', 'TETHER_WORKERS: "0" is not auto (one per CPU) or an integer from 1 to 256'],
   ['TETHER_LOG_LEVEL', 'silent', (c) => c.logLevel, 'silent', 'verbose', 'TETHER_LOG_LEVEL: "verbose" is not one of fatal, error, warn, info, debug, trace, silent'],
   ['TETHER_ACCESS_LOG', 'off', (c) => c.accessLog, false, 'maybe', 'TETHER_ACCESS_LOG: "maybe" is not one of on, off, true, false, 1, 0'],
 ];
@@ -240,6 +242,14 @@ describe('warnings', () => {
       'TETHER_HSAH is not a known variable (did you mean TETHER_HASH?); ignored',
       'TETHER_UPSTREAM is not a known variable (did you mean TETHER_UPSTREAMS?); ignored',
     ]);
+  });
+
+  it('more workers than CPUs', () => {
+    expect(workersAdvice(loadConfig({ ...UP, TETHER_WORKERS: '4' }), 2)).toEqual([
+      'TETHER_WORKERS is 4 but this host has 2 CPUs: workers beyond one per CPU only compete for cores',
+    ]);
+    expect(workersAdvice(loadConfig({ ...UP, TETHER_WORKERS: 'auto' }), 8)).toEqual([]);
+    expect(workersAdvice(loadConfig({ ...UP, TETHER_WORKERS: '2' }), 2)).toEqual([]);
   });
 
   it('TETHER_NATIVE_HASH is known (hashing/hash.ts reads it): no warning', () => {

@@ -49,15 +49,17 @@ describe('MemoryStore bounded by TETHER_STICKY_MAX', () => {
   });
 
   it('the bound is for every listener together', async () => {
-    const store = new MemoryStore({ maxPins: 4 });
+    const evicted: string[] = [];
+    const store = new MemoryStore({ maxPins: 4, onEvict: (listener, key) => evicted.push(`${listener}/${key}`) });
     const one = store.pins('one');
     const two = store.pins('two');
     for (const k of ['a', 'b', 'c']) await one.set(k, 'x', 60);
     await two.set('z', 'x', 60);
     await two.set('y', 'x', 60);
     expect(store.size).toBe(4);
-    // two's only older pin went; one's stay.
+    // two's only older pin went; one's stay. Whose and which is told (TETHER_WORKERS: the caches drop it).
     expect(await two.get('z')).toBeNull();
+    expect(evicted).toEqual(['two/z']);
     expect(await one.get('a')).toBe('x');
     await store.close();
   });

@@ -1,0 +1,188 @@
+/**
+ * The first process of TETHER_WORKERS > 1: a Tether whose listeners route but do not
+ * accept (configuration and reload, admin API, health checks, membership, the store,
+ * metrics), and the N workers that accept and relay, fed by it over IPC.
+ */
+import type { Logger } from 'pino';
+import type { Metrics } from '../admin/metrics.js';
+import type { StatsSnapshot } from '../admin/page/stats.js';
+import { ExpositionWriter } from '../admin/prom-text.js';
+import type { Scrape } from '../admin/server.js';
+import type { WorkerView } from '../admin/types.js';
+import type { ListenerRuntime } from '../app/listener-runtime.js';
+import type { RelayPlane } from '../app/roles.js';
+import { Tether } from '../app/tether.js';
+import type { Config } from '../config/types.js';
+import type { RebalanceStart } from '../routing/rebalance.js';
+import { MembershipBroadcaster } from './broadcaster.js';
+import { workerCount } from './count.js';
+import { applyElsewhere, LoadBoard } from './loads.js';
+import { Departed, mergeFamilies, parseExposition, type Exposition, type WorkerExposition } from './metrics-merge.js';
+import { PinService } from './pin-service.js';
+import { mergeStats } from './stats-merge.js';
+import { WorkerSet, type WorkerHandle } from './worker-set.js';
+
+/** The longest a scrape or GET /workers waits for a worker's answer (it is then left out). */
+const ASK_TIMEOUT_MS = 2_000;
+
+export class ControlPlane implements RelayPlane {
+  readonly #logger: Logger;
+  readonly #workers: WorkerSet;
+  readonly #broadcaster: MembershipBroadcaster;
+  readonly #pins: PinService;
+  readonly #loads: LoadBoard;
+  #tether: Tether | null = null;
+  /** Each worker's families as its last scrape answered them: what it leaves to the sums when it dies. */
+  readonly #lastMetrics = new Map<WorkerHandle, Exposition>();
+  readonly #departed = new Departed();
+  #accepting = false;
+  /** Where each listener accepts, as the first worker ready said. */
+  readonly #addresses = new Map<string, string>();
+
+  constructor(count: number, logger: Logger) {
+    this.#logger = logger;
+    this.#workers = new WorkerSet(count, logger.child({ component: 'workers' }), {
+      hello: (handle) => this.#broadcaster.greet(handle),
+      applied: () => this.#broadcaster.recheck(),
+      ready: (_handle, listeners) => {
+        for (const { name, address } of listeners) if (!this.#addresses.has(name)) this.#addresses.set(name, address);
+      },
+      evidence: (listener, upstream, ok, reason) => {
+        const monitor = this.#tether?.runtime(listener)?.monitor;
+        if (ok) monitor?.reportSuccess(upstream);
+        else monitor?.reportFailure(upstream, reason);
+      },
+      pin: (handle, request) => void this.#pins.handle(handle, request),
+      loads: (handle, loads) => this.#loads.report(handle, loads),
+      gone: (handle) => {
+        this.#loads.gone(handle);
+        const last = this.#lastMetrics.get(handle);
+        if (last !== undefined) this.#departed.add(last);
+        this.#lastMetrics.delete(handle);
+        this.#broadcaster.recheck();
+      },
+    });
+    this.#broadcaster = new MembershipBroadcaster(this.#workers, () => this.#tether?.runtimes ?? []);
+    // The control plane relays nothing: every connection its pools count is elsewhere.
+    this.#loads = new LoadBoard(this.#workers, (totals) => applyElsewhere(this.#tether?.runtimes ?? [], totals));
+    // Workers send pin requests only with the memory store (with Redis they use it themselves).
+    this.#pins = new PinService(this.#workers, () => this.#tether?.store ?? null);
+  }
+
+  /** Start the control plane's Tether, then its workers; resolves once every worker accepts. */
+  static async start(config: Config, logger: Logger): Promise<Tether> {
+    const count = workerCount(config);
+    const plane = new ControlPlane(count, logger);
+    const tether = await Tether.start(config, { logger, role: { kind: 'control-plane', plane } });
+    plane.#tether = tether;
+    try {
+      await plane.#workers.start();
+      plane.#accepting = true;
+    } catch (err) {
+      await tether.close();
+      throw err;
+    }
+    for (const runtime of tether.runtimes) {
+      const { name, config: listener } = runtime;
+      logger.info(
+        { listener: name, address: plane.#addresses.get(name), mode: listener.mode, hash: listener.hash, upstreams: runtime.pool.list().length, workers: count },
+        'listening',
+      );
+    }
+    return tether;
+  }
+
+  get accepting(): boolean {
+    return this.#accepting;
+  }
+
+  attach(runtime: ListenerRuntime): void {
+    this.#broadcaster.watch(runtime);
+  }
+
+  pinEvicted(listener: string, key: string): void {
+    this.#workers.broadcast({ type: 'pin', listener, key, upstream: null, ttlS: 0 });
+  }
+
+  settled(listener: string): Promise<void> {
+    return this.#broadcaster.settled(listener);
+  }
+
+  reloaded(): void {
+    // In order on each channel: the worker reads the file, then gets every membership.
+    this.#workers.broadcast({ type: 'reload' });
+    this.#broadcaster.sendAll();
+  }
+
+  scrape(own: Metrics, names: readonly string[] | undefined): Scrape {
+    return {
+      contentType: own.contentType,
+      write: async (emit) => {
+        const workers = await this.#workerExpositions(names);
+        const families = mergeFamilies(parseExposition(await own.scrape(names)), workers, this.#departed);
+        const out = new ExpositionWriter(emit);
+        for (const family of families) {
+          out.text(family);
+          if (out.overdue()) await out.pause();
+        }
+        out.end();
+      },
+    };
+  }
+
+  /** The workers by slot, then the standby (id 0) if there is one. */
+  async workers(): Promise<readonly WorkerView[]> {
+    const handles = this.#workers.handles().sort((a, b) => a.slot - b.slot);
+    const standby = this.#workers.standby;
+    if (standby !== null) handles.push(standby);
+    const answers = await Promise.all(handles.map((h) => (h.state === 'running' ? this.#workers.ask(h, 'status', {}, ASK_TIMEOUT_MS) : null)));
+    return handles.map((h, i) => {
+      const answer = answers[i] ?? null;
+      return {
+        id: h.slot,
+        pid: h.worker.process.pid ?? 0,
+        state: answer === null && h.state === 'running' ? 'unresponsive' : h.state,
+        active: answer?.active ?? 0,
+        total: answer?.total ?? 0,
+      };
+    });
+  }
+
+  async stats(own: StatsSnapshot): Promise<StatsSnapshot> {
+    const handles = this.#workers.handles().filter((h) => h.state === 'running' || h.state === 'stopping');
+    const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'stats', {}, ASK_TIMEOUT_MS)));
+    return mergeStats(own, answers.flatMap((a) => (a === null ? [] : [a.snapshot])));
+  }
+
+  async rebalance(listener: string, perSecond: number): Promise<RebalanceStart> {
+    const handles = this.#workers.handles().filter((h) => h.state === 'running');
+    const share = { listener, perSecond: perSecond / Math.max(1, handles.length) };
+    const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'rebalance', share, ASK_TIMEOUT_MS)));
+    return { listener, moving: answers.reduce((n, a) => n + (a?.moving ?? 0), 0), perSecond };
+  }
+
+  stop(drainTimeoutMs: number | null): Promise<void> {
+    this.#loads.close();
+    return this.#workers.stop(drainTimeoutMs);
+  }
+
+  /** Every answering worker's families (those named, or all); each kept as its latest for Departed. */
+  async #workerExpositions(names: readonly string[] | undefined): Promise<WorkerExposition[]> {
+    const handles = this.#workers.handles().filter((h) => h.state === 'running' || h.state === 'stopping');
+    const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'metrics', { names: names ?? null }, ASK_TIMEOUT_MS)));
+    const out: WorkerExposition[] = [];
+    handles.forEach((handle, i) => {
+      const answer = answers[i];
+      if (answer === null || answer === undefined) {
+        this.#logger.warn({ worker: handle.slot }, 'worker did not answer the scrape in time: its series are left out');
+        return;
+      }
+      const exposition = parseExposition(answer.text);
+      const last = this.#lastMetrics.get(handle) ?? new Map();
+      for (const [name, family] of exposition) last.set(name, family);
+      this.#lastMetrics.set(handle, last);
+      out.push({ id: handle.slot, exposition });
+    });
+    return out;
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * The stats page (GET /, /stats.json) of an instance with workers: the control
+ * plane's snapshot (membership, health, key shares, changes) with every worker's
+ * counts added: connections, outcomes, decisions, bytes, per listener and upstream.
+ */
+import type { ListenerStats, StatsSnapshot, UpstreamStats } from '../admin/page/stats.js';
+import { OUTCOMES, VIAS } from '../admin/types.js';
+
+export function mergeStats(own: StatsSnapshot, workers: readonly StatsSnapshot[]): StatsSnapshot {
+  return { ...own, listeners: own.listeners.map((listener) => mergeListener(listener, workers.flatMap((w) => w.listeners.filter((l) => l.name === listener.name)))) };
+}
+
+function mergeListener(own: ListenerStats, theirs: readonly ListenerStats[]): ListenerStats {
+  const outcomes = { ...own.outcomes };
+  const decisions = { ...own.decisions };
+  let { active, fromClient, toClient } = own;
+  const upstreams: UpstreamStats[] = own.upstreams.map((u) => ({ ...u }));
+  for (const listener of theirs) {
+    active += listener.active;
+    fromClient += listener.fromClient;
+    toClient += listener.toClient;
+    for (const o of OUTCOMES) outcomes[o] += listener.outcomes[o];
+    for (const v of VIAS) decisions[v] += listener.decisions[v];
+    for (const u of listener.upstreams) {
+      const i = upstreams.findIndex((mine) => mine.name === u.name && (mine.state === 'removed') === (u.state === 'removed'));
+      if (i < 0) {
+        upstreams.push(u);
+        continue;
+      }
+      const mine = upstreams[i]!;
+      upstreams[i] = {
+        ...mine,
+        active: mine.active + u.active,
+        total: mine.total + u.total,
+        fromClient: mine.fromClient === null || u.fromClient === null ? mine.fromClient : mine.fromClient + u.fromClient,
+        toClient: mine.toClient === null || u.toClient === null ? mine.toClient : mine.toClient + u.toClient,
+      };
+    }
+  }
+  // The control plane binds nothing: where the workers accept.
+  const address = theirs[0]?.address ?? own.address;
+  return { ...own, address, active, outcomes, decisions, fromClient, toClient, upstreams };
+}
