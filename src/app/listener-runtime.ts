@@ -137,9 +137,9 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
     });
   }
 
-  /** Relayed connections open now, whose byte counts grow as bytes pass (admin/live-bytes.ts). */
+  /** Relayed connections and requests open now, whose byte counts grow as bytes pass (admin/live-bytes.ts). */
   openUnits(): Iterable<RoutedRecord> {
-    return this.listener.sessions;
+    return this.listener.openUnits();
   }
 
   /** Open connections of this listener, as /rebalance sees them. */

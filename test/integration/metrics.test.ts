@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { ClientRequestArgs } from 'node:http';
+import http, { type ClientRequestArgs } from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -337,4 +337,38 @@ describe('tether_bytes_total counts bytes as they pass', () => {
       expect(wire!.bytesWritten).toBeGreaterThan(MiB);
     });
   }
+
+  it('http mode: an upload in progress shows its bytes while it runs, and counts once when answered', async () => {
+    // An upstream that reads the body as it comes and answers only when the client says so.
+    let finish: (() => void) | null = null;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      finish = () => res.end('done');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      tether = await startTether({ TETHER_MODE: 'http', TETHER_UPSTREAMS: `u=127.0.0.1:${port}`, TETHER_HEALTH: 'off' });
+      const t = tether;
+      const L = { listener: 'default', upstream: 'u' };
+      const socket = net.connect(t.port, '127.0.0.1');
+      await once(socket, 'connect');
+      socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${2 * MiB}\r\n\r\n`);
+      socket.write(Buffer.alloc(MiB, 0x62));
+      await waitFor(async () => value(await scrape(t), 'tether_bytes_total', { ...L, direction: 'from_client' }) >= MiB, 2_000, 'the first MiB counted while the request is open');
+      socket.write(Buffer.alloc(MiB, 0x62));
+      await waitFor(async () => finish !== null, 5_000, 'the upstream to have the request');
+      await waitFor(async () => value(await scrape(t), 'tether_bytes_total', { ...L, direction: 'from_client' }) >= 2 * MiB, 2_000, 'the whole body counted');
+      const answered = once(socket, 'data');
+      finish!();
+      await answered;
+      await waitFor(async () => value(await scrape(t), 'tether_connections_active', L) === 0, 5_000, 'the request to end');
+      const e = await scrape(t);
+      // Counted once: the head and body sent, not twice for the open and the ended request.
+      expect(value(e, 'tether_bytes_total', { ...L, direction: 'from_client' })).toBe(socket.bytesWritten);
+      socket.destroy();
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
 });

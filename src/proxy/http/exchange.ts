@@ -24,6 +24,8 @@ export class Exchange implements EndedRecord {
   candidates: Upstream[] = [];
   attempt = 0;
   upstream: Upstream | null = null;
+  /** Its upstream connection is open: `upstream` no longer changes (live byte counts wait for this). */
+  connected = false;
   status = 0;
   outcome: Outcome = 'ok';
   reason = '';

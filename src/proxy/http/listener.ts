@@ -52,6 +52,21 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
   readonly pins: PinStore;
   /** Upgraded connections, piped raw. */
   readonly sessions = new Set<Session>();
+
+  /**
+   * Units open now, whose byte counts grow as bytes pass (admin/live-bytes.ts):
+   * upgraded connections, and the request under way on each client connection (a
+   * long upload shows its bytes while it runs), once connected: before that its
+   * upstream may still change, and a sum must only grow. An exchange leaves
+   * `exchange` in the same step that counts it as ended, so none is counted twice.
+   */
+  *openUnits(): Iterable<RoutedRecord> {
+    yield* this.sessions;
+    for (const connection of this.#connections) {
+      const exchange = connection.exchange;
+      if (exchange !== null && exchange.connected) yield exchange;
+    }
+  }
   readonly idle = new IdleSweeper(this.sessions, () => this.#config.idleTimeoutMs);
   readonly upstreamSockets = new UpstreamSockets();
   protected readonly acceptor: Acceptor;

@@ -173,6 +173,7 @@ export class UpstreamSide implements UpstreamUser {
       if (socket !== null) {
         this.#socket = socket;
         this.#connected = true;
+        exchange.connected = true;
         this.#reused = true;
         this.#writeHead();
         return;
@@ -197,7 +198,9 @@ export class UpstreamSide implements UpstreamUser {
   onUpstreamConnect(): void {
     this.#clearConnectTimer();
     this.#connected = true;
-    this.#host.connectSucceeded(this.#client.exchange!.upstream!);
+    const exchange = this.#client.exchange!;
+    exchange.connected = true;
+    this.#host.connectSucceeded(exchange.upstream!);
     this.#writeHead();
   }
 

@@ -7,7 +7,7 @@ import type { Upstream } from '../../routing/upstream.js';
 import { accessFields } from '../access.js';
 import { Acceptor } from '../acceptor.js';
 import { sourceIpKey } from '../../net/address.js';
-import type { HealthReporter, ListenerContext } from '../context.js';
+import type { HealthReporter, ListenerContext, RoutedRecord } from '../context.js';
 import { buildProxyHeader } from '../proxy-protocol/build.js';
 import type { ProxyHeader } from '../proxy-protocol/header.js';
 import { IdleSweeper } from '../idle.js';
@@ -37,6 +37,11 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
   readonly pool: UpstreamPool;
   readonly health: HealthReporter;
   readonly sessions = new Set<Session>();
+
+  /** Units open now, whose byte counts grow as bytes pass (admin/live-bytes.ts). */
+  openUnits(): Iterable<RoutedRecord> {
+    return this.sessions;
+  }
   readonly idle = new IdleSweeper(this.sessions, () => this.#config.idleTimeoutMs);
   protected readonly acceptor: Acceptor;
   readonly #stick: Stick;
