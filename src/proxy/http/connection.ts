@@ -155,7 +155,7 @@ export class HttpConnection implements ClientSide {
     return this.phase === IDLE && this.#pending === null;
   }
 
-  /** Close at once (drain deadline, shutdown, an upstream removed). */
+  /** Close at once (drain deadline, shutdown, an upstream removed, a response cut off, a client gone mid-body). */
   close(reason: string): void {
     if (this.exchange !== null && !this.exchange.reason) this.exchange.reason = reason;
     this.socket.destroy();
@@ -425,12 +425,6 @@ export class HttpConnection implements ClientSide {
 
   // ------------------------------------------------------------------ answers of tether's own, and closes
 
-  abort(reason: string): void {
-    const exchange = this.exchange;
-    if (exchange !== null && !exchange.reason) exchange.reason = reason;
-    this.socket.destroy();
-  }
-
   /** tether's own answer to a routed request (502, 503, 400 for a bad body); the connection then closes. */
   answer(status: number, detail: string, outcome: Outcome, reason: string): void {
     const exchange = this.exchange!;
@@ -492,7 +486,7 @@ export class HttpConnection implements ClientSide {
         return;
       case EXCHANGE:
         // Cut off mid-body: the upstream must not wait for the rest.
-        if (!this.#requestDone) this.abort('client aborted the request');
+        if (!this.#requestDone) this.close('client aborted the request');
         return;
     }
   }

@@ -47,8 +47,8 @@ export interface ClientSide {
   responseDone(): void;
   /** tether's own answer instead of a response (502, 503): the connection closes after it. */
   answer(status: number, detail: string, outcome: Outcome, reason: string): void;
-  /** Close the client connection (a response cut off, a store failing). */
-  abort(reason: string): void;
+  /** Close the client connection at once (a response cut off, a store failing). */
+  close(reason: string): void;
   /** The upstream said 101: both sockets become a tunnel, `head` and `buf[at..]` first to the client. */
   tunnel(head: Buffer, buf: Buffer, at: number, upstream: UpstreamSocket): void;
 }
@@ -309,7 +309,7 @@ export class UpstreamSide implements UpstreamUser {
     learning.then(
       () => this.#learned(exchange, head),
       (err: unknown) => {
-        if (this.#client.exchange === exchange) this.#client.abort(`storing pins failed: ${String(err)}`);
+        if (this.#client.exchange === exchange) this.#client.close(`storing pins failed: ${String(err)}`);
       },
     );
   }
@@ -473,7 +473,7 @@ export class UpstreamSide implements UpstreamUser {
           this.#done(EMPTY, 0);
           return;
         }
-        this.#client.abort(`upstream aborted: ${exchange.lastError || 'closed mid-response'}`);
+        this.#client.close(`upstream aborted: ${exchange.lastError || 'closed mid-response'}`);
         return;
       case RES_LEARNING:
         // The head is in; what came with it is kept. Its end is looked at once the pins are stored.
