@@ -78,6 +78,20 @@ export const ROWS = [
     learn: true,
     spec: { admin: true, env: { TETHER_MODE: 'http', TETHER_KEY: `header:${HEADER}`, TETHER_LEARN: LEARN_RULE } },
   },
+  // Every core (issue 18): the same two rows with TETHER_WORKERS=2, run when run.mjs
+  // has the tether-w2 balancer (--peer-threads=2): pins looked up from 2 workers.
+  ...['hash', 'learn'].map((kind) => ({
+    id: `tether-${kind}-w2`,
+    balancer: 'tether-w2',
+    label: `tether http, ${kind === 'hash' ? 'hash' : 'learned pins'}, 2 workers`,
+    routing: 'the same, `TETHER_WORKERS=2`',
+    counterpart: kind === 'hash' ? 'haproxy-hash' : 'haproxy-stick',
+    learn: kind === 'learn',
+    spec: {
+      admin: true,
+      env: { TETHER_MODE: 'http', TETHER_KEY: `header:${HEADER}`, ...(kind === 'learn' ? { TETHER_LEARN: LEARN_RULE } : {}) },
+    },
+  })),
   {
     id: 'naive-http',
     balancer: 'naive',
@@ -233,7 +247,7 @@ export function createHttpAffinity(h) {
       problems.push(`an upstream saw no session at all (${JSON.stringify(perUpstream)})`);
     }
     const check = { sessions: owners.size, requests, perUpstream, splitIds: split.length, noKey, problems };
-    if (row.balancer === 'tether') await checkTether(row, instance, owners, check);
+    if (row.balancer.startsWith('tether')) await checkTether(row, instance, owners, check);
     if (row.stick) await checkStickTable(instance, owners, check);
     return check;
   }

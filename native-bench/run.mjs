@@ -60,7 +60,14 @@ import { BALANCER_LABELS as LABELS, BALANCER_ORDER, fmt, fmtRatio } from './form
 import { createHttpAffinity } from './http-affinity.mjs';
 import { createHttpIdleMemory } from './http-idle-memory.mjs';
 import { createSniAffinity } from './sni-affinity.mjs';
-import { evaluateHttpTargets, evaluateTargets, httpTargetsMarkdown, targetsMarkdown } from './targets.mjs';
+import {
+  evaluateHttpTargets,
+  evaluateTargets,
+  evaluateWorkerTargets,
+  httpTargetsMarkdown,
+  targetsMarkdown,
+  workerTargetsMarkdown,
+} from './targets.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -98,7 +105,9 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
   --ws-clients=N       WebSocket clients of the ws workload's second phase (default
                        200; the first phase is always 1 client)
   --peer-threads=N     HAProxy nbthread / nginx worker_processes (default 1: one
-                       core's worth each, like single-threaded Node)
+                       core's worth each, like single-threaded Node); with 2 or more
+                       the row "tether, 2 workers" (TETHER_WORKERS=2) joins tether's
+                       (every core: compare it with the peers' threads)
   --bulk=iperf3|node   bulk tool (default iperf3 when installed)
   --http=wrk|node      keep-alive HTTP tool (default wrk when installed)
   --connrate=wrk|node  new-connection tool (default wrk when installed)
@@ -606,11 +615,13 @@ if (!existsSync(cliPath)) fail(`${cliPath} is missing: build first (npx tsc -p t
 const available = {
   direct: true,
   tether: true,
+  'tether-w2': true,
   naive: true,
   haproxy: peers.haproxy.ok,
   nginx: peers.nginx.ok,
 };
-const wanted = opts.only ?? BALANCER_ORDER;
+// tether with 2 workers stands beside peers given 2 threads or more (or when asked for).
+const wanted = opts.only ?? BALANCER_ORDER.filter((b) => b !== 'tether-w2' || opts.peerThreads >= 2);
 const balancers = BALANCER_ORDER.filter((b) => wanted.includes(b) && available[b]);
 const skipped = wanted.filter((b) => !available[b]);
 const workloads = WORKLOAD_ORDER.filter((w) => !opts.workloads || opts.workloads.includes(w));
@@ -646,7 +657,8 @@ function launch(name, port, ups, dir, spec = {}) {
   let child;
   try {
     switch (name) {
-      case 'tether': {
+      case 'tether':
+      case 'tether-w2': {
         const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TETHER_')));
         Object.assign(env, {
           TETHER_LISTEN: listen,
@@ -659,6 +671,7 @@ function launch(name, port, ups, dir, spec = {}) {
           // A plain TCP relay for every side-by-side workload (a WebSocket upgrade
           // passes through it like any bytes); http-affinity's rows set http.
           TETHER_MODE: 'tcp',
+          TETHER_WORKERS: name === 'tether-w2' ? '2' : '1',
           ...spec.env,
         });
         if (spec.adminPort) env.TETHER_ADMIN = `127.0.0.1:${spec.adminPort}`;
@@ -740,27 +753,31 @@ async function startBalancer(name, ups, spec = {}) {
     child.once('error', (err) => (exited = String(err)));
     const deadline = Date.now() + 10_000;
     let workers = [];
-    const want = name === 'nginx' ? opts.peerThreads : 0;
+    // Processes that relay besides the one started: nginx's workers, tether's.
+    const want = name === 'nginx' ? opts.peerThreads : name === 'tether-w2' ? 2 : 0;
     while (exited === null && Date.now() < deadline) {
       if (listening(port) && (!adminPort || listening(adminPort))) {
-        if (name === 'nginx') workers = childrenOf(child.pid);
+        if (want > 0) workers = childrenOf(child.pid);
         if (workers.length >= want) break;
       }
       await sleep(25);
     }
     if (exited === null && Date.now() < deadline) {
+      const processName = name === 'nginx' ? 'nginx' : 'node';
       for (const w of workers) {
         track(w, `${name} worker`, {
           check: () => {
             try {
-              return readFileSync(`/proc/${w}/cmdline`, 'utf8').includes('nginx');
+              return readFileSync(`/proc/${w}/cmdline`, 'utf8').includes(processName);
             } catch {
               return false;
             }
           },
         });
       }
-      const pids = name === 'nginx' ? () => childrenOf(child.pid) : () => [child.pid];
+      // nginx's master only waits; tether's control plane counts with its workers.
+      const pids =
+        name === 'nginx' ? () => childrenOf(child.pid) : name === 'tether-w2' ? () => [child.pid, ...childrenOf(child.pid)] : () => [child.pid];
       return {
         host: '127.0.0.1',
         port,
@@ -1018,12 +1035,18 @@ const WORKLOADS = {
     metrics: [
       { key: 'rps', label: 'HTTP req/s', better: 'higher' },
       { key: 'p99Ms', label: 'HTTP p99 ms', better: 'lower' },
+      { key: 'cpuUsPerReq', label: 'HTTP CPU µs/req', better: 'lower' },
     ],
+    cpuPerUnit: { key: 'cpuUsPerReq', count: 'requests' },
   },
   connrate: {
     title: 'New connections per second, 50 concurrent',
     run: measureConnrate,
-    metrics: [{ key: 'cps', label: 'new conn/s', better: 'higher' }],
+    metrics: [
+      { key: 'cps', label: 'new conn/s', better: 'higher' },
+      { key: 'cpuUsPerConn', label: 'CPU µs/conn', better: 'lower' },
+    ],
+    cpuPerUnit: { key: 'cpuUsPerConn', count: 'accepted' },
   },
   ws: {
     title: `WebSocket echo round trips (${WS_MESSAGE_BYTES} B messages), 1 client and ${opts.wsClients}`,
@@ -1042,6 +1065,58 @@ const WORKLOADS = {
     skip: (b) => b === 'direct',
   },
 };
+
+/** CPU seconds (user + system) one process has used so far; 0 once it is gone. */
+function cpuOf(pid) {
+  try {
+    const f = statFields(pid);
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/** Where one measurement's CPU goes: call before it, and cpuShareEnd after. */
+function cpuShareStart(instance) {
+  const pids = instance.pids();
+  return { at: performance.now(), tree: cpuSnapshot(), pids, balancer: pids.map(cpuOf), upstreams: cpuOf(upstreams.pid) };
+}
+
+/**
+ * Where the CPU went during one measurement (warm-up included), in % of one core: the
+ * balancer's processes (each, and their sum), the upstreams, the load generator (wrk
+ * or the Node one, with this runner: this process tree less the rest) and processes
+ * outside the benchmark. On a machine where the load generator shares the cores, this
+ * says how much of the machine the balancer had. `cpuSeconds`: the balancer's.
+ */
+function cpuShareEnd(start) {
+  const tree = cpuSnapshot();
+  const seconds = (performance.now() - start.at) / 1000;
+  const pct = (cpu) => Math.round((cpu / seconds) * 1000) / 10;
+  const perProcess = start.pids.map((pid, i) => cpuOf(pid) - start.balancer[i]);
+  const balancer = perProcess.reduce((a, b) => a + b, 0);
+  const ups = cpuOf(upstreams.pid) - start.upstreams;
+  const treeCpu = (tree.own - start.tree.own) / CLK_TCK;
+  return {
+    balancerPct: pct(balancer),
+    perProcessPct: perProcess.map(pct),
+    upstreamsPct: pct(ups),
+    loadgenPct: pct(Math.max(0, treeCpu - balancer - ups)),
+    othersPct: Math.round(otherCpuPct(start.tree, tree)),
+    cpuSeconds: balancer,
+  };
+}
+
+/**
+ * The balancer's CPU per unit of work (`unit`: the result key and the upstream
+ * counter that counts the work, requests or accepted connections), unless the
+ * workload measured it itself; none for direct, which has no balancer.
+ */
+function perUnitCpu(unit, result, counts0, counts1) {
+  if (!unit || result[unit.key] !== undefined || result.cpuShare.perProcessPct.length === 0) return;
+  const done = counts1[unit.count] - counts0[unit.count];
+  result[unit.key] = done > 0 ? (result.cpuShare.cpuSeconds * 1e6) / done : null;
+}
 
 /** CPU seconds (user + system) the processes have used so far. */
 function cpuSeconds(pids) {
@@ -1108,6 +1183,35 @@ function summarize(results) {
     }
   }
   return summary;
+}
+
+/**
+ * Where the CPU went, per workload and row: medians over the rounds, in % of one core,
+ * the balancer's processes one by one after its sum.
+ */
+function cpuShareMarkdown(results) {
+  const out = [
+    '### Where the CPU went (% of one core, medians; warm-up included)\n',
+    `The balancer (each of its processes in brackets), the load generator (with this runner), the upstreams, and processes ` +
+      `outside the benchmark, on ${os.cpus().length} CPUs shared by all of them.\n`,
+    '| workload | balancer | balancer % | load generator % | upstreams % | others % |',
+    '| --- | --- | ---: | ---: | ---: | ---: |',
+  ];
+  for (const w of workloads) {
+    for (const row of rowsOf(w)) {
+      const shares = (results[w]?.[row.id] ?? []).map((r) => r?.cpuShare).filter(Boolean);
+      if (shares.length === 0) continue;
+      const m = (key) => fmt(median(shares.map((c) => c[key])));
+      const processes = Math.max(...shares.map((c) => c.perProcessPct.length));
+      const each =
+        processes > 1
+          ? ` (${Array.from({ length: processes }, (_, i) => fmt(median(shares.map((c) => c.perProcessPct[i]).filter(Number.isFinite)))).join(' + ')})`
+          : '';
+      const label = row.label ?? LABELS[row.id] ?? row.id;
+      out.push(`| ${w} | ${label} | ${processes ? `${m('balancerPct')}${each}` : '—'} | ${m('loadgenPct')} | ${m('upstreamsPct')} | ${m('othersPct')} |`);
+    }
+  }
+  return out.join('\n');
 }
 
 function tables(summary, results) {
@@ -1245,7 +1349,11 @@ async function main() {
         let result;
         try {
           instance = await startBalancer(row.balancer, upstreamsFor(w), row.spec);
+          const counts0 = await upstreams.stats();
+          const share0 = cpuShareStart(instance);
           result = await WORKLOADS[w].run(instance, instance, row);
+          result.cpuShare = cpuShareEnd(share0);
+          perUnitCpu(WORKLOADS[w].cpuPerUnit, result, counts0, await upstreams.stats());
         } catch (err) {
           result = { error: String(err?.message ?? err) };
         } finally {
@@ -1311,6 +1419,8 @@ async function main() {
     tableWorkloads().length ? `\n${targetsMarkdown(evaluateTargets(summary))}` : '',
     tableWorkloads().length ? `\n![side-by-side chart: each balancer's median ÷ HAProxy's](${opts.out}.svg)` : '',
     ...rowSections,
+    tableWorkloads().length && balancers.includes('tether-w2') ? `\n${workerTargetsMarkdown(evaluateWorkerTargets(summary), opts.peerThreads)}` : '',
+    `\n${cpuShareMarkdown(results)}`,
     '',
     `Run time: ${seconds.toFixed(0)} s.`,
   ]

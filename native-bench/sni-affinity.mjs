@@ -28,6 +28,8 @@ const NAMES = Array.from({ length: NAME_COUNT }, (_, i) => `s${String(i).padStar
 const ROWS = [
   { id: 'tether-sni', balancer: 'tether', label: 'tether, sni', key: 'sni', nginx: 'nginx-sni', haproxy: 'haproxy-sni', spec: { admin: true, env: { TETHER_KEY: 'sni,source-ip' } } },
   { id: 'tether-src', balancer: 'tether', label: 'tether, source-ip', key: 'src', nginx: 'nginx-src', haproxy: 'haproxy-src', spec: { env: { TETHER_KEY: 'source-ip' } } },
+  // Every core (issue 18): run when run.mjs has the tether-w2 balancer (--peer-threads=2).
+  { id: 'tether-sni-w2', balancer: 'tether-w2', label: 'tether, sni, 2 workers', key: 'sni', nginx: 'nginx-sni', haproxy: 'haproxy-sni', spec: { admin: true, env: { TETHER_KEY: 'sni,source-ip' } } },
   { id: 'haproxy-sni', balancer: 'haproxy', label: 'HAProxy, req.ssl_sni', key: 'sni', spec: { template: 'haproxy-sni.cfg' } },
   { id: 'haproxy-src', balancer: 'haproxy', label: 'HAProxy, balance source', key: 'src' },
   { id: 'nginx-sni', balancer: 'nginx', label: 'nginx, ssl_preread', key: 'sni', spec: { template: 'nginx-sni.conf' } },
@@ -86,7 +88,7 @@ export function createSniAffinity(h) {
       const split = [...owners.values()].filter((l) => l.length > 1).length;
       if (split > 0) problems.push(`${split} of ${owners.size} server names reached more than one upstream`);
       if (perUpstream.some((n) => n === 0)) problems.push(`an upstream saw no connection (${perUpstream.join(' / ')})`);
-      if (row.balancer === 'tether') await checkRoutes(instance, owners, problems);
+      if (row.balancer.startsWith('tether')) await checkRoutes(instance, owners, problems);
     }
     return { connections, names: owners.size, perUpstream, problems };
   }

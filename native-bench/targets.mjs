@@ -159,3 +159,50 @@ export function httpTargetsMarkdown(rows) {
   if (measured.length) out.push('', `tether http mode: targets met: ${measured.filter((r) => r.target.met).length} of ${measured.length}.`);
   return out.join('\n');
 }
+
+/**
+ * Every core's targets (issue 18): tether with 2 workers against HAProxy and nginx
+ * given 2 threads (`--peer-threads=2`), and against tether with 1 worker where the
+ * point is that nothing got worse (bulk, CPU per connection: no hand-off cost).
+ */
+export const WORKER_TARGETS = [
+  { id: 'connrate.cps', against: 'haproxy', ratio: 0.8 },
+  { id: 'http.rps', against: 'haproxy', ratio: 1.0 },
+  { id: 'bulk.mbPerS', against: 'tether', ratio: 0.9 },
+  { id: 'bulk.mbPerS4', against: 'tether', ratio: 0.9 },
+  { id: 'connrate.cpuUsPerConn', against: 'tether', ratio: 1.1 },
+  { id: 'http.cpuUsPerReq', against: 'tether', ratio: 1.1 },
+];
+
+/** { column, against, target: { text, met }, workers (the 2-worker median), other, ratio } per measured target. */
+export function evaluateWorkerTargets(summary) {
+  const out = [];
+  for (const t of WORKER_TARGETS) {
+    const col = summary?.[t.id];
+    if (!col?.byBalancer?.['tether-w2']) continue;
+    const workers = isNumber(col.byBalancer['tether-w2'].median) ? col.byBalancer['tether-w2'].median : null;
+    const other = isNumber(col.byBalancer[t.against]?.median) ? col.byBalancer[t.against].median : null;
+    const ratio = workers !== null && other ? workers / other : null;
+    const name = t.against === 'tether' ? 'tether, 1 worker' : 'HAProxy';
+    const text = `${col.better === 'higher' ? '≥' : '≤'} ${fmtRatio(t.ratio)} ${name}`;
+    out.push({ column: columnHeading(col), against: name, workers, other, ratio, target: { text, met: ratio === null ? null : meets(ratio, t.ratio, col.better) } });
+  }
+  return out;
+}
+
+/** The markdown section for every core's targets. */
+export function workerTargetsMarkdown(rows, peerThreads) {
+  if (rows.length === 0) return '';
+  const out = [
+    '### tether with 2 workers against its targets (issue 18)',
+    '',
+    `HAProxy \`nbthread ${peerThreads}\`, nginx \`worker_processes ${peerThreads}\`; "tether, 1 worker" is the same run's tether row.`,
+    '',
+    '| column | target | 2 workers | compared with | ratio | met |',
+    '| --- | --- | ---: | ---: | ---: | --- |',
+  ];
+  for (const r of rows) out.push(`| ${r.column} | ${r.target.text} | ${fmt(r.workers)} | ${fmt(r.other)} | ${fmtRatio(r.ratio)} | ${yesNo(r.target.met)} |`);
+  const measured = rows.filter((r) => r.target.met !== null);
+  if (measured.length) out.push('', `tether, 2 workers: targets met: ${measured.filter((r) => r.target.met).length} of ${measured.length}.`);
+  return out.join('\n');
+}
