@@ -1,7 +1,7 @@
 import type { UpstreamPool } from './pool.js';
 import type { RouteDecision } from './types.js';
 import type { Upstream } from './upstream.js';
-import type { PinStore } from '../store/types.js';
+import type { ImmediatePins, PinStore } from '../store/types.js';
 import type { ListenerConfig } from '../config/types.js';
 
 /** Whether a listener has pins to consult: http learn rules, or TETHER_STICK. */
@@ -25,14 +25,41 @@ export async function routeWithPins(
 ): Promise<RouteDecision> {
   const name = await pins.get(key);
   if (name !== null) {
-    const pinned = pool.get(name);
-    if (pinned !== undefined && pinned.pinnable) {
+    const decision = pinnedRoute(pool, name, key, maxCandidates);
+    if (decision !== null) {
       void pins.touch(key, ttlS);
-      return { via: 'learned', candidates: withFallbacks(pinned, pool.route(key, maxCandidates).candidates, maxCandidates) };
+      return decision;
     }
     void pins.delete(key);
   }
   return pool.route(key, maxCandidates);
+}
+
+/** routeWithPins for pins that answer at once (the memory store): no promise, same rules. */
+export function routeWithPinsNow(
+  pool: UpstreamPool,
+  pins: ImmediatePins,
+  key: string,
+  maxCandidates: number,
+  ttlS: number,
+): RouteDecision {
+  const name = pins.getNow(key);
+  if (name !== null) {
+    const decision = pinnedRoute(pool, name, key, maxCandidates);
+    if (decision !== null) {
+      pins.touchNow(key, ttlS);
+      return decision;
+    }
+    pins.deleteNow(key);
+  }
+  return pool.route(key, maxCandidates);
+}
+
+/** The pinned upstream first, then the key's hash order; null when the pin's upstream is gone or down. */
+function pinnedRoute(pool: UpstreamPool, name: string, key: string, maxCandidates: number): RouteDecision | null {
+  const pinned = pool.get(name);
+  if (pinned === undefined || !pinned.pinnable) return null;
+  return { via: 'learned', candidates: withFallbacks(pinned, pool.route(key, maxCandidates).candidates, maxCandidates) };
 }
 
 function withFallbacks(first: Upstream, order: readonly Upstream[], maxCandidates: number): Upstream[] {

@@ -1,4 +1,4 @@
-import type { PinStore, Store } from './types.js';
+import type { ImmediatePins, PinStore, Store } from './types.js';
 
 export interface GuardOptions {
   /** TETHER_STORE_TIMEOUT_MS: the longest any call may keep a connection waiting. */
@@ -17,6 +17,11 @@ export interface GuardOptions {
 export function guardPins(store: Store, listener: string, options: GuardOptions): PinStore {
   const pins = store.pins(listener);
   return store.local ? pins : new GuardedPins(pins, options);
+}
+
+/** The immediate face of `pins`, or null when its calls may wait (Redis, the workers' store). */
+export function immediatePins(pins: PinStore): ImmediatePins | null {
+  return 'getNow' in pins && 'setNow' in pins ? (pins as PinStore & ImmediatePins) : null;
 }
 
 class GuardedPins implements PinStore {

@@ -1,4 +1,4 @@
-import type { PinStore, Store } from './types.js';
+import type { ImmediatePins, PinStore, Store } from './types.js';
 
 /** A pin, linked into its listener's order of use. */
 interface Pin {
@@ -36,7 +36,7 @@ interface Budget {
  * leaves deleted entries in place until it rehashes, and finding the first live
  * entry behind a run of them made a full store's every insert slow.)
  */
-class MemoryPins implements PinStore {
+class MemoryPins implements PinStore, ImmediatePins {
   readonly listener: string;
   readonly #pins = new Map<string, Pin>();
   readonly #budget: Budget;
@@ -68,35 +68,47 @@ class MemoryPins implements PinStore {
   }
 
   set(key: string, upstream: string, ttlS: number): Promise<void> {
+    this.setNow(key, upstream, ttlS);
+    return Promise.resolve();
+  }
+
+  setNow(key: string, upstream: string, ttlS: number): void {
     const expiresAt = performance.now() + ttlS * 1000;
     const pin = this.#pins.get(key);
     if (pin !== undefined) {
       pin.upstream = upstream;
       pin.expiresAt = expiresAt;
       this.#used(pin);
-      return Promise.resolve();
+      return;
     }
     const added: Pin = { key, upstream, expiresAt, older: null, newer: null };
     this.#pins.set(key, added);
     this.#link(added);
     const budget = this.#budget;
     if (++budget.count > budget.max) evictOne(budget, this);
-    return Promise.resolve();
   }
 
   touch(key: string, ttlS: number): Promise<void> {
+    this.touchNow(key, ttlS);
+    return Promise.resolve();
+  }
+
+  touchNow(key: string, ttlS: number): void {
     const pin = this.#pins.get(key);
     if (pin !== undefined && pin.expiresAt > performance.now()) {
       pin.expiresAt = performance.now() + ttlS * 1000;
       this.#used(pin);
     }
-    return Promise.resolve();
   }
 
   delete(key: string): Promise<void> {
+    this.deleteNow(key);
+    return Promise.resolve();
+  }
+
+  deleteNow(key: string): void {
     const pin = this.#pins.get(key);
     if (pin !== undefined) this.#remove(pin);
-    return Promise.resolve();
   }
 
   sweep(now: number): void {

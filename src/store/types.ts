@@ -16,6 +16,18 @@ export interface PinStore {
   delete(key: string): Promise<void>;
 }
 
+/**
+ * Pins that answer within the call (the memory store). The hot paths use these when a
+ * store has them: no promise per lookup, and a response that teaches a pin goes on in
+ * the same turn of the event loop.
+ */
+export interface ImmediatePins {
+  getNow(key: string): string | null;
+  setNow(key: string, upstream: string, ttlS: number): void;
+  touchNow(key: string, ttlS: number): void;
+  deleteNow(key: string): void;
+}
+
 export interface Store {
   readonly kind: 'memory' | 'redis';
   /**

@@ -6,10 +6,11 @@ import { cidrContains } from '../../net/cidr.js';
 import { sourceIpKey } from '../../net/address.js';
 import { learnedKeys } from '../../routing/learn.js';
 import type { UpstreamPool } from '../../routing/pool.js';
-import { learns, routeWithPins } from '../../routing/router.js';
+import { learns, routeWithPins, routeWithPinsNow } from '../../routing/router.js';
 import type { RouteDecision } from '../../routing/types.js';
 import { formatAddress, type Upstream } from '../../routing/upstream.js';
-import type { PinStore } from '../../store/types.js';
+import { immediatePins } from '../../store/guard.js';
+import type { ImmediatePins, PinStore } from '../../store/types.js';
 import { accessFields } from '../access.js';
 import { Acceptor } from '../acceptor.js';
 import type { HealthReporter, ListenerContext, RoutedRecord } from '../context.js';
@@ -50,6 +51,8 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
   readonly pool: UpstreamPool;
   readonly health: HealthReporter;
   readonly pins: PinStore;
+  /** The same pins when they answer at once (memory store): no promise per request. */
+  readonly #immediatePins: ImmediatePins | null;
   /** Upgraded connections, piped raw. */
   readonly sessions = new Set<Session>();
 
@@ -89,6 +92,7 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
     this.pool = options.pool;
     this.health = options.health;
     this.pins = options.pins;
+    this.#immediatePins = immediatePins(options.pins);
     this.#logger = options.logger;
     this.#accessLog = options.accessLog;
     this.#onStart = options.onSessionStart;
@@ -204,6 +208,8 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
     const config = this.#config;
     const max = config.retries + 1;
     if (key === null || !learns(config)) return this.pool.route(key, max);
+    const now = this.#immediatePins;
+    if (now !== null) return routeWithPinsNow(this.pool, now, key, max, config.stickyTtlS);
     return routeWithPins(this.pool, this.pins, key, max, config.stickyTtlS);
   }
 
@@ -221,6 +227,11 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
     const ttlS = config.stickyTtlS;
     if (this.#logger.isLevelEnabled('debug')) {
       this.#logger.debug({ upstream: upstream.name, keyHashes: keys.map(keyHashForLog) }, 'learned pins');
+    }
+    const now = this.#immediatePins;
+    if (now !== null) {
+      for (const k of keys) now.setNow(k, upstream.name, ttlS);
+      return null;
     }
     if (keys.length === 1) return this.pins.set(keys[0]!, upstream.name, ttlS);
     return Promise.all(keys.map((k) => this.pins.set(k, upstream.name, ttlS))).then(() => undefined);

@@ -178,7 +178,9 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
     if (found !== null) session.keySource = found.source;
     const max = config.retries + 1;
     if (key !== null && config.stick) {
-      void this.#stick.route(this.pool, key, max).then((decision) => this.#connect(session, decision));
+      const decision = this.#stick.route(this.pool, key, max);
+      if (decision instanceof Promise) void decision.then((d) => this.#connect(session, d));
+      else this.#connect(session, decision);
       return;
     }
     this.#connect(session, this.pool.route(key, max));

@@ -1,8 +1,9 @@
 import type { UpstreamPool } from '../../routing/pool.js';
-import { routeWithPins } from '../../routing/router.js';
+import { routeWithPins, routeWithPinsNow } from '../../routing/router.js';
 import type { RouteDecision } from '../../routing/types.js';
 import type { Upstream } from '../../routing/upstream.js';
-import type { PinStore } from '../../store/types.js';
+import { immediatePins } from '../../store/guard.js';
+import type { ImmediatePins, PinStore } from '../../store/types.js';
 import { PinRenewal } from '../pin-renewal.js';
 import type { Session } from '../session.js';
 
@@ -14,17 +15,21 @@ import type { Session } from '../session.js';
  */
 export class Stick {
   readonly #pins: PinStore;
+  /** The same pins when they answer at once (memory store). */
+  readonly #now: ImmediatePins | null;
   readonly #ttlS: () => number;
   readonly #renewal: PinRenewal;
 
   constructor(pins: PinStore, ttlS: () => number) {
     this.#pins = pins;
+    this.#now = immediatePins(pins);
     this.#ttlS = ttlS;
     this.#renewal = new PinRenewal(pins, ttlS);
   }
 
   /** The key's pin first (dropped when its upstream is down or gone), else the pool. */
-  route(pool: UpstreamPool, key: string, maxCandidates: number): Promise<RouteDecision> {
+  route(pool: UpstreamPool, key: string, maxCandidates: number): RouteDecision | Promise<RouteDecision> {
+    if (this.#now !== null) return routeWithPinsNow(pool, this.#now, key, maxCandidates, this.#ttlS());
     return routeWithPins(pool, this.#pins, key, maxCandidates, this.#ttlS());
   }
 
