@@ -10,30 +10,9 @@ import { Body, FAILED, h1ErrorName, h1ErrorStatus, NEED_MORE, type RequestHead }
 import { MessageBody } from './h1/message-body.js';
 import { errorResponse } from './headers.js';
 import { LingeringClose } from './lingering-close.js';
+import type { ClientSide, ConnectionHost } from './types.js';
 import type { UpstreamSocket } from './upstream-sockets.js';
-import { UpstreamSide, type ClientSide, type UpstreamSideHost } from './upstream-side.js';
-
-/** What a client connection needs from its listener. */
-export interface ConnectionHost extends UpstreamSideHost {
-  takeRequestParser(): RequestHead;
-  giveRequestParser(parser: RequestHead): void;
-  /** The upstreams to try for `key`: a pin's first, else the hash order, or p2c. */
-  decide(key: string | null): RouteDecision | Promise<RouteDecision>;
-  /** A request was read (in flight until it ends, or becomes a tunnel). */
-  begun(): void;
-  /** Routed (metrics). */
-  started(exchange: Exchange): void;
-  /** The exchange is over: count and log it. */
-  ended(exchange: Exchange): void;
-  /** A request turned away before routing: count and log it. */
-  reject(connection: HttpConnection, outcome: Outcome, reason: string): void;
-  /** The upstream answered 101: the two sockets become a tunnel. */
-  tunnel(exchange: Exchange, client: net.Socket, upstream: UpstreamSocket, toClient: Buffer, toUpstream: Buffer | null): void;
-  /** The connection is closed, or handed to a tunnel. */
-  released(connection: HttpConnection): void;
-  /** The PROXY header this client's upstream connections start with, or null (TETHER_PROXY_PROTOCOL). */
-  proxyHeaderFor(connection: HttpConnection): Buffer | null;
-}
+import { UpstreamSide } from './upstream-side.js';
 
 // Client-side phases.
 /** Between requests: no byte of the next head yet. */

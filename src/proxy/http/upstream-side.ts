@@ -1,57 +1,10 @@
-import type net from 'node:net';
-import type { ListenerConfig } from '../../config/types.js';
 import type { Upstream } from '../../routing/upstream.js';
-import type { Outcome } from '../types.js';
 import type { Exchange } from './exchange.js';
 import { CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, forwardHead } from './forward-head.js';
-import { Body, FAILED, h1ErrorName, NEED_MORE, type RequestHead, type ResponseHead } from './h1/index.js';
+import { Body, FAILED, h1ErrorName, NEED_MORE, type ResponseHead } from './h1/index.js';
 import { MessageBody } from './h1/message-body.js';
-import { connectUpstream, detachUpstream, reusable, setUser, type UpstreamSocket, type UpstreamSockets, type UpstreamUser } from './upstream-sockets.js';
-
-/** What the upstream side uses of its listener. */
-export interface UpstreamSideHost {
-  readonly config: ListenerConfig;
-  /** Draining: every answer closes its connection. */
-  readonly closing: boolean;
-  readonly upstreamSockets: UpstreamSockets;
-  takeResponseParser(): ResponseHead;
-  giveResponseParser(parser: ResponseHead): void;
-  acquire(exchange: Exchange, upstream: Upstream): void;
-  release(exchange: Exchange, upstream: Upstream): void;
-  connectFailed(exchange: Exchange, upstream: Upstream, error: string): void;
-  connectSucceeded(upstream: Upstream): void;
-  /** Learn pins from a response head (and pin the request's key, TETHER_STICK); resolves once they are stored (null: nothing to store). */
-  learn(exchange: Exchange, upstream: Upstream, head: ResponseHead): Promise<void> | null;
-}
-
-/** What the upstream side uses of its client connection (connection.ts). */
-export interface ClientSide {
-  readonly socket: net.Socket;
-  /** The exchange under way, if any. */
-  readonly exchange: Exchange | null;
-  /** The head of the request under way. */
-  readonly request: RequestHead;
-  /** The request's body has all gone upstream (or it had none). */
-  readonly requestDone: boolean;
-  /** The request asks for a protocol switch. */
-  readonly upgrade: boolean;
-  /** The PROXY header this client's upstream connections start with, or null. */
-  readonly proxyHeader: Buffer | null;
-  /** A byte moved. */
-  touch(): void;
-  /** The head is written upstream: relay what has come of the body, read on. */
-  requestSent(): void;
-  /** The upstream takes body bytes again. */
-  upstreamDrained(): void;
-  /** The response has all gone to the client. */
-  responseDone(): void;
-  /** tether's own answer instead of a response (502, 503): the connection closes after it. */
-  answer(status: number, detail: string, outcome: Outcome, reason: string): void;
-  /** Close the client connection at once (a response cut off, a store failing). */
-  close(reason: string): void;
-  /** The upstream said 101: both sockets become a tunnel, `head` and `buf[at..]` first to the client. */
-  tunnel(head: Buffer, buf: Buffer, at: number, upstream: UpstreamSocket): void;
-}
+import type { ClientSide, UpstreamSideHost } from './types.js';
+import { connectUpstream, detachUpstream, reusable, setUser, type UpstreamSocket, type UpstreamUser } from './upstream-sockets.js';
 
 // Response states.
 const RES_HEAD = 0;
