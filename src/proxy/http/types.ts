@@ -9,10 +9,25 @@ import type { UpstreamSocket, UpstreamSockets } from './upstream-sockets.js';
 
 /**
  * What the parts of an http client connection know of each other: the listener
- * (listener.ts), the client half (connection.ts) and the upstream half
- * (upstream-side.ts). Types only, and nothing of those parts imported, so that
- * each can import them without an import cycle.
+ * (listener.ts), the client half (connection.ts, client-close.ts) and the upstream
+ * half (upstream-side.ts, response-head.ts). Types and the client's phases only,
+ * and nothing of those parts imported, so that each can import them without an
+ * import cycle.
  */
+
+// Client-side phases.
+/** Between requests: no byte of the next head yet. */
+export const IDLE = 0;
+/** Reading a request head. */
+export const HEAD = 1;
+/** Head read: routing, connecting (the client's bytes wait, paused). */
+export const ROUTING = 2;
+/** The request is upstream: its body relayed, its response awaited and relayed. */
+export const EXCHANGE = 3;
+/** tether's own answer is out; what the client still sends is read and dropped. */
+export const CLOSING = 4;
+/** Closed, or handed to a tunnel. */
+export const DONE = 5;
 
 /**
  * A client connection as its listener is told of it: by the members the listener
