@@ -3,6 +3,7 @@ import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { V1ProxyProtocol } from 'proxy-protocol-js';
 import { Body, ChunkedFramer, FAILED, h1ErrorStatus, NEED_MORE, RequestHead } from '../../src/proxy/http/h1/index.js';
+import { listenLoopback } from './listen.js';
 
 /**
  * The pieces of the HTTP head fuzz (test/integration/http-fuzz.test.ts): what a
@@ -359,8 +360,7 @@ export async function startAttributingUpstream(name: string, proxyProtocol: bool
     };
     socket.on('data', onData);
   });
-  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', () => resolve()));
-  const port = (front.address() as net.AddressInfo).port;
+  const port = await listenLoopback(front);
   return {
     name,
     address: `127.0.0.1:${port}`,

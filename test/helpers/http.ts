@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import { WebSocketServer } from 'ws';
+import { listenLoopback } from './listen.js';
 
 export interface SeenRequest {
   readonly method: string;
@@ -56,8 +57,7 @@ export async function startHttpUpstream(name: string, handler?: Handler): Promis
     ws.send(name);
     ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as net.AddressInfo).port;
+  const port = await listenLoopback(server);
   return {
     name,
     port,

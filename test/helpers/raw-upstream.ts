@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { listenLoopback } from './listen.js';
 
 /** One request as a raw upstream parsed it off the wire. */
 export interface LoggedRequest {
@@ -119,8 +120,7 @@ export async function startRawUpstream(name: string, answer: (req: LoggedRequest
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as net.AddressInfo).port;
+  const port = await listenLoopback(server);
   return {
     name,
     port,

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
+import { listenLoopback } from './listen.js';
 
 export interface TestCert {
   readonly key: Buffer;
@@ -56,8 +57,7 @@ export async function startTlsUpstream(name: string, cert: TestCert): Promise<Tl
     socket.pipe(socket);
   });
   server.on('tlsClientError', () => {});
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as net.AddressInfo).port;
+  const port = await listenLoopback(server);
   return {
     name,
     address: `127.0.0.1:${port}`,
@@ -113,8 +113,7 @@ export function tlsExchange(port: number, servername: string, localAddress: stri
 /** The bytes a TLS client sends first (its ClientHello) for `servername`, captured from a real one. */
 export async function captureClientHello(servername: string): Promise<Buffer> {
   const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as net.AddressInfo).port;
+  const port = await listenLoopback(server);
   const first = new Promise<Buffer>((resolve) => {
     server.once('connection', (socket) => {
       socket.once('data', (chunk: Buffer) => {

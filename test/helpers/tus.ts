@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { FileStore } from '@tus/file-store';
 import { Server as TusServer } from '@tus/server';
 import { keyHashedAwayFrom } from './http.js';
+import { listenLoopback } from './listen.js';
 
 /**
  * A real tus upstream: @tus/server with its own FileStore directory, minting only
@@ -55,8 +55,7 @@ export async function startTusUpstream(name: string, admin: () => string, patchO
     res.setHeader('x-upstream', name);
     void tus.handle(req, res);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as net.AddressInfo).port;
+  const port = await listenLoopback(server);
   return {
     name,
     dir,

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { get, RawClient, startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
+import { listenLoopback } from '../helpers/listen.js';
 import { startTether, type RunningTether } from '../helpers/tether.js';
 
 let tether: RunningTether | null = null;
@@ -40,8 +41,7 @@ async function proxyAwareUpstream(): Promise<number> {
     socket.on('error', () => {});
   });
   servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return (server.address() as net.AddressInfo).port;
+  return listenLoopback(server);
 }
 
 describe('http mode and the PROXY protocol', () => {

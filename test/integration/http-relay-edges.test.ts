@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/clients.js';
 import { Cleanups, get, RawClient, startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
+import { listenLoopback } from '../helpers/listen.js';
 import { startRedis, waitForStore } from '../helpers/redis.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 
@@ -76,7 +77,7 @@ async function listen(name: string, server: net.Server): Promise<ServerRig> {
     s.on('error', () => {});
     s.on('close', () => sockets.delete(s));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = await listenLoopback(server);
   cleanups.register(
     () =>
       new Promise<void>((resolve) => {
@@ -86,7 +87,7 @@ async function listen(name: string, server: net.Server): Promise<ServerRig> {
   );
   return {
     name,
-    address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    address: `127.0.0.1:${port}`,
     open: () => sockets.size,
     accepted: () => accepted,
   };

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import type net from 'node:net';
 import { Server as IoServer } from 'socket.io';
 import { io as ioClient, type Socket as ClientSocket } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/clients.js';
 import { Cleanups, keyHashedAwayFrom } from '../helpers/http.js';
+import { listenLoopback } from '../helpers/listen.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 
 /**
@@ -43,10 +43,10 @@ afterEach(() => cleanups.runAll());
 async function startIoUpstream(name: string, admin: () => string): Promise<IoUpstream> {
   const server = http.createServer();
   const io = new IoServer(server, { cookie: { name: 'io', path: '/', httpOnly: true, sameSite: 'lax' } });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = await listenLoopback(server);
   const upstream: IoUpstream = {
     name,
-    port: (server.address() as net.AddressInfo).port,
+    port,
     sessions: new Set(),
     unknownSid: 0,
     close: async () => {

@@ -1,7 +1,7 @@
 import http from 'node:http';
-import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
+import { listenLoopback } from '../helpers/listen.js';
 import { startTether, type RunningTether } from '../helpers/tether.js';
 
 /**
@@ -26,8 +26,7 @@ beforeAll(async () => {
       ws.on('close', () => clearInterval(timer));
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as net.AddressInfo).port;
+  const port = await listenLoopback(server);
   tether = await startTether({
     TETHER_MODE: 'http',
     TETHER_UPSTREAMS: `a=127.0.0.1:${port}`,

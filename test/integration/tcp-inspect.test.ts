@@ -9,6 +9,7 @@ import mqtt from 'mqtt';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectAndGreet, waitFor } from '../helpers/clients.js';
 import { Cleanups } from '../helpers/http.js';
+import { listenLoopback } from '../helpers/listen.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 import { captureClientHello, makeCert, startTlsUpstream, tlsExchange, type TestCert, type TlsUpstream } from '../helpers/tls.js';
 import { startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
@@ -168,10 +169,10 @@ async function startRecordingUpstream(name: string): Promise<RecordingUpstream> 
     socket.on('error', () => {});
     socket.write(`${name}\n`);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = await listenLoopback(server);
   return {
     name,
-    address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    address: `127.0.0.1:${port}`,
     received,
     close: () =>
       new Promise<void>((resolve) => {
@@ -243,8 +244,7 @@ describe('mqtt', () => {
     const clients: string[] = [];
     aedes.on('client', (client) => clients.push(client.id));
     const server = net.createServer(aedes.handle);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const port = (server.address() as net.AddressInfo).port;
+    const port = await listenLoopback(server);
     return {
       name,
       port,

@@ -4,50 +4,15 @@ import type { RouteDecision } from '../../routing/types.js';
 import { formatAddress } from '../../routing/upstream.js';
 import { idleClock } from '../idle.js';
 import type { Outcome } from '../types.js';
+import { answerAndClose, answerInstead, clientEndedNow, handleClientClose, handleClientEnd, refuse, type ClosingClient } from './client-close.js';
 import { Exchange } from './exchange.js';
 import { CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, forwardHead } from './forward-head.js';
 import { Body, FAILED, h1ErrorName, h1ErrorStatus, NEED_MORE, type RequestHead } from './h1/index.js';
 import { MessageBody } from './h1/message-body.js';
-import { errorResponse } from './headers.js';
-import { LingeringClose } from './lingering-close.js';
+import type { LingeringClose } from './lingering-close.js';
+import { CLOSING, DONE, EXCHANGE, HEAD, IDLE, ROUTING, type ClientSide, type ConnectionHost } from './types.js';
 import type { UpstreamSocket } from './upstream-sockets.js';
-import { UpstreamSide, type ClientSide, type UpstreamSideHost } from './upstream-side.js';
-
-/** What a client connection needs from its listener. */
-export interface ConnectionHost extends UpstreamSideHost {
-  takeRequestParser(): RequestHead;
-  giveRequestParser(parser: RequestHead): void;
-  /** The upstreams to try for `key`: a pin's first, else the hash order, or p2c. */
-  decide(key: string | null): RouteDecision | Promise<RouteDecision>;
-  /** A request was read (in flight until it ends, or becomes a tunnel). */
-  begun(): void;
-  /** Routed (metrics). */
-  started(exchange: Exchange): void;
-  /** The exchange is over: count and log it. */
-  ended(exchange: Exchange): void;
-  /** A request turned away before routing: count and log it. */
-  reject(connection: HttpConnection, outcome: Outcome, reason: string): void;
-  /** The upstream answered 101: the two sockets become a tunnel. */
-  tunnel(exchange: Exchange, client: net.Socket, upstream: UpstreamSocket, toClient: Buffer, toUpstream: Buffer | null): void;
-  /** The connection is closed, or handed to a tunnel. */
-  released(connection: HttpConnection): void;
-  /** The PROXY header this client's upstream connections start with, or null (TETHER_PROXY_PROTOCOL). */
-  proxyHeaderFor(connection: HttpConnection): Buffer | null;
-}
-
-// Client-side phases.
-/** Between requests: no byte of the next head yet. */
-const IDLE = 0;
-/** Reading a request head. */
-const HEAD = 1;
-/** Head read: routing, connecting (the client's bytes wait, paused). */
-const ROUTING = 2;
-/** The request is upstream: its body relayed, its response awaited and relayed. */
-const EXCHANGE = 3;
-/** tether's own answer is out; what the client still sends is read and dropped. */
-const CLOSING = 4;
-/** Closed, or handed to a tunnel. */
-const DONE = 5;
+import { UpstreamSide } from './upstream-side.js';
 
 const kConnection = Symbol('tether.httpConnection');
 type ClientSocket = net.Socket & { [kConnection]?: HttpConnection };
@@ -59,13 +24,13 @@ type ClientSocket = net.Socket & { [kConnection]?: HttpConnection };
  * unparsed, until the one before is answered, so answers stay in order and a
  * refusal never overtakes a routed request.
  *
- * Bad input gets its status and a close: 400 malformed or ambiguous head (h1/'s
- * rules, stricter than llhttp's), missing Host on HTTP/1.1, a bad chunk, or an
- * upgrade request with a body; 408 head not complete within TETHER_HEAD_TIMEOUT_MS;
- * 431 head over TETHER_MAX_HEAD_BYTES; 501 CONNECT; 502 upstream closed or broke
- * before answering; 503 no upstream.
+ * Bad input gets its status and a close (client-close.ts): 400 malformed or
+ * ambiguous head (h1/'s rules, stricter than llhttp's), missing Host on HTTP/1.1,
+ * a bad chunk, or an upgrade request with a body; 408 head not complete within
+ * TETHER_HEAD_TIMEOUT_MS; 431 head over TETHER_MAX_HEAD_BYTES; 501 CONNECT; 502
+ * upstream closed or broke before answering; 503 no upstream.
  */
-export class HttpConnection implements ClientSide {
+export class HttpConnection implements ClientSide, ClosingClient {
   readonly socket: ClientSocket;
   readonly host: ConnectionHost;
   /** The `source-ip` key form: the peer's, or what a trusted PROXY header said. */
@@ -87,8 +52,9 @@ export class HttpConnection implements ClientSide {
   /** A request head spans reads (its bytes are copied out of the parser). */
   #headSpans = false;
   /** Client bytes read and not yet relayed or parsed (the next requests). */
-  #pending: Buffer | null = null;
-  #clientEnded = false;
+  pending: Buffer | null = null;
+  /** The client has ended its side. */
+  clientEnded = false;
   #upgrade = false;
   #requestDone = false;
   /** The upstream half (made with the first request). */
@@ -98,7 +64,8 @@ export class HttpConnection implements ClientSide {
 
   /** Reading requests (an inbound PROXY header comes before, on its own deadline). */
   #serving = false;
-  #linger: LingeringClose | null = null;
+  /** The lingering close after tether's own answer (client-close.ts). */
+  linger: LingeringClose | null = null;
 
   constructor(host: ConnectionHost, socket: net.Socket, address: string, port: number) {
     this.host = host;
@@ -152,7 +119,7 @@ export class HttpConnection implements ClientSide {
 
   /** Nothing under way and nothing of a next request read: a drain may close it now. */
   get idle(): boolean {
-    return this.phase === IDLE && this.#pending === null;
+    return this.phase === IDLE && this.pending === null;
   }
 
   /** Close at once (drain deadline, shutdown, an upstream removed, a response cut off, a client gone mid-body). */
@@ -175,6 +142,10 @@ export class HttpConnection implements ClientSide {
     return this.#upgrade;
   }
 
+  get upstreamSide(): UpstreamSide | null {
+    return this.#upstream;
+  }
+
   get proxyHeader(): Buffer | null {
     if (this.#proxyHeader === undefined) this.#proxyHeader = this.host.proxyHeaderFor(this);
     return this.#proxyHeader;
@@ -190,7 +161,7 @@ export class HttpConnection implements ClientSide {
   sweep(now: number, headTimeoutMs: number, idleMs: number): void {
     if (!this.#serving) return;
     if (this.phase === HEAD || (this.phase === IDLE && this.headStartedAt > 0)) {
-      if (now - this.headStartedAt >= headTimeoutMs) this.#refuse(408, 'timeout', 'request head not received in time', 'request head not received in time', true);
+      if (now - this.headStartedAt >= headTimeoutMs) refuse(this, 408, 'timeout', 'request head not received in time', 'request head not received in time', true);
       return;
     }
     if (idleMs <= 0 || this.phase === CLOSING || this.phase === DONE) return;
@@ -229,7 +200,7 @@ export class HttpConnection implements ClientSide {
         this.#stash(buf, at);
         return;
       case CLOSING:
-        this.#linger?.read();
+        this.linger?.read();
         return;
       case DONE:
         return;
@@ -242,22 +213,22 @@ export class HttpConnection implements ClientSide {
   #stash(buf: Buffer, at: number): void {
     if (at >= buf.length) return;
     const rest = at === 0 ? buf : buf.subarray(at);
-    this.#pending = this.#pending === null ? rest : Buffer.concat([this.#pending, rest]);
+    this.pending = this.pending === null ? rest : Buffer.concat([this.pending, rest]);
     this.socket.pause();
   }
 
   /** Go on with the bytes kept while the last request was under way; read again if they are used up. */
   #resumeClient(): void {
-    const pending = this.#pending;
+    const pending = this.pending;
     if (pending !== null) {
-      this.#pending = null;
+      this.pending = null;
       this.#consume(pending, 0);
     }
-    if (this.#pending !== null || this.phase === DONE || this.phase === CLOSING || this.phase === ROUTING) return;
+    if (this.pending !== null || this.phase === DONE || this.phase === CLOSING || this.phase === ROUTING) return;
     // The upstream is not taking the body as fast: 'drain' resumes.
     if (this.phase === EXCHANGE && !this.#requestDone && this.#upstream!.needsDrain) return;
-    if (this.#clientEnded) {
-      this.#clientEndedNow();
+    if (this.clientEnded) {
+      clientEndedNow(this);
       return;
     }
     this.socket.resume();
@@ -272,7 +243,7 @@ export class HttpConnection implements ClientSide {
     }
     if (end === FAILED) {
       const status = h1ErrorStatus(req.error);
-      this.#refuse(status, 'bad_request', `${status}: ${h1ErrorName(req.error)}`, status === 431 ? 'request head too large' : 'malformed request', false);
+      refuse(this, status, 'bad_request', `${status}: ${h1ErrorName(req.error)}`, status === 431 ? 'request head too large' : 'malformed request', false);
       return;
     }
     const length = req.bytes.length;
@@ -288,11 +259,11 @@ export class HttpConnection implements ClientSide {
   /** A whole request head: refused, or routed and sent. */
   #request(received: Buffer): void {
     const req = this.#req!;
-    if (req.isConnect) return this.#refuse(501, 'refused', '501: CONNECT', 'CONNECT is not supported: tether is not a forward proxy', false);
-    if (req.versionMinor === 1 && !req.hasHost) return this.#refuse(400, 'bad_request', '400: no Host', 'malformed request', false);
+    if (req.isConnect) return refuse(this, 501, 'refused', '501: CONNECT', 'CONNECT is not supported: tether is not a forward proxy', false);
+    if (req.versionMinor === 1 && !req.hasHost) return refuse(this, 400, 'bad_request', '400: no Host', 'malformed request', false);
     this.#upgrade = req.upgrade;
     if (this.#upgrade && req.bodyKind !== Body.None) {
-      return this.#refuse(400, 'bad_request', '400: upgrade request with a body', 'an upgrade request cannot carry a body', false);
+      return refuse(this, 400, 'bad_request', '400: upgrade request with a body', 'an upgrade request cannot carry a body', false);
     }
     const exchange = new Exchange(this, this.address, this.port, req.method);
     this.exchange = exchange;
@@ -361,7 +332,7 @@ export class HttpConnection implements ClientSide {
   }
 
   upstreamDrained(): void {
-    if (this.phase === EXCHANGE && !this.#requestDone && this.#pending === null) this.socket.resume();
+    if (this.phase === EXCHANGE && !this.#requestDone && this.pending === null) this.socket.resume();
   }
 
   onClientDrain(): void {
@@ -374,15 +345,15 @@ export class HttpConnection implements ClientSide {
   responseDone(): void {
     const upstream = this.#upstream!;
     upstream.finish(this.exchange!.upstream!);
-    this.#endExchange();
+    this.endExchange();
     if (upstream.closeAfter) {
       // Nothing more is parsed (RFC 9112 9.6); the same lingering close as after an answer of ours.
-      this.#answerAndClose(null, false);
+      answerAndClose(this, null, false);
       return;
     }
     this.phase = IDLE;
     this.#req!.reset();
-    if (this.#pending === null) {
+    if (this.pending === null) {
       // Idle between requests: the parser goes back for other connections.
       this.host.giveRequestParser(this.#req!);
       this.#req = null;
@@ -390,7 +361,7 @@ export class HttpConnection implements ClientSide {
     this.#resumeClient();
   }
 
-  #endExchange(): void {
+  endExchange(): void {
     const exchange = this.exchange!;
     this.exchange = null;
     this.#upstream?.reset();
@@ -412,102 +383,24 @@ export class HttpConnection implements ClientSide {
     socket.removeListener('close', onClientClose);
     socket.removeListener('error', onClientError);
     socket.pause();
-    this.#releaseParser();
+    this.releaseParser();
     this.#upstream!.reset();
     this.host.released(this);
     // Handed over, not ended: the tunnel is counted and logged as one connection when it closes.
     this.host.release(exchange, exchange.upstream!);
     const toClient = at < buf.length ? Buffer.concat([head, buf.subarray(at)]) : head;
-    const toUpstream = this.#pending;
-    this.#pending = null;
+    const toUpstream = this.pending;
+    this.pending = null;
     this.host.tunnel(exchange, socket, upstream, toClient, toUpstream);
   }
 
-  // ------------------------------------------------------------------ answers of tether's own, and closes
+  // ------------------------------------------------------------------ answers of tether's own, and closes (client-close.ts)
 
-  /** tether's own answer to a routed request (502, 503, 400 for a bad body); the connection then closes. */
   answer(status: number, detail: string, outcome: Outcome, reason: string): void {
-    const exchange = this.exchange!;
-    exchange.status = status;
-    exchange.outcome = outcome;
-    exchange.reason = reason;
-    const upstream = this.#upstream!;
-    if (upstream.responseStarted) {
-      this.socket.destroy();
-      return;
-    }
-    const answer = errorResponse(status, detail);
-    exchange.toClient += answer.length;
-    upstream.drop();
-    this.#endExchange();
-    this.#answerAndClose(answer, false);
+    answerInstead(this, status, detail, outcome, reason);
   }
 
-  /** A request refused before routing: counted, answered, closed. `now`: no lingering (a client too slow for its head). */
-  #refuse(status: number, outcome: Outcome, reason: string, detail: string, now: boolean): void {
-    this.host.reject(this, outcome, reason);
-    this.#answerAndClose(errorResponse(status, detail), now);
-  }
-
-  /** Write tether's own answer (null: none, the response just sent closes it) and close, lingering (lingering-close.ts). */
-  #answerAndClose(answer: Buffer | null, now: boolean): void {
-    this.phase = CLOSING;
-    this.#pending = null;
-    this.#releaseParser();
-    this.#linger = LingeringClose.start(this.socket, answer, now || this.#clientEnded);
-  }
-
-  onClientEnd(): void {
-    this.#clientEnded = true;
-    if (this.phase === CLOSING) {
-      this.socket.destroy();
-      return;
-    }
-    // Bytes kept for later are still to be answered; the end is acted on after them.
-    if (this.#pending !== null) return;
-    this.#clientEndedNow();
-  }
-
-  /** The client has sent all it will, and every byte of it has been taken. */
-  #clientEndedNow(): void {
-    switch (this.phase) {
-      case IDLE:
-        this.socket.end();
-        this.socket.destroySoon();
-        return;
-      case HEAD:
-        // Nothing but empty lines before the end: nothing was asked.
-        if (this.#req!.bytes.length === 0) {
-          this.socket.end();
-          this.socket.destroySoon();
-          return;
-        }
-        this.#refuse(400, 'bad_request', '400: connection ended inside a request head', 'incomplete request', true);
-        return;
-      case EXCHANGE:
-        // Cut off mid-body: the upstream must not wait for the rest.
-        if (!this.#requestDone) this.close('client aborted the request');
-        return;
-    }
-  }
-
-  onClientClose(): void {
-    const previous = this.phase;
-    this.phase = DONE;
-    this.#linger?.stop();
-    this.#linger = null;
-    if (this.exchange !== null) {
-      this.#upstream?.drop();
-      if (!this.exchange.reason) this.exchange.reason = previous === CLOSING ? 'answered' : 'client closed';
-      this.#endExchange();
-    }
-    this.#upstream?.close();
-    this.#pending = null;
-    this.#releaseParser();
-    this.host.released(this);
-  }
-
-  #releaseParser(): void {
+  releaseParser(): void {
     if (this.#req === null) return;
     this.#req.reset();
     this.host.giveRequestParser(this.#req);
@@ -521,7 +414,8 @@ export function connectionOf(socket: net.Socket): HttpConnection | undefined {
 }
 
 function onClientEnd(this: net.Socket): void {
-  connectionOf(this)?.onClientEnd();
+  const connection = connectionOf(this);
+  if (connection !== undefined) handleClientEnd(connection);
 }
 
 function onClientDrain(this: net.Socket): void {
@@ -529,7 +423,8 @@ function onClientDrain(this: net.Socket): void {
 }
 
 function onClientClose(this: net.Socket): void {
-  connectionOf(this)?.onClientClose();
+  const connection = connectionOf(this);
+  if (connection !== undefined) handleClientClose(connection);
 }
 
 function onClientError(): void {

@@ -19,7 +19,7 @@ import { ListenerBase, type ListenerOptions } from '../listener-base.js';
 import { buildProxyHeader } from '../proxy-protocol/build.js';
 import { Session } from '../session.js';
 import type { Outcome } from '../types.js';
-import { HttpConnection, type ConnectionHost } from './connection.js';
+import { HttpConnection } from './connection.js';
 import { ConnectionSweeper } from './deadlines.js';
 import type { Exchange } from './exchange.js';
 import { RequestHead, ResponseHead } from './h1/index.js';
@@ -27,6 +27,7 @@ import { readProxyHeader } from './inbound-proxy.js';
 import { PinRenewal } from '../pin-renewal.js';
 import { relayAccepted } from '../relay.js';
 import { onHttpClientRead } from './client-reads.js';
+import type { ClientConnection, ConnectionHost } from './types.js';
 import { UpstreamSockets, type UpstreamSocket } from './upstream-sockets.js';
 
 export type HttpListenerOptions = ListenerOptions<RoutedRecord>;
@@ -237,7 +238,7 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
     return Promise.all(keys.map((k) => this.pins.set(k, upstream.name, ttlS))).then(() => undefined);
   }
 
-  proxyHeaderFor(connection: HttpConnection): Buffer | null {
+  proxyHeaderFor(connection: ClientConnection): Buffer | null {
     const version = this.#config.proxyProtocol;
     if (version === 'off') return null;
     return buildProxyHeader(version, { address: connection.address, port: connection.port }, { address: connection.destAddress, port: connection.destPort });
@@ -323,7 +324,7 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
   }
 
   /** A connection or request turned away before it was routed (counted, logged). */
-  reject(connection: HttpConnection, outcome: Outcome, reason: string): void {
+  reject(connection: ClientConnection, outcome: Outcome, reason: string): void {
     const record: RoutedRecord = { via: 'hash', upstream: null, outcome, fromClient: 0, toClient: 0 };
     this.count(record);
     this.#onEnd?.(record);

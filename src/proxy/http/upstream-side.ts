@@ -1,64 +1,16 @@
-import type net from 'node:net';
-import type { ListenerConfig } from '../../config/types.js';
 import type { Upstream } from '../../routing/upstream.js';
-import type { Outcome } from '../types.js';
-import type { Exchange } from './exchange.js';
 import { CONNECTION_CLOSE, CONNECTION_KEEP_ALIVE, forwardHead } from './forward-head.js';
-import { Body, FAILED, h1ErrorName, NEED_MORE, type RequestHead, type ResponseHead } from './h1/index.js';
+import { Body, FAILED, h1ErrorName, NEED_MORE } from './h1/index.js';
 import { MessageBody } from './h1/message-body.js';
-import { connectUpstream, detachUpstream, reusable, setUser, type UpstreamSocket, type UpstreamSockets, type UpstreamUser } from './upstream-sockets.js';
-
-/** What the upstream side uses of its listener. */
-export interface UpstreamSideHost {
-  readonly config: ListenerConfig;
-  /** Draining: every answer closes its connection. */
-  readonly closing: boolean;
-  readonly upstreamSockets: UpstreamSockets;
-  takeResponseParser(): ResponseHead;
-  giveResponseParser(parser: ResponseHead): void;
-  acquire(exchange: Exchange, upstream: Upstream): void;
-  release(exchange: Exchange, upstream: Upstream): void;
-  connectFailed(exchange: Exchange, upstream: Upstream, error: string): void;
-  connectSucceeded(upstream: Upstream): void;
-  /** Learn pins from a response head (and pin the request's key, TETHER_STICK); resolves once they are stored (null: nothing to store). */
-  learn(exchange: Exchange, upstream: Upstream, head: ResponseHead): Promise<void> | null;
-}
-
-/** What the upstream side uses of its client connection (connection.ts). */
-export interface ClientSide {
-  readonly socket: net.Socket;
-  /** The exchange under way, if any. */
-  readonly exchange: Exchange | null;
-  /** The head of the request under way. */
-  readonly request: RequestHead;
-  /** The request's body has all gone upstream (or it had none). */
-  readonly requestDone: boolean;
-  /** The request asks for a protocol switch. */
-  readonly upgrade: boolean;
-  /** The PROXY header this client's upstream connections start with, or null. */
-  readonly proxyHeader: Buffer | null;
-  /** A byte moved. */
-  touch(): void;
-  /** The head is written upstream: relay what has come of the body, read on. */
-  requestSent(): void;
-  /** The upstream takes body bytes again. */
-  upstreamDrained(): void;
-  /** The response has all gone to the client. */
-  responseDone(): void;
-  /** tether's own answer instead of a response (502, 503): the connection closes after it. */
-  answer(status: number, detail: string, outcome: Outcome, reason: string): void;
-  /** Close the client connection at once (a response cut off, a store failing). */
-  close(reason: string): void;
-  /** The upstream said 101: both sockets become a tunnel, `head` and `buf[at..]` first to the client. */
-  tunnel(head: Buffer, buf: Buffer, at: number, upstream: UpstreamSocket): void;
-}
+import { ResponseHeadReader, type ResponseHeadUser } from './response-head.js';
+import type { ClientSide, UpstreamSideHost } from './types.js';
+import { connectUpstream, detachUpstream, reusable, setUser, type UpstreamSocket, type UpstreamUser } from './upstream-sockets.js';
 
 // Response states.
+/** Reading the head, or storing the pins it teaches before it goes on (response-head.ts). */
 const RES_HEAD = 0;
-/** The head is in; pins it teaches are being stored before it goes on. */
-const RES_LEARNING = 1;
-const RES_BODY = 2;
-const RES_DONE = 3;
+const RES_BODY = 1;
+const RES_DONE = 2;
 
 /** Methods that carry no body and may be replayed on a fresh connection. */
 const REPLAYABLE = new Set(['GET', 'HEAD', 'OPTIONS', 'DELETE', 'TRACE']);
@@ -68,10 +20,10 @@ const EMPTY = Buffer.alloc(0);
 /**
  * The upstream half of a client connection in http mode: for each request, an
  * upstream connection (kept alive, or new), the head written, the response head
- * read for framing and learning, the response relayed as it came. One per client
- * connection, reused request after request.
+ * read for framing and learning (response-head.ts), the response relayed as it
+ * came. One per client connection, reused request after request.
  */
-export class UpstreamSide implements UpstreamUser {
+export class UpstreamSide implements UpstreamUser, ResponseHeadUser {
   readonly #client: ClientSide;
   readonly #host: UpstreamSideHost;
   #socket: UpstreamSocket | null = null;
@@ -81,10 +33,8 @@ export class UpstreamSide implements UpstreamUser {
   #connectTimer: NodeJS.Timeout | null = null;
   /** The head written upstream (kept for a replay). */
   #head: Buffer | null = null;
-  #res: ResponseHead | null = null;
+  readonly #responseHead: ResponseHeadReader;
   readonly #body = new MessageBody();
-  /** A response head spans reads (its bytes are copied out of the parser). */
-  #headSpans = false;
   #state = RES_DONE;
   /** A byte of the response has gone to the client. */
   #started = false;
@@ -94,14 +44,13 @@ export class UpstreamSide implements UpstreamUser {
   #closeAfter = false;
   /** The upstream connection cannot carry another request. */
   #spoilt = false;
-  /** Upstream bytes read while the response head's pins were stored. */
-  #pending: Buffer | null = null;
   /** Upstream connections private to this client (TETHER_PROXY_PROTOCOL), idle between its requests. */
   #private: Map<Upstream, UpstreamSocket> | null = null;
 
   constructor(client: ClientSide, host: UpstreamSideHost) {
     this.#client = client;
     this.#host = host;
+    this.#responseHead = new ResponseHeadReader(client, host, this);
   }
 
   /** The client connection closes once this response is out. */
@@ -220,9 +169,7 @@ export class UpstreamSide implements UpstreamUser {
     this.#started = false;
     this.#seen = false;
     this.#spoilt = false;
-    this.#headSpans = false;
-    const res = (this.#res ??= this.#host.takeResponseParser());
-    res.reset(this.#client.exchange!.method);
+    this.#responseHead.start(this.#client.exchange!.method);
     const corked = !this.#client.requestDone;
     if (corked) socket.cork();
     socket.write(this.#head!);
@@ -246,13 +193,10 @@ export class UpstreamSide implements UpstreamUser {
     this.#seen = true;
     switch (this.#state) {
       case RES_HEAD:
-        this.#readHead(chunk, 0);
+        this.#responseHead.read(chunk);
         return;
       case RES_BODY:
         this.#relayBody(chunk, 0, 0);
-        return;
-      case RES_LEARNING:
-        this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
         return;
       default:
         // Bytes after the response: this connection's framing cannot be trusted again.
@@ -260,75 +204,24 @@ export class UpstreamSide implements UpstreamUser {
     }
   }
 
-  #readHead(buf: Buffer, at: number): void {
-    const res = this.#res!;
-    for (;;) {
-      const end = res.execute(buf, at, buf.length);
-      if (end === NEED_MORE) {
-        this.#headSpans = true;
-        return;
-      }
-      if (end === FAILED) {
-        this.#broke(`malformed response: ${h1ErrorName(res.error)}`);
-        return;
-      }
-      const length = res.bytes.length;
-      const head = this.#headSpans ? Buffer.from(res.bytes) : buf.subarray(end - length, end);
-      this.#headSpans = false;
-      if (!res.interim) {
-        this.#finalHead(head, buf, end);
-        return;
-      }
-      // 100 Continue and other interim answers go on as they came; the final one follows.
-      const exchange = this.#client.exchange!;
-      exchange.toClient += head.length;
-      this.#client.socket.write(head);
-      res.reset(exchange.method);
-      at = end;
-    }
-  }
-
-  #finalHead(head: Buffer, buf: Buffer, end: number): void {
-    const exchange = this.#client.exchange!;
-    const res = this.#res!;
-    exchange.status = res.status;
-    if (res.bodyKind === Body.Tunnel && !this.#client.upgrade) {
-      this.#broke(`unexpected ${res.status} response`);
-      return;
-    }
-    // A pin is stored before the response that taught it reaches the client
-    // (docs/routing.md, rule 11), so the client's next request finds it anywhere.
-    const learning = this.#host.learn(exchange, exchange.upstream!, res);
-    if (learning === null) {
-      this.#afterHead(head, buf, end);
-      return;
-    }
-    this.#state = RES_LEARNING;
+  /** Stop reading the upstream: its bytes wait while a head's pins are stored (response-head.ts). */
+  pauseUpstream(): void {
     this.#socket!.pause();
-    if (end < buf.length) this.#pending = buf.subarray(end);
-    learning.then(
-      () => this.#learned(exchange, head),
-      (err: unknown) => {
-        if (this.#client.exchange === exchange) this.#client.close(`storing pins failed: ${String(err)}`);
-      },
-    );
   }
 
-  #learned(exchange: Exchange, head: Buffer): void {
-    if (this.#state !== RES_LEARNING || this.#client.exchange !== exchange) return;
-    const rest = this.#pending;
-    this.#pending = null;
+  /** The head's pins are stored: it goes on with what came meanwhile, and the upstream is read again. */
+  afterLearning(head: Buffer, rest: Buffer | null): void {
     const socket = this.#socket!;
-    this.#afterHead(head, rest ?? EMPTY, 0);
-    if ((this.#state as number) === RES_BODY && socket === this.#socket) {
+    this.afterHead(head, rest ?? EMPTY, 0);
+    if (this.#state === RES_BODY && socket === this.#socket) {
       if (socket.destroyed) this.onUpstreamClose();
       else socket.resume();
     }
   }
 
   /** The final response head, pins stored: on to the client, then its body from `buf[at]`. */
-  #afterHead(head: Buffer, buf: Buffer, at: number): void {
-    const res = this.#res!;
+  afterHead(head: Buffer, buf: Buffer, at: number): void {
+    const res = this.#responseHead.response;
     if (res.bodyKind === Body.Tunnel) {
       const socket = this.#socket!;
       this.#socket = null;
@@ -371,7 +264,7 @@ export class UpstreamSide implements UpstreamUser {
   #relayBody(buf: Buffer, at: number, writeFrom: number): void {
     const end = this.#body.end(buf, at);
     if (end === FAILED) {
-      this.#broke(`malformed response body: ${h1ErrorName(this.#body.error)}`);
+      this.broke(`malformed response body: ${h1ErrorName(this.#body.error)}`);
       return;
     }
     const stop = end === NEED_MORE ? buf.length : end;
@@ -396,7 +289,7 @@ export class UpstreamSide implements UpstreamUser {
     const socket = this.#socket;
     this.#socket = null;
     if (socket === null) return;
-    const keep = !this.#spoilt && this.#client.requestDone && !this.#client.upgrade && this.#res!.keepAlive && reusable(socket);
+    const keep = !this.#spoilt && this.#client.requestDone && !this.#client.upgrade && this.#responseHead.response.keepAlive && reusable(socket);
     setUser(socket, null);
     if (!keep) socket.destroy();
     else if (this.#client.proxyHeader === null) this.#host.upstreamSockets.put(upstream, socket);
@@ -419,12 +312,8 @@ export class UpstreamSide implements UpstreamUser {
   reset(): void {
     this.#clearConnectTimer();
     this.#state = RES_DONE;
-    if (this.#res !== null) {
-      this.#host.giveResponseParser(this.#res);
-      this.#res = null;
-    }
+    this.#responseHead.reset();
     this.#head = null;
-    this.#pending = null;
     this.#replayed = false;
   }
 
@@ -457,6 +346,9 @@ export class UpstreamSide implements UpstreamUser {
     }
     switch (this.#state) {
       case RES_HEAD:
+        // The head is in and its pins are being stored: what came with it is kept, and
+        // the close is looked at once they are (afterLearning).
+        if (this.#responseHead.learning) return;
         if (this.#reused && !this.#replayed && !this.#seen && this.#client.requestDone && this.#client.request.bodyKind === Body.None && REPLAYABLE.has(exchange.method)) {
           // A kept-alive connection the upstream had just closed: the request never
           // reached it, so replaying it once on a fresh connection is safe.
@@ -465,7 +357,7 @@ export class UpstreamSide implements UpstreamUser {
           this.#use(exchange.upstream!, true);
           return;
         }
-        this.#broke(`upstream error: ${exchange.lastError || 'closed before answering'}`);
+        this.broke(`upstream error: ${exchange.lastError || 'closed before answering'}`);
         return;
       case RES_BODY:
         if (this.#body.kind === Body.UntilClose) {
@@ -475,14 +367,11 @@ export class UpstreamSide implements UpstreamUser {
         }
         this.#client.close(`upstream aborted: ${exchange.lastError || 'closed mid-response'}`);
         return;
-      case RES_LEARNING:
-        // The head is in; what came with it is kept. Its end is looked at once the pins are stored.
-        return;
     }
   }
 
   /** The upstream broke the exchange: 502 if the client has had nothing of the response, else a close. */
-  #broke(reason: string): void {
+  broke(reason: string): void {
     this.#spoilt = true;
     this.#socket?.destroy();
     this.#client.answer(502, 'the upstream closed before answering', 'connect_failed', reason);

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fuzzSeed, runFuzzAsync } from '../../../helpers/fuzz.js';
 import { generatePipeline, generateRequest } from '../../../helpers/h1-generate.js';
+import { listenLoopback } from '../../../helpers/listen.js';
 import { llhttpParse } from '../../../helpers/llhttp-oracle.js';
 import { seededRandom } from '../../../helpers/random.js';
 
@@ -53,8 +54,7 @@ beforeAll(async () => {
     seenOf(socket).error = err.code ?? 'unknown';
     socket.destroy();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = (server.address() as net.AddressInfo).port;
+  port = await listenLoopback(server);
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 

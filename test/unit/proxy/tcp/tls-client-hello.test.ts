@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_INSPECT_BYTES, readSni } from '../../../../src/proxy/tcp/inspect/index.js';
 import { fuzzSeed, runFuzz, type CorpusEntry } from '../../../helpers/fuzz.js';
 import { answer, checkChunking, everyEnd, someEnds } from '../../../helpers/inspect.js';
+import { listenLoopback } from '../../../helpers/listen.js';
 import { seededRandom } from '../../../helpers/random.js';
 
 /** The bytes a real client (node's own TLS stack) writes first: its ClientHello records. */
@@ -18,8 +19,7 @@ async function captureHello(options: tls.ConnectionOptions): Promise<Buffer> {
     socket.on('error', () => {});
     setTimeout(() => socket.destroy(), 150); // the client waits for a ServerHello that never comes
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
+  const port = await listenLoopback(server);
   await new Promise<void>((resolve) => {
     const client = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options });
     client.on('error', () => resolve());
@@ -201,8 +201,7 @@ describe('readSni against a real TLS server (node/OpenSSL)', () => {
       cb(null, context);
     } }, (socket) => socket.end());
     server.on('tlsClientError', () => {});
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const tlsPort = (server.address() as net.AddressInfo).port;
+    const tlsPort = await listenLoopback(server);
     // A relay that records the client's bytes and passes them on untouched.
     const recorded: Buffer[][] = [];
     const relay = net.createServer((client) => {
@@ -214,8 +213,7 @@ describe('readSni against a real TLS server (node/OpenSSL)', () => {
       client.on('error', () => upstream.destroy());
       upstream.on('error', () => client.destroy());
     });
-    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
-    const relayPort = (relay.address() as net.AddressInfo).port;
+    const relayPort = await listenLoopback(relay);
 
     const random = seededRandom(0x5e1);
     const label = (alphabet: string): string => Array.from({ length: 1 + Math.floor(random() * 20) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
