@@ -754,7 +754,8 @@ async function startBalancer(name, ups, spec = {}) {
     const deadline = Date.now() + 10_000;
     let workers = [];
     // Processes that relay besides the one started: nginx's workers, tether's.
-    const want = name === 'nginx' ? opts.peerThreads : name === 'tether-w2' ? 2 : 0;
+    // tether-w2: two workers and the standby that replaces one that dies.
+    const want = name === 'nginx' ? opts.peerThreads : name === 'tether-w2' ? 3 : 0;
     while (exited === null && Date.now() < deadline) {
       if (listening(port) && (!adminPort || listening(adminPort))) {
         if (want > 0) workers = childrenOf(child.pid);
@@ -778,6 +779,8 @@ async function startBalancer(name, ups, spec = {}) {
       // nginx's master only waits; tether's control plane counts with its workers.
       const pids =
         name === 'nginx' ? () => childrenOf(child.pid) : name === 'tether-w2' ? () => [child.pid, ...childrenOf(child.pid)] : () => [child.pid];
+      // The standby starts after the workers: its start-up is not the measurement's.
+      if (name === 'tether-w2') await settled(pids);
       return {
         host: '127.0.0.1',
         port,
@@ -796,6 +799,18 @@ async function startBalancer(name, ups, spec = {}) {
     log(`  ${name}: start attempt ${attempt} failed, ${lastError.message.split('\n')[0]}`);
   }
   throw lastError;
+}
+
+/** Wait (at most 5 s) until the processes use under 5% of a core between two looks. */
+async function settled(pids) {
+  const deadline = Date.now() + 5000;
+  let before = cpuSeconds(pids());
+  while (Date.now() < deadline) {
+    await sleep(250);
+    const now = cpuSeconds(pids());
+    if (now - before < 0.0125) return;
+    before = now;
+  }
 }
 
 // ---- workloads ---------------------------------------------------------------------
@@ -1273,8 +1288,11 @@ function toolsLine() {
 }
 
 const FAIRNESS =
-  `Every balancer gets one core's worth: HAProxy \`nbthread ${opts.peerThreads}\`, nginx \`worker_processes ${opts.peerThreads}\`, ` +
-  'tether and the naive proxy are single-threaded Node. Upstreams (one Node process) and load generators ' +
+  (opts.peerThreads === 1
+    ? "Every balancer gets one core's worth: HAProxy `nbthread 1`, nginx `worker_processes 1`, tether and the naive proxy are single-threaded Node. "
+    : `Every core: HAProxy \`nbthread ${opts.peerThreads}\`, nginx \`worker_processes ${opts.peerThreads}\`, tether with 1 worker and with 2 ` +
+      '(`TETHER_WORKERS=2`: a control plane and two relaying processes), the naive proxy single-threaded Node. ') +
+  'Upstreams (one Node process) and load generators ' +
   `(${[...new Set([tools.bulk, tools.http, tools.connrate, 'node'])].map((t) => (t === 'node' ? 'a Node client' : t)).join(', ')}) run in processes of their own, ` +
   `on the same ${os.cpus().length} CPUs. Each measurement starts a fresh balancer; rounds interleave the balancers.`;
 

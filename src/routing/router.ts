@@ -1,7 +1,7 @@
 import type { UpstreamPool } from './pool.js';
 import type { RouteDecision } from './types.js';
 import type { Upstream } from './upstream.js';
-import type { ImmediatePins, PinStore } from '../store/types.js';
+import type { CachedPins, ImmediatePins, PinStore } from '../store/types.js';
 import type { ListenerConfig } from '../config/types.js';
 
 /** Whether a listener has pins to consult: http learn rules, or TETHER_STICK. */
@@ -53,6 +53,18 @@ export function routeWithPinsNow(
     pins.deleteNow(key);
   }
   return pool.route(key, maxCandidates);
+}
+
+/**
+ * A pin this process holds a copy of, used at once (renewed in the background); null
+ * when there is none here, or its upstream is gone or down: routeWithPins decides then.
+ */
+export function routeByCachedPin(pool: UpstreamPool, pins: CachedPins, key: string, maxCandidates: number, ttlS: number): RouteDecision | null {
+  const name = pins.cached(key);
+  if (name === null) return null;
+  const decision = pinnedRoute(pool, name, key, maxCandidates);
+  if (decision !== null) pins.renew(key, ttlS);
+  return decision;
 }
 
 /** The pinned upstream first, then the key's hash order; null when the pin's upstream is gone or down. */

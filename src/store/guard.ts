@@ -1,4 +1,4 @@
-import type { ImmediatePins, PinStore, Store } from './types.js';
+import type { CachedPins, ImmediatePins, PinStore, Store } from './types.js';
 
 export interface GuardOptions {
   /** TETHER_STORE_TIMEOUT_MS: the longest any call may keep a connection waiting. */
@@ -16,12 +16,19 @@ export interface GuardOptions {
  */
 export function guardPins(store: Store, listener: string, options: GuardOptions): PinStore {
   const pins = store.pins(listener);
-  return store.local ? pins : new GuardedPins(pins, options);
+  if (store.local) return pins;
+  const cache = cachedPins(pins);
+  return cache !== null ? new GuardedCachedPins(pins as PinStore & CachedPins, options) : new GuardedPins(pins, options);
 }
 
 /** The immediate face of `pins`, or null when its calls may wait (Redis, the workers' store). */
 export function immediatePins(pins: PinStore): ImmediatePins | null {
   return 'getNow' in pins && 'setNow' in pins ? (pins as PinStore & ImmediatePins) : null;
+}
+
+/** The cached face of `pins` (a worker's copy of the control plane's pins), or null. */
+export function cachedPins(pins: PinStore): CachedPins | null {
+  return 'cached' in pins && 'renew' in pins ? (pins as PinStore & CachedPins) : null;
 }
 
 class GuardedPins implements PinStore {
@@ -81,5 +88,17 @@ class GuardedPins implements PinStore {
         resolve(value);
       }, fail);
     });
+  }
+}
+
+/** A guard over a store with a cache: reading or renewing the copy needs no timer. */
+class GuardedCachedPins extends GuardedPins implements CachedPins {
+  readonly cached: (key: string) => string | null;
+  readonly renew: (key: string, ttlS: number) => void;
+
+  constructor(pins: PinStore & CachedPins, options: GuardOptions) {
+    super(pins, options);
+    this.cached = (key) => pins.cached(key);
+    this.renew = (key, ttlS) => pins.renew(key, ttlS);
   }
 }

@@ -28,6 +28,18 @@ export interface ImmediatePins {
   deleteNow(key: string): void;
 }
 
+/**
+ * Pins a process holds a copy of (the workers' cache of the control plane's pins): a
+ * pin found here is used at once, renewed in the background; one not found here may
+ * still exist elsewhere, so the caller asks `get`.
+ */
+export interface CachedPins {
+  /** The pin as this process holds it now, or null when it does not know. */
+  cached(key: string): string | null;
+  /** Renew a cached pin's TTL, here at once and with the holder soon. */
+  renew(key: string, ttlS: number): void;
+}
+
 export interface Store {
   readonly kind: 'memory' | 'redis';
   /**

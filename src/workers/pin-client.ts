@@ -9,7 +9,8 @@
  * does for Redis.
  */
 import { MemoryStore } from '../store/memory.js';
-import type { PinStore, Store } from '../store/types.js';
+import { immediatePins } from '../store/guard.js';
+import type { CachedPins, PinStore, Store } from '../store/types.js';
 import { Asker } from './ask.js';
 import type { PinAnswers, ToControlPlane } from './messages.js';
 
@@ -67,8 +68,15 @@ export class IpcPinStore implements Store {
     return this.#cache.close();
   }
 
-  #listenerPins(listener: string, cache: PinStore): PinStore {
+  #listenerPins(listener: string, cache: PinStore): PinStore & CachedPins {
+    // The cache is a MemoryStore's: it answers at once.
+    const now = immediatePins(cache)!;
     return {
+      cached: (key) => now.getNow(key),
+      renew: (key, ttlS) => {
+        now.touchNow(key, ttlS);
+        this.#touch(listener, key, ttlS);
+      },
       get: async (key) => {
         const cached = await cache.get(key);
         if (cached !== null) return cached;

@@ -6,11 +6,11 @@ import { cidrContains } from '../../net/cidr.js';
 import { sourceIpKey } from '../../net/address.js';
 import { learnedKeys } from '../../routing/learn.js';
 import type { UpstreamPool } from '../../routing/pool.js';
-import { learns, routeWithPins, routeWithPinsNow } from '../../routing/router.js';
+import { learns, routeByCachedPin, routeWithPins, routeWithPinsNow } from '../../routing/router.js';
 import type { RouteDecision } from '../../routing/types.js';
 import { formatAddress, type Upstream } from '../../routing/upstream.js';
-import { immediatePins } from '../../store/guard.js';
-import type { ImmediatePins, PinStore } from '../../store/types.js';
+import { cachedPins, immediatePins } from '../../store/guard.js';
+import type { CachedPins, ImmediatePins, PinStore } from '../../store/types.js';
 import { accessFields } from '../access.js';
 import { Acceptor } from '../acceptor.js';
 import type { HealthReporter, ListenerContext, RoutedRecord } from '../context.js';
@@ -54,6 +54,8 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
   readonly pins: PinStore;
   /** The same pins when they answer at once (memory store): no promise per request. */
   readonly #immediatePins: ImmediatePins | null;
+  /** Otherwise, this process's copy of them (TETHER_WORKERS with the memory store). */
+  readonly #cachedPins: CachedPins | null;
   /** Upgraded connections, piped raw. */
   readonly sessions = new Set<Session>();
 
@@ -94,6 +96,7 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
     this.health = options.health;
     this.pins = options.pins;
     this.#immediatePins = immediatePins(options.pins);
+    this.#cachedPins = this.#immediatePins === null ? cachedPins(options.pins) : null;
     this.#logger = options.logger;
     this.#accessLog = options.accessLog;
     this.#onStart = options.onSessionStart;
@@ -211,6 +214,11 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
     if (key === null || !learns(config)) return this.pool.route(key, max);
     const now = this.#immediatePins;
     if (now !== null) return routeWithPinsNow(this.pool, now, key, max, config.stickyTtlS);
+    const cache = this.#cachedPins;
+    if (cache !== null) {
+      const decision = routeByCachedPin(this.pool, cache, key, max, config.stickyTtlS);
+      if (decision !== null) return decision;
+    }
     return routeWithPins(this.pool, this.pins, key, max, config.stickyTtlS);
   }
 
@@ -232,6 +240,13 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
     const now = this.#immediatePins;
     if (now !== null) {
       for (const k of keys) now.setNow(k, upstream.name, ttlS);
+      return null;
+    }
+    // Pins already held as taught (the common case: every response of a session
+    // teaches its pin again) are renewed, not written again: no wait, no round trip.
+    const cache = this.#cachedPins;
+    if (cache !== null && allCachedOn(cache, keys, upstream.name)) {
+      for (const k of keys) cache.renew(k, ttlS);
       return null;
     }
     if (keys.length === 1) return this.pins.set(keys[0]!, upstream.name, ttlS);
@@ -335,4 +350,9 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
 /** Draining: connections between requests close as soon as they are. */
 function closeIdle(connections: Set<HttpConnection>): void {
   for (const connection of [...connections]) if (connection.idle) connection.close('draining');
+}
+
+function allCachedOn(cache: CachedPins, keys: readonly string[], upstream: string): boolean {
+  for (const k of keys) if (cache.cached(k) !== upstream) return false;
+  return true;
 }

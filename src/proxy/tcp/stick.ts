@@ -1,9 +1,9 @@
 import type { UpstreamPool } from '../../routing/pool.js';
-import { routeWithPins, routeWithPinsNow } from '../../routing/router.js';
+import { routeByCachedPin, routeWithPins, routeWithPinsNow } from '../../routing/router.js';
 import type { RouteDecision } from '../../routing/types.js';
 import type { Upstream } from '../../routing/upstream.js';
-import { immediatePins } from '../../store/guard.js';
-import type { ImmediatePins, PinStore } from '../../store/types.js';
+import { cachedPins, immediatePins } from '../../store/guard.js';
+import type { CachedPins, ImmediatePins, PinStore } from '../../store/types.js';
 import { PinRenewal } from '../pin-renewal.js';
 import type { Session } from '../session.js';
 
@@ -17,12 +17,15 @@ export class Stick {
   readonly #pins: PinStore;
   /** The same pins when they answer at once (memory store). */
   readonly #now: ImmediatePins | null;
+  /** Otherwise, this process's copy of them (TETHER_WORKERS with the memory store). */
+  readonly #cache: CachedPins | null;
   readonly #ttlS: () => number;
   readonly #renewal: PinRenewal;
 
   constructor(pins: PinStore, ttlS: () => number) {
     this.#pins = pins;
     this.#now = immediatePins(pins);
+    this.#cache = this.#now === null ? cachedPins(pins) : null;
     this.#ttlS = ttlS;
     this.#renewal = new PinRenewal(pins, ttlS);
   }
@@ -30,6 +33,10 @@ export class Stick {
   /** The key's pin first (dropped when its upstream is down or gone), else the pool. */
   route(pool: UpstreamPool, key: string, maxCandidates: number): RouteDecision | Promise<RouteDecision> {
     if (this.#now !== null) return routeWithPinsNow(pool, this.#now, key, maxCandidates, this.#ttlS());
+    if (this.#cache !== null) {
+      const decision = routeByCachedPin(pool, this.#cache, key, maxCandidates, this.#ttlS());
+      if (decision !== null) return decision;
+    }
     return routeWithPins(pool, this.#pins, key, maxCandidates, this.#ttlS());
   }
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { InlineTableBuilder } from '../../../src/builders/inline.js';
 import { UpstreamPool } from '../../../src/routing/pool.js';
-import { routeWithPins, routeWithPinsNow } from '../../../src/routing/router.js';
+import { routeByCachedPin, routeWithPins, routeWithPinsNow } from '../../../src/routing/router.js';
 import { immediatePins } from '../../../src/store/guard.js';
 import { MemoryStore } from '../../../src/store/memory.js';
 
@@ -68,5 +68,23 @@ describe('routing with learned pins, through a promise and at once', () => {
     }
     await new Promise((r) => setTimeout(r, 300));
     expect(routeWithPinsNow(pool, now, key, 1, 0.2).via).not.toBe('learned');
+  });
+});
+
+describe("routing by a process's copy of the pins (TETHER_WORKERS)", () => {
+  it('uses a held pin at once and renews it; leaves a missing pin, or one to a down upstream, to routeWithPins', async () => {
+    const { pool } = await setup();
+    const held = new Map<string, string>([['k', 'b']]);
+    const renewed: string[] = [];
+    const cache = { cached: (key: string) => held.get(key) ?? null, renew: (key: string) => void renewed.push(key) };
+    const key = 'k';
+    const decision = routeByCachedPin(pool, cache, key, 3, 60);
+    expect(decision?.via).toBe('learned');
+    expect(decision?.candidates[0]!.name).toBe('b');
+    expect(renewed).toEqual(['k']);
+    expect(routeByCachedPin(pool, cache, 'unknown', 3, 60)).toBeNull();
+    pool.setHealth('b', false, 'test');
+    expect(routeByCachedPin(pool, cache, key, 3, 60)).toBeNull();
+    expect(renewed).toEqual(['k']);
   });
 });

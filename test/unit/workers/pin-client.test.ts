@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { cachedPins, guardPins } from '../../../src/store/guard.js';
 import type { ToControlPlane } from '../../../src/workers/messages.js';
 import { IpcPinStore } from '../../../src/workers/pin-client.js';
 
@@ -81,5 +82,21 @@ describe("a worker's pins with TETHER_STORE=memory", () => {
     expect(sent.at(-1)).toEqual({ type: 'pin-delete', listener: 'l', key: 'k' });
     await store.close();
     expect(sent.at(-1)).toEqual({ type: 'pin-touch', listener: 'l', keys: ['k'], ttlS: 60 });
+  });
+
+  it('answers from its copy at once, through the guard: a pin it holds, renewed in the next batch; none for one it does not', async () => {
+    const { store, sent } = workerPins();
+    let errors = 0;
+    const guarded = guardPins(store, 'l', { timeoutMs: 50, onError: () => errors++ });
+    const cache = cachedPins(guarded);
+    expect(cache).not.toBeNull();
+    store.heard('l', 'k', 'a', 60);
+    expect(cache!.cached('k')).toBe('a');
+    expect(cache!.cached('other')).toBeNull(); // not known here: the caller asks get()
+    cache!.renew('k', 60);
+    expect(sent).toEqual([]); // nothing sent per use
+    await store.close();
+    expect(sent).toEqual([{ type: 'pin-touch', listener: 'l', keys: ['k'], ttlS: 60 }]);
+    expect(errors).toBe(0);
   });
 });
