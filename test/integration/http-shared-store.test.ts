@@ -78,8 +78,12 @@ describe('http mode with a shared Redis store', () => {
       holders.push(u.name);
     }
     expect(holders).toEqual([...upstreams.filter((u) => u.created.has(id)).map((u) => u.name)]);
-    // Every PATCH went through B, by the pin A learned.
-    const patches = b.proc.logs.filter((l) => l.component === 'access' && l.method === 'PATCH');
+    // Every PATCH went through B, by the pin A learned. An access line is written when
+    // its request ends and reaches this process through B's stdout after the client
+    // has its answer: wait for the tenth (the count is asserted below either way).
+    const patchLines = (): typeof b.proc.logs => b.proc.logs.filter((l) => l.component === 'access' && l.method === 'PATCH');
+    await waitFor(() => patchLines().length >= 10, 5_000, "B's ten PATCH access lines").catch(() => undefined);
+    const patches = patchLines();
     expect(patches).toHaveLength(10);
     expect(new Set(patches.map((l) => `${l.via}:${l.upstream}`))).toEqual(new Set([`learned:${holders[0]}`]));
     expect(a.proc.logs.filter((l) => l.component === 'access' && l.method === 'PATCH')).toHaveLength(0);
