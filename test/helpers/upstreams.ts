@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { listenLoopback } from './listen.js';
 
 /**
  * A real TCP upstream for tests: greets every connection with `NAME\n`, then echoes.
@@ -55,8 +56,7 @@ export function upstreamList(upstreams: readonly TestUpstream[]): string {
 /** A port that was free a moment ago (bound, then closed): connects to it are refused. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
-  const port = (server.address() as net.AddressInfo).port;
+  const port = await listenLoopback(server, host);
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { closed, connectAndGreet, waitFor } from '../helpers/clients.js';
 import { rssKiB, spawnTether, spawnedAddresses, startTether, type RunningTether, type TetherProcess } from '../helpers/tether.js';
 import { startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
+import { listenLoopback } from '../helpers/listen.js';
 
 let tether: RunningTether | null = null;
 let proc: TetherProcess | null = null;
@@ -22,8 +23,7 @@ afterEach(async () => {
 
 async function listen(server: net.Server): Promise<number> {
   servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return (server.address() as net.AddressInfo).port;
+  return listenLoopback(server);
 }
 
 describe('data plane', () => {

@@ -8,6 +8,7 @@ import { closeAll, ConnectionChurn, EchoTraffic, openConnections, type HeldConne
 import { spawnUpstream, type UpstreamProcess } from '../helpers/processes.js';
 import { adminCall, spawnTether, spawnedAddresses, startTether, type RunningTether, type TetherProcess } from '../helpers/tether.js';
 import { startUpstreams, type TestUpstream } from '../helpers/upstreams.js';
+import { listenLoopback } from '../helpers/listen.js';
 
 /**
  * Issue 8, faults (tcp mode): what the network and upstreams throw at a balancer
@@ -93,8 +94,7 @@ describe('an upstream that accepts and never answers', () => {
       accepted.push(socket);
     });
     servers.push(server);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const port = (server.address() as net.AddressInfo).port;
+    const port = await listenLoopback(server);
     tether = await startTether({ TETHER_UPSTREAMS: `hung=127.0.0.1:${port}`, TETHER_HEALTH: 'off', TETHER_IDLE_TIMEOUT_MS: '500' });
 
     const clients = Array.from({ length: 5 }, (_, i) => net.connect({ host: '127.0.0.1', port: tether!.port, localAddress: `127.0.0.${10 + i}` }));

@@ -8,6 +8,7 @@ import { parseExposition, series, value, type Exposition } from '../helpers/expo
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 import { freePort, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 import { startWsUpstream, type WsUpstream } from '../helpers/ws.js';
+import { listenLoopback } from '../helpers/listen.js';
 
 let tether: RunningTether | null = null;
 let upstreams: TestUpstream[] = [];
@@ -345,8 +346,7 @@ describe('tether_bytes_total counts bytes as they pass', () => {
       req.resume();
       finish = () => res.end('done');
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as net.AddressInfo).port;
+    const port = await listenLoopback(server);
     try {
       tether = await startTether({ TETHER_MODE: 'http', TETHER_UPSTREAMS: `u=127.0.0.1:${port}`, TETHER_HEALTH: 'off' });
       const t = tether;

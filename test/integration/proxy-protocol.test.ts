@@ -8,6 +8,7 @@ import { closed, connectAndGreet, waitFor } from '../helpers/clients.js';
 import { fuzzCase, fuzzSeed, writeParts } from '../helpers/fuzz.js';
 import { adminCall, metricSum, spawnTether, spawnedAddresses, startTether, type RunningTether, type TetherProcess } from '../helpers/tether.js';
 import { freePort, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
+import { listenLoopback } from '../helpers/listen.js';
 
 let tether: RunningTether | null = null;
 let upstreams: TestUpstream[] = [];
@@ -94,8 +95,7 @@ async function startProxyAwareUpstream(name: string): Promise<ProxyAwareUpstream
       if (rest.length > 0) socket.write(rest);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as net.AddressInfo).port;
+  const port = await listenLoopback(server);
   return {
     name,
     address: `127.0.0.1:${port}`,
@@ -383,9 +383,8 @@ describe('PROXY protocol: bad and slow headers, and the bytes behind a header', 
       socket.on('data', (c: Buffer) => (received += c.toString('latin1')));
       socket.on('end', () => socket.end(`got ${received}`));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = await listenLoopback(server);
     aware.push({ name: 'fin', address: '', seen: [], close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
-    const port = (server.address() as net.AddressInfo).port;
     tether = await startTether({ ...acceptEnv(), TETHER_UPSTREAMS: `fin=127.0.0.1:${port}` });
     const client = net.connect({ host: '127.0.0.1', port: tether.port, allowHalfOpen: true });
     sockets.push(client);

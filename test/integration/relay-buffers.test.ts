@@ -5,6 +5,7 @@ import { clientAddress, closed, waitFor } from '../helpers/clients.js';
 import { seededRandom } from '../helpers/random.js';
 import { startTether, type RunningTether } from '../helpers/tether.js';
 import { acceptedRelayMethod, useAcceptedRelayMethod, type AcceptedRelayMethod } from '../../src/proxy/relay.js';
+import { listenLoopback } from '../helpers/listen.js';
 
 /**
  * tether reads into relay buffers (src/proxy/relay.ts): quiet sockets share one
@@ -61,8 +62,7 @@ async function startEcho(): Promise<number> {
       socket.pipe(socket);
     });
   });
-  await new Promise<void>((resolve) => echo!.listen(0, '127.0.0.1', () => resolve()));
-  return (echo.address() as net.AddressInfo).port;
+  return listenLoopback(echo);
 }
 
 /** Random bytes; never starting with 'D', which asks the upstream for DRIP. */

@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -10,6 +9,7 @@ import type { StatsSnapshot } from '../../src/admin/page/stats.js';
 import { connectAndGreet, closed, waitFor } from '../helpers/clients.js';
 import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 import { freePort, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
+import { listenLoopback } from '../helpers/listen.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 const SCREENSHOT = `${ARTIFACTS}stats-page.png`;
@@ -289,10 +289,10 @@ describe('stats page', () => {
         res.end(JSON.stringify(stats));
       }
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = await listenLoopback(server);
     try {
       const { page, problems } = await openPage();
-      await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      await page.goto(`http://127.0.0.1:${port}/`);
       // As served, and again after a refresh has swapped in a freshly fetched copy.
       for (const when of ['served', 'refreshed']) {
         if (when === 'refreshed') await page.waitForFunction(() => /^live/.test((globalThis as unknown as { document: { getElementById(id: string): { textContent: string | null } | null } }).document.getElementById('status-text')?.textContent ?? ''), undefined, { timeout: 10_000 });
