@@ -4,11 +4,12 @@
  */
 
 /** Balancers of the side-by-side, in table order. */
-export const BALANCER_ORDER = ['direct', 'tether', 'tether-w2', 'naive', 'haproxy', 'nginx'];
+export const BALANCER_ORDER = ['direct', 'tether', 'tether-base', 'tether-w2', 'naive', 'haproxy', 'nginx'];
 
 export const BALANCER_LABELS = {
   direct: 'direct (no balancer)',
   tether: 'tether',
+  'tether-base': 'tether, baseline build',
   'tether-w2': 'tether, 2 workers',
   naive: 'naive Node pipe',
   haproxy: 'HAProxy',

@@ -108,6 +108,9 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
                        core's worth each, like single-threaded Node); with 2 or more
                        the row "tether, 2 workers" (TETHER_WORKERS=2) joins tether's
                        (every core: compare it with the peers' threads)
+  --baseline=DIR       add the row "tether, baseline build": the dist/cli.js of another
+                       checkout (e.g. a git worktree of an older commit, built), run
+                       as tether is, in the same rounds: a before/after in one run
   --bulk=iperf3|node   bulk tool (default iperf3 when installed)
   --http=wrk|node      keep-alive HTTP tool (default wrk when installed)
   --connrate=wrk|node  new-connection tool (default wrk when installed)
@@ -167,6 +170,12 @@ function parseArgs(argv) {
       case '--idle': o.idle = set.idle = int(1); break;
       case '--ws-clients': o.wsClients = int(1); break;
       case '--peer-threads': o.peerThreads = int(1); break;
+      case '--baseline': {
+        const cli = join(resolve(v ?? ''), 'dist', 'cli.js');
+        if (!v || !existsSync(cli)) fail(`--baseline: ${cli} is missing (a checkout, built)`);
+        o.baseline = cli;
+        break;
+      }
       case '--bulk': o.bulk = list(['iperf3', 'node'])[0]; break;
       case '--http': o.http = list(['wrk', 'node'])[0]; break;
       case '--connrate': o.connrate = list(['wrk', 'node'])[0]; break;
@@ -616,12 +625,13 @@ const available = {
   direct: true,
   tether: true,
   'tether-w2': true,
+  'tether-base': opts.baseline !== undefined,
   naive: true,
   haproxy: peers.haproxy.ok,
   nginx: peers.nginx.ok,
 };
 // tether with 2 workers stands beside peers given 2 threads or more (or when asked for).
-const wanted = opts.only ?? BALANCER_ORDER.filter((b) => b !== 'tether-w2' || opts.peerThreads >= 2);
+const wanted = opts.only ?? BALANCER_ORDER.filter((b) => (b !== 'tether-w2' || opts.peerThreads >= 2) && (b !== 'tether-base' || opts.baseline));
 const balancers = BALANCER_ORDER.filter((b) => wanted.includes(b) && available[b]);
 const skipped = wanted.filter((b) => !available[b]);
 const workloads = WORKLOAD_ORDER.filter((w) => !opts.workloads || opts.workloads.includes(w));
@@ -658,6 +668,7 @@ function launch(name, port, ups, dir, spec = {}) {
   try {
     switch (name) {
       case 'tether':
+      case 'tether-base':
       case 'tether-w2': {
         const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TETHER_')));
         Object.assign(env, {
@@ -675,7 +686,7 @@ function launch(name, port, ups, dir, spec = {}) {
           ...spec.env,
         });
         if (spec.adminPort) env.TETHER_ADMIN = `127.0.0.1:${spec.adminPort}`;
-        child = spawn(process.execPath, [cliPath], { stdio, env });
+        child = spawn(process.execPath, [name === 'tether-base' ? opts.baseline : cliPath], { stdio, env });
         break;
       }
       case 'naive':
