@@ -954,12 +954,17 @@ async function measureWs(target) {
       durationMs + warmupMs + 30_000,
     );
   const one = await phase(1);
+  // The balancer's CPU per round trip under many clients: what p99 there mostly follows.
+  const pids = target.pids();
+  const cpu0 = pids.length ? cpuSeconds(pids) : null;
   const many = await phase(opts.wsClients);
+  const cpu1 = pids.length ? cpuSeconds(pids) : null;
   return {
     ws1P50Ms: one.p50Ms,
     ws1P99Ms: one.p99Ms,
     wsNP50Ms: many.p50Ms,
     wsNP99Ms: many.p99Ms,
+    wsNCpuUsPerRt: cpu0 !== null && many.echoes > 0 ? ((cpu1 - cpu0) * 1e6) / many.echoes : null,
     ws1PerS: one.roundTripsPerS,
     wsNPerS: many.roundTripsPerS,
     wsClients: opts.wsClients,
@@ -1082,6 +1087,7 @@ const WORKLOADS = {
       { key: 'ws1P99Ms', label: 'WS p99 ms, 1 client', better: 'lower' },
       { key: 'wsNP50Ms', label: `WS p50 ms, ${opts.wsClients} clients`, better: 'lower' },
       { key: 'wsNP99Ms', label: `WS p99 ms, ${opts.wsClients} clients`, better: 'lower' },
+      { key: 'wsNCpuUsPerRt', label: `WS CPU µs/round trip, ${opts.wsClients} clients`, better: 'lower' },
     ],
   },
   memory: {

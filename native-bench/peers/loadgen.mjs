@@ -393,6 +393,7 @@ async function wsEcho({ host, port, clients, sources, bytes, warmupMs, durationM
   let measuring = false;
   let running = true;
   let errors = 0;
+  let echoes = 0; // every round trip, warm-up included: what the balancer's CPU is divided by
   const opened = await Promise.all(Array.from({ length: clients }, (_, i) => openWs(url, sources[i % sources.length])));
   const sockets = opened.filter(Boolean);
   const closed = sockets.map((socket) => new Promise((resolve) => socket.once('close', resolve)));
@@ -415,6 +416,7 @@ async function wsEcho({ host, port, clients, sources, bytes, warmupMs, durationM
     };
     socket.on('message', (data) => {
       const rtt = now() - sentAt;
+      echoes++;
       if (data.length !== bytes) errors++;
       else if (inWindow && measuring) latencies.push(rtt);
       if (running) send();
@@ -434,6 +436,7 @@ async function wsEcho({ host, port, clients, sources, bytes, warmupMs, durationM
     p99Ms: percentile(latencies, 99),
     roundTripsPerS: roundTrips / seconds,
     roundTrips,
+    echoes,
     clients,
     errors,
   };
