@@ -166,10 +166,11 @@ describe('UpstreamPool with tables built in worker threads', () => {
 
   it('carries a TetherError code back from a worker whose build throws, and recovers when the membership is valid again', async () => {
     const errors: TetherError[] = [];
-    // 10,000 points per unit of weight: four upstreams of weight 256 pass the ring's
-    // 8M-point limit, so the worker refuses the build.
-    const options: PoolOptions = { algorithm: 'ring', vnodes: 10_000, balanceFactor: 0 };
-    const p = new UpstreamPool(options, [spec('a', 256), spec('b', 256), spec('c', 256)], {
+    // 40,000 points per unit of weight: an upstream of weight 256 beside three of 1
+    // passes the ring's 8M-point limit, so the worker refuses the build. (Small valid
+    // tables: building millions of points took over 20 s on a loaded CI machine.)
+    const options: PoolOptions = { algorithm: 'ring', vnodes: 40_000, balanceFactor: 0 };
+    const p = new UpstreamPool(options, [spec('a', 1), spec('b', 1), spec('c', 1)], {
       builder: workers,
       onBuildFailed: (error) => errors.push(error),
     });
@@ -187,12 +188,12 @@ describe('UpstreamPool with tables built in worker threads', () => {
     p.put('d', '127.0.0.1', 9, 1);
     expect(await p.settled(20_000)).toBe(true);
     const members = [
-      { name: 'a', weight: 256 },
-      { name: 'b', weight: 256 },
-      { name: 'c', weight: 256 },
+      { name: 'a', weight: 1 },
+      { name: 'b', weight: 1 },
+      { name: 'c', weight: 1 },
       { name: 'd', weight: 1 },
     ];
-    const table = buildTable('ring', members, { vnodes: 10_000 });
+    const table = buildTable('ring', members, { vnodes: 40_000 });
     expect(routing(p)).toEqual(KEYS.map((k) => table.members[table.primary(hashKey(k))]!.name));
   });
 
