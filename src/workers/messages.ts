@@ -64,6 +64,12 @@ export interface PinAnswers {
   readonly 'pin-set': { readonly upstream: string | null };
 }
 
+/** The control plane's pin traffic to one worker. */
+export type PinNews =
+  | { readonly type: 'pin-answer'; readonly id: number; readonly answer: PinAnswers[keyof PinAnswers] }
+  /** A pin set (upstream) or deleted (null) through another worker: keeps each worker's cache true. */
+  | { readonly type: 'pin'; readonly listener: string; readonly key: string; readonly upstream: string | null; readonly ttlS: number };
+
 /** Open connections by listener, then upstream (those with none left out). */
 export type Loads = Readonly<Record<string, Readonly<Record<string, number>>>>;
 
@@ -71,9 +77,9 @@ export type ToWorker =
   | MembershipMessage
   /** What the other workers hold (loads.ts): bounded loads weigh the instance's connections. */
   | { readonly type: 'elsewhere'; readonly loads: Loads }
-  | { readonly type: 'pin-answer'; readonly id: number; readonly answer: PinAnswers[keyof PinAnswers] }
-  /** A pin set (upstream) or deleted (null) through another worker: keeps each worker's cache true. */
-  | { readonly type: 'pin'; readonly listener: string; readonly key: string; readonly upstream: string | null; readonly ttlS: number }
+  | PinNews
+  /** One event-loop turn's pin traffic (turn-batch.ts), in order. */
+  | { readonly type: 'pins'; readonly items: readonly PinNews[] }
   /** Every membership was sent: listen once they are applied. */
   | { readonly type: 'start' }
   /** SIGHUP: the control plane took a new configuration; read it again. */
@@ -86,6 +92,8 @@ export type ToControlPlane =
   /** The worker's handlers are in place: send it every membership, then start. */
   | { readonly type: 'hello' }
   | PinRequest
+  /** One event-loop turn's pin requests (turn-batch.ts), in order. */
+  | { readonly type: 'pins'; readonly items: readonly PinRequest[] }
   /** This worker's open connections, sent when they changed (at most every LOAD_REPORT_MS). */
   | { readonly type: 'loads'; readonly loads: Loads }
   /** The worker routes by this version of the listener's membership (its table is built). */
@@ -99,6 +107,10 @@ export type ToControlPlane =
   | { readonly [T in Topic]: { readonly type: 'answer'; readonly id: number; readonly topic: T; readonly answer: Answers[T] } }[Topic];
 
 /** A message from the IPC channel: an object with a string `type` (they come from our own processes). */
+export function isPinRequest(message: ToControlPlane): message is PinRequest {
+  return message.type === 'pin-get' || message.type === 'pin-set' || message.type === 'pin-touch' || message.type === 'pin-delete';
+}
+
 export function isMessage<M extends { readonly type: string }>(value: unknown): value is M {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
 }

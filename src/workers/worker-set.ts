@@ -12,7 +12,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { Asker } from './ask.js';
-import { isMessage, type Answers, type Loads, type PinRequest, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
+import { isMessage, type Answers, type Loads, type PinNews, type PinRequest, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
+import { TurnBatch } from './turn-batch.js';
 import type { WorkerState } from '../admin/types.js';
 
 /** A worker that dies sooner than this after its fork is replaced only after this long (no crash loop at full speed). */
@@ -34,6 +35,8 @@ export interface WorkerHandle {
   failure: string | null;
   /** Per listener, the newest membership version this worker said it routes by. */
   readonly applied: Map<string, number>;
+  /** Pin answers and broadcasts to it, sent once per turn together (turn-batch.ts). */
+  readonly pinNews: TurnBatch<PinNews>;
 }
 
 export interface WorkerEvents {
@@ -98,6 +101,11 @@ export class WorkerSet {
 
   send(handle: WorkerHandle, message: ToWorker): boolean {
     if (!handle.worker.isConnected()) return false;
+    if (message.type === 'pin' || message.type === 'pin-answer') {
+      handle.pinNews.add(message);
+      return true;
+    }
+    handle.pinNews.flush();
     // The callback takes a channel closed under us (the worker died): its exit follows.
     handle.worker.send(message, undefined, () => undefined);
     return true;
@@ -144,7 +152,10 @@ export class WorkerSet {
 
   #fork(slot: number): WorkerHandle {
     const worker = cluster.fork();
-    const handle: WorkerHandle = { slot, worker, forkedAt: Date.now(), state: 'starting', greeted: false, failure: null, applied: new Map() };
+    const pinNews = new TurnBatch<PinNews>((items) => {
+      if (worker.isConnected()) worker.send({ type: 'pins', items } satisfies ToWorker, undefined, () => undefined);
+    });
+    const handle: WorkerHandle = { slot, worker, forkedAt: Date.now(), state: 'starting', greeted: false, failure: null, applied: new Map(), pinNews };
     if (slot === STANDBY) this.#standby = handle;
     else this.#bySlot.set(slot, handle);
     worker.on('message', (message: unknown) => this.#onMessage(handle, message));
@@ -193,6 +204,9 @@ export class WorkerSet {
         return;
       case 'loads':
         this.#events.loads(handle, message.loads);
+        return;
+      case 'pins':
+        for (const item of message.items) this.#events.pin(handle, item);
         return;
       case 'pin-get':
       case 'pin-set':

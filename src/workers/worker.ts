@@ -16,7 +16,8 @@ import { evidenceSender } from './evidence.js';
 import { IpcPinStore } from './pin-client.js';
 import { applyElsewhere, LOAD_REPORT_MS, ownLoads } from './loads.js';
 import { applySnapshot } from './membership-snapshot.js';
-import { isMessage, type Answers, type MembershipMessage, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
+import { isMessage, isPinRequest, type Answers, type MembershipMessage, type PinNews, type PinRequest, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
+import { TurnBatch } from './turn-batch.js';
 
 /**
  * TETHER_MAX_CONNECTIONS is the instance's: each of N workers admits its share,
@@ -36,6 +37,9 @@ export class WorkerProcess {
   #stopping: Promise<void> | null = null;
   /** With TETHER_STORE=memory, the pins the control plane holds (read through a cache). */
   readonly #pins: IpcPinStore | null;
+  readonly #pinRequests = new TurnBatch<PinRequest>((items) => {
+    if (process.connected) process.send?.({ type: 'pins', items } satisfies ToControlPlane, undefined, undefined, () => undefined);
+  });
 
   constructor(config: Config, logger: Logger) {
     this.#config = workerShare(config, workerCount(config));
@@ -64,11 +68,12 @@ export class WorkerProcess {
       case 'elsewhere':
         if (this.#tether !== null) applyElsewhere(this.#tether.runtimes, message.loads);
         return;
-      case 'pin':
-        this.#pins?.heard(message.listener, message.key, message.upstream, message.ttlS);
+      case 'pins':
+        for (const item of message.items) this.#onPinNews(item);
         return;
+      case 'pin':
       case 'pin-answer':
-        this.#pins?.answered(message.id, message.answer);
+        this.#onPinNews(message);
         return;
       case 'start':
         void this.#start();
@@ -170,7 +175,10 @@ export class WorkerProcess {
     }
     const stopped = tether === null ? Promise.resolve() : drainTimeoutMs === null ? tether.close() : tether.shutdown(drainTimeoutMs, 0);
     this.#stopping = stopped.then(
-      () => this.#logger.flush(() => process.exit(0)),
+      () => {
+        this.#pinRequests.flush(); // the last touches, queued by the store's close
+        this.#logger.flush(() => process.exit(0));
+      },
       (err: unknown) => {
         this.#logger.error({ err }, 'worker shutdown failed');
         this.#logger.flush(() => process.exit(1));
@@ -179,8 +187,19 @@ export class WorkerProcess {
     return this.#stopping;
   }
 
+  #onPinNews(message: PinNews): void {
+    if (message.type === 'pin') this.#pins?.heard(message.listener, message.key, message.upstream, message.ttlS);
+    else this.#pins?.answered(message.id, message.answer);
+  }
+
+  /** Pin requests leave once per turn, together; anything else at once, after them. */
   #send(message: ToControlPlane): boolean {
     if (!process.connected || process.send === undefined) return false;
+    if (isPinRequest(message)) {
+      this.#pinRequests.add(message);
+      return true;
+    }
+    this.#pinRequests.flush();
     process.send(message, undefined, undefined, () => undefined);
     return true;
   }
