@@ -77,6 +77,7 @@ export type ToWorker =
   | MembershipMessage
   /** What the other workers hold (loads.ts): bounded loads weigh the instance's connections. */
   | { readonly type: 'elsewhere'; readonly loads: Loads }
+  /** Queued by WorkerSet.send, sent in a `pins` message. */
   | PinNews
   /** One event-loop turn's pin traffic (turn-batch.ts), in order. */
   | { readonly type: 'pins'; readonly items: readonly PinNews[] }
@@ -91,6 +92,7 @@ export type ToWorker =
 export type ToControlPlane =
   /** The worker's handlers are in place: send it every membership, then start. */
   | { readonly type: 'hello' }
+  /** Queued by the worker's send, sent in a `pins` message. */
   | PinRequest
   /** One event-loop turn's pin requests (turn-batch.ts), in order. */
   | { readonly type: 'pins'; readonly items: readonly PinRequest[] }
@@ -106,11 +108,16 @@ export type ToControlPlane =
   | { readonly type: 'evidence'; readonly listener: string; readonly upstream: string; readonly ok: boolean; readonly reason: string }
   | { readonly [T in Topic]: { readonly type: 'answer'; readonly id: number; readonly topic: T; readonly answer: Answers[T] } }[Topic];
 
-/** A message from the IPC channel: an object with a string `type` (they come from our own processes). */
+/** Pin traffic: sent in a turn's `pins` message, never alone (turn-batch.ts). */
 export function isPinRequest(message: ToControlPlane): message is PinRequest {
   return message.type === 'pin-get' || message.type === 'pin-set' || message.type === 'pin-touch' || message.type === 'pin-delete';
 }
 
+export function isPinNews(message: ToWorker): message is PinNews {
+  return message.type === 'pin' || message.type === 'pin-answer';
+}
+
+/** A message from the IPC channel: an object with a string `type` (they come from our own processes). */
 export function isMessage<M extends { readonly type: string }>(value: unknown): value is M {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
 }

@@ -12,7 +12,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { Asker } from './ask.js';
-import { isMessage, type Answers, type Loads, type PinNews, type PinRequest, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
+import { isMessage, isPinNews, type Answers, type Loads, type PinNews, type PinRequest, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
 import { TurnBatch } from './turn-batch.js';
 import type { WorkerState } from '../admin/types.js';
 
@@ -99,16 +99,15 @@ export class WorkerSet {
     return this.#standby;
   }
 
+  /** Pin news leaves once per turn, together; anything else at once, after it. */
   send(handle: WorkerHandle, message: ToWorker): boolean {
     if (!handle.worker.isConnected()) return false;
-    if (message.type === 'pin' || message.type === 'pin-answer') {
+    if (isPinNews(message)) {
       handle.pinNews.add(message);
       return true;
     }
     handle.pinNews.flush();
-    // The callback takes a channel closed under us (the worker died): its exit follows.
-    handle.worker.send(message, undefined, () => undefined);
-    return true;
+    return write(handle.worker, message);
   }
 
   /** To every worker that said hello, the standby included (the others get everything when they do). */
@@ -152,9 +151,7 @@ export class WorkerSet {
 
   #fork(slot: number): WorkerHandle {
     const worker = cluster.fork();
-    const pinNews = new TurnBatch<PinNews>((items) => {
-      if (worker.isConnected()) worker.send({ type: 'pins', items } satisfies ToWorker, undefined, () => undefined);
-    });
+    const pinNews = new TurnBatch<PinNews>((items) => write(worker, { type: 'pins', items }));
     const handle: WorkerHandle = { slot, worker, forkedAt: Date.now(), state: 'starting', greeted: false, failure: null, applied: new Map(), pinNews };
     if (slot === STANDBY) this.#standby = handle;
     else this.#bySlot.set(slot, handle);
@@ -207,12 +204,6 @@ export class WorkerSet {
         return;
       case 'pins':
         for (const item of message.items) this.#events.pin(handle, item);
-        return;
-      case 'pin-get':
-      case 'pin-set':
-      case 'pin-touch':
-      case 'pin-delete':
-        this.#events.pin(handle, message);
         return;
     }
   }
@@ -271,4 +262,11 @@ export class WorkerSet {
       if (!this.#stopping && !this.#bySlot.has(slot)) this.#fork(slot);
     }, delayMs);
   }
+}
+
+function write(worker: Worker, message: ToWorker): boolean {
+  if (!worker.isConnected()) return false;
+  // The callback takes a channel closed under us (the worker died): its exit follows.
+  worker.send(message, undefined, () => undefined);
+  return true;
 }

@@ -37,9 +37,7 @@ export class WorkerProcess {
   #stopping: Promise<void> | null = null;
   /** With TETHER_STORE=memory, the pins the control plane holds (read through a cache). */
   readonly #pins: IpcPinStore | null;
-  readonly #pinRequests = new TurnBatch<PinRequest>((items) => {
-    if (process.connected) process.send?.({ type: 'pins', items } satisfies ToControlPlane, undefined, undefined, () => undefined);
-  });
+  readonly #pinRequests = new TurnBatch<PinRequest>((items) => this.#write({ type: 'pins', items }));
 
   constructor(config: Config, logger: Logger) {
     this.#config = workerShare(config, workerCount(config));
@@ -70,10 +68,6 @@ export class WorkerProcess {
         return;
       case 'pins':
         for (const item of message.items) this.#onPinNews(item);
-        return;
-      case 'pin':
-      case 'pin-answer':
-        this.#onPinNews(message);
         return;
       case 'start':
         void this.#start();
@@ -194,12 +188,17 @@ export class WorkerProcess {
 
   /** Pin requests leave once per turn, together; anything else at once, after them. */
   #send(message: ToControlPlane): boolean {
-    if (!process.connected || process.send === undefined) return false;
+    if (!process.connected) return false;
     if (isPinRequest(message)) {
       this.#pinRequests.add(message);
       return true;
     }
     this.#pinRequests.flush();
+    return this.#write(message);
+  }
+
+  #write(message: ToControlPlane): boolean {
+    if (!process.connected || process.send === undefined) return false;
     process.send(message, undefined, undefined, () => undefined);
     return true;
   }
