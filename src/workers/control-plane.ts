@@ -19,7 +19,7 @@ import { workerCount } from './count.js';
 import { applyElsewhere, LoadBoard } from './loads.js';
 import { Departed, mergeFamilies, parseExposition, type Exposition, type WorkerExposition } from './metrics-merge.js';
 import { PinService } from './pin-service.js';
-import { mergeStats } from './stats-merge.js';
+import { addDeparted, mergeStats } from './stats-merge.js';
 import { WorkerSet, type WorkerHandle } from './worker-set.js';
 
 /** The longest a scrape or GET /workers waits for a worker's answer (it is then left out). */
@@ -34,6 +34,9 @@ export class ControlPlane implements RelayPlane {
   #tether: Tether | null = null;
   /** Each worker's families as its last scrape answered them: what it leaves to the sums when it dies. */
   readonly #lastMetrics = new Map<WorkerHandle, Exposition>();
+  /** Each worker's counts as the stats page last saw them, and those of workers gone since. */
+  readonly #lastStats = new Map<WorkerHandle, StatsSnapshot>();
+  #departedStats: StatsSnapshot | null = null;
   readonly #departed = new Departed();
   #accepting = false;
   /** Where each listener accepts, as the first worker ready said. */
@@ -59,6 +62,9 @@ export class ControlPlane implements RelayPlane {
         const last = this.#lastMetrics.get(handle);
         if (last !== undefined) this.#departed.add(last);
         this.#lastMetrics.delete(handle);
+        const stats = this.#lastStats.get(handle);
+        if (stats !== undefined) this.#departedStats = addDeparted(this.#departedStats, stats);
+        this.#lastStats.delete(handle);
         this.#broadcaster.recheck();
       },
     });
@@ -151,7 +157,15 @@ export class ControlPlane implements RelayPlane {
   async stats(own: StatsSnapshot): Promise<StatsSnapshot> {
     const handles = this.#workers.handles().filter((h) => h.state === 'running' || h.state === 'stopping');
     const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'stats', {}, ASK_TIMEOUT_MS)));
-    return mergeStats(own, answers.flatMap((a) => (a === null ? [] : [a.snapshot])));
+    const snapshots: StatsSnapshot[] = [];
+    handles.forEach((handle, i) => {
+      const answer = answers[i];
+      if (answer === null || answer === undefined) return;
+      this.#lastStats.set(handle, answer.snapshot);
+      snapshots.push(answer.snapshot);
+    });
+    if (this.#departedStats !== null) snapshots.push(this.#departedStats);
+    return mergeStats(own, snapshots);
   }
 
   async rebalance(listener: string, perSecond: number): Promise<RebalanceStart> {

@@ -6,6 +6,23 @@
 import type { ListenerStats, StatsSnapshot, UpstreamStats } from '../admin/page/stats.js';
 import { OUTCOMES, VIAS } from '../admin/types.js';
 
+/**
+ * What workers that died had counted, as of the last time the page asked them: their
+ * counts stay in the totals (as Departed keeps their counters in /metrics), their
+ * open connections do not. Folded into one snapshot, so it stays one however many die.
+ */
+export function addDeparted(departed: StatsSnapshot | null, last: StatsSnapshot): StatsSnapshot {
+  const closed = withoutActive(last);
+  return departed === null ? closed : mergeStats(departed, [closed]);
+}
+
+function withoutActive(snapshot: StatsSnapshot): StatsSnapshot {
+  return {
+    ...snapshot,
+    listeners: snapshot.listeners.map((l) => ({ ...l, active: 0, upstreams: l.upstreams.map((u) => ({ ...u, active: 0 })) })),
+  };
+}
+
 export function mergeStats(own: StatsSnapshot, workers: readonly StatsSnapshot[]): StatsSnapshot {
   return { ...own, listeners: own.listeners.map((listener) => mergeListener(listener, workers.flatMap((w) => w.listeners.filter((l) => l.name === listener.name)))) };
 }

@@ -34,6 +34,12 @@ async function workersOf(admin: string): Promise<WorkerRow[]> {
   return body as WorkerRow[];
 }
 
+/** Connections the stats page counts as ended \`ok\`, over every listener. */
+async function statsOk(admin: string): Promise<number> {
+  const { body } = await adminCall(admin, 'GET', '/stats.json');
+  return (body as { listeners: { outcomes: { ok: number } }[] }).listeners.reduce((n, l) => n + l.outcomes.ok, 0);
+}
+
 /** The standby, once it is loaded and following the memberships. */
 async function standbyOf(admin: string): Promise<WorkerRow> {
   let standby: WorkerRow | undefined;
@@ -281,6 +287,12 @@ describe.each([2, 3])('TETHER_WORKERS=%i', (workers) => {
     expect(victim).toBeDefined();
     const gone: net.Socket[] = [];
     for (const { socket } of open) socket.once('close', () => gone.push(socket));
+    // Traffic every worker counts (100 closed connections), seen by the stats page and /metrics before the kill.
+    const okStart = await statsOk(tether.admin);
+    await reach(tether.port, ADDRESSES, 1);
+    await waitFor(async () => (await statsOk(tether.admin)) === okStart + 100, 5_000, '100 more closed connections on the stats page');
+    const okBefore = await statsOk(tether.admin);
+    const connectionsBefore = await metricSum(tether.admin, 'tether_connections_total');
     const killedAt = performance.now();
     process.kill(victim.pid, 'SIGKILL');
     await waitFor(
@@ -305,6 +317,9 @@ describe.each([2, 3])('TETHER_WORKERS=%i', (workers) => {
       expect(await echoed).toBe('still here');
       socket.destroy();
     }
+    // A dead worker's counts stay in the totals: the stats page and /metrics never go back.
+    expect(await statsOk(tether.admin)).toBeGreaterThanOrEqual(okBefore);
+    expect(await metricSum(tether.admin, 'tether_connections_total')).toBeGreaterThanOrEqual(connectionsBefore);
     const after = (await workersOf(tether.admin)).filter((w) => w.id > 0);
     expect(after).toHaveLength(workers);
     expect(after.every((w) => w.state === 'running')).toBe(true);
