@@ -18,8 +18,9 @@
  *   node native-bench/accept-floor.mjs [--rounds=5] [--duration=5]
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { CLK_TCK, statFields } from './background.mjs';
+import { freePort } from './local.mjs';
 
 const RESPONSE = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok';
 
@@ -71,34 +72,25 @@ function option(name, fallback) {
   return arg === undefined ? fallback : Number(arg.slice(name.length + 3));
 }
 
-function cpuTicks(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1].split(' ');
-  return { user: Number(fields[11]), system: Number(fields[12]) };
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
+/** The process's user and system CPU so far, in µs. */
+function cpuUs(pid) {
+  const fields = statFields(pid);
+  return { user: (Number(fields[11]) * 1e6) / CLK_TCK, system: (Number(fields[12]) * 1e6) / CLK_TCK };
 }
 
 async function measure(kind, seconds) {
   const port = await freePort();
   const child = spawn(process.execPath, [new URL(import.meta.url).pathname, '--serve', kind, String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   await new Promise((resolve) => child.once('message', resolve));
-  const tick = 1e6 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'latin1' }).trim());
-  const before = cpuTicks(child.pid);
+  const before = cpuUs(child.pid);
   const out = execFileSync('wrk', ['-t1', '-c50', `-d${seconds}s`, '-H', 'Connection: close', `http://127.0.0.1:${port}/`], { encoding: 'latin1' });
-  const after = cpuTicks(child.pid);
+  const after = cpuUs(child.pid);
   child.kill();
   const requests = Number(/(\d+) requests in/.exec(out)[1]);
   return {
     reqPerS: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]),
-    userUs: ((after.user - before.user) * tick) / requests,
-    systemUs: ((after.system - before.system) * tick) / requests,
+    userUs: (after.user - before.user) / requests,
+    systemUs: (after.system - before.system) / requests,
   };
 }
 
