@@ -13,7 +13,11 @@ import { OUTCOMES, VIAS } from '../admin/types.js';
  */
 export function addDeparted(departed: StatsSnapshot | null, last: StatsSnapshot): StatsSnapshot {
   const closed = withoutActive(last);
-  return departed === null ? closed : mergeStats(departed, [closed]);
+  if (departed === null) return closed;
+  const merged = mergeStats(departed, [closed]);
+  // A listener the earlier dead did not have (added by a reload since) is kept too.
+  const added = closed.listeners.filter((l) => !departed.listeners.some((d) => d.name === l.name));
+  return added.length === 0 ? merged : { ...merged, listeners: [...merged.listeners, ...added] };
 }
 
 function withoutActive(snapshot: StatsSnapshot): StatsSnapshot {

@@ -290,8 +290,8 @@ describe.each([2, 3])('TETHER_WORKERS=%i', (workers) => {
     // Traffic every worker counts (100 closed connections), seen by the stats page and /metrics before the kill.
     const okStart = await statsOk(tether.admin);
     await reach(tether.port, ADDRESSES, 1);
-    await waitFor(async () => (await statsOk(tether.admin)) === okStart + 100, 5_000, '100 more closed connections on the stats page');
-    const okBefore = await statsOk(tether.admin);
+    const okBefore = okStart + 100;
+    await waitFor(async () => (await statsOk(tether.admin)) === okBefore, 5_000, '100 more closed connections on the stats page');
     const connectionsBefore = await metricSum(tether.admin, 'tether_connections_total');
     const killedAt = performance.now();
     process.kill(victim.pid, 'SIGKILL');

@@ -47,6 +47,17 @@ describe('a dead worker on the stats page', () => {
     ]);
   });
 
+  it('keeps a listener that only a later dead worker had (added by a reload)', () => {
+    const first = addDeparted(null, snapshot(0, 30, [upstream('a', 0, 30)]));
+    const later = snapshot(1, 6, [upstream('a', 1, 6)]);
+    const reloaded = { ...later, listeners: [...later.listeners, { ...later.listeners[0]!, name: 'admin-added', active: 2, outcomes: { ...later.listeners[0]!.outcomes, ok: 4 } }] };
+    const both = addDeparted(first, reloaded);
+    expect(both.listeners.map((l) => [l.name, l.active, l.outcomes.ok])).toEqual([
+      ['main', 0, 36],
+      ['admin-added', 0, 4],
+    ]);
+  });
+
   it('adds to the live workers\' counts on the merged page', () => {
     const own = snapshot(0, 0, [upstream('a', 0, 0), upstream('b', 0, 0)]);
     const live = snapshot(7, 12, [upstream('a', 7, 12)]);
