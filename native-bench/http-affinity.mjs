@@ -78,6 +78,19 @@ export const ROWS = [
     learn: true,
     spec: { admin: true, env: { TETHER_MODE: 'http', TETHER_KEY: `header:${HEADER}`, TETHER_LEARN: LEARN_RULE } },
   },
+  // A before/after in one run: the same two rows on the build run.mjs --baseline names.
+  ...['hash', 'learn'].map((kind) => ({
+    id: `tether-${kind}-base`,
+    balancer: 'tether-base',
+    label: `tether http, ${kind === 'hash' ? 'hash' : 'learned pins'}, baseline build`,
+    routing: 'the same, `--baseline` build',
+    counterpart: kind === 'hash' ? 'haproxy-hash' : 'haproxy-stick',
+    learn: kind === 'learn',
+    spec: {
+      admin: true,
+      env: { TETHER_MODE: 'http', TETHER_KEY: `header:${HEADER}`, ...(kind === 'learn' ? { TETHER_LEARN: LEARN_RULE } : {}) },
+    },
+  })),
   // Every core (issue 18): the same two rows with TETHER_WORKERS=2, run when run.mjs
   // has the tether-w2 balancer (--peer-threads=2): pins looked up from 2 workers.
   ...['hash', 'learn'].map((kind) => ({

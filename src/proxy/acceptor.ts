@@ -2,7 +2,27 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/types.js';
 import { ListenError } from '../errors.js';
+import { handleSocketsAvailable, isTcpHandle, type TcpHandle } from '../net/handle-socket.js';
 import { formatAddress } from '../routing/upstream.js';
+
+/** Called with each accepted TCP handle, in place of a net.Socket (net/handle-socket.ts). */
+export type HandleAccepted = (handle: TcpHandle) => void;
+
+let onHandles = handleSocketsAvailable;
+
+/** For tests: accept on net.Socket even where handles could be served (false), or serve them again (true). */
+export function serveAcceptedHandles(enabled: boolean): void {
+  onHandles = enabled && handleSocketsAvailable;
+}
+
+/** Whether listeners that can take accepted handles get them (net/handle-socket.ts). */
+export function acceptedHandlesServed(): boolean {
+  return onHandles;
+}
+
+interface ServerHandle {
+  onconnection?: (this: ServerHandle, status: number, handle: unknown) => void;
+}
 
 /**
  * The listening socket both listener kinds accept on. allowHalfOpen: a client's FIN is
@@ -16,9 +36,17 @@ export class Acceptor {
   /** Connections accepted so far (GET /workers: how the kernel spread them). */
   accepted = 0;
 
-  /** `highWaterMark`: the accepted sockets' (Node's default when not given). */
-  constructor(onConnection: (socket: net.Socket) => void, configured: () => HostPort, logger: Logger, highWaterMark?: number) {
+  readonly #onHandle: HandleAccepted | null;
+
+  /**
+   * `highWaterMark`: the accepted sockets' (Node's default when not given).
+   * `onHandle`: where given (and this Node exposes them), accepted connections come
+   * to it as TCP handles, without the net.Socket Node would build for each, and
+   * `onConnection` only sees those the handle path cannot take.
+   */
+  constructor(onConnection: (socket: net.Socket) => void, configured: () => HostPort, logger: Logger, highWaterMark?: number, onHandle?: HandleAccepted) {
     this.#configured = configured;
+    this.#onHandle = onHandle ?? null;
     this.#server = net.createServer({
       allowHalfOpen: true,
       pauseOnConnect: true,
@@ -52,9 +80,30 @@ export class Acceptor {
       this.#server.once('error', onError);
       this.#server.listen({ host, port, backlog: 2048 }, () => {
         this.#server.removeListener('error', onError);
+        if (this.#onHandle !== null && onHandles) this.#takeHandles(this.#onHandle);
         resolve();
       });
     });
+  }
+
+  /**
+   * Take accepted handles before net.Server wraps them: its listening handle's
+   * `onconnection` (the same handle in a cluster worker with SCHED_NONE) is replaced.
+   * Errors, and anything that is not a TCP stream handle, go to net.Server's own.
+   */
+  #takeHandles(onHandle: HandleAccepted): void {
+    const serverHandle = (this.#server as unknown as { _handle: ServerHandle | null })._handle;
+    const original = serverHandle?.onconnection;
+    if (serverHandle === null || serverHandle === undefined || typeof original !== 'function') return;
+    serverHandle.onconnection = (status: number, handle: unknown): void => {
+      if (status !== 0 || !isTcpHandle(handle)) {
+        original.call(serverHandle, status, handle);
+        return;
+      }
+      this.accepted++;
+      handle.setNoDelay(true);
+      onHandle(handle);
+    };
   }
 
   /**

@@ -1,10 +1,9 @@
-import type net from 'node:net';
 import type { Outcome } from '../types.js';
 import type { Exchange } from './exchange.js';
 import type { RequestHead } from './h1/index.js';
 import { errorResponse } from './headers.js';
 import { LingeringClose } from './lingering-close.js';
-import { CLOSING, DONE, EXCHANGE, HEAD, IDLE, type ClientConnection, type ConnectionHost } from './types.js';
+import { CLOSING, DONE, EXCHANGE, HEAD, IDLE, type ClientConnection, type ClientSocket, type ConnectionHost } from './types.js';
 import type { UpstreamSide } from './upstream-side.js';
 
 /**
@@ -16,7 +15,7 @@ import type { UpstreamSide } from './upstream-side.js';
 
 /** What closing reads and changes of a client connection (connection.ts implements it). */
 export interface ClosingClient extends ClientConnection {
-  readonly socket: net.Socket;
+  readonly socket: ClientSocket;
   readonly host: ConnectionHost;
   phase: number;
   readonly exchange: Exchange | null;

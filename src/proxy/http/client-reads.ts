@@ -3,6 +3,7 @@ import { copyRead } from '../relay.js';
 import { onClientRead } from '../session-events.js';
 import { connectionOf } from './connection.js';
 import { proxyHeaderData } from './inbound-proxy.js';
+import type { ClientSocket } from './types.js';
 
 /**
  * The read callback of every http-mode client socket (set by `relayAccepted`): each
@@ -11,9 +12,10 @@ import { proxyHeaderData } from './inbound-proxy.js';
  * the phase the connection is in. Once an upgrade has made the socket a tunnel, its
  * reads go to the Session as tcp mode's do, without a copy.
  */
-export function onHttpClientRead(this: net.Socket, nread: number, buffer: Buffer): boolean {
+export function onHttpClientRead(this: ClientSocket, nread: number, buffer: Buffer): boolean {
   const connection = connectionOf(this);
-  if (connection === undefined) return onClientRead.call(this, nread, buffer);
+  // Only a net.Socket reads on after its upgrade: a handle moves to one (listener.ts).
+  if (connection === undefined) return onClientRead.call(this as net.Socket, nread, buffer);
   const chunk = copyRead(nread, buffer);
   if (connection.serving) connection.onClientData(chunk);
   else proxyHeaderData(this, chunk);

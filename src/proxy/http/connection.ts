@@ -1,4 +1,3 @@
-import type net from 'node:net';
 import { requestKey } from '../../routing/keys.js';
 import type { RouteDecision } from '../../routing/types.js';
 import { formatAddress } from '../../routing/upstream.js';
@@ -10,12 +9,12 @@ import { CONNECTION_KEEP_ALIVE, CONNECTION_UPGRADE, forwardHead } from './forwar
 import { Body, FAILED, h1ErrorName, h1ErrorStatus, NEED_MORE, type RequestHead } from './h1/index.js';
 import { MessageBody } from './h1/message-body.js';
 import type { LingeringClose } from './lingering-close.js';
-import { CLOSING, DONE, EXCHANGE, HEAD, IDLE, ROUTING, type ClientSide, type ConnectionHost } from './types.js';
+import { CLOSING, DONE, EXCHANGE, HEAD, IDLE, ROUTING, type ClientSide, type ClientSocket, type ConnectionHost } from './types.js';
 import type { UpstreamSocket } from './upstream-sockets.js';
 import { UpstreamSide } from './upstream-side.js';
 
 const kConnection = Symbol('tether.httpConnection');
-type ClientSocket = net.Socket & { [kConnection]?: HttpConnection };
+type ConnectionSocket = ClientSocket & { [kConnection]?: HttpConnection };
 
 /**
  * One client connection in http mode: requests read as bytes (h1/), each routed on
@@ -31,7 +30,7 @@ type ClientSocket = net.Socket & { [kConnection]?: HttpConnection };
  * upstream closed or broke before answering; 503 no upstream.
  */
 export class HttpConnection implements ClientSide, ClosingClient {
-  readonly socket: ClientSocket;
+  readonly socket: ConnectionSocket;
   readonly host: ConnectionHost;
   /** The `source-ip` key form: the peer's, or what a trusted PROXY header said. */
   address: string;
@@ -67,9 +66,9 @@ export class HttpConnection implements ClientSide, ClosingClient {
   /** The lingering close after tether's own answer (client-close.ts). */
   linger: LingeringClose | null = null;
 
-  constructor(host: ConnectionHost, socket: net.Socket, address: string, port: number) {
+  constructor(host: ConnectionHost, socket: ClientSocket, address: string, port: number) {
     this.host = host;
-    this.socket = socket as ClientSocket;
+    this.socket = socket as ConnectionSocket;
     this.address = address;
     this.port = port;
     this.headStartedAt = performance.now();
@@ -391,7 +390,7 @@ export class HttpConnection implements ClientSide, ClosingClient {
     const toClient = at < buf.length ? Buffer.concat([head, buf.subarray(at)]) : head;
     const toUpstream = this.pending;
     this.pending = null;
-    this.host.tunnel(exchange, socket, upstream, toClient, toUpstream);
+    this.host.tunnel(exchange, socket, this.clientEnded, upstream, toClient, toUpstream);
   }
 
   // ------------------------------------------------------------------ answers of tether's own, and closes (client-close.ts)
@@ -409,20 +408,20 @@ export class HttpConnection implements ClientSide, ClosingClient {
 }
 
 /** The connection a client socket belongs to; undefined once it is a tunnel's. */
-export function connectionOf(socket: net.Socket): HttpConnection | undefined {
-  return (socket as ClientSocket)[kConnection];
+export function connectionOf(socket: ClientSocket): HttpConnection | undefined {
+  return (socket as ConnectionSocket)[kConnection];
 }
 
-function onClientEnd(this: net.Socket): void {
+function onClientEnd(this: ClientSocket): void {
   const connection = connectionOf(this);
   if (connection !== undefined) handleClientEnd(connection);
 }
 
-function onClientDrain(this: net.Socket): void {
+function onClientDrain(this: ClientSocket): void {
   connectionOf(this)?.onClientDrain();
 }
 
-function onClientClose(this: net.Socket): void {
+function onClientClose(this: ClientSocket): void {
   const connection = connectionOf(this);
   if (connection !== undefined) handleClientClose(connection);
 }

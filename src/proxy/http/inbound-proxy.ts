@@ -1,9 +1,9 @@
-import type net from 'node:net';
 import type { ListenerConfig } from '../../config/types.js';
 import { sourceIpKey } from '../../net/address.js';
 import { ProxyPrelude } from '../proxy-protocol/prelude.js';
 import type { Outcome } from '../types.js';
 import type { HttpConnection } from './connection.js';
+import type { ClientSocket } from './types.js';
 
 /** What reading a client's PROXY header needs from its listener. */
 export interface ProxyHeaderHost {
@@ -11,12 +11,12 @@ export interface ProxyHeaderHost {
 }
 
 const kPrelude = Symbol('tether.prelude');
-type PreludeSocket = net.Socket & { [kPrelude]?: Reading };
+type PreludeSocket = ClientSocket & { [kPrelude]?: Reading };
 
 interface Reading {
   readonly host: ProxyHeaderHost;
   readonly connection: HttpConnection;
-  readonly prelude: ProxyPrelude<net.Socket>;
+  readonly prelude: ProxyPrelude<ClientSocket>;
 }
 
 /**
@@ -34,7 +34,7 @@ export function readProxyHeader(host: ProxyHeaderHost, connection: HttpConnectio
 }
 
 /** Bytes read before the connection serves requests (client-reads.ts). */
-export function proxyHeaderData(socket: net.Socket, chunk: Buffer): void {
+export function proxyHeaderData(socket: ClientSocket, chunk: Buffer): void {
   const reading = (socket as PreludeSocket)[kPrelude];
   if (reading === undefined) return;
   const end = reading.prelude.push(chunk);
@@ -77,7 +77,7 @@ function onProxyHeaderEnd(this: PreludeSocket): void {
   incomplete(this, false);
 }
 
-function onProxyHeaderTimeout(socket: net.Socket): void {
+function onProxyHeaderTimeout(socket: ClientSocket): void {
   incomplete(socket as PreludeSocket, true);
 }
 

@@ -1,4 +1,4 @@
-import type net from 'node:net';
+import type { ClientSocket } from './types.js';
 
 /** After our answer: close once the client has sent nothing for this long ... */
 const QUIET_MS = 500;
@@ -14,7 +14,7 @@ const MAX_MS = 5_000;
  * until the client closes, is quiet for QUIET_MS, or MAX_MS have passed.
  */
 export class LingeringClose {
-  readonly #socket: net.Socket;
+  readonly #socket: ClientSocket;
   readonly #until: number;
   #timer: NodeJS.Timeout | null;
 
@@ -23,7 +23,7 @@ export class LingeringClose {
    * (a client too slow for its head, or one that has ended its side), else lingering.
    * Null when there is nothing to linger for.
    */
-  static start(socket: net.Socket, answer: Buffer | null, now: boolean): LingeringClose | null {
+  static start(socket: ClientSocket, answer: Buffer | null, now: boolean): LingeringClose | null {
     if (!socket.writable) {
       socket.destroy();
       return null;
@@ -37,7 +37,7 @@ export class LingeringClose {
     return new LingeringClose(socket);
   }
 
-  private constructor(socket: net.Socket) {
+  private constructor(socket: ClientSocket) {
     this.#socket = socket;
     this.#until = performance.now() + MAX_MS;
     this.#timer = setTimeout(destroySocket, QUIET_MS, socket);
@@ -58,6 +58,6 @@ export class LingeringClose {
   }
 }
 
-function destroySocket(socket: net.Socket): void {
+function destroySocket(socket: ClientSocket): void {
   socket.destroy();
 }

@@ -1,4 +1,4 @@
-import type net from 'node:net';
+import net from 'node:net';
 import type { Logger } from 'pino';
 import type { ListenerConfig } from '../../config/types.js';
 import { keyHashForLog } from '../../log.js';
@@ -25,9 +25,11 @@ import type { Exchange } from './exchange.js';
 import { RequestHead, ResponseHead } from './h1/index.js';
 import { readProxyHeader } from './inbound-proxy.js';
 import { PinRenewal } from '../pin-renewal.js';
-import { relayAccepted } from '../relay.js';
+import { HandleSocket, type TcpHandle } from '../../net/handle-socket.js';
+import { nextReadBuffer, relayAccepted, socketOnHandle } from '../relay.js';
+import { onClientRead } from '../session-events.js';
 import { onHttpClientRead } from './client-reads.js';
-import type { ClientConnection, ConnectionHost } from './types.js';
+import type { ClientConnection, ClientSocket, ConnectionHost } from './types.js';
 import { UpstreamSockets, type UpstreamSocket } from './upstream-sockets.js';
 
 export type HttpListenerOptions = ListenerOptions<RoutedRecord>;
@@ -103,7 +105,13 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
     this.#onEnd = options.onSessionEnd;
     this.#renewal = new PinRenewal(options.pins, () => this.#config.stickyTtlS);
     this.#deadlines = new ConnectionSweeper(this.#connections, () => this.#config);
-    this.acceptor = new Acceptor((socket) => this.#accept(socket), () => this.#config.listen, this.#logger);
+    this.acceptor = new Acceptor(
+      (socket) => this.#accept(socket),
+      () => this.#config.listen,
+      this.#logger,
+      undefined,
+      (handle) => this.#acceptHandle(handle),
+    );
   }
 
   get config(): ListenerConfig {
@@ -153,6 +161,18 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
 
   // ---------------------------------------------------------------- accept
 
+  /** A connection served on its TCP handle (net/handle-socket.ts): no net.Socket for it. */
+  #acceptHandle(handle: TcpHandle): void {
+    const socket = new HandleSocket(handle, onHttpClientRead, nextReadBuffer);
+    const address = socket.remoteAddress;
+    if (address === undefined || this.#closing) {
+      socket.destroy();
+      return;
+    }
+    this.#serve(socket, address);
+  }
+
+  /** A connection Node accepted as a net.Socket (where handles are not served). */
   #accept(accepted: net.Socket): void {
     const address = accepted.remoteAddress;
     if (address === undefined || this.#closing) {
@@ -160,7 +180,10 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
       return;
     }
     const socket = relayAccepted(accepted, onHttpClientRead);
-    if (socket === null) return;
+    if (socket !== null) this.#serve(socket, address);
+  }
+
+  #serve(socket: ClientSocket, address: string): void {
     const config = this.#config;
     const connection = new HttpConnection(this, socket, sourceIpKey(address), socket.remotePort ?? 0);
     this.#connections.add(connection);
@@ -295,9 +318,19 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
 
   // ---------------------------------------------------------------- upgraded connections
 
-  tunnel(exchange: Exchange, client: net.Socket, upstreamSocket: UpstreamSocket, toClient: Buffer, toUpstream: Buffer | null): void {
+  tunnel(exchange: Exchange, client: ClientSocket, clientEnded: boolean, upstreamSocket: UpstreamSocket, toClient: Buffer, toUpstream: Buffer | null): void {
     this.#inFlight--;
-    const session = new Session(this, client, exchange.clientAddress, exchange.clientPort, exchange.startedAt);
+    // A tunnel is a Session's, on a net.Socket: a handle served on its own moves into one.
+    const socket = client instanceof HandleSocket ? socketOnHandle(client.release(), onClientRead) : (client as net.Socket);
+    if (socket === null) {
+      // Closed while the 101 came: nothing to relay to.
+      upstreamSocket.destroy();
+      if (!exchange.reason) exchange.reason = 'client closed';
+      this.#ended(exchange, exchange.method, exchange.status > 0 ? exchange.status : undefined);
+      return;
+    }
+    const session = new Session(this, socket, exchange.clientAddress, exchange.clientPort, exchange.startedAt);
+    if (clientEnded) session.onEarlyEnd();
     session.key = exchange.key;
     session.keySource = exchange.keySource;
     session.via = exchange.via;

@@ -1,4 +1,3 @@
-import type net from 'node:net';
 import type { ListenerConfig } from '../../config/types.js';
 import type { RouteDecision } from '../../routing/types.js';
 import type { Upstream } from '../../routing/upstream.js';
@@ -28,6 +27,34 @@ export const EXCHANGE = 3;
 export const CLOSING = 4;
 /** Closed, or handed to a tunnel. */
 export const DONE = 5;
+
+/**
+ * A client socket as http mode uses it: a connection served on its TCP handle
+ * (net/handle-socket.ts), or a net.Socket where this Node gives no handles. Both
+ * read through a read callback (client-reads.ts) into relay buffers, and both
+ * behave alike in what is named here.
+ */
+export interface ClientSocket {
+  readonly destroyed: boolean;
+  /** Not ended and not destroyed. */
+  readonly writable: boolean;
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+  /** False when bytes are left queued ('drain' follows). */
+  write(data: Buffer): boolean;
+  end(): unknown;
+  end(data: Buffer): unknown;
+  destroy(): unknown;
+  destroySoon(): void;
+  pause(): unknown;
+  resume(): unknown;
+  cork(): void;
+  uncork(): void;
+  on(event: 'end' | 'close' | 'drain' | 'error', listener: (...args: unknown[]) => void): unknown;
+  removeListener(event: 'end' | 'close' | 'drain' | 'error', listener: (...args: unknown[]) => void): unknown;
+}
 
 /**
  * A client connection as its listener is told of it: by the members the listener
@@ -71,7 +98,7 @@ export interface ConnectionHost extends UpstreamSideHost {
   /** A request turned away before routing: count and log it. */
   reject(connection: ClientConnection, outcome: Outcome, reason: string): void;
   /** The upstream answered 101: the two sockets become a tunnel. */
-  tunnel(exchange: Exchange, client: net.Socket, upstream: UpstreamSocket, toClient: Buffer, toUpstream: Buffer | null): void;
+  tunnel(exchange: Exchange, client: ClientSocket, clientEnded: boolean, upstream: UpstreamSocket, toClient: Buffer, toUpstream: Buffer | null): void;
   /** The connection is closed, or handed to a tunnel. */
   released(connection: ClientConnection): void;
   /** The PROXY header this client's upstream connections start with, or null (TETHER_PROXY_PROTOCOL). */
@@ -80,7 +107,7 @@ export interface ConnectionHost extends UpstreamSideHost {
 
 /** What the upstream side uses of its client connection (connection.ts). */
 export interface ClientSide {
-  readonly socket: net.Socket;
+  readonly socket: ClientSocket;
   /** The exchange under way, if any. */
   readonly exchange: Exchange | null;
   /** The head of the request under way. */

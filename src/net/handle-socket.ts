@@ -1,0 +1,402 @@
+import { EventEmitter } from 'node:events';
+import { getSystemErrorName } from 'node:util';
+
+/**
+ * A connection served on its TCP handle (the libuv stream under every `net.Socket`),
+ * with the part of net.Socket's surface a relay uses and none of its machinery: no
+ * Duplex state, no async-id bookkeeping, no buffer per read, no WriteWrap per write
+ * that completes at once. `net.Socket` costs ~30 CPU µs per connection on top of the
+ * system calls (docs/performance.md, "What a connection costs Node"); a connection
+ * served this way costs what its system calls do.
+ *
+ * Behaves as a `net.Socket` accepted with allowHalfOpen and pauseOnConnect, read
+ * through `onread` with a writable high-water mark of 1:
+ * - reads go to the read callback (relay buffers, relay.ts), from `resume()` on;
+ * - `write()` is false exactly when bytes are left queued, and 'drain' follows;
+ * - the client's FIN is 'end'; `end()` sends ours once queued writes are out;
+ *   with both done the socket closes (autoDestroy), as does `destroy()`; 'close'
+ *   follows once the handle is closed; a read or write error is 'error' then 'close'.
+ *
+ * The handles come from `process.binding('tcp_wrap')`'s server handle (Acceptor);
+ * where this Node does not expose them, `available` is false and connections are
+ * served on net.Socket as before.
+ */
+
+/** The libuv TCP stream handle, as Node's tcp_wrap binding exposes it. */
+export interface TcpHandle {
+  onread: ((this: TcpHandle) => Buffer | undefined) | null;
+  readStart(): number;
+  readStop(): number;
+  writeBuffer(req: WriteRequest, data: Uint8Array): number;
+  writev(req: WriteRequest, chunks: Uint8Array[], allBuffers: true): number;
+  shutdown(req: ShutdownRequest): number;
+  close(callback?: () => void): void;
+  useUserBuffer(buffer: Uint8Array): void;
+  setNoDelay(enable: boolean): number;
+  getpeername(out: AddressOut): number;
+  getsockname(out: AddressOut): number;
+  readonly writeQueueSize: number;
+  [kOwner]?: HandleSocket;
+}
+
+interface AddressOut {
+  address?: string;
+  port?: number;
+  family?: string;
+}
+
+interface WriteRequest {
+  handle: TcpHandle;
+  oncomplete: (this: WriteRequest, status: number) => void;
+  /** What an async write reads from, kept alive until it completes. */
+  buffer: Uint8Array | Uint8Array[] | null;
+}
+
+interface ShutdownRequest {
+  handle: TcpHandle;
+  oncomplete: (this: ShutdownRequest, status: number) => void;
+}
+
+interface StreamWrapBinding {
+  WriteWrap: new () => WriteRequest;
+  ShutdownWrap: new () => ShutdownRequest;
+  streamBaseState: Int32Array;
+  kReadBytesOrError: number;
+  kLastWriteWasAsync: number;
+}
+
+/** The read callback: `nread` bytes are in `buffer`; false pauses reading. */
+export type HandleReadCallback = (this: HandleSocket, nread: number, buffer: Buffer) => boolean;
+
+const kOwner = Symbol('tether.handleSocket');
+const UV_EOF = -4095;
+const UV_ENOTCONN = -107;
+
+function loadStreamWrap(): StreamWrapBinding | null {
+  try {
+    const binding = (process as unknown as { binding(name: string): unknown }).binding('stream_wrap') as Partial<StreamWrapBinding>;
+    if (typeof binding.WriteWrap !== 'function' || typeof binding.ShutdownWrap !== 'function' || !(binding.streamBaseState instanceof Int32Array)) return null;
+    if (typeof binding.kReadBytesOrError !== 'number' || typeof binding.kLastWriteWasAsync !== 'number') return null;
+    return binding as StreamWrapBinding;
+  } catch {
+    return null;
+  }
+}
+
+const streamWrap = loadStreamWrap();
+
+/** Whether connections can be served on their handles on this Node. */
+export const handleSocketsAvailable = streamWrap !== null;
+
+/** Whether `value` looks like a TCP stream handle this module can serve. */
+export function isTcpHandle(value: unknown): value is TcpHandle {
+  const h = value as Partial<TcpHandle> | null;
+  return (
+    h !== null &&
+    typeof h === 'object' &&
+    typeof h.readStart === 'function' &&
+    typeof h.writeBuffer === 'function' &&
+    typeof h.writev === 'function' &&
+    typeof h.shutdown === 'function' &&
+    typeof h.useUserBuffer === 'function' &&
+    typeof h.getpeername === 'function'
+  );
+}
+
+function systemError(status: number, syscall: string): Error {
+  const code = getSystemErrorName(status);
+  const err = new Error(`${syscall} ${code}`) as NodeJS.ErrnoException;
+  err.code = code;
+  err.errno = status;
+  err.syscall = syscall;
+  return err;
+}
+
+/**
+ * A request object for the next write. One that a write used only synchronously (all
+ * bytes taken at once) was never bound to a libuv request and serves the next write too.
+ */
+let spareWrite: WriteRequest | null = null;
+
+function takeWriteRequest(handle: TcpHandle): WriteRequest {
+  const req = spareWrite ?? new streamWrap!.WriteWrap();
+  spareWrite = null;
+  req.handle = handle;
+  req.oncomplete = onWriteComplete;
+  req.buffer = null;
+  return req;
+}
+
+export class HandleSocket extends EventEmitter {
+  #handle: TcpHandle | null;
+  readonly #onRead: HandleReadCallback;
+  /** The buffer the handle reads into next. */
+  #buffer: Buffer;
+  readonly #nextBuffer: () => Buffer;
+  #reading = false;
+  /** The peer's FIN was read. */
+  #readEnded = false;
+  /** Our FIN is queued (`end()`), and once `#finished`, sent. */
+  #ending = false;
+  #finished = false;
+  #destroyAfterFinish = false;
+  /** A write returned false: 'drain' is owed once the queue empties. */
+  #needDrain = false;
+  #corked = 0;
+  #corkedChunks: Buffer[] | null = null;
+  destroyed = false;
+  #peer: AddressOut | null = null;
+  #local: AddressOut | null = null;
+
+  /**
+   * Serve `handle` (accepted, not yet reading): reads go to `onRead` with the buffer
+   * from `nextBuffer()`, asked again after every read. Nothing is read until `resume()`.
+   */
+  constructor(handle: TcpHandle, onRead: HandleReadCallback, nextBuffer: () => Buffer) {
+    super();
+    this.#handle = handle;
+    this.#onRead = onRead;
+    this.#nextBuffer = nextBuffer;
+    this.#buffer = nextBuffer();
+    handle[kOwner] = this;
+    handle.onread = onHandleRead;
+    handle.useUserBuffer(this.#buffer);
+  }
+
+  /** Not ended by `end()` and not destroyed. */
+  get writable(): boolean {
+    return !this.#ending && !this.destroyed;
+  }
+
+  /** A write returned false (or a corked writev was queued) and 'drain' has not followed yet. */
+  get writableNeedDrain(): boolean {
+    return this.#needDrain;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#peerInfo().address;
+  }
+
+  get remotePort(): number | undefined {
+    return this.#peerInfo().port;
+  }
+
+  get localAddress(): string | undefined {
+    return this.#localInfo().address;
+  }
+
+  get localPort(): number | undefined {
+    return this.#localInfo().port;
+  }
+
+  #peerInfo(): AddressOut {
+    if (this.#peer === null) {
+      const out: AddressOut = {};
+      if (this.#handle !== null && this.#handle.getpeername(out) === 0) this.#peer = out;
+      else return out;
+    }
+    return this.#peer;
+  }
+
+  #localInfo(): AddressOut {
+    if (this.#local === null) {
+      const out: AddressOut = {};
+      if (this.#handle !== null && this.#handle.getsockname(out) === 0) this.#local = out;
+      else return out;
+    }
+    return this.#local;
+  }
+
+  pause(): this {
+    if (this.#reading && this.#handle !== null) {
+      this.#reading = false;
+      this.#handle.readStop();
+    }
+    return this;
+  }
+
+  resume(): this {
+    if (!this.#reading && !this.#readEnded && this.#handle !== null) {
+      this.#reading = true;
+      const err = this.#handle.readStart();
+      if (err !== 0) this.destroy(systemError(err, 'read'));
+    }
+    return this;
+  }
+
+  /** False when bytes are left queued: 'drain' follows once they are out. */
+  write(data: Buffer): boolean {
+    const handle = this.#handle;
+    if (handle === null || this.#ending) return false;
+    if (this.#corked > 0) {
+      (this.#corkedChunks ??= []).push(data);
+      return true;
+    }
+    const req = takeWriteRequest(handle);
+    return this.#afterWrite(req, handle.writeBuffer(req, data), data);
+  }
+
+  cork(): void {
+    this.#corked++;
+  }
+
+  /** The writes made while corked leave in one writev. */
+  uncork(): void {
+    if (this.#corked === 0 || --this.#corked > 0) return;
+    const chunks = this.#corkedChunks;
+    this.#corkedChunks = null;
+    const handle = this.#handle;
+    if (chunks === null || handle === null) return;
+    const req = takeWriteRequest(handle);
+    if (chunks.length === 1) this.#afterWrite(req, handle.writeBuffer(req, chunks[0]!), chunks[0]!);
+    else this.#afterWrite(req, handle.writev(req, chunks, true), chunks);
+  }
+
+  #afterWrite(req: WriteRequest, err: number, data: Uint8Array | Uint8Array[]): boolean {
+    if (err !== 0) {
+      this.destroy(systemError(err, 'write'));
+      return false;
+    }
+    if (streamWrap!.streamBaseState[streamWrap!.kLastWriteWasAsync] === 0) {
+      spareWrite = req;
+      return true;
+    }
+    req.buffer = data;
+    this.#needDrain = true;
+    return false;
+  }
+
+  /** A queued write went out (or failed). */
+  writeDone(req: WriteRequest, status: number): void {
+    req.buffer = null;
+    const handle = this.#handle;
+    if (handle === null || req.handle !== handle) return;
+    if (status < 0) {
+      this.destroy(systemError(status, 'write'));
+      return;
+    }
+    if (this.#needDrain && handle.writeQueueSize === 0) {
+      this.#needDrain = false;
+      this.emit('drain');
+    }
+  }
+
+  /** Send our FIN after what is queued (`data` first, if given). */
+  end(data?: Buffer): this {
+    if (data !== undefined) this.write(data);
+    const handle = this.#handle;
+    if (this.#ending || handle === null) return this;
+    if (this.#corked > 0) {
+      this.#corked = 1;
+      this.uncork();
+    }
+    this.#ending = true;
+    const req = new streamWrap!.ShutdownWrap();
+    req.handle = handle;
+    req.oncomplete = onShutdownComplete;
+    const err = handle.shutdown(req);
+    if (err === 1 || err === UV_ENOTCONN) this.shutdownDone(handle, 0);
+    else if (err !== 0) this.destroy(systemError(err, 'shutdown'));
+    return this;
+  }
+
+  /** Our FIN is out (or could not be sent). */
+  shutdownDone(handle: TcpHandle, status: number): void {
+    if (handle !== this.#handle) return;
+    if (status < 0 && status !== UV_ENOTCONN) {
+      this.destroy(systemError(status, 'shutdown'));
+      return;
+    }
+    this.#finished = true;
+    if (this.#readEnded || this.#destroyAfterFinish) this.destroy();
+  }
+
+  /** End, and close once our FIN is out. */
+  destroySoon(): void {
+    if (this.#finished) {
+      this.destroy();
+      return;
+    }
+    this.#destroyAfterFinish = true;
+    this.end();
+  }
+
+  /** Close now: queued writes are dropped; 'error' (when given and listened for), then 'close'. */
+  destroy(error?: Error): this {
+    const handle = this.#handle;
+    if (this.destroyed || handle === null) return this;
+    this.destroyed = true;
+    this.#reading = false;
+    this.#handle = null;
+    handle.onread = onDetachedRead;
+    handle[kOwner] = undefined;
+    handle.close(() => this.emit('close', error !== undefined));
+    if (error !== undefined && this.listenerCount('error') > 0) process.nextTick(emitError, this, error);
+    return this;
+  }
+
+  /**
+   * Give the handle up (for a net.Socket to take over): nothing more is read or sent
+   * through this object, and it emits nothing more. Writes still queued go out first.
+   */
+  release(): TcpHandle | null {
+    const handle = this.#handle;
+    if (handle === null) return null;
+    if (this.#reading) handle.readStop();
+    this.#reading = false;
+    this.#handle = null;
+    this.destroyed = true;
+    handle.onread = onDetachedRead;
+    handle[kOwner] = undefined;
+    return handle;
+  }
+
+  /** The handle read `nread` bytes (or an error, or the end) into the current buffer. */
+  read(nread: number): Buffer | undefined {
+    if (nread > 0) {
+      if (this.destroyed) return undefined;
+      const keepReading = this.#onRead(nread, this.#buffer);
+      const next = this.#nextBuffer();
+      this.#buffer = next;
+      if (!keepReading) this.pause();
+      return next;
+    }
+    if (nread === 0) return undefined;
+    if (nread !== UV_EOF) {
+      this.destroy(systemError(nread, 'read'));
+      return undefined;
+    }
+    this.#readEnded = true;
+    this.#reading = false;
+    this.emit('end');
+    if (this.#finished && !this.destroyed) this.destroy();
+    return undefined;
+  }
+}
+
+function onHandleRead(this: TcpHandle): Buffer | undefined {
+  const socket = this[kOwner];
+  if (socket === undefined) return undefined;
+  return socket.read(streamWrap!.streamBaseState[streamWrap!.kReadBytesOrError]!);
+}
+
+function onDetachedRead(): undefined {
+  return undefined;
+}
+
+function onWriteComplete(this: WriteRequest, status: number): void {
+  const socket = this.handle[kOwner];
+  if (socket === undefined) {
+    this.buffer = null;
+    return;
+  }
+  socket.writeDone(this, status);
+}
+
+function onShutdownComplete(this: ShutdownRequest, status: number): void {
+  this.handle[kOwner]?.shutdownDone(this.handle, status);
+}
+
+function emitError(socket: HandleSocket, error: Error): void {
+  socket.emit('error', error);
+}
