@@ -35,6 +35,9 @@ export interface TcpHandle {
   setNoDelay(enable: boolean): number;
   getpeername(out: AddressOut): number;
   getsockname(out: AddressOut): number;
+  connect(req: ConnectRequest, address: string, port: number): number;
+  connect6(req: ConnectRequest, address: string, port: number): number;
+  reset?(callback: () => void): number;
   readonly writeQueueSize: number;
   [kOwner]?: HandleSocket;
 }
@@ -55,6 +58,18 @@ interface WriteRequest {
 interface ShutdownRequest {
   handle: TcpHandle;
   oncomplete: (this: ShutdownRequest, status: number) => void;
+}
+
+interface ConnectRequest {
+  oncomplete: (status: number, handle: TcpHandle) => void;
+  address: string;
+  port: number;
+}
+
+interface TcpWrapBinding {
+  TCP: new (type: number) => TcpHandle;
+  TCPConnectWrap: new () => ConnectRequest;
+  constants: { SOCKET: number };
 }
 
 interface StreamWrapBinding {
@@ -83,10 +98,36 @@ function loadStreamWrap(): StreamWrapBinding | null {
   }
 }
 
+function loadTcpWrap(): TcpWrapBinding | null {
+  try {
+    const binding = (process as unknown as { binding(name: string): unknown }).binding('tcp_wrap') as Partial<TcpWrapBinding>;
+    if (typeof binding.TCP !== 'function' || typeof binding.TCPConnectWrap !== 'function' || typeof binding.constants?.SOCKET !== 'number') return null;
+    return binding as TcpWrapBinding;
+  } catch {
+    return null;
+  }
+}
+
 const streamWrap = loadStreamWrap();
+const tcpWrap = streamWrap === null ? null : loadTcpWrap();
 
 /** Whether connections can be served on their handles on this Node. */
 export const handleSocketsAvailable = streamWrap !== null;
+
+/** Whether outgoing connections can be made as handles (`HandleSocket.connect`). */
+export const handleConnectsAvailable = tcpWrap !== null;
+
+let inUse = handleSocketsAvailable;
+
+/** Whether connections are served on handles now (where available): listeners read it when they start, connects on each. */
+export function handlesInUse(): boolean {
+  return inUse;
+}
+
+/** For tests: serve connections on net.Socket even where handles are available (false), or on handles again (true). */
+export function useHandles(enabled: boolean): void {
+  inUse = enabled && handleSocketsAvailable;
+}
 
 /** Whether `value` looks like a TCP stream handle this module can serve. */
 export function isTcpHandle(value: unknown): value is TcpHandle {
@@ -145,6 +186,10 @@ export class HandleSocket extends EventEmitter {
   #corked = 0;
   #corkedChunks: Buffer[] | null = null;
   destroyed = false;
+  /** An outgoing connection not yet established ('connect' follows, or 'error' and 'close'). */
+  connecting = false;
+  /** `pause()` while connecting: not read once connected (as net.Socket). */
+  #startPaused = false;
   #peer: AddressOut | null = null;
   #local: AddressOut | null = null;
 
@@ -163,9 +208,61 @@ export class HandleSocket extends EventEmitter {
     handle.useUserBuffer(this.#buffer);
   }
 
+  /**
+   * Connect to `address` (an IPv4 or IPv6 address, `family` 4 or 6) on `port`:
+   * 'connect' once established (with TCP_NODELAY on), else 'error' then 'close'.
+   * Reads go to `onRead` from `resume()` on, as for an accepted handle.
+   */
+  static connect(address: string, port: number, family: 4 | 6, onRead: HandleReadCallback, nextBuffer: () => Buffer): HandleSocket {
+    const handle = new tcpWrap!.TCP(tcpWrap!.constants.SOCKET);
+    const socket = new HandleSocket(handle, onRead, nextBuffer);
+    socket.connecting = true;
+    // Writes made before the connection is up leave with the first write after it.
+    socket.cork();
+    const req = new tcpWrap!.TCPConnectWrap();
+    req.oncomplete = onConnectComplete;
+    req.address = address;
+    req.port = port;
+    const err = family === 4 ? handle.connect(req, address, port) : handle.connect6(req, address, port);
+    if (err !== 0) process.nextTick(failConnect, socket, err);
+    return socket;
+  }
+
+  /** The connect attempt ended. */
+  connected(handle: TcpHandle, status: number): void {
+    if (handle !== this.#handle || !this.connecting) return;
+    this.connecting = false;
+    if (status !== 0) {
+      this.destroy(systemError(status, 'connect'));
+      return;
+    }
+    handle.setNoDelay(true);
+    this.uncork();
+    this.emit('connect');
+    if (!this.#startPaused) this.resume();
+  }
+
   /** Not ended by `end()` and not destroyed. */
   get writable(): boolean {
     return !this.#ending && !this.destroyed;
+  }
+
+  /** The peer's FIN was read ('end' emitted). */
+  get readableEnded(): boolean {
+    return this.#readEnded;
+  }
+
+  /** `end()` was called. */
+  get writableEnded(): boolean {
+    return this.#ending;
+  }
+
+  /** Bytes queued and not yet taken by the kernel. */
+  get writableLength(): number {
+    const handle = this.#handle;
+    let length = handle === null ? 0 : handle.writeQueueSize;
+    if (this.#corkedChunks !== null) for (const chunk of this.#corkedChunks) length += chunk.length;
+    return length;
   }
 
   /** A write returned false (or a corked writev was queued) and 'drain' has not followed yet. */
@@ -208,7 +305,8 @@ export class HandleSocket extends EventEmitter {
   }
 
   pause(): this {
-    if (this.#reading && this.#handle !== null) {
+    if (this.connecting) this.#startPaused = true;
+    else if (this.#reading && this.#handle !== null) {
       this.#reading = false;
       this.#handle.readStop();
     }
@@ -216,7 +314,8 @@ export class HandleSocket extends EventEmitter {
   }
 
   resume(): this {
-    if (!this.#reading && !this.#readEnded && this.#handle !== null) {
+    if (this.connecting) this.#startPaused = false;
+    else if (!this.#reading && !this.#readEnded && this.#handle !== null) {
       this.#reading = true;
       const err = this.#handle.readStart();
       if (err !== 0) this.destroy(systemError(err, 'read'));
@@ -325,14 +424,31 @@ export class HandleSocket extends EventEmitter {
   destroy(error?: Error): this {
     const handle = this.#handle;
     if (this.destroyed || handle === null) return this;
+    this.#detach(handle);
+    this.connecting = false;
+    handle.close(() => this.emit('close', error !== undefined));
+    if (error !== undefined && this.listenerCount('error') > 0) process.nextTick(emitError, this, error);
+    return this;
+  }
+
+  /** Close with a reset (RST), not a FIN: an abort passed on as an abort. */
+  resetAndDestroy(): this {
+    const handle = this.#handle;
+    if (this.destroyed || handle === null) return this;
+    if (typeof handle.reset !== 'function' || this.connecting) return this.destroy();
+    this.#detach(handle);
+    const err = handle.reset(() => this.emit('close', false));
+    // Not reset (the handle is closing anyway): closed plainly.
+    if (err !== 0) handle.close(() => this.emit('close', false));
+    return this;
+  }
+
+  #detach(handle: TcpHandle): void {
     this.destroyed = true;
     this.#reading = false;
     this.#handle = null;
     handle.onread = onDetachedRead;
     handle[kOwner] = undefined;
-    handle.close(() => this.emit('close', error !== undefined));
-    if (error !== undefined && this.listenerCount('error') > 0) process.nextTick(emitError, this, error);
-    return this;
   }
 
   /**
@@ -343,11 +459,7 @@ export class HandleSocket extends EventEmitter {
     const handle = this.#handle;
     if (handle === null) return null;
     if (this.#reading) handle.readStop();
-    this.#reading = false;
-    this.#handle = null;
-    this.destroyed = true;
-    handle.onread = onDetachedRead;
-    handle[kOwner] = undefined;
+    this.#detach(handle);
     return handle;
   }
 
@@ -395,6 +507,14 @@ function onWriteComplete(this: WriteRequest, status: number): void {
 
 function onShutdownComplete(this: ShutdownRequest, status: number): void {
   this.handle[kOwner]?.shutdownDone(this.handle, status);
+}
+
+function onConnectComplete(status: number, handle: TcpHandle): void {
+  handle[kOwner]?.connected(handle, status);
+}
+
+function failConnect(socket: HandleSocket, status: number): void {
+  if (!socket.destroyed) socket.destroy(systemError(status, 'connect'));
 }
 
 function emitError(socket: HandleSocket, error: Error): void {

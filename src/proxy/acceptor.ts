@@ -2,23 +2,11 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/types.js';
 import { ListenError } from '../errors.js';
-import { handleSocketsAvailable, isTcpHandle, type TcpHandle } from '../net/handle-socket.js';
+import { handlesInUse, isTcpHandle, type TcpHandle } from '../net/handle-socket.js';
 import { formatAddress } from '../routing/upstream.js';
 
 /** Called with each accepted TCP handle, in place of a net.Socket (net/handle-socket.ts). */
 export type HandleAccepted = (handle: TcpHandle) => void;
-
-let onHandles = handleSocketsAvailable;
-
-/** For tests: accept on net.Socket even where handles could be served (false), or serve them again (true). */
-export function serveAcceptedHandles(enabled: boolean): void {
-  onHandles = enabled && handleSocketsAvailable;
-}
-
-/** Whether listeners that can take accepted handles get them (net/handle-socket.ts). */
-export function acceptedHandlesServed(): boolean {
-  return onHandles;
-}
 
 interface ServerHandle {
   onconnection?: (this: ServerHandle, status: number, handle: unknown) => void;
@@ -80,7 +68,7 @@ export class Acceptor {
       this.#server.once('error', onError);
       this.#server.listen({ host, port, backlog: 2048 }, () => {
         this.#server.removeListener('error', onError);
-        if (this.#onHandle !== null && onHandles) this.#takeHandles(this.#onHandle);
+        if (this.#onHandle !== null && handlesInUse()) this.#takeHandles(this.#onHandle);
         resolve();
       });
     });

@@ -23,6 +23,37 @@ import net from 'node:net';
  * exactly when bytes are left queued.
  */
 
+/**
+ * A socket as relaying uses it: a net.Socket, or a connection served on its TCP
+ * handle (net/handle-socket.ts), which behaves alike in all that is named here.
+ */
+export interface RelaySocket {
+  readonly destroyed: boolean;
+  /** The peer's FIN was read. */
+  readonly readableEnded: boolean;
+  /** `end()` was called. */
+  readonly writableEnded: boolean;
+  /** Bytes queued and not yet taken by the kernel. */
+  readonly writableLength: number;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+  /** False when bytes are left queued ('drain' follows): the relay's high-water mark of 1. */
+  write(data: Buffer): boolean;
+  end(): unknown;
+  destroy(): unknown;
+  resetAndDestroy(): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  cork(): void;
+  uncork(): void;
+  on(event: 'error', listener: (err: NodeJS.ErrnoException) => void): unknown;
+  on(event: 'close', listener: (hadError: boolean) => void): unknown;
+  on(event: 'end' | 'drain' | 'connect', listener: () => void): unknown;
+  removeListener(event: 'error', listener: (err: NodeJS.ErrnoException) => void): unknown;
+  removeListener(event: 'close', listener: (hadError: boolean) => void): unknown;
+  removeListener(event: 'end' | 'drain' | 'connect', listener: () => void): unknown;
+}
+
 const BUFFER_BYTES = 256 * 1024;
 /** A read this large starts a burst: the socket reads into a buffer of its own. */
 const BURST_BYTES = 16 * 1024;
@@ -61,7 +92,7 @@ function ownBuffer(): Buffer {
  * Write `nread` bytes just read into `buffer` on to `destination`. Returns false when
  * the reading socket must pause until `destination` emits 'drain'.
  */
-export function relayRead(destination: net.Socket, nread: number, buffer: Buffer): boolean {
+export function relayRead(destination: RelaySocket, nread: number, buffer: Buffer): boolean {
   if (buffer === shared) {
     const copy = Buffer.allocUnsafe(nread);
     shared.copy(copy, 0, 0, nread);

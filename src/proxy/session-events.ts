@@ -1,7 +1,6 @@
-import type net from 'node:net';
 import type { OpeningPhase } from './context.js';
 import { idleClock } from './idle.js';
-import { copyRead, relayRead } from './relay.js';
+import { copyRead, relayRead, type RelaySocket } from './relay.js';
 
 /**
  * The socket events of a relayed connection (session.ts), as module-level handlers
@@ -14,19 +13,19 @@ export const OPEN = 1;
 export const CLOSED = 2;
 
 export const kSession = Symbol('tether.session');
-export type SessionSocket = net.Socket & { [kSession]?: SessionEvents };
+export type SessionSocket = RelaySocket & { [kSession]?: SessionEvents };
 
 /** What the handlers read and call on a session (session.ts implements it). */
 export interface SessionEvents {
-  readonly client: net.Socket;
-  readonly upstreamSocket: net.Socket | null;
+  readonly client: RelaySocket;
+  readonly upstreamSocket: RelaySocket | null;
   readonly state: number;
   readonly opening: OpeningPhase | null;
   reason: string;
   lastError: string;
   toClient: number;
   activeAt: number;
-  upstreamFor(bytes: number): net.Socket | null;
+  upstreamFor(bytes: number): RelaySocket | null;
   onEarlyEnd(): void;
   onConnected(): void;
   onConnectTimeout(): void;
@@ -35,16 +34,16 @@ export interface SessionEvents {
   onUpstreamGone(hadError: boolean): void;
 }
 
-function sessionOf(socket: net.Socket): SessionEvents {
+function sessionOf(socket: RelaySocket): SessionEvents {
   return (socket as SessionSocket)[kSession]!;
 }
 
-export function onEarlyEnd(this: net.Socket): void {
+export function onEarlyEnd(this: RelaySocket): void {
   sessionOf(this).onEarlyEnd();
 }
 
 /** The read callback of a relayed client socket (`relayAccepted`; an upgraded http connection's, passed on). */
-export function onClientRead(this: net.Socket, nread: number, buffer: Buffer): boolean {
+export function onClientRead(this: RelaySocket, nread: number, buffer: Buffer): boolean {
   const s = sessionOf(this);
   if (s.state === OPEN) {
     const upstream = s.upstreamFor(nread);
@@ -55,7 +54,7 @@ export function onClientRead(this: net.Socket, nread: number, buffer: Buffer): b
   return phase !== null && phase.push(copyRead(nread, buffer));
 }
 
-export function onUpstreamRead(this: net.Socket, nread: number, buffer: Buffer): boolean {
+export function onUpstreamRead(this: RelaySocket, nread: number, buffer: Buffer): boolean {
   const s = sessionOf(this);
   s.toClient += nread;
   s.activeAt = idleClock.now;
@@ -64,34 +63,34 @@ export function onUpstreamRead(this: net.Socket, nread: number, buffer: Buffer):
   return relayRead(client, nread, buffer);
 }
 
-export function onClientEnd(this: net.Socket): void {
+export function onClientEnd(this: RelaySocket): void {
   const s = sessionOf(this);
   if (!s.reason) s.reason = 'client closed';
   const upstream = s.upstreamSocket;
   if (upstream) passFin(upstream);
 }
 
-export function onClientDrain(this: net.Socket): void {
+export function onClientDrain(this: RelaySocket): void {
   const upstream = sessionOf(this).upstreamSocket;
   if (upstream && !upstream.destroyed) upstream.resume();
 }
 
-export function onClientError(this: net.Socket, err: NodeJS.ErrnoException): void {
+export function onClientError(this: RelaySocket, err: NodeJS.ErrnoException): void {
   const s = sessionOf(this);
   if (!s.reason) s.reason = `client error: ${err.code ?? err.message}`;
 }
 
-export function onClientClose(this: net.Socket): void {
+export function onClientClose(this: RelaySocket): void {
   sessionOf(this).onClientGone();
 }
 
-export function onUpstreamConnect(this: net.Socket): void {
+export function onUpstreamConnect(this: RelaySocket): void {
   const s = sessionOf(this);
   if (s.upstreamSocket !== this || s.state !== CONNECTING) return;
   s.onConnected();
 }
 
-export function onUpstreamEnd(this: net.Socket): void {
+export function onUpstreamEnd(this: RelaySocket): void {
   const s = sessionOf(this);
   if (!s.reason) s.reason = 'upstream closed';
   passFin(s.client);
@@ -102,13 +101,13 @@ export function onUpstreamEnd(this: net.Socket): void {
  * already sent its own FIN and nothing is left to write, closing the socket sends the
  * same FIN (nothing unread, so no reset) and saves a shutdown call per connection.
  */
-export function passFin(socket: net.Socket): void {
+export function passFin(socket: RelaySocket): void {
   if (socket.destroyed || socket.writableEnded) return;
   if (socket.readableEnded && socket.writableLength === 0) socket.destroy();
   else socket.end();
 }
 
-export function onUpstreamDrain(this: net.Socket): void {
+export function onUpstreamDrain(this: RelaySocket): void {
   const client = sessionOf(this).client;
   if (!client.destroyed) client.resume();
 }
@@ -117,13 +116,13 @@ export function onConnectTimeout(session: SessionEvents): void {
   session.onConnectTimeout();
 }
 
-export function onUpstreamError(this: net.Socket, err: NodeJS.ErrnoException): void {
+export function onUpstreamError(this: RelaySocket, err: NodeJS.ErrnoException): void {
   const s = sessionOf(this);
   if (s.upstreamSocket !== this) return;
   s.lastError = err.code ?? err.message;
 }
 
-export function onUpstreamClose(this: net.Socket, hadError: boolean): void {
+export function onUpstreamClose(this: RelaySocket, hadError: boolean): void {
   const s = sessionOf(this);
   if (s.upstreamSocket !== this) return;
   if (s.state === CONNECTING) {

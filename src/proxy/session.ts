@@ -1,9 +1,9 @@
-import net from 'node:net';
 import type { Upstream } from '../routing/upstream.js';
 import type { KeySourceName, RouteVia } from '../routing/types.js';
 import type { ListenerContext, OpeningPhase } from './context.js';
 import { idleClock } from './idle.js';
-import { relaySocketOptions } from './relay.js';
+import { connectUpstream } from './upstream-connect.js';
+import type { RelaySocket } from './relay.js';
 import {
   CLOSED,
   CONNECTING,
@@ -39,7 +39,7 @@ export { onClientRead } from './session-events.js';
  */
 export class Session implements SessionEvents {
   readonly ctx: ListenerContext;
-  readonly client: net.Socket;
+  readonly client: RelaySocket;
   /**
    * The client's address (the `source-ip` key form) and port: the socket's peer, or
    * what an accepted PROXY header says, set before the session is routed.
@@ -47,7 +47,7 @@ export class Session implements SessionEvents {
   clientAddress: string;
   clientPort: number;
   readonly startedAt: number;
-  upstreamSocket: net.Socket | null = null;
+  upstreamSocket: RelaySocket | null = null;
   upstream: Upstream | null = null;
   key: string | null = null;
   keySource: KeySourceName = 'none';
@@ -88,7 +88,7 @@ export class Session implements SessionEvents {
 
   /** `startedAt`: when the connection's routing began (an upgrade's: its request). */
   /** `client` reads through `onClientRead` (set up by `relayAccepted`, or a read callback that passes its reads on). */
-  constructor(ctx: ListenerContext, client: net.Socket, clientAddress: string, clientPort: number, startedAt = performance.now()) {
+  constructor(ctx: ListenerContext, client: RelaySocket, clientAddress: string, clientPort: number, startedAt = performance.now()) {
     this.ctx = ctx;
     this.client = client;
     this.clientAddress = clientAddress;
@@ -166,13 +166,7 @@ export class Session implements SessionEvents {
       this.upstream = upstream;
       ctx.pool.acquire(upstream);
       upstream.sessions.add(this);
-      const socket = net.connect({
-        host: upstream.host,
-        port: upstream.port,
-        noDelay: true,
-        allowHalfOpen: true,
-        ...relaySocketOptions(onUpstreamRead),
-      }) as SessionSocket;
+      const socket = connectUpstream(upstream, onUpstreamRead) as SessionSocket;
       socket[kSession] = this;
       this.upstreamSocket = socket;
       this.#upstreamClosed = false;
@@ -195,7 +189,7 @@ export class Session implements SessionEvents {
    * session is on the socket (upstream-sockets.ts). The 101 head (and whatever the upstream sent after it) goes to the client first;
    * `pending` (the client's bytes after its upgrade request) to the upstream.
    */
-  adopt(upstream: Upstream, socket: net.Socket, toClient: Buffer): void {
+  adopt(upstream: Upstream, socket: RelaySocket, toClient: Buffer): void {
     if (this.state !== CONNECTING) {
       socket.destroy();
       return;
@@ -253,7 +247,7 @@ export class Session implements SessionEvents {
    * Returns the upstream to write them to, or null when it has closed: data it can
    * never read means the client must be told, so the session is closed.
    */
-  upstreamFor(bytes: number): net.Socket | null {
+  upstreamFor(bytes: number): RelaySocket | null {
     this.fromClient += bytes;
     this.activeAt = idleClock.now;
     const upstream = this.upstreamSocket!;

@@ -6,6 +6,7 @@ import { seededRandom } from '../helpers/random.js';
 import { startTether, type RunningTether } from '../helpers/tether.js';
 import { acceptedRelayMethod, useAcceptedRelayMethod, type AcceptedRelayMethod } from '../../src/proxy/relay.js';
 import { listenLoopback } from '../helpers/listen.js';
+import { handleSocketsAvailable, useHandles } from '../../src/net/handle-socket.js';
 
 /**
  * tether reads into relay buffers (src/proxy/relay.ts): quiet sockets share one
@@ -21,6 +22,7 @@ let echo: net.Server | null = null;
 
 afterEach(async () => {
   useAcceptedRelayMethod(acceptedRelayMethod);
+  useHandles(true);
   await tether?.close();
   tether = null;
   echo?.close();
@@ -128,8 +130,15 @@ describe('relay buffers', () => {
     expect(acceptedRelayMethod).toBe('in-place');
   });
 
-  it.each<AcceptedRelayMethod>(['in-place', 'adopt'])('keeps 48 concurrent connections byte for byte apart, quiet and bulk, fast and slow readers (%s)', async (method) => {
-    useAcceptedRelayMethod(method);
+  it('serves connections on their TCP handles on this Node (net/handle-socket.ts)', () => {
+    expect(handleSocketsAvailable).toBe(true);
+  });
+
+  // On handles (both sides), and on net.Socket as where handles are not available:
+  // set up in place, or moved into a second socket.
+  it.each<AcceptedRelayMethod | 'handles'>(['handles', 'in-place', 'adopt'])('keeps 48 concurrent connections byte for byte apart, quiet and bulk, fast and slow readers (%s)', async (method) => {
+    useHandles(method === 'handles');
+    if (method !== 'handles') useAcceptedRelayMethod(method);
     const port = await startEcho();
     tether = await startTether({ TETHER_UPSTREAMS: `echo=127.0.0.1:${port}`, TETHER_HEALTH: 'off' });
     const random = seededRandom(0x7e1a);

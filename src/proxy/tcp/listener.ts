@@ -11,7 +11,8 @@ import type { HealthReporter, ListenerContext, RoutedRecord } from '../context.j
 import { buildProxyHeader } from '../proxy-protocol/build.js';
 import type { ProxyHeader } from '../proxy-protocol/header.js';
 import { IdleSweeper } from '../idle.js';
-import { RELAY_HIGH_WATER_MARK, relayAccepted } from '../relay.js';
+import { HandleSocket, type TcpHandle } from '../../net/handle-socket.js';
+import { nextReadBuffer, RELAY_HIGH_WATER_MARK, relayAccepted, type RelaySocket } from '../relay.js';
 import { onClientRead, Session } from '../session.js';
 import { ListenerBase, type ListenerOptions } from '../listener-base.js';
 import type { FoundKey } from '../../routing/keys.js';
@@ -66,7 +67,14 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
     this.#onStart = options.onSessionStart;
     this.#onEnd = options.onSessionEnd;
     // Accepted sockets relay through relay.ts, which needs its write high-water mark.
-    this.acceptor = new Acceptor((socket) => this.#accept(socket), () => this.#config.listen, this.#logger, RELAY_HIGH_WATER_MARK);
+    // Served on their TCP handles where this Node allows (net/handle-socket.ts).
+    this.acceptor = new Acceptor(
+      (socket) => this.#accept(socket),
+      () => this.#config.listen,
+      this.#logger,
+      RELAY_HIGH_WATER_MARK,
+      (handle) => this.#acceptHandle(handle),
+    );
   }
 
   get config(): ListenerConfig {
@@ -116,6 +124,18 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
     this.#accessLog?.info(accessFields(this.#config.name, session));
   }
 
+  /** A connection served on its TCP handle: no net.Socket for it. */
+  #acceptHandle(handle: TcpHandle): void {
+    const socket = new HandleSocket(handle, onClientRead, nextReadBuffer);
+    const address = socket.remoteAddress;
+    if (address === undefined || this.#closing) {
+      socket.destroy();
+      return;
+    }
+    this.#serve(socket, address, socket.remotePort ?? 0);
+  }
+
+  /** A connection Node accepted as a net.Socket (where handles are not served). */
   #accept(accepted: net.Socket): void {
     const address = accepted.remoteAddress;
     if (address === undefined || this.#closing) {
@@ -126,7 +146,10 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
     const port = accepted.remotePort ?? 0;
     // Re-made to read into relay buffers: no allocation per chunk relayed.
     const socket = relayAccepted(accepted, onClientRead);
-    if (socket === null) return;
+    if (socket !== null) this.#serve(socket, address, port);
+  }
+
+  #serve(socket: RelaySocket, address: string, port: number): void {
     const session = new Session(this, socket, sourceIpKey(address), port);
     this.sessions.add(session);
     const config = this.#config;

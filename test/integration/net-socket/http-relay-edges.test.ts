@@ -1,11 +1,11 @@
 import { afterAll, beforeAll } from 'vitest';
-import { serveAcceptedHandles } from '../../../src/proxy/acceptor.js';
+import { useHandles } from '../../../src/net/handle-socket.js';
 
 /**
- * ../http-relay-edges.test.ts again with http mode's client connections on net.Socket, the path
+ * ../http-relay-edges.test.ts again with connections on net.Socket, the path
  * taken where this Node exposes no TCP handles (src/net/handle-socket.ts).
  */
-beforeAll(() => serveAcceptedHandles(false));
-afterAll(() => serveAcceptedHandles(true));
+beforeAll(() => useHandles(false));
+afterAll(() => useHandles(true));
 
 await import('../http-relay-edges.test.js');

@@ -1,0 +1,11 @@
+import { afterAll, beforeAll } from 'vitest';
+import { useHandles } from '../../../src/net/handle-socket.js';
+
+/**
+ * ../data-plane.test.ts again with connections on net.Socket, the path
+ * taken where this Node exposes no TCP handles (src/net/handle-socket.ts).
+ */
+beforeAll(() => useHandles(false));
+afterAll(() => useHandles(true));
+
+await import('../data-plane.test.js');
