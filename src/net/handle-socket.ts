@@ -186,6 +186,11 @@ export class HandleSocket extends EventEmitter {
   #corked = 0;
   #corkedChunks: Buffer[] | null = null;
   destroyed = false;
+  /**
+   * false: the peer's FIN is answered with ours once read (as a net.Socket without
+   * allowHalfOpen), so the socket closes; true (the default): only 'end' is emitted.
+   */
+  allowHalfOpen = true;
   /** An outgoing connection not yet established ('connect' follows, or 'error' and 'close'). */
   connecting = false;
   /** `pause()` while connecting: not read once connected (as net.Socket). */
@@ -213,9 +218,10 @@ export class HandleSocket extends EventEmitter {
    * 'connect' once established (with TCP_NODELAY on), else 'error' then 'close'.
    * Reads go to `onRead` from `resume()` on, as for an accepted handle.
    */
-  static connect(address: string, port: number, family: 4 | 6, onRead: HandleReadCallback, nextBuffer: () => Buffer): HandleSocket {
+  static connect(address: string, port: number, family: 4 | 6, onRead: HandleReadCallback, nextBuffer: () => Buffer, allowHalfOpen = true): HandleSocket {
     const handle = new tcpWrap!.TCP(tcpWrap!.constants.SOCKET);
     const socket = new HandleSocket(handle, onRead, nextBuffer);
+    socket.allowHalfOpen = allowHalfOpen;
     socket.connecting = true;
     // Writes made before the connection is up leave with the first write after it.
     socket.cork();
@@ -481,7 +487,9 @@ export class HandleSocket extends EventEmitter {
     this.#readEnded = true;
     this.#reading = false;
     this.emit('end');
-    if (this.#finished && !this.destroyed) this.destroy();
+    if (this.destroyed) return undefined;
+    if (this.#finished) this.destroy();
+    else if (!this.allowHalfOpen) this.end();
     return undefined;
   }
 }

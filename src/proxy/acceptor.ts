@@ -2,50 +2,82 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/types.js';
 import { ListenError } from '../errors.js';
-import { handlesInUse, isTcpHandle, type TcpHandle } from '../net/handle-socket.js';
+import { HandleSocket, handlesInUse, isTcpHandle, type TcpHandle } from '../net/handle-socket.js';
 import { formatAddress } from '../routing/upstream.js';
+import { nextReadBuffer, relayAccepted } from './relay.js';
 
-/** Called with each accepted TCP handle, in place of a net.Socket (net/handle-socket.ts). */
-export type HandleAccepted = (handle: TcpHandle) => void;
+/** An accepted connection: served on its TCP handle, or a net.Socket where handles are not served. */
+export type AcceptedSocket = HandleSocket | net.Socket;
+
+export interface AcceptorOptions {
+  readonly configured: () => HostPort;
+  readonly logger: Logger;
+  /** Every accepted connection's reads, into relay buffers (relay.ts); false pauses. */
+  readonly onRead: (this: AcceptedSocket, nread: number, buffer: Buffer) => boolean;
+  /** A connection accepted, reading nothing yet (until resumed), with its peer's address and port. */
+  readonly onAccepted: (socket: AcceptedSocket, address: string, port: number) => void;
+  /** The write high-water mark of accepted net.Sockets (Node's default when not given). */
+  readonly highWaterMark?: number;
+}
 
 interface ServerHandle {
   onconnection?: (this: ServerHandle, status: number, handle: unknown) => void;
 }
 
 /**
- * The listening socket both listener kinds accept on. allowHalfOpen: a client's FIN is
- * passed on, not answered by closing (Node 20's accepted sockets default to false).
- * pauseOnConnect: nothing is read before the connection is routed, so a failed
- * connect can move to the next upstream without losing a byte.
+ * The listening socket both listener kinds accept on, and what each accepted
+ * connection is served on: its TCP handle (net/handle-socket.ts) where this Node
+ * exposes handles, with no net.Socket built for it; else the net.Socket Node makes,
+ * set up to read into relay buffers. Either way half-open (a client's FIN is passed
+ * on, not answered by closing) and paused: nothing is read before the connection is
+ * routed, so a failed connect can move to the next upstream without losing a byte.
  */
 export class Acceptor {
   readonly #server: net.Server;
   readonly #configured: () => HostPort;
+  readonly #onRead: AcceptorOptions['onRead'];
+  readonly #onAccepted: AcceptorOptions['onAccepted'];
   /** Connections accepted so far (GET /workers: how the kernel spread them). */
   accepted = 0;
 
-  readonly #onHandle: HandleAccepted | null;
-
-  /**
-   * `highWaterMark`: the accepted sockets' (Node's default when not given).
-   * `onHandle`: where given (and this Node exposes them), accepted connections come
-   * to it as TCP handles, without the net.Socket Node would build for each, and
-   * `onConnection` only sees those the handle path cannot take.
-   */
-  constructor(onConnection: (socket: net.Socket) => void, configured: () => HostPort, logger: Logger, highWaterMark?: number, onHandle?: HandleAccepted) {
-    this.#configured = configured;
-    this.#onHandle = onHandle ?? null;
+  constructor(options: AcceptorOptions) {
+    this.#configured = options.configured;
+    this.#onRead = options.onRead;
+    this.#onAccepted = options.onAccepted;
+    const highWaterMark = options.highWaterMark;
     this.#server = net.createServer({
       allowHalfOpen: true,
       pauseOnConnect: true,
       noDelay: true,
       ...(highWaterMark === undefined ? {} : { highWaterMark }),
     });
-    this.#server.on('connection', (socket: net.Socket) => {
-      this.accepted++;
-      onConnection(socket);
-    });
-    this.#server.on('error', (err) => logger.error({ err }, 'listener error'));
+    this.#server.on('connection', (socket: net.Socket) => this.#acceptSocket(socket));
+    this.#server.on('error', (err) => options.logger.error({ err }, 'listener error'));
+  }
+
+  #acceptSocket(accepted: net.Socket): void {
+    this.accepted++;
+    const address = accepted.remoteAddress;
+    if (address === undefined) {
+      // Already reset by the peer.
+      accepted.destroy();
+      return;
+    }
+    const port = accepted.remotePort ?? 0;
+    const socket = relayAccepted(accepted, this.#onRead);
+    if (socket !== null) this.#onAccepted(socket, address, port);
+  }
+
+  #acceptHandle(handle: TcpHandle): void {
+    this.accepted++;
+    handle.setNoDelay(true);
+    const socket = new HandleSocket(handle, this.#onRead, nextReadBuffer);
+    const address = socket.remoteAddress;
+    if (address === undefined) {
+      socket.destroy();
+      return;
+    }
+    this.#onAccepted(socket, address, socket.remotePort ?? 0);
   }
 
   /** The bound address (the real port when configured with port 0). */
@@ -68,7 +100,7 @@ export class Acceptor {
       this.#server.once('error', onError);
       this.#server.listen({ host, port, backlog: 2048 }, () => {
         this.#server.removeListener('error', onError);
-        if (this.#onHandle !== null && handlesInUse()) this.#takeHandles(this.#onHandle);
+        if (handlesInUse()) this.#takeHandles();
         resolve();
       });
     });
@@ -79,7 +111,7 @@ export class Acceptor {
    * `onconnection` (the same handle in a cluster worker with SCHED_NONE) is replaced.
    * Errors, and anything that is not a TCP stream handle, go to net.Server's own.
    */
-  #takeHandles(onHandle: HandleAccepted): void {
+  #takeHandles(): void {
     const serverHandle = (this.#server as unknown as { _handle: ServerHandle | null })._handle;
     const original = serverHandle?.onconnection;
     if (serverHandle === null || serverHandle === undefined || typeof original !== 'function') return;
@@ -88,9 +120,7 @@ export class Acceptor {
         original.call(serverHandle, status, handle);
         return;
       }
-      this.accepted++;
-      handle.setNoDelay(true);
-      onHandle(handle);
+      this.#acceptHandle(handle);
     };
   }
 

@@ -1,24 +1,24 @@
 import net from 'node:net';
 import { HandleSocket, handleConnectsAvailable, handlesInUse } from '../net/handle-socket.js';
 import type { Upstream } from '../routing/upstream.js';
-import { nextReadBuffer, relaySocketOptions, type RelaySocket } from './relay.js';
+import { nextReadBuffer, readOptions, relaySocketOptions } from './relay.js';
+
+type UpstreamRead = (this: HandleSocket | net.Socket, nread: number, buffer: Buffer) => boolean;
 
 /**
- * A relayed connection to an upstream, reading through `onRead` into relay buffers:
- * made on a bare TCP handle (net/handle-socket.ts) when the upstream is named by
- * address, else (a host name to resolve, or no handles on this Node) a net.Socket.
- * Either emits 'connect', or 'error' then 'close'.
+ * A connection to an upstream, reading through `onRead` into relay buffers: made on a
+ * bare TCP handle (net/handle-socket.ts) when the upstream is named by address, else
+ * (a host name to resolve, or no handles on this Node) a net.Socket. Either emits
+ * 'connect', or 'error' then 'close'.
+ *
+ * `relay`: tcp mode's (half-open, `write()` false exactly while bytes are queued);
+ * otherwise http mode's kept-alive connections (the upstream's FIN closes it).
  */
-export function connectUpstream(upstream: Upstream, onRead: (this: RelaySocket, nread: number, buffer: Buffer) => boolean): RelaySocket {
+export function connectUpstream(upstream: Upstream, onRead: UpstreamRead, relay: boolean): HandleSocket | net.Socket {
   const family = net.isIP(upstream.host);
   if (family !== 0 && handleConnectsAvailable && handlesInUse()) {
-    return HandleSocket.connect(upstream.host, upstream.port, family === 4 ? 4 : 6, onRead, nextReadBuffer);
+    return HandleSocket.connect(upstream.host, upstream.port, family === 4 ? 4 : 6, onRead, nextReadBuffer, relay);
   }
-  return net.connect({
-    host: upstream.host,
-    port: upstream.port,
-    noDelay: true,
-    allowHalfOpen: true,
-    ...relaySocketOptions(onRead),
-  });
+  const options = { host: upstream.host, port: upstream.port, noDelay: true };
+  return relay ? net.connect({ ...options, allowHalfOpen: true, ...relaySocketOptions(onRead) }) : net.connect({ ...options, ...readOptions(onRead) });
 }

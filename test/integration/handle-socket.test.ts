@@ -2,9 +2,9 @@ import net from 'node:net';
 import { once } from 'node:events';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HandleSocket, handleSocketsAvailable, type TcpHandle } from '../../src/net/handle-socket.js';
-import { Acceptor } from '../../src/proxy/acceptor.js';
-import { copyRead, nextReadBuffer, socketOnHandle } from '../../src/proxy/relay.js';
+import { HandleSocket, handleSocketsAvailable } from '../../src/net/handle-socket.js';
+import { Acceptor, type AcceptedSocket } from '../../src/proxy/acceptor.js';
+import { copyRead, socketOnHandle } from '../../src/proxy/relay.js';
 import { seededRandom } from '../helpers/random.js';
 
 /**
@@ -35,31 +35,23 @@ interface Served {
 async function serve(): Promise<{ port: number; next: () => Promise<Served> }> {
   const waiting: ((s: Served) => void)[] = [];
   const ready: Served[] = [];
-  const onHandle = (handle: TcpHandle): void => {
-    const received: Buffer[] = [];
-    const socket = new HandleSocket(
-      handle,
-      function (this: HandleSocket, nread, buffer) {
-        received.push(copyRead(nread, buffer));
-        return true;
-      },
-      nextReadBuffer,
-    );
-    const served = { socket, received };
-    const w = waiting.shift();
-    if (w) w(served);
-    else ready.push(served);
-  };
-  acceptor = new Acceptor(
-    (socket) => {
-      socket.destroy();
-      throw new Error('accepted as a net.Socket');
+  const received = new Map<AcceptedSocket, Buffer[]>();
+  acceptor = new Acceptor({
+    configured: () => ({ host: '127.0.0.1', port: 0 }),
+    logger: pino({ level: 'silent' }),
+    onRead(nread, buffer) {
+      received.get(this)?.push(copyRead(nread, buffer));
+      return true;
     },
-    () => ({ host: '127.0.0.1', port: 0 }),
-    pino({ level: 'silent' }),
-    undefined,
-    onHandle,
-  );
+    onAccepted: (socket) => {
+      if (!(socket instanceof HandleSocket)) throw new Error('accepted as a net.Socket');
+      const served = { socket, received: [] as Buffer[] };
+      received.set(socket, served.received);
+      const w = waiting.shift();
+      if (w) w(served);
+      else ready.push(served);
+    },
+  });
   await acceptor.listen();
   return {
     port: acceptor.port,

@@ -25,8 +25,8 @@ import type { Exchange } from './exchange.js';
 import { RequestHead, ResponseHead } from './h1/index.js';
 import { readProxyHeader } from './inbound-proxy.js';
 import { PinRenewal } from '../pin-renewal.js';
-import { HandleSocket, type TcpHandle } from '../../net/handle-socket.js';
-import { nextReadBuffer, relayAccepted, socketOnHandle } from '../relay.js';
+import { HandleSocket } from '../../net/handle-socket.js';
+import { socketOnHandle } from '../relay.js';
 import { onClientRead } from '../session-events.js';
 import { onHttpClientRead } from './client-reads.js';
 import type { ClientConnection, ClientSocket, ConnectionHost } from './types.js';
@@ -105,13 +105,12 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
     this.#onEnd = options.onSessionEnd;
     this.#renewal = new PinRenewal(options.pins, () => this.#config.stickyTtlS);
     this.#deadlines = new ConnectionSweeper(this.#connections, () => this.#config);
-    this.acceptor = new Acceptor(
-      (socket) => this.#accept(socket),
-      () => this.#config.listen,
-      this.#logger,
-      undefined,
-      (handle) => this.#acceptHandle(handle),
-    );
+    this.acceptor = new Acceptor({
+      configured: () => this.#config.listen,
+      logger: this.#logger,
+      onRead: onHttpClientRead,
+      onAccepted: (socket, address, port) => this.#accept(socket, address, port),
+    });
   }
 
   get config(): ListenerConfig {
@@ -161,31 +160,13 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
 
   // ---------------------------------------------------------------- accept
 
-  /** A connection served on its TCP handle (net/handle-socket.ts): no net.Socket for it. */
-  #acceptHandle(handle: TcpHandle): void {
-    const socket = new HandleSocket(handle, onHttpClientRead, nextReadBuffer);
-    const address = socket.remoteAddress;
-    if (address === undefined || this.#closing) {
+  #accept(socket: ClientSocket, address: string, port: number): void {
+    if (this.#closing) {
       socket.destroy();
       return;
     }
-    this.#serve(socket, address);
-  }
-
-  /** A connection Node accepted as a net.Socket (where handles are not served). */
-  #accept(accepted: net.Socket): void {
-    const address = accepted.remoteAddress;
-    if (address === undefined || this.#closing) {
-      accepted.destroy();
-      return;
-    }
-    const socket = relayAccepted(accepted, onHttpClientRead);
-    if (socket !== null) this.#serve(socket, address);
-  }
-
-  #serve(socket: ClientSocket, address: string): void {
     const config = this.#config;
-    const connection = new HttpConnection(this, socket, sourceIpKey(address), socket.remotePort ?? 0);
+    const connection = new HttpConnection(this, socket, sourceIpKey(address), port);
     this.#connections.add(connection);
     this.#deadlines.track();
     if (this.active > config.maxConnections) {

@@ -1,7 +1,7 @@
-import net from 'node:net';
 import type { Upstream } from '../../routing/upstream.js';
-import { copyRead, readOptions } from '../relay.js';
+import { copyRead, type RelaySocket } from '../relay.js';
 import { kSession, onUpstreamRead, type SessionSocket } from '../session-events.js';
+import { connectUpstream as connectRelayed } from '../upstream-connect.js';
 
 /** What an upstream socket's events are passed to while a request uses it. */
 export interface UpstreamUser {
@@ -15,8 +15,17 @@ export interface UpstreamUser {
 const kUser = Symbol('tether.upstreamUser');
 const kIdleSince = Symbol('tether.idleSince');
 
+/** What http mode uses of an upstream connection: a HandleSocket, or a net.Socket (upstream-connect.ts). */
+export interface UpstreamStream extends RelaySocket {
+  /** Not ended and not destroyed. */
+  readonly writable: boolean;
+  /** A write was refused (queued past the high-water mark) and 'drain' has not followed yet. */
+  readonly writableNeedDrain: boolean;
+  destroy(error?: Error): unknown;
+}
+
 /** An upstream connection of http mode: its events go to its current user, if any. */
-export type UpstreamSocket = net.Socket & { [kUser]?: UpstreamUser | null; [kIdleSince]?: number };
+export type UpstreamSocket = UpstreamStream & { [kUser]?: UpstreamUser | null; [kIdleSince]?: number };
 
 /** Idle connections kept per upstream; more are closed. */
 const MAX_IDLE_PER_UPSTREAM = 256;
@@ -34,7 +43,7 @@ const SWEEP_MS = 1_000;
  * a connection only changes who that is.
  */
 export function connectUpstream(upstream: Upstream, user: UpstreamUser, preamble: Buffer | null): UpstreamSocket {
-  const socket = net.connect({ host: upstream.host, port: upstream.port, noDelay: true, ...readOptions(onRead) }) as UpstreamSocket;
+  const socket = connectRelayed(upstream, onRead, false) as UpstreamSocket;
   socket[kUser] = user;
   socket.on('connect', onConnect);
   socket.on('drain', onDrain);

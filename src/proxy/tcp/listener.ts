@@ -1,4 +1,3 @@
-import type net from 'node:net';
 import type { Logger } from 'pino';
 import { cidrContains } from '../../net/cidr.js';
 import type { ListenerConfig } from '../../config/types.js';
@@ -11,8 +10,7 @@ import type { HealthReporter, ListenerContext, RoutedRecord } from '../context.j
 import { buildProxyHeader } from '../proxy-protocol/build.js';
 import type { ProxyHeader } from '../proxy-protocol/header.js';
 import { IdleSweeper } from '../idle.js';
-import { HandleSocket, type TcpHandle } from '../../net/handle-socket.js';
-import { nextReadBuffer, RELAY_HIGH_WATER_MARK, relayAccepted, type RelaySocket } from '../relay.js';
+import { RELAY_HIGH_WATER_MARK, type RelaySocket } from '../relay.js';
 import { onClientRead, Session } from '../session.js';
 import { ListenerBase, type ListenerOptions } from '../listener-base.js';
 import type { FoundKey } from '../../routing/keys.js';
@@ -67,14 +65,14 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
     this.#onStart = options.onSessionStart;
     this.#onEnd = options.onSessionEnd;
     // Accepted sockets relay through relay.ts, which needs its write high-water mark.
-    // Served on their TCP handles where this Node allows (net/handle-socket.ts).
-    this.acceptor = new Acceptor(
-      (socket) => this.#accept(socket),
-      () => this.#config.listen,
-      this.#logger,
-      RELAY_HIGH_WATER_MARK,
-      (handle) => this.#acceptHandle(handle),
-    );
+    this.acceptor = new Acceptor({
+      configured: () => this.#config.listen,
+      logger: this.#logger,
+      onRead: onClientRead,
+      onAccepted: (socket, address, port) => this.#accept(socket, address, port),
+      // Accepted net.Sockets relay through relay.ts, which needs its write high-water mark.
+      highWaterMark: RELAY_HIGH_WATER_MARK,
+    });
   }
 
   get config(): ListenerConfig {
@@ -124,32 +122,11 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
     this.#accessLog?.info(accessFields(this.#config.name, session));
   }
 
-  /** A connection served on its TCP handle: no net.Socket for it. */
-  #acceptHandle(handle: TcpHandle): void {
-    const socket = new HandleSocket(handle, onClientRead, nextReadBuffer);
-    const address = socket.remoteAddress;
-    if (address === undefined || this.#closing) {
+  #accept(socket: RelaySocket, address: string, port: number): void {
+    if (this.#closing) {
       socket.destroy();
       return;
     }
-    this.#serve(socket, address, socket.remotePort ?? 0);
-  }
-
-  /** A connection Node accepted as a net.Socket (where handles are not served). */
-  #accept(accepted: net.Socket): void {
-    const address = accepted.remoteAddress;
-    if (address === undefined || this.#closing) {
-      // Already reset by the peer, or we are shutting down.
-      accepted.destroy();
-      return;
-    }
-    const port = accepted.remotePort ?? 0;
-    // Re-made to read into relay buffers: no allocation per chunk relayed.
-    const socket = relayAccepted(accepted, onClientRead);
-    if (socket !== null) this.#serve(socket, address, port);
-  }
-
-  #serve(socket: RelaySocket, address: string, port: number): void {
     const session = new Session(this, socket, sourceIpKey(address), port);
     this.sessions.add(session);
     const config = this.#config;
