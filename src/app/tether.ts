@@ -326,7 +326,14 @@ export class Tether implements AdminBackend {
       // The control plane says 'listening' once its workers are (src/workers/control-plane.ts).
       if (this.#plane !== null) continue;
       this.logger.info(
-        { listener: runtime.name, address: runtime.listener.address, mode: runtime.config.mode, hash: runtime.config.hash, upstreams: runtime.pool.list().length },
+        {
+          listener: runtime.name,
+          address: runtime.listener.address,
+          mode: runtime.config.mode,
+          hash: runtime.config.hash,
+          upstreams: runtime.pool.list().length,
+          sockets: runtime.listener.sockets,
+        },
         this.#role?.kind === 'worker' ? 'worker listening' : 'listening',
       );
     }

@@ -39,6 +39,7 @@ export class Acceptor {
   readonly #onAccepted: AcceptorOptions['onAccepted'];
   /** Connections accepted so far (GET /workers: how the kernel spread them). */
   accepted = 0;
+  #takesHandles = false;
 
   constructor(options: AcceptorOptions) {
     this.#configured = options.configured;
@@ -78,6 +79,11 @@ export class Acceptor {
       return;
     }
     this.#onAccepted(socket, address, socket.remotePort ?? 0);
+  }
+
+  /** What accepted connections are served on, once listening (logged with 'listening'). */
+  get sockets(): 'tcp handles' | 'net.Socket' {
+    return this.#takesHandles ? 'tcp handles' : 'net.Socket';
   }
 
   /** The bound address (the real port when configured with port 0). */
@@ -122,6 +128,7 @@ export class Acceptor {
       }
       this.#acceptHandle(handle);
     };
+    this.#takesHandles = true;
   }
 
   /**

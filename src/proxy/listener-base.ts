@@ -57,6 +57,11 @@ export abstract class ListenerBase {
     return this.acceptor.port;
   }
 
+  /** What accepted connections are served on: their TCP handles, or net.Socket where this Node gives none. */
+  get sockets(): 'tcp handles' | 'net.Socket' {
+    return this.acceptor.sockets;
+  }
+
   /** Connections accepted so far. */
   get accepted(): number {
     return this.acceptor.accepted;

@@ -2,7 +2,8 @@ import net from 'node:net';
 import { once } from 'node:events';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HandleSocket, handleSocketsAvailable } from '../../src/net/handle-socket.js';
+import { HandleSocket, handleSocketsAvailable, useHandles } from '../../src/net/handle-socket.js';
+import { startTether } from '../helpers/tether.js';
 import { Acceptor, type AcceptedSocket } from '../../src/proxy/acceptor.js';
 import { copyRead, socketOnHandle } from '../../src/proxy/relay.js';
 import { seededRandom } from '../helpers/random.js';
@@ -242,5 +243,20 @@ describe.skipIf(!handleSocketsAvailable)('HandleSocket', () => {
     expect(got.bytes().toString()).toBe('1;2;3');
     expect(Buffer.concat(s.received).toString()).toBe('before');
     taken.destroy();
+  });
+
+  it.each(['tcp', 'http'])("says in its 'listening' line that a %s listener serves connections on TCP handles, or on net.Socket when told", async (mode) => {
+    for (const handles of [true, false]) {
+      useHandles(handles);
+      const logs: Record<string, unknown>[] = [];
+      const t = await startTether({ TETHER_MODE: mode, TETHER_UPSTREAMS: 'a=127.0.0.1:1', TETHER_HEALTH: 'off' }, logs);
+      try {
+        const line = logs.find((l) => l.msg === 'listening');
+        expect(line?.sockets).toBe(handles ? 'tcp handles' : 'net.Socket');
+      } finally {
+        useHandles(true);
+        await t.close();
+      }
+    }
   });
 });

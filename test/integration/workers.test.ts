@@ -176,6 +176,10 @@ describe.each([2, 3])('TETHER_WORKERS=%i', (workers) => {
       expect(alive(row.pid)).toBe(true);
     }
     expect(standby.total).toBe(0);
+    // Each worker serves its connections on their TCP handles (src/net/handle-socket.ts), not net.Socket.
+    const listening = tether.proc.logs.filter((l) => l.msg === 'worker listening');
+    expect(listening.length).toBeGreaterThanOrEqual(workers);
+    for (const line of listening) expect(line.sockets).toBe('tcp handles');
   });
 
   it('100 addresses x 6 connections: one upstream per address, where the control plane routes it, over every worker', async () => {
