@@ -259,4 +259,40 @@ describe.skipIf(!handleSocketsAvailable)('HandleSocket', () => {
       }
     }
   });
+
+  it.each(['tcp', 'http'])('relays over IPv6 in %s mode: an IPv6 listener, an IPv6 upstream connected on a handle', async (mode) => {
+    const upstream = net.createServer((c) => {
+      c.on('data', (d: Buffer) => {
+        if (mode === 'tcp') c.write(d);
+        else c.write(`HTTP/1.1 200 OK\r\nContent-Length: ${c.remoteAddress!.length}\r\n\r\n${c.remoteAddress}`);
+      });
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, '::1', resolve));
+    const upstreamPort = (upstream.address() as net.AddressInfo).port;
+    const logs: Record<string, unknown>[] = [];
+    const t = await startTether(
+      { TETHER_MODE: mode, TETHER_LISTEN: '[::1]:0', TETHER_UPSTREAMS: `six=[::1]:${upstreamPort}`, TETHER_HEALTH: 'off' },
+      logs,
+    );
+    try {
+      expect(logs.find((l) => l.msg === 'listening')?.sockets).toBe('tcp handles');
+      const c = net.connect({ host: '::1', port: t.port });
+      clients.push(c);
+      await once(c, 'connect');
+      const got = collect(c);
+      if (mode === 'tcp') {
+        c.end('over six');
+        await got.ended;
+        expect(got.bytes().toString()).toBe('over six');
+      } else {
+        c.write('GET / HTTP/1.1\r\nHost: six\r\nConnection: close\r\n\r\n');
+        await got.ended;
+        // The upstream saw tether's IPv6 connection.
+        expect(got.bytes().toString()).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n::1$/);
+      }
+    } finally {
+      await t.close();
+      upstream.close();
+    }
+  });
 });
