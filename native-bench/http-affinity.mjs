@@ -53,6 +53,22 @@ export function sessionIds(count = SESSION_COUNT) {
   return Array.from({ length: count }, () => next() + next() + next() + next());
 }
 
+/** tether's hash and learned-pins rows again on another balancer process of run.mjs (`balancer`). */
+function tetherVariants(suffix, balancer, labelSuffix, routing) {
+  return ['hash', 'learn'].map((kind) => ({
+    id: `tether-${kind}-${suffix}`,
+    balancer,
+    label: `tether http, ${kind === 'hash' ? 'hash' : 'learned pins'}, ${labelSuffix}`,
+    routing,
+    counterpart: kind === 'hash' ? 'haproxy-hash' : 'haproxy-stick',
+    learn: kind === 'learn',
+    spec: {
+      admin: true,
+      env: { TETHER_MODE: 'http', TETHER_KEY: `header:${HEADER}`, ...(kind === 'learn' ? { TETHER_LEARN: LEARN_RULE } : {}) },
+    },
+  }));
+}
+
 /**
  * The rows, in the order each round runs them. `balancer` is the process run.mjs
  * starts; `spec` adjusts it (tether environment, peer config template and fields,
@@ -79,32 +95,10 @@ export const ROWS = [
     spec: { admin: true, env: { TETHER_MODE: 'http', TETHER_KEY: `header:${HEADER}`, TETHER_LEARN: LEARN_RULE } },
   },
   // A before/after in one run: the same two rows on the build run.mjs --baseline names.
-  ...['hash', 'learn'].map((kind) => ({
-    id: `tether-${kind}-base`,
-    balancer: 'tether-base',
-    label: `tether http, ${kind === 'hash' ? 'hash' : 'learned pins'}, baseline build`,
-    routing: 'the same, `--baseline` build',
-    counterpart: kind === 'hash' ? 'haproxy-hash' : 'haproxy-stick',
-    learn: kind === 'learn',
-    spec: {
-      admin: true,
-      env: { TETHER_MODE: 'http', TETHER_KEY: `header:${HEADER}`, ...(kind === 'learn' ? { TETHER_LEARN: LEARN_RULE } : {}) },
-    },
-  })),
+  ...tetherVariants('base', 'tether-base', 'baseline build', 'the same, `--baseline` build'),
   // Every core (issue 18): the same two rows with TETHER_WORKERS=2, run when run.mjs
   // has the tether-w2 balancer (--peer-threads=2): pins looked up from 2 workers.
-  ...['hash', 'learn'].map((kind) => ({
-    id: `tether-${kind}-w2`,
-    balancer: 'tether-w2',
-    label: `tether http, ${kind === 'hash' ? 'hash' : 'learned pins'}, 2 workers`,
-    routing: 'the same, `TETHER_WORKERS=2`',
-    counterpart: kind === 'hash' ? 'haproxy-hash' : 'haproxy-stick',
-    learn: kind === 'learn',
-    spec: {
-      admin: true,
-      env: { TETHER_MODE: 'http', TETHER_KEY: `header:${HEADER}`, ...(kind === 'learn' ? { TETHER_LEARN: LEARN_RULE } : {}) },
-    },
-  })),
+  ...tetherVariants('w2', 'tether-w2', '2 workers', 'the same, `TETHER_WORKERS=2`'),
   {
     id: 'naive-http',
     balancer: 'naive',
