@@ -1,5 +1,15 @@
 import { EventEmitter } from 'node:events';
-import { getSystemErrorName } from 'node:util';
+import {
+  streamWrap,
+  systemError,
+  tcpWrap,
+  UV_ENOTCONN,
+  UV_EOF,
+  type AddressOut,
+  type ShutdownRequest,
+  type TcpHandle as BareHandle,
+  type WriteRequest,
+} from './tcp-binding.js';
 
 /**
  * A connection served on its TCP handle (the libuv stream under every `net.Socket`),
@@ -18,141 +28,17 @@ import { getSystemErrorName } from 'node:util';
  *   follows once the handle is closed; a read or write error is 'error' then 'close'.
  *
  * The handles come from `process.binding('tcp_wrap')`'s server handle (Acceptor);
- * where this Node does not expose them, `available` is false and connections are
+ * where this Node does not expose them (net/tcp-binding.ts), connections are
  * served on net.Socket as before.
  */
-
-/** The libuv TCP stream handle, as Node's tcp_wrap binding exposes it. */
-export interface TcpHandle {
-  onread: ((this: TcpHandle) => Buffer | undefined) | null;
-  readStart(): number;
-  readStop(): number;
-  writeBuffer(req: WriteRequest, data: Uint8Array): number;
-  writev(req: WriteRequest, chunks: Uint8Array[], allBuffers: true): number;
-  shutdown(req: ShutdownRequest): number;
-  close(callback?: () => void): void;
-  useUserBuffer(buffer: Uint8Array): void;
-  setNoDelay(enable: boolean): number;
-  getpeername(out: AddressOut): number;
-  getsockname(out: AddressOut): number;
-  connect(req: ConnectRequest, address: string, port: number): number;
-  connect6(req: ConnectRequest, address: string, port: number): number;
-  reset?(callback: () => void): number;
-  readonly writeQueueSize: number;
-  [kOwner]?: HandleSocket;
-}
-
-interface AddressOut {
-  address?: string;
-  port?: number;
-  family?: string;
-}
-
-interface WriteRequest {
-  handle: TcpHandle;
-  oncomplete: (this: WriteRequest, status: number) => void;
-  /** What an async write reads from, kept alive until it completes. */
-  buffer: Uint8Array | Uint8Array[] | null;
-}
-
-interface ShutdownRequest {
-  handle: TcpHandle;
-  oncomplete: (this: ShutdownRequest, status: number) => void;
-}
-
-interface ConnectRequest {
-  oncomplete: (status: number, handle: TcpHandle) => void;
-  address: string;
-  port: number;
-}
-
-interface TcpWrapBinding {
-  TCP: new (type: number) => TcpHandle;
-  TCPConnectWrap: new () => ConnectRequest;
-  constants: { SOCKET: number };
-}
-
-interface StreamWrapBinding {
-  WriteWrap: new () => WriteRequest;
-  ShutdownWrap: new () => ShutdownRequest;
-  streamBaseState: Int32Array;
-  kReadBytesOrError: number;
-  kLastWriteWasAsync: number;
-}
 
 /** The read callback: `nread` bytes are in `buffer`; false pauses reading. */
 export type HandleReadCallback = (this: HandleSocket, nread: number, buffer: Buffer) => boolean;
 
 const kOwner = Symbol('tether.handleSocket');
-const UV_EOF = -4095;
-const UV_ENOTCONN = -107;
 
-function loadStreamWrap(): StreamWrapBinding | null {
-  try {
-    const binding = (process as unknown as { binding(name: string): unknown }).binding('stream_wrap') as Partial<StreamWrapBinding>;
-    if (typeof binding.WriteWrap !== 'function' || typeof binding.ShutdownWrap !== 'function' || !(binding.streamBaseState instanceof Int32Array)) return null;
-    if (typeof binding.kReadBytesOrError !== 'number' || typeof binding.kLastWriteWasAsync !== 'number') return null;
-    return binding as StreamWrapBinding;
-  } catch {
-    return null;
-  }
-}
-
-function loadTcpWrap(): TcpWrapBinding | null {
-  try {
-    const binding = (process as unknown as { binding(name: string): unknown }).binding('tcp_wrap') as Partial<TcpWrapBinding>;
-    if (typeof binding.TCP !== 'function' || typeof binding.TCPConnectWrap !== 'function' || typeof binding.constants?.SOCKET !== 'number') return null;
-    return binding as TcpWrapBinding;
-  } catch {
-    return null;
-  }
-}
-
-const streamWrap = loadStreamWrap();
-const tcpWrap = streamWrap === null ? null : loadTcpWrap();
-
-/** Whether connections can be served on their handles on this Node. */
-export const handleSocketsAvailable = streamWrap !== null;
-
-/** Whether outgoing connections can be made as handles (`HandleSocket.connect`). */
-export const handleConnectsAvailable = tcpWrap !== null;
-
-let inUse = handleSocketsAvailable;
-
-/** Whether connections are served on handles now (where available): listeners read it when they start, connects on each. */
-export function handlesInUse(): boolean {
-  return inUse;
-}
-
-/** For tests: serve connections on net.Socket even where handles are available (false), or on handles again (true). */
-export function useHandles(enabled: boolean): void {
-  inUse = enabled && handleSocketsAvailable;
-}
-
-/** Whether `value` looks like a TCP stream handle this module can serve. */
-export function isTcpHandle(value: unknown): value is TcpHandle {
-  const h = value as Partial<TcpHandle> | null;
-  return (
-    h !== null &&
-    typeof h === 'object' &&
-    typeof h.readStart === 'function' &&
-    typeof h.writeBuffer === 'function' &&
-    typeof h.writev === 'function' &&
-    typeof h.shutdown === 'function' &&
-    typeof h.useUserBuffer === 'function' &&
-    typeof h.getpeername === 'function'
-  );
-}
-
-function systemError(status: number, syscall: string): Error {
-  const code = getSystemErrorName(status);
-  const err = new Error(`${syscall} ${code}`) as NodeJS.ErrnoException;
-  err.code = code;
-  err.errno = status;
-  err.syscall = syscall;
-  return err;
-}
-
+/** A handle, and the socket serving it (found from the handle's callbacks). */
+export type TcpHandle = BareHandle & { [kOwner]?: HandleSocket };
 /**
  * A request object for the next write. One that a write used only synchronously (all
  * bytes taken at once) was never bound to a libuv request and serves the next write too.
@@ -505,7 +391,7 @@ function onDetachedRead(): undefined {
 }
 
 function onWriteComplete(this: WriteRequest, status: number): void {
-  const socket = this.handle[kOwner];
+  const socket = (this.handle as TcpHandle)[kOwner];
   if (socket === undefined) {
     this.buffer = null;
     return;
@@ -514,7 +400,7 @@ function onWriteComplete(this: WriteRequest, status: number): void {
 }
 
 function onShutdownComplete(this: ShutdownRequest, status: number): void {
-  this.handle[kOwner]?.shutdownDone(this.handle, status);
+  (this.handle as TcpHandle)[kOwner]?.shutdownDone(this.handle, status);
 }
 
 function onConnectComplete(status: number, handle: TcpHandle): void {

@@ -2,7 +2,8 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/types.js';
 import { ListenError } from '../errors.js';
-import { HandleSocket, handlesInUse, isTcpHandle, type TcpHandle } from '../net/handle-socket.js';
+import { HandleSocket } from '../net/handle-socket.js';
+import { handlesInUse, isTcpHandle, type TcpHandle } from '../net/tcp-binding.js';
 import { formatAddress } from '../routing/upstream.js';
 import { nextReadBuffer, relayAccepted } from './relay.js';
 

@@ -1,5 +1,6 @@
 import net from 'node:net';
-import { HandleSocket, handleConnectsAvailable, handlesInUse } from '../net/handle-socket.js';
+import { HandleSocket } from '../net/handle-socket.js';
+import { handleConnectsAvailable, handlesInUse } from '../net/tcp-binding.js';
 import type { Upstream } from '../routing/upstream.js';
 import { nextReadBuffer, readOptions, relaySocketOptions } from './relay.js';
 

@@ -6,7 +6,7 @@ import { seededRandom } from '../helpers/random.js';
 import { startTether, type RunningTether } from '../helpers/tether.js';
 import { acceptedRelayMethod, useAcceptedRelayMethod, type AcceptedRelayMethod } from '../../src/proxy/relay.js';
 import { listenLoopback } from '../helpers/listen.js';
-import { handleSocketsAvailable, useHandles } from '../../src/net/handle-socket.js';
+import { handleSocketsAvailable, useHandles } from '../../src/net/tcp-binding.js';
 
 /**
  * tether reads into relay buffers (src/proxy/relay.ts): quiet sockets share one

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll } from 'vitest';
-import { useHandles } from '../../../src/net/handle-socket.js';
+import { useHandles } from '../../../src/net/tcp-binding.js';
 
 /**
  * ../failover.test.ts again with connections on net.Socket, the path
