@@ -343,18 +343,6 @@ export class HandleSocket extends EventEmitter {
     handle[kOwner] = undefined;
   }
 
-  /**
-   * Give the handle up (for a net.Socket to take over): nothing more is read or sent
-   * through this object, and it emits nothing more. Writes still queued go out first.
-   */
-  release(): TcpHandle | null {
-    const handle = this.#handle;
-    if (handle === null) return null;
-    if (this.#reading) handle.readStop();
-    this.#detach(handle);
-    return handle;
-  }
-
   /** The handle read `nread` bytes (or an error, or the end) into the current buffer. */
   read(nread: number): Buffer | undefined {
     if (nread > 0) {

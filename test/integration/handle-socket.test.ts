@@ -6,7 +6,7 @@ import { HandleSocket } from '../../src/net/handle-socket.js';
 import { handleSocketsAvailable, useHandles } from '../../src/net/tcp-binding.js';
 import { startTether } from '../helpers/tether.js';
 import { Acceptor, type AcceptedSocket } from '../../src/proxy/acceptor.js';
-import { copyRead, socketOnHandle } from '../../src/proxy/relay.js';
+import { copyRead } from '../../src/proxy/relay.js';
 import { seededRandom } from '../helpers/random.js';
 
 /**
@@ -15,7 +15,7 @@ import { seededRandom } from '../helpers/random.js';
  * of a net.Socket, through real connections: reads only while resumed, `write()`
  * false exactly while bytes are queued and 'drain' after, bytes intact and in order
  * (single writes and corked writev), FINs both ways, the close once both are done,
- * errors, and a net.Socket taking the handle over mid-connection.
+ * errors.
  */
 
 let acceptor: Acceptor | null = null;
@@ -215,35 +215,6 @@ describe.skipIf(!handleSocketsAvailable)('HandleSocket', () => {
     expect(s2.socket.write(Buffer.from('x'))).toBe(false);
     await Promise.race([got.ended, once(c2, 'close')]);
     await until(() => closed);
-  });
-
-  it('gives its handle to a net.Socket mid-connection, which reads and writes on in order', async () => {
-    const { port, next } = await serve();
-    const c = await connect(port);
-    const s = await next();
-    const got = collect(c);
-    s.socket.resume();
-    c.write('before');
-    await until(() => Buffer.concat(s.received).toString() === 'before');
-    s.socket.write(Buffer.from('1;'));
-    const handle = s.socket.release();
-    expect(handle).not.toBeNull();
-    expect(s.socket.release()).toBeNull();
-    // As a tunnel takes it over (http listener): reading into relay buffers.
-    const after: Buffer[] = [];
-    const taken = socketOnHandle(handle, function (nread, buffer) {
-      after.push(copyRead(nread, buffer));
-      return true;
-    })!;
-    taken.resume();
-    taken.write('2;');
-    c.write('after');
-    await until(() => Buffer.concat(after).toString() === 'after');
-    taken.end('3');
-    await got.ended;
-    expect(got.bytes().toString()).toBe('1;2;3');
-    expect(Buffer.concat(s.received).toString()).toBe('before');
-    taken.destroy();
   });
 
   it.each(['tcp', 'http'])("says in its 'listening' line that a %s listener serves connections on TCP handles, or on net.Socket when told", async (mode) => {

@@ -425,6 +425,36 @@ describe('http relay edges: a client that goes away mid-body', () => {
 
 // ---------------------------------------------------------------- an upstream gone mid-response
 
+describe('http relay edges: a client that ends its side before the 101', () => {
+  it.each([
+    ['nothing after the upgrade request', ''],
+    ['bytes after the upgrade request', 'hello'],
+  ])('%s, then its FIN: after the 101 the upstream gets the bytes and the FIN, the client gets the 101 and the upstream\'s answer', async (_, extra) => {
+    let sawEnd = false;
+    let received = '';
+    const upstream = await rawUpstream('a', (socket) => {
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+      socket.on('end', () => (sawEnd = true));
+      // Late enough that the client's FIN is read while the upgrade is still answered.
+      setTimeout(() => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nafter-101'), 200);
+    });
+    const t = await tetherFor([upstream]);
+    const socket = net.connect({ host: '127.0.0.1', port: t.port, allowHalfOpen: true });
+    cleanups.register(async () => {
+      socket.destroy();
+    });
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.write('GET /tunnel HTTP/1.1\r\nHost: t\r\nX-Session: K\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 50));
+    socket.end(extra);
+    await waitFor(() => sawEnd, 5_000, "the client's FIN at the upstream");
+    expect(received).toBe(extra);
+    await waitFor(() => Buffer.concat(chunks).toString('latin1').endsWith('after-101'), 5_000, "the 101 and the upstream's bytes at the client");
+    expect(Buffer.concat(chunks).toString('latin1')).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\n[\s\S]*\r\n\r\nafter-101$/);
+  });
+});
+
 describe('http relay edges: an upstream that goes away mid-response', () => {
   it('closing before any byte of the response: the client gets 502 and a close', async () => {
     const upstream = await rawUpstream('mute', (socket) => socket.destroy());

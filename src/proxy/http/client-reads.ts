@@ -1,4 +1,3 @@
-import type net from 'node:net';
 import { copyRead } from '../relay.js';
 import { onClientRead } from '../session-events.js';
 import { connectionOf } from './connection.js';
@@ -6,7 +5,7 @@ import { proxyHeaderData } from './inbound-proxy.js';
 import type { ClientSocket } from './types.js';
 
 /**
- * The read callback of every http-mode client socket (set by `relayAccepted`): each
+ * The read callback of every http-mode client socket (given by the Acceptor): each
  * read is copied out of the shared read buffer into a buffer of its own, which the
  * connection may keep (pipelined requests, a head spanning reads), and handed to
  * the phase the connection is in. Once an upgrade has made the socket a tunnel, its
@@ -14,8 +13,7 @@ import type { ClientSocket } from './types.js';
  */
 export function onHttpClientRead(this: ClientSocket, nread: number, buffer: Buffer): boolean {
   const connection = connectionOf(this);
-  // Only a net.Socket reads on after its upgrade: a handle moves to one (listener.ts).
-  if (connection === undefined) return onClientRead.call(this as net.Socket, nread, buffer);
+  if (connection === undefined) return onClientRead.call(this, nread, buffer);
   const chunk = copyRead(nread, buffer);
   if (connection.serving) connection.onClientData(chunk);
   else proxyHeaderData(this, chunk);

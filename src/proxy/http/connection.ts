@@ -390,7 +390,7 @@ export class HttpConnection implements ClientSide, ClosingClient {
     const toClient = at < buf.length ? Buffer.concat([head, buf.subarray(at)]) : head;
     const toUpstream = this.pending;
     this.pending = null;
-    this.host.tunnel(exchange, socket, this.clientEnded, upstream, toClient, toUpstream);
+    this.host.tunnel(exchange, socket, upstream, toClient, toUpstream);
   }
 
   // ------------------------------------------------------------------ answers of tether's own, and closes (client-close.ts)

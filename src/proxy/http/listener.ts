@@ -1,4 +1,3 @@
-import net from 'node:net';
 import type { Logger } from 'pino';
 import type { ListenerConfig } from '../../config/types.js';
 import { keyHashForLog } from '../../log.js';
@@ -25,9 +24,6 @@ import type { Exchange } from './exchange.js';
 import { RequestHead, ResponseHead } from './h1/index.js';
 import { readProxyHeader } from './inbound-proxy.js';
 import { PinRenewal } from '../pin-renewal.js';
-import { HandleSocket } from '../../net/handle-socket.js';
-import { socketOnHandle } from '../relay.js';
-import { onClientRead } from '../session-events.js';
 import { onHttpClientRead } from './client-reads.js';
 import type { ClientConnection, ClientSocket, ConnectionHost } from './types.js';
 import { UpstreamSockets, type UpstreamSocket } from './upstream-sockets.js';
@@ -299,19 +295,11 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
 
   // ---------------------------------------------------------------- upgraded connections
 
-  tunnel(exchange: Exchange, client: ClientSocket, clientEnded: boolean, upstreamSocket: UpstreamSocket, toClient: Buffer, toUpstream: Buffer | null): void {
+  tunnel(exchange: Exchange, client: ClientSocket, upstreamSocket: UpstreamSocket, toClient: Buffer, toUpstream: Buffer | null): void {
     this.#inFlight--;
-    // A tunnel is a Session's, on a net.Socket: a handle served on its own moves into one.
-    const socket = client instanceof HandleSocket ? socketOnHandle(client.release(), onClientRead) : (client as net.Socket);
-    if (socket === null) {
-      // Closed while the 101 came: nothing to relay to.
-      upstreamSocket.destroy();
-      if (!exchange.reason) exchange.reason = 'client closed';
-      this.#ended(exchange, exchange.method, exchange.status > 0 ? exchange.status : undefined);
-      return;
-    }
-    const session = new Session(this, socket, exchange.clientAddress, exchange.clientPort, exchange.startedAt);
-    if (clientEnded) session.onEarlyEnd();
+    // The client socket as it is (a handle, or a net.Socket): its reads go to the Session
+    // from now on (client-reads.ts), and a FIN it read already is passed on once connected.
+    const session = new Session(this, client, exchange.clientAddress, exchange.clientPort, exchange.startedAt);
     session.key = exchange.key;
     session.keySource = exchange.keySource;
     session.via = exchange.via;

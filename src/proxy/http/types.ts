@@ -1,4 +1,5 @@
 import type { ListenerConfig } from '../../config/types.js';
+import type { RelaySocket } from '../relay.js';
 import type { RouteDecision } from '../../routing/types.js';
 import type { Upstream } from '../../routing/upstream.js';
 import type { Outcome } from '../types.js';
@@ -32,28 +33,17 @@ export const DONE = 5;
  * A client socket as http mode uses it: a connection served on its TCP handle
  * (net/handle-socket.ts), or a net.Socket where this Node gives no handles. Both
  * read through a read callback (client-reads.ts) into relay buffers, and both
- * behave alike in what is named here.
+ * behave alike in what is named here; as a RelaySocket, an upgraded connection's
+ * Session relays on it as it is.
  */
-export interface ClientSocket {
-  readonly destroyed: boolean;
+export interface ClientSocket extends RelaySocket {
   /** Not ended and not destroyed. */
   readonly writable: boolean;
   readonly remoteAddress?: string | undefined;
   readonly remotePort?: number | undefined;
-  readonly localAddress?: string | undefined;
-  readonly localPort?: number | undefined;
-  /** False when bytes are left queued ('drain' follows). */
-  write(data: Buffer): boolean;
   end(): unknown;
   end(data: Buffer): unknown;
-  destroy(): unknown;
   destroySoon(): void;
-  pause(): unknown;
-  resume(): unknown;
-  cork(): void;
-  uncork(): void;
-  on(event: 'end' | 'close' | 'drain' | 'error', listener: (...args: unknown[]) => void): unknown;
-  removeListener(event: 'end' | 'close' | 'drain' | 'error', listener: (...args: unknown[]) => void): unknown;
 }
 
 /**
@@ -98,7 +88,7 @@ export interface ConnectionHost extends UpstreamSideHost {
   /** A request turned away before routing: count and log it. */
   reject(connection: ClientConnection, outcome: Outcome, reason: string): void;
   /** The upstream answered 101: the two sockets become a tunnel. */
-  tunnel(exchange: Exchange, client: ClientSocket, clientEnded: boolean, upstream: UpstreamSocket, toClient: Buffer, toUpstream: Buffer | null): void;
+  tunnel(exchange: Exchange, client: ClientSocket, upstream: UpstreamSocket, toClient: Buffer, toUpstream: Buffer | null): void;
   /** The connection is closed, or handed to a tunnel. */
   released(connection: ClientConnection): void;
   /** The PROXY header this client's upstream connections start with, or null (TETHER_PROXY_PROTOCOL). */
