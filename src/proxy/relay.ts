@@ -215,15 +215,6 @@ function adoptAccepted(accepted: net.Socket, callback: ReadCallback): net.Socket
   const handle = shell._handle;
   shell._handle = null;
   accepted.destroy();
-  return socketOnHandle(handle, callback)!;
-}
-
-/**
- * A net.Socket on an open TCP handle (one accepted, or given up by a HandleSocket),
- * reading through `callback` into relay buffers; paused. Null for no handle.
- */
-export function socketOnHandle(handle: unknown, callback: ReadCallback): net.Socket | null {
-  if (handle === null || handle === undefined) return null;
   const options = {
     handle,
     allowHalfOpen: true,
