@@ -166,7 +166,7 @@ export class Session implements SessionEvents {
       this.upstream = upstream;
       ctx.pool.acquire(upstream);
       upstream.sessions.add(this);
-      const socket = connectUpstream(upstream, onUpstreamRead, true) as SessionSocket;
+      const socket = connectUpstream(upstream, onUpstreamRead, 'relay') as SessionSocket;
       socket[kSession] = this;
       this.upstreamSocket = socket;
       this.#upstreamClosed = false;

@@ -12,10 +12,12 @@ type UpstreamRead = (this: HandleSocket | net.Socket, nread: number, buffer: Buf
  * (a host name to resolve, or no handles on this Node) a net.Socket. Either emits
  * 'connect', or 'error' then 'close'.
  *
- * `relay`: tcp mode's (half-open, `write()` false exactly while bytes are queued);
- * otherwise http mode's kept-alive connections (the upstream's FIN closes it).
+ * `relay`: a tcp-mode session's (half-open, `write()` false exactly while bytes are
+ * queued); `kept-alive`: one of http mode's shared connections (the upstream's FIN
+ * closes it).
  */
-export function connectUpstream(upstream: Upstream, onRead: UpstreamRead, relay: boolean): HandleSocket | net.Socket {
+export function connectUpstream(upstream: Upstream, onRead: UpstreamRead, use: 'relay' | 'kept-alive'): HandleSocket | net.Socket {
+  const relay = use === 'relay';
   const family = net.isIP(upstream.host);
   if (family !== 0 && handleConnectsAvailable && handlesInUse()) {
     return HandleSocket.connect(upstream.host, upstream.port, family === 4 ? 4 : 6, onRead, nextReadBuffer, relay);

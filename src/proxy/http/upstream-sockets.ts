@@ -43,7 +43,7 @@ const SWEEP_MS = 1_000;
  * a connection only changes who that is.
  */
 export function connectUpstream(upstream: Upstream, user: UpstreamUser, preamble: Buffer | null): UpstreamSocket {
-  const socket = connectRelayed(upstream, onRead, false) as UpstreamSocket;
+  const socket = connectRelayed(upstream, onRead, 'kept-alive') as UpstreamSocket;
   socket[kUser] = user;
   socket.on('connect', onConnect);
   socket.on('drain', onDrain);
