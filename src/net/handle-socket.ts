@@ -81,6 +81,8 @@ export class HandleSocket extends EventEmitter {
   connecting = false;
   /** `pause()` while connecting: not read once connected (as net.Socket). */
   #startPaused = false;
+  /** `end()` while connecting: our FIN goes once connected. */
+  #endOnConnect = false;
   #peer: AddressOut | null = null;
   #local: AddressOut | null = null;
 
@@ -130,8 +132,9 @@ export class HandleSocket extends EventEmitter {
     }
     handle.setNoDelay(true);
     this.uncork();
+    if (this.#endOnConnect) this.#shutdown(handle);
     this.emit('connect');
-    if (!this.#startPaused) this.resume();
+    if (!this.#startPaused && !this.destroyed) this.resume();
   }
 
   /** Not ended by `end()` and not destroyed. */
@@ -277,18 +280,27 @@ export class HandleSocket extends EventEmitter {
     if (data !== undefined) this.write(data);
     const handle = this.#handle;
     if (this.#ending || handle === null) return this;
+    this.#ending = true;
+    if (this.connecting) {
+      // Writes and the FIN can only follow the connection: they go once it is up (as net.Socket's _final waits for 'connect').
+      this.#endOnConnect = true;
+      return this;
+    }
     if (this.#corked > 0) {
       this.#corked = 1;
       this.uncork();
     }
-    this.#ending = true;
+    this.#shutdown(handle);
+    return this;
+  }
+
+  #shutdown(handle: TcpHandle): void {
     const req = new streamWrap!.ShutdownWrap();
     req.handle = handle;
     req.oncomplete = onShutdownComplete;
     const err = handle.shutdown(req);
     if (err === 1 || err === UV_ENOTCONN) this.shutdownDone(handle, 0);
     else if (err !== 0) this.destroy(systemError(err, 'shutdown'));
-    return this;
   }
 
   /** Our FIN is out (or could not be sent). */

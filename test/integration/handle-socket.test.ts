@@ -6,7 +6,7 @@ import { HandleSocket } from '../../src/net/handle-socket.js';
 import { handleSocketsAvailable, useHandles } from '../../src/net/tcp-binding.js';
 import { startTether } from '../helpers/tether.js';
 import { Acceptor, type AcceptedSocket } from '../../src/proxy/acceptor.js';
-import { copyRead } from '../../src/proxy/relay.js';
+import { copyRead, nextReadBuffer } from '../../src/proxy/relay.js';
 import { seededRandom } from '../helpers/random.js';
 
 /**
@@ -266,5 +266,51 @@ describe.skipIf(!handleSocketsAvailable)('HandleSocket', () => {
       await t.close();
       upstream.close();
     }
+  });
+
+  it('connects: bytes written and the FIN asked for before the connection is up follow it, in order', async () => {
+    const got: Buffer[] = [];
+    let ended = false;
+    const server = net.createServer({ allowHalfOpen: true }, (c) => {
+      c.on('data', (d: Buffer) => got.push(d));
+      c.on('end', () => {
+        ended = true;
+        c.end('bye');
+      });
+    });
+    const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
+    try {
+      const received: Buffer[] = [];
+      const socket = HandleSocket.connect('127.0.0.1', port, 4, (nread, buffer) => received.push(copyRead(nread, buffer)) > 0, nextReadBuffer, true);
+      const events: string[] = [];
+      socket.on('connect', () => events.push('connect'));
+      socket.on('end', () => events.push('end'));
+      socket.on('close', () => events.push('close'));
+      expect(socket.connecting).toBe(true);
+      socket.write(Buffer.from('one,'));
+      socket.write(Buffer.from('two'));
+      socket.end();
+      expect(socket.writableEnded).toBe(true);
+      await until(() => events.includes('close'));
+      expect(events).toEqual(['connect', 'end', 'close']);
+      expect(Buffer.concat(got).toString()).toBe('one,two');
+      expect(ended).toBe(true);
+      expect(Buffer.concat(received).toString()).toBe('bye');
+    } finally {
+      server.close();
+    }
+  });
+
+  it("connects: a refused connection is 'error' (ECONNREFUSED) then 'close', never 'connect'", async () => {
+    const probe = net.createServer();
+    const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as net.AddressInfo).port)));
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const socket = HandleSocket.connect('127.0.0.1', port, 4, () => true, nextReadBuffer, true);
+    const events: string[] = [];
+    socket.on('connect', () => events.push('connect'));
+    socket.on('error', (err: NodeJS.ErrnoException) => events.push(`error ${err.code}`));
+    socket.on('close', (hadError: boolean) => events.push(`close ${hadError}`));
+    await until(() => events.length === 2);
+    expect(events).toEqual(['error ECONNREFUSED', 'close true']);
   });
 });
