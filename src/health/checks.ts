@@ -13,6 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import WebSocket from 'ws';
 import type { HealthCheck } from '../config/types.js';
+import { connectHandle } from '../net/handle-socket.js';
 
 export interface CheckTarget {
   /** Host as in the config: IPv6 without brackets. */
@@ -110,7 +111,23 @@ function probe(
   });
 }
 
+/** A TCP check reads nothing: the buffer a check's handle is given, never read into. */
+const NO_READS = Buffer.alloc(64);
+
+function noReads(): Buffer {
+  return NO_READS;
+}
+
 function openTcp(target: CheckTarget, finish: Finish): Teardown {
+  // On a bare handle where the target is an address (no net.Socket per check: with
+  // thousands of upstreams, checks open thousands of connections a second).
+  const handle = connectHandle(target.host, target.port, () => false, noReads);
+  if (handle !== null) {
+    handle.pause();
+    handle.on('connect', () => finish(TCP_OK));
+    handle.on('error', (err: NodeJS.ErrnoException) => finish({ ok: false, reason: describeError(err) }));
+    return () => handle.destroy();
+  }
   const socket = net.connect({ host: target.host, port: target.port });
   socket.once('connect', () => finish(TCP_OK));
   // Stays attached after finish: a late error on a destroyed socket must not go unhandled.

@@ -1,5 +1,8 @@
 import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
 import {
+  handleConnectsAvailable,
+  handlesInUse,
   streamWrap,
   systemError,
   tcpWrap,
@@ -378,6 +381,19 @@ export class HandleSocket extends EventEmitter {
     else if (!this.allowHalfOpen) this.end();
     return undefined;
   }
+}
+
+/**
+ * A connection to `host` (an IPv4 or IPv6 address) on `port` made on a handle, or null
+ * where none can be made: a host name (net.connect resolves it), a port out of range,
+ * or no handles on this Node (or the tests' net.Socket path).
+ */
+export function connectHandle(host: string, port: number, onRead: HandleReadCallback, nextBuffer: () => Buffer, allowHalfOpen = true): HandleSocket | null {
+  const family = isIP(host);
+  if (family === 0 || !handleConnectsAvailable || !handlesInUse()) return null;
+  // The binding takes the port as it is (70000 would become 4464): net.connect checks it and throws.
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) return null;
+  return HandleSocket.connect(host, port, family === 4 ? 4 : 6, onRead, nextBuffer, allowHalfOpen);
 }
 
 function onHandleRead(this: TcpHandle): Buffer | undefined {

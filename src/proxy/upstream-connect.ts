@@ -1,6 +1,5 @@
 import net from 'node:net';
-import { HandleSocket } from '../net/handle-socket.js';
-import { handleConnectsAvailable, handlesInUse } from '../net/tcp-binding.js';
+import { connectHandle, type HandleSocket } from '../net/handle-socket.js';
 import type { Upstream } from '../routing/upstream.js';
 import { nextReadBuffer, readOptions, relaySocketOptions } from './relay.js';
 
@@ -18,10 +17,8 @@ type UpstreamRead = (this: HandleSocket | net.Socket, nread: number, buffer: Buf
  */
 export function connectUpstream(upstream: Upstream, onRead: UpstreamRead, use: 'relay' | 'kept-alive'): HandleSocket | net.Socket {
   const relay = use === 'relay';
-  const family = net.isIP(upstream.host);
-  if (family !== 0 && handleConnectsAvailable && handlesInUse()) {
-    return HandleSocket.connect(upstream.host, upstream.port, family === 4 ? 4 : 6, onRead, nextReadBuffer, relay);
-  }
+  const handle = connectHandle(upstream.host, upstream.port, onRead, nextReadBuffer, relay);
+  if (handle !== null) return handle;
   const options = { host: upstream.host, port: upstream.port, noDelay: true };
   return relay ? net.connect({ ...options, allowHalfOpen: true, ...relaySocketOptions(onRead) }) : net.connect({ ...options, ...readOptions(onRead) });
 }
