@@ -185,21 +185,11 @@ export class HandleSocket extends EventEmitter {
   }
 
   #peerInfo(): AddressOut {
-    if (this.#peer === null) {
-      const out: AddressOut = {};
-      if (this.#handle !== null && this.#handle.getpeername(out) === 0) this.#peer = out;
-      else return out;
-    }
-    return this.#peer;
+    return (this.#peer ??= addressOf(this.#handle, 'getpeername')) ?? NO_ADDRESS;
   }
 
   #localInfo(): AddressOut {
-    if (this.#local === null) {
-      const out: AddressOut = {};
-      if (this.#handle !== null && this.#handle.getsockname(out) === 0) this.#local = out;
-      else return out;
-    }
-    return this.#local;
+    return (this.#local ??= addressOf(this.#handle, 'getsockname')) ?? NO_ADDRESS;
   }
 
   pause(): this {
@@ -394,6 +384,16 @@ export function connectHandle(host: string, port: number, onRead: HandleReadCall
   // The binding takes the port as it is (70000 would become 4464): net.connect checks it and throws.
   if (!Number.isInteger(port) || port <= 0 || port > 65535) return null;
   return HandleSocket.connect(host, port, family === 4 ? 4 : 6, onRead, nextBuffer, allowHalfOpen);
+}
+
+/** What an address getter answers while there is none (a closed handle, a peer gone): asked again next time. */
+const NO_ADDRESS: AddressOut = Object.freeze({});
+
+/** The handle's peer or own address, or null when it cannot be read (not cached, so asked again later). */
+function addressOf(handle: TcpHandle | null, get: 'getpeername' | 'getsockname'): AddressOut | null {
+  if (handle === null) return null;
+  const out: AddressOut = {};
+  return handle[get](out) === 0 ? out : null;
 }
 
 function onHandleRead(this: TcpHandle): Buffer | undefined {

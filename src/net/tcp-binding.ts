@@ -68,25 +68,28 @@ interface StreamWrapBinding {
 export const UV_EOF = -4095;
 export const UV_ENOTCONN = -107;
 
-function loadStreamWrap(): StreamWrapBinding | null {
+/** `process.binding(name)`, or null where this Node refuses it. */
+function processBinding<T>(name: string): Partial<T> | null {
   try {
-    const binding = (process as unknown as { binding(name: string): unknown }).binding('stream_wrap') as Partial<StreamWrapBinding>;
-    if (typeof binding.WriteWrap !== 'function' || typeof binding.ShutdownWrap !== 'function' || !(binding.streamBaseState instanceof Int32Array)) return null;
-    if (typeof binding.kReadBytesOrError !== 'number' || typeof binding.kLastWriteWasAsync !== 'number') return null;
-    return binding as StreamWrapBinding;
+    return (process as unknown as { binding(name: string): unknown }).binding(name) as Partial<T>;
   } catch {
     return null;
   }
 }
 
+function loadStreamWrap(): StreamWrapBinding | null {
+  const binding = processBinding<StreamWrapBinding>('stream_wrap');
+  if (binding === null) return null;
+  if (typeof binding.WriteWrap !== 'function' || typeof binding.ShutdownWrap !== 'function' || !(binding.streamBaseState instanceof Int32Array)) return null;
+  if (typeof binding.kReadBytesOrError !== 'number' || typeof binding.kLastWriteWasAsync !== 'number') return null;
+  return binding as StreamWrapBinding;
+}
+
 function loadTcpWrap(): TcpWrapBinding | null {
-  try {
-    const binding = (process as unknown as { binding(name: string): unknown }).binding('tcp_wrap') as Partial<TcpWrapBinding>;
-    if (typeof binding.TCP !== 'function' || typeof binding.TCPConnectWrap !== 'function' || typeof binding.constants?.SOCKET !== 'number') return null;
-    return binding as TcpWrapBinding;
-  } catch {
-    return null;
-  }
+  const binding = processBinding<TcpWrapBinding>('tcp_wrap');
+  if (binding === null) return null;
+  if (typeof binding.TCP !== 'function' || typeof binding.TCPConnectWrap !== 'function' || typeof binding.constants?.SOCKET !== 'number') return null;
+  return binding as TcpWrapBinding;
 }
 
 /** Node's stream_wrap binding (write and shutdown requests, the stream state), or null. */

@@ -42,7 +42,7 @@ export function onEarlyEnd(this: RelaySocket): void {
   sessionOf(this).onEarlyEnd();
 }
 
-/** The read callback of a relayed client socket (`relayAccepted`; an upgraded http connection's, passed on). */
+/** The read callback of a relayed client socket (given by the Acceptor; an upgraded http connection's, passed on). */
 export function onClientRead(this: RelaySocket, nread: number, buffer: Buffer): boolean {
   const s = sessionOf(this);
   if (s.state === OPEN) {

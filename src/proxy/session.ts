@@ -87,7 +87,7 @@ export class Session implements SessionEvents {
   #finished = false;
 
   /** `startedAt`: when the connection's routing began (an upgrade's: its request). */
-  /** `client` reads through `onClientRead` (set up by `relayAccepted`, or a read callback that passes its reads on). */
+  /** `client` reads through `onClientRead` (given by the Acceptor, or by a read callback that passes its reads on). */
   constructor(ctx: ListenerContext, client: RelaySocket, clientAddress: string, clientPort: number, startedAt = performance.now()) {
     this.ctx = ctx;
     this.client = client;
