@@ -43,7 +43,8 @@ export const INSPECTABLE = ['--inspect=127.0.0.1:0'];
 
 /**
  * A full, compacting garbage collection in a tether spawned with INSPECTABLE
- * (HeapProfiler.collectGarbage over the inspector's loopback WebSocket).
+ * (HeapProfiler.collectGarbage over the inspector's loopback WebSocket); resolves with
+ * the bytes of V8 heap in use after it (Runtime.getHeapUsage).
  *
  * Why a test needs it: V8 collects only when the program allocates. A balancer that
  * has just closed 10,000 connections and then sits idle allocates nothing, so the
@@ -51,10 +52,25 @@ export const INSPECTABLE = ['--inspect=127.0.0.1:0'];
  * reducer or the next traffic gets to them (a minute or more). Comparing RSS "idle"
  * with RSS "after" is only a leak check when both are taken right after a full GC.
  */
-export async function collectGarbage(proc: TetherProcess): Promise<void> {
+export async function collectGarbage(proc: TetherProcess): Promise<number> {
   let url: string | null = null;
   await waitFor(() => (url = /ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.exec(proc.stderr)?.[0] ?? null) !== null, 10_000, 'the inspector address (spawn with INSPECTABLE)');
   const ws = new WebSocket(url!);
+  let next = 0;
+  const call = (method: string): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      const id = ++next;
+      const timer = setTimeout(() => reject(new Error(`no answer to ${method} within 30 s`)), 30_000);
+      const onMessage = (data: unknown): void => {
+        const message = JSON.parse(String(data)) as { id?: number; result?: unknown };
+        if (message.id !== id) return;
+        clearTimeout(timer);
+        ws.off('message', onMessage);
+        resolve(message.result);
+      };
+      ws.on('message', onMessage);
+      ws.send(JSON.stringify({ id, method }));
+    });
   try {
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -62,20 +78,11 @@ export async function collectGarbage(proc: TetherProcess): Promise<void> {
     });
     // Twice: native handles are released by weak callbacks that run after a GC, and
     // what only they held goes in the next one.
-    for (const id of [1, 2]) {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('no answer to HeapProfiler.collectGarbage within 30 s')), 30_000);
-        const onMessage = (data: unknown): void => {
-          if ((JSON.parse(String(data)) as { id?: number }).id !== id) return;
-          clearTimeout(timer);
-          ws.off('message', onMessage);
-          resolve();
-        };
-        ws.on('message', onMessage);
-        ws.send(JSON.stringify({ id, method: 'HeapProfiler.collectGarbage' }));
-      });
+    for (let i = 0; i < 2; i++) {
+      await call('HeapProfiler.collectGarbage');
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
+    return (await call('Runtime.getHeapUsage') as { usedSize: number }).usedSize;
   } finally {
     ws.close();
   }
