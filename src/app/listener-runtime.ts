@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { ConnectionLease } from '../proxy/admission.js';
 import type { Metrics } from '../admin/metrics.js';
 import type { MeteredListener } from '../admin/types.js';
 import type { AdminListener } from '../admin/server.js';
@@ -31,10 +32,12 @@ export interface RuntimeRole {
   readonly accepts: boolean;
   /** Where failed and good connects are reported; null: this runtime's own monitor, which it runs. */
   readonly evidence: HealthReporter | null;
+  /** A worker's share of TETHER_MAX_CONNECTIONS, lent by the control plane; null: the setting itself. */
+  readonly lease: ConnectionLease | null;
 }
 
 /** The single process: accepts and checks health itself. */
-export const SINGLE_PROCESS: RuntimeRole = { accepts: true, evidence: null };
+export const SINGLE_PROCESS: RuntimeRole = { accepts: true, evidence: null, lease: null };
 
 /** One listener with its upstream pool and health monitor. */
 export class ListenerRuntime implements AdminListener, MeteredListener {
@@ -98,6 +101,7 @@ export class ListenerRuntime implements AdminListener, MeteredListener {
       accessLog,
       onSessionStart: hooks.onSessionStart,
       onSessionEnd: hooks.onSessionEnd,
+      lease: role.lease,
     };
     this.listener = config.mode === 'http' ? new HttpListener({ ...listenerOptions, pins }) : new TcpListener({ ...listenerOptions, pins });
     this.#rebalancer = new Rebalancer(config.name, this.pool, () => this.connections(), logger);

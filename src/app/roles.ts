@@ -5,6 +5,7 @@
 import type { Scrape } from '../admin/server.js';
 import type { Metrics } from '../admin/metrics.js';
 import type { StatsSnapshot } from '../admin/page/stats.js';
+import type { ConnectionLease } from '../proxy/admission.js';
 import type { HealthReporter } from '../proxy/context.js';
 import type { RebalanceStart } from '../routing/rebalance.js';
 import type { Store } from '../store/types.js';
@@ -19,6 +20,8 @@ export interface WorkerRole {
   readonly evidence: (listener: string) => HealthReporter;
   /** Learned pins held by the control plane (TETHER_STORE=memory); null: the store TETHER_STORE names. */
   readonly store: Store | null;
+  /** A listener's share of TETHER_MAX_CONNECTIONS, lent by the control plane. */
+  readonly lease: (listener: string) => ConnectionLease;
   /** A listener runtime was made, not yet listening: it takes the control plane's membership. */
   attach(runtime: ListenerRuntime): void;
 }

@@ -375,7 +375,7 @@ export class Tether implements AdminBackend {
   #runtimeRole(listener: string): RuntimeRole {
     const role = this.#role;
     if (role === null) return SINGLE_PROCESS;
-    return role.kind === 'worker' ? { accepts: true, evidence: role.evidence(listener) } : { accepts: false, evidence: null };
+    return role.kind === 'worker' ? { accepts: true, evidence: role.evidence(listener), lease: role.lease(listener) } : { accepts: false, evidence: null, lease: null };
   }
 
   /** Shared store: the stored changes on top of the file's upstreams now, a fresh read soon. */

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { UpstreamPool } from '../routing/pool.js';
 import type { PinStore } from '../store/types.js';
 import type { Acceptor } from './acceptor.js';
+import type { ConnectionLease } from './admission.js';
 import { settle } from './access.js';
 import type { HealthReporter, RoutedRecord } from './context.js';
 import type { Outcome } from './types.js';
@@ -21,6 +22,8 @@ export interface ListenerOptions<R> {
   readonly onSessionStart?: (routed: R) => void;
   /** A unit ended, routed or turned away (metrics). */
   readonly onSessionEnd?: (routed: R) => void;
+  /** A worker's share of TETHER_MAX_CONNECTIONS (admission.ts); absent: the setting itself. */
+  readonly lease?: ConnectionLease | null;
 }
 
 /** A listener's totals of ended units (connections, requests, upgrades, turned-away connections). */

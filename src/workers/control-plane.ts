@@ -18,6 +18,7 @@ import { MembershipBroadcaster } from './broadcaster.js';
 import { workerCount } from './count.js';
 import { applyElsewhere, LoadBoard } from './loads.js';
 import { Departed, mergeFamilies, parseExposition, type Exposition, type WorkerExposition } from './metrics-merge.js';
+import { LeaseLedger } from './lease-ledger.js';
 import { PinService } from './pin-service.js';
 import { addDeparted, mergeStats } from './stats-merge.js';
 import { WorkerSet, type WorkerHandle } from './worker-set.js';
@@ -31,6 +32,7 @@ export class ControlPlane implements RelayPlane {
   readonly #broadcaster: MembershipBroadcaster;
   readonly #pins: PinService;
   readonly #loads: LoadBoard;
+  readonly #leases: LeaseLedger<WorkerHandle>;
   #tether: Tether | null = null;
   /** Each worker's families as its last scrape answered them: what it leaves to the sums when it dies. */
   readonly #lastMetrics = new Map<WorkerHandle, Exposition>();
@@ -57,8 +59,12 @@ export class ControlPlane implements RelayPlane {
       },
       pin: (handle, request) => void this.#pins.handle(handle, request),
       loads: (handle, loads) => this.#loads.report(handle, loads),
+      starting: (handle) => this.#leases.started(handle),
+      leaseAsk: (handle, listener, wanted) => this.#leases.ask(handle, listener, wanted),
+      leaseReturn: (handle, listener, count) => this.#leases.returned(handle, listener, count),
       gone: (handle) => {
         this.#loads.gone(handle);
+        this.#leases.gone(handle);
         const last = this.#lastMetrics.get(handle);
         if (last !== undefined) this.#departed.add(last);
         this.#lastMetrics.delete(handle);
@@ -71,6 +77,7 @@ export class ControlPlane implements RelayPlane {
     this.#broadcaster = new MembershipBroadcaster(this.#workers, () => this.#tether?.runtimes ?? []);
     // The control plane relays nothing: every connection its pools count is elsewhere.
     this.#loads = new LoadBoard(this.#workers, (totals) => applyElsewhere(this.#tether?.runtimes ?? [], totals));
+    this.#leases = new LeaseLedger<WorkerHandle>(count, (handle, message) => this.#workers.send(handle, message));
     // Workers send pin requests only with the memory store (with Redis they use it themselves).
     this.#pins = new PinService(this.#workers, () => this.#tether?.store ?? null);
   }
@@ -81,6 +88,7 @@ export class ControlPlane implements RelayPlane {
     const plane = new ControlPlane(count, logger);
     const tether = await Tether.start(config, { logger, role: { kind: 'control-plane', plane } });
     plane.#tether = tether;
+    plane.#lendLimits();
     try {
       await plane.#workers.start();
       plane.#accepting = true;
@@ -118,6 +126,12 @@ export class ControlPlane implements RelayPlane {
     // In order on each channel: the worker reads the file, then gets every membership.
     this.#workers.broadcast({ type: 'reload' });
     this.#broadcaster.sendAll();
+    this.#lendLimits();
+  }
+
+  /** Each listener's TETHER_MAX_CONNECTIONS, lent out to the workers (lease-ledger.ts). */
+  #lendLimits(): void {
+    this.#leases.configure(new Map((this.#tether?.runtimes ?? []).map((r) => [r.name, r.config.maxConnections])));
   }
 
   scrape(own: Metrics, names: readonly string[] | undefined): Scrape {
@@ -177,6 +191,7 @@ export class ControlPlane implements RelayPlane {
 
   stop(drainTimeoutMs: number | null): Promise<void> {
     this.#loads.close();
+    this.#leases.close();
     return this.#workers.stop(drainTimeoutMs);
   }
 

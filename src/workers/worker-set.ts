@@ -50,6 +50,12 @@ export interface WorkerEvents {
   pin(handle: WorkerHandle, request: PinRequest): void;
   /** Its open connections per upstream (loads.ts). */
   loads(handle: WorkerHandle, loads: Loads): void;
+  /** It takes a slot and is told to start next: lend it its shares (lease-ledger.ts). */
+  starting(handle: WorkerHandle): void;
+  /** It filled its lease on `listener` and holds `wanted` connections. */
+  leaseAsk(handle: WorkerHandle, listener: string, wanted: number): void;
+  /** It gave back `count` of its lease on `listener`. */
+  leaseReturn(handle: WorkerHandle, listener: string, count: number): void;
   /** It exited: nothing it owes (acks, answers) will come. */
   gone(handle: WorkerHandle): void;
 }
@@ -180,7 +186,7 @@ export class WorkerSet {
         handle.greeted = true;
         this.#events.hello(handle);
         if (handle.slot === STANDBY) handle.state = 'standby';
-        else this.send(handle, { type: 'start' });
+        else this.#start(handle);
         return;
       case 'applied':
         if ((handle.applied.get(message.listener) ?? -1) < message.version) handle.applied.set(message.listener, message.version);
@@ -205,7 +211,18 @@ export class WorkerSet {
       case 'pins':
         for (const item of message.items) this.#events.pin(handle, item);
         return;
+      case 'lease-ask':
+        this.#events.leaseAsk(handle, message.listener, message.wanted);
+        return;
+      case 'lease-return':
+        this.#events.leaseReturn(handle, message.listener, message.count);
+        return;
     }
+  }
+
+  #start(handle: WorkerHandle): void {
+    this.#events.starting(handle);
+    this.send(handle, { type: 'start' });
   }
 
   #ready(handle: WorkerHandle): void {
@@ -254,7 +271,7 @@ export class WorkerSet {
       standby.slot = slot;
       standby.state = 'starting';
       this.#bySlot.set(slot, standby);
-      this.send(standby, { type: 'start' });
+      this.#start(standby);
       this.#forkStandby(delayMs);
       return;
     }

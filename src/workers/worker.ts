@@ -11,21 +11,13 @@ import type { Config } from '../config/types.js';
 import { loadConfigWithWarnings } from '../config/load.js';
 import { errorMessage } from '../errors.js';
 import { SETTLE_WAIT_MS } from './broadcaster.js';
-import { workerCount } from './count.js';
 import { evidenceSender } from './evidence.js';
+import { WorkerLeases } from './connection-lease.js';
 import { IpcPinStore } from './pin-client.js';
 import { applyElsewhere, LOAD_REPORT_MS, ownLoads } from './loads.js';
 import { applySnapshot } from './membership-snapshot.js';
 import { isMessage, isPinRequest, type Answers, type MembershipMessage, type PinNews, type PinRequest, type Questions, type ToControlPlane, type ToWorker, type Topic } from './messages.js';
 import { TurnBatch } from './turn-batch.js';
-
-/**
- * TETHER_MAX_CONNECTIONS is the instance's: each of N workers admits its share,
- * rounded up (the kernel spreads connections about evenly; see docs/architecture.md).
- */
-export function workerShare(config: Config, workers: number): Config {
-  return { ...config, listeners: config.listeners.map((l) => ({ ...l, maxConnections: Math.ceil(l.maxConnections / workers) })) };
-}
 
 export class WorkerProcess {
   readonly #logger: Logger;
@@ -38,9 +30,11 @@ export class WorkerProcess {
   /** With TETHER_STORE=memory, the pins the control plane holds (read through a cache). */
   readonly #pins: IpcPinStore | null;
   readonly #pinRequests = new TurnBatch<PinRequest>((items) => this.#write({ type: 'pins', items }));
+  /** Its shares of each listener's TETHER_MAX_CONNECTIONS. */
+  readonly #leases = new WorkerLeases((m) => this.#send(m));
 
   constructor(config: Config, logger: Logger) {
-    this.#config = workerShare(config, workerCount(config));
+    this.#config = config;
     this.#logger = logger;
     this.#pins = config.store.kind === 'memory' ? new IpcPinStore(config.stickyMax, (m) => this.#send(m)) : null;
   }
@@ -69,6 +63,12 @@ export class WorkerProcess {
       case 'pins':
         for (const item of message.items) this.#onPinNews(item);
         return;
+      case 'lease':
+        this.#leases.get(message.listener).granted(message.grant, message.answer);
+        return;
+      case 'lease-reclaim':
+        this.#leases.get(message.listener).reclaim();
+        return;
       case 'start':
         void this.#start();
         return;
@@ -93,6 +93,7 @@ export class WorkerProcess {
         role: {
           kind: 'worker',
           store: this.#pins,
+          lease: (listener) => this.#leases.get(listener),
           evidence: (listener) => evidenceSender(listener, (m) => this.#send(m)),
           attach: (runtime) => this.#apply(runtime, this.#memberships.get(runtime.name)),
         },
@@ -137,7 +138,7 @@ export class WorkerProcess {
       this.#logger.error({ error: errorMessage(err) }, 'worker reload rejected; keeping the running configuration');
       return;
     }
-    this.#config = workerShare(config, workerCount(config));
+    this.#config = config;
     await this.#tether?.reload(this.#config).catch((err: unknown) => this.#logger.error({ err }, 'worker reload failed'));
   }
 

@@ -12,6 +12,7 @@ import { cachedPins, immediatePins } from '../../store/guard.js';
 import type { CachedPins, ImmediatePins, PinStore } from '../../store/types.js';
 import { accessFields } from '../access.js';
 import { Acceptor } from '../acceptor.js';
+import { Admission } from '../admission.js';
 import type { HealthReporter, ListenerContext, RoutedRecord } from '../context.js';
 import { IdleSweeper } from '../idle.js';
 import { ListenerBase, type ListenerOptions } from '../listener-base.js';
@@ -74,6 +75,7 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
   readonly idle = new IdleSweeper(this.sessions, () => this.#config.idleTimeoutMs);
   readonly upstreamSockets = new UpstreamSockets();
   protected readonly acceptor: Acceptor;
+  readonly #admission: Admission<ClientSocket>;
   /** Client connections being served (not those handed to a tunnel). */
   readonly #connections = new Set<HttpConnection>();
   readonly #deadlines: ConnectionSweeper;
@@ -107,6 +109,18 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
       onRead: onHttpClientRead,
       onAccepted: (socket, address, port) => this.#accept(socket, address, port),
     });
+    this.#admission = new Admission<ClientSocket>(
+      {
+        active: () => this.active,
+        maxConnections: () => this.#config.maxConnections,
+        admitted: (socket, address, port) => this.#admitted(socket, address, port),
+        refused: (socket, address, port) => {
+          this.reject(this.#connection(socket, address, port), 'refused', 'connection limit');
+          socket.destroy();
+        },
+      },
+      options.lease ?? null,
+    );
   }
 
   get config(): ListenerConfig {
@@ -144,6 +158,7 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
   stopAccepting(): Promise<void> {
     this.#closing = true;
     for (const connection of [...this.#connections]) if (connection.idle) connection.close('draining');
+    this.#admission.close();
     return this.acceptor.stop();
   }
 
@@ -161,15 +176,19 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
       socket.destroy();
       return;
     }
-    const config = this.#config;
+    this.#admission.offer(socket, address, port);
+  }
+
+  #connection(socket: ClientSocket, address: string, port: number): HttpConnection {
     const connection = new HttpConnection(this, socket, sourceIpKey(address), port);
     this.#connections.add(connection);
     this.#deadlines.track();
-    if (this.active > config.maxConnections) {
-      this.reject(connection, 'refused', 'connection limit');
-      socket.destroy();
-      return;
-    }
+    return connection;
+  }
+
+  #admitted(socket: ClientSocket, address: string, port: number): void {
+    const config = this.#config;
+    const connection = this.#connection(socket, address, port);
     if (config.acceptProxy !== 'off') {
       if (!cidrContains(config.trustedProxies, address)) {
         this.reject(connection, 'refused', 'untrusted PROXY sender');

@@ -5,6 +5,7 @@ import type { UpstreamPool } from '../../routing/pool.js';
 import type { Upstream } from '../../routing/upstream.js';
 import { accessFields } from '../access.js';
 import { Acceptor } from '../acceptor.js';
+import { Admission } from '../admission.js';
 import { sourceIpKey } from '../../net/address.js';
 import type { HealthReporter, ListenerContext, RoutedRecord } from '../context.js';
 import { buildProxyHeader } from '../proxy-protocol/build.js';
@@ -43,6 +44,7 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
   }
   readonly idle = new IdleSweeper(this.sessions, () => this.#config.idleTimeoutMs);
   protected readonly acceptor: Acceptor;
+  readonly #admission: Admission<RelaySocket>;
   readonly #stick: Stick;
   readonly #logger: Logger;
   readonly #accessLog: Logger | null;
@@ -73,6 +75,15 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
       // Accepted net.Sockets relay through relay.ts, which needs its write high-water mark.
       highWaterMark: RELAY_HIGH_WATER_MARK,
     });
+    this.#admission = new Admission<RelaySocket>(
+      {
+        active: () => this.sessions.size,
+        maxConnections: () => this.#config.maxConnections,
+        admitted: (socket, address, port) => this.#admitted(socket, address, port),
+        refused: (socket, address, port) => new Session(this, socket, sourceIpKey(address), port).close('connection limit', 'refused'),
+      },
+      options.lease ?? null,
+    );
   }
 
   get config(): ListenerConfig {
@@ -94,6 +105,7 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
   /** Stop accepting; open connections go on. */
   stopAccepting(): Promise<void> {
     this.#closing = true;
+    this.#admission.close();
     return this.acceptor.stop();
   }
 
@@ -127,13 +139,13 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
       socket.destroy();
       return;
     }
+    this.#admission.offer(socket, address, port);
+  }
+
+  #admitted(socket: RelaySocket, address: string, port: number): void {
     const session = new Session(this, socket, sourceIpKey(address), port);
     this.sessions.add(session);
     const config = this.#config;
-    if (this.sessions.size > config.maxConnections) {
-      session.close('connection limit', 'refused');
-      return;
-    }
     if (config.acceptProxy !== 'off') {
       // Only a trusted peer may speak for someone else; anyone else could pick the
       // upstream (source-ip) and the address upstreams log.
