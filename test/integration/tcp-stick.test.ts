@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientAddress, mapAddresses, waitFor } from '../helpers/clients.js';
 import { parseExposition, value } from '../helpers/exposition.js';
-import { membershipOf } from '../helpers/instances.js';
+import { membershipOf, routesAlike } from '../helpers/instances.js';
 import { closeAll, openConnections } from '../helpers/load.js';
 import { startRedis, waitForStore } from '../helpers/redis.js';
 import { Cleanups } from '../helpers/http.js';
@@ -129,9 +129,12 @@ describe('TETHER_STICK=on (tcp mode)', () => {
 
     await addUpstream(one, 'd');
     await waitFor(async () => (await membershipOf(two.admin)).some((m) => m.startsWith('d@')), 5_000, 'the new upstream at the other instance');
+    // Its table is built in a worker thread after the membership changes: route once it is.
+    const freshAddresses = range(1000, 100);
+    await routesAlike([one.admin, two.admin], freshAddresses);
     const after = await mapAddresses(two.port, old);
     expect(old.filter((a) => after.get(a) !== before.get(a))).toEqual([]);
-    const fresh = await mapAddresses(two.port, range(1000, 100));
+    const fresh = await mapAddresses(two.port, freshAddresses);
     expect([...fresh.values()].filter((u) => u === 'd').length, 'new addresses reaching the new upstream').toBeGreaterThan(10);
     // Shared the other way too: a fresh key pinned through two is known to one.
     const late = clientAddress(5000);
