@@ -11,6 +11,8 @@ export class WorkerLease implements ConnectionLease {
   readonly #listener: string;
   readonly #send: (message: ToControlPlane) => void;
   #size = 0;
+  /** The ledger's books this lease is from (-1: none yet). */
+  #books = -1;
   /** Open connections of the listener that holds this lease (none until one does). */
   #open: () => number = () => 0;
   /** Callbacks of the question out, or null when none is. */
@@ -36,23 +38,32 @@ export class WorkerLease implements ConnectionLease {
       return;
     }
     this.#asked = [answered];
-    this.#send({ type: 'lease-ask', listener: this.#listener, wanted });
+    this.#send({ type: 'lease-ask', listener: this.#listener, books: this.#books, wanted });
   }
 
-  /** The control plane granted `count` more (0 with an answer: the instance is full). */
-  granted(count: number, answer: boolean): void {
-    this.#size += count;
+  /**
+   * The control plane granted `count` more from `books` (0 with an answer: the
+   * instance is full). Newer books void the lease held; a grant from older ones is void.
+   */
+  granted(books: number, count: number, answer: boolean): void {
+    if (books > this.#books) {
+      this.#books = books;
+      this.#size = 0;
+    }
+    const valid = books === this.#books ? count : 0;
+    this.#size += valid;
     if (!answer) return;
     const asked = this.#asked ?? [];
     this.#asked = null;
-    for (const answered of asked) answered(count);
+    for (const answered of asked) answered(valid);
   }
 
   /** Another worker needs room: give back what is granted and not in use. */
-  reclaim(): void {
+  reclaim(books: number): void {
+    if (books !== this.#books) return;
     const spare = Math.max(0, this.#size - this.#open());
     this.#size -= spare;
-    this.#send({ type: 'lease-return', listener: this.#listener, count: spare });
+    this.#send({ type: 'lease-return', listener: this.#listener, books, count: spare });
   }
 }
 

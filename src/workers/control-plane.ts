@@ -60,8 +60,8 @@ export class ControlPlane implements RelayPlane {
       pin: (handle, request) => void this.#pins.handle(handle, request),
       loads: (handle, loads) => this.#loads.report(handle, loads),
       starting: (handle) => this.#leases.started(handle),
-      leaseAsk: (handle, listener, wanted) => this.#leases.ask(handle, listener, wanted),
-      leaseReturn: (handle, listener, count) => this.#leases.returned(handle, listener, count),
+      leaseAsk: (handle, listener, books, wanted) => this.#leases.ask(handle, listener, books, wanted),
+      leaseReturn: (handle, listener, books, count) => this.#leases.returned(handle, listener, books, count),
       gone: (handle) => {
         this.#loads.gone(handle);
         this.#leases.gone(handle);

@@ -17,6 +17,8 @@ import type { ToWorker } from './messages.js';
 export const RECLAIM_WAIT_MS = 500;
 
 interface ListenerBooks<Borrower> {
+  /** Numbers these books: a listener removed and made again gets new ones, and the old leases are void. */
+  readonly id: number;
   max: number;
   /** The limit less every lease: negative after a reload lowered it, until workers give back. */
   free: number;
@@ -35,6 +37,7 @@ export class LeaseLedger<Borrower extends object> {
   readonly #borrowers = new Set<Borrower>();
   readonly #books = new Map<string, ListenerBooks<Borrower>>();
   readonly #workers: number;
+  #nextBooks = 1;
 
   constructor(workers: number, send: (to: Borrower, message: ToWorker) => void) {
     this.#workers = workers;
@@ -47,11 +50,12 @@ export class LeaseLedger<Borrower extends object> {
       if (limits.has(listener)) continue;
       if (books.timer !== null) clearTimeout(books.timer);
       this.#books.delete(listener);
+      for (const borrower of books.waiting.keys()) this.#send(borrower, { type: 'lease', listener, books: books.id, grant: 0, answer: true });
     }
     for (const [listener, max] of limits) {
       const books = this.#books.get(listener);
       if (books === undefined) {
-        const fresh: ListenerBooks<Borrower> = { max, free: max, leases: new Map(), waiting: new Map(), round: null, timer: null };
+        const fresh: ListenerBooks<Borrower> = { id: this.#nextBooks++, max, free: max, leases: new Map(), waiting: new Map(), round: null, timer: null };
         this.#books.set(listener, fresh);
         for (const borrower of this.#borrowers) this.#lendShare(listener, fresh, borrower);
         continue;
@@ -59,7 +63,7 @@ export class LeaseLedger<Borrower extends object> {
       if (books.max === max) continue;
       books.free += max - books.max;
       books.max = max;
-      if (books.free < 0) this.#reclaim(listener, books, null);
+      if (books.free < 0 && books.round === null) this.#reclaim(listener, books, null);
       else this.#serve(listener, books);
     }
   }
@@ -83,11 +87,11 @@ export class LeaseLedger<Borrower extends object> {
     }
   }
 
-  /** A worker filled its lease and holds `wanted` connections. */
-  ask(borrower: Borrower, listener: string, wanted: number): void {
+  /** A worker filled its lease from `booksId` and holds `wanted` connections. */
+  ask(borrower: Borrower, listener: string, booksId: number, wanted: number): void {
     const books = this.#books.get(listener);
-    if (books === undefined || !this.#borrowers.has(borrower)) {
-      this.#send(borrower, { type: 'lease', listener, grant: 0, answer: true });
+    if (books === undefined || books.id !== booksId || !this.#borrowers.has(borrower)) {
+      this.#send(borrower, { type: 'lease', listener, books: booksId, grant: 0, answer: true });
       return;
     }
     books.waiting.set(borrower, Math.max(1, wanted));
@@ -95,10 +99,10 @@ export class LeaseLedger<Borrower extends object> {
     if (books.waiting.size > 0 && books.round === null) this.#reclaim(listener, books, borrower);
   }
 
-  /** A worker gave back `count` of its lease (answering a reclaim). */
-  returned(borrower: Borrower, listener: string, count: number): void {
+  /** A worker gave back `count` of its lease from `booksId` (answering a reclaim). */
+  returned(borrower: Borrower, listener: string, booksId: number, count: number): void {
     const books = this.#books.get(listener);
-    if (books === undefined || !this.#borrowers.has(borrower)) return;
+    if (books === undefined || books.id !== booksId || !this.#borrowers.has(borrower)) return;
     const held = books.leases.get(borrower) ?? 0;
     const back = Math.min(held, Math.max(0, count));
     books.leases.set(borrower, held - back);
@@ -124,7 +128,7 @@ export class LeaseLedger<Borrower extends object> {
     const grant = Math.max(0, Math.min(share, books.free));
     books.leases.set(borrower, grant);
     books.free -= grant;
-    this.#send(borrower, { type: 'lease', listener, grant, answer: false });
+    this.#send(borrower, { type: 'lease', listener, books: books.id, grant, answer: false });
   }
 
   /** Grant what is free to the workers waiting, oldest question first, each what it holds. */
@@ -135,7 +139,7 @@ export class LeaseLedger<Borrower extends object> {
       books.free -= grant;
       books.leases.set(borrower, (books.leases.get(borrower) ?? 0) + grant);
       books.waiting.delete(borrower);
-      this.#send(borrower, { type: 'lease', listener, grant, answer: true });
+      this.#send(borrower, { type: 'lease', listener, books: books.id, grant, answer: true });
     }
   }
 
@@ -155,7 +159,7 @@ export class LeaseLedger<Borrower extends object> {
     books.round = asked;
     books.timer = setTimeout(() => this.#endRound(listener, books), RECLAIM_WAIT_MS);
     books.timer.unref();
-    for (const borrower of asked) this.#send(borrower, { type: 'lease-reclaim', listener });
+    for (const borrower of asked) this.#send(borrower, { type: 'lease-reclaim', listener, books: books.id });
   }
 
   /** Grant what came back; whoever still waits is told there is no room. */
@@ -164,7 +168,7 @@ export class LeaseLedger<Borrower extends object> {
     books.timer = null;
     books.round = null;
     this.#serve(listener, books);
-    for (const borrower of books.waiting.keys()) this.#send(borrower, { type: 'lease', listener, grant: 0, answer: true });
+    for (const borrower of books.waiting.keys()) this.#send(borrower, { type: 'lease', listener, books: books.id, grant: 0, answer: true });
     books.waiting.clear();
   }
 }

@@ -84,10 +84,12 @@ export type ToWorker =
   /**
    * `grant` more of the listener's TETHER_MAX_CONNECTIONS (lease-ledger.ts): a share
    * unasked, or the answer to a `lease-ask` (`answer`; 0: the instance is full).
+   * `books` numbers the ledger's books of that listener: a listener removed and made
+   * again by reloads starts new ones, and leases of the old are void.
    */
-  | { readonly type: 'lease'; readonly listener: string; readonly grant: number; readonly answer: boolean }
+  | { readonly type: 'lease'; readonly listener: string; readonly books: number; readonly grant: number; readonly answer: boolean }
   /** Another worker needs room: give back the lease not in use (`lease-return`). */
-  | { readonly type: 'lease-reclaim'; readonly listener: string }
+  | { readonly type: 'lease-reclaim'; readonly listener: string; readonly books: number }
   /** Every membership was sent: listen once they are applied. */
   | { readonly type: 'start' }
   /** SIGHUP: the control plane took a new configuration; read it again. */
@@ -104,9 +106,9 @@ export type ToControlPlane =
   /** One event-loop turn's pin requests (turn-batch.ts), in order. */
   | { readonly type: 'pins'; readonly items: readonly PinRequest[] }
   /** Its lease on the listener is full and `wanted` connections wait: room, please. */
-  | { readonly type: 'lease-ask'; readonly listener: string; readonly wanted: number }
+  | { readonly type: 'lease-ask'; readonly listener: string; readonly books: number; readonly wanted: number }
   /** Answering `lease-reclaim`: `count` of its lease given back. */
-  | { readonly type: 'lease-return'; readonly listener: string; readonly count: number }
+  | { readonly type: 'lease-return'; readonly listener: string; readonly books: number; readonly count: number }
   /** This worker's open connections, sent when they changed (at most every LOAD_REPORT_MS). */
   | { readonly type: 'loads'; readonly loads: Loads }
   /** The worker routes by this version of the listener's membership (its table is built). */

@@ -52,10 +52,10 @@ export interface WorkerEvents {
   loads(handle: WorkerHandle, loads: Loads): void;
   /** It takes a slot and is told to start next: lend it its shares (lease-ledger.ts). */
   starting(handle: WorkerHandle): void;
-  /** It filled its lease on `listener` and holds `wanted` connections. */
-  leaseAsk(handle: WorkerHandle, listener: string, wanted: number): void;
-  /** It gave back `count` of its lease on `listener`. */
-  leaseReturn(handle: WorkerHandle, listener: string, count: number): void;
+  /** It filled its lease on `listener` (from `books`) and holds `wanted` connections. */
+  leaseAsk(handle: WorkerHandle, listener: string, books: number, wanted: number): void;
+  /** It gave back `count` of its lease on `listener` (from `books`). */
+  leaseReturn(handle: WorkerHandle, listener: string, books: number, count: number): void;
   /** It exited: nothing it owes (acks, answers) will come. */
   gone(handle: WorkerHandle): void;
 }
@@ -212,10 +212,10 @@ export class WorkerSet {
         for (const item of message.items) this.#events.pin(handle, item);
         return;
       case 'lease-ask':
-        this.#events.leaseAsk(handle, message.listener, message.wanted);
+        this.#events.leaseAsk(handle, message.listener, message.books, message.wanted);
         return;
       case 'lease-return':
-        this.#events.leaseReturn(handle, message.listener, message.count);
+        this.#events.leaseReturn(handle, message.listener, message.books, message.count);
         return;
     }
   }

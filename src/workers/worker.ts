@@ -64,10 +64,10 @@ export class WorkerProcess {
         for (const item of message.items) this.#onPinNews(item);
         return;
       case 'lease':
-        this.#leases.get(message.listener).granted(message.grant, message.answer);
+        this.#leases.get(message.listener).granted(message.books, message.grant, message.answer);
         return;
       case 'lease-reclaim':
-        this.#leases.get(message.listener).reclaim();
+        this.#leases.get(message.listener).reclaim(message.books);
         return;
       case 'start':
         void this.#start();

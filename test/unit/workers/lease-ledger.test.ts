@@ -86,14 +86,14 @@ class Instance {
     if (toWorker) {
       const message = worker.inbox.shift();
       if (message === undefined) return false;
-      if (message.type === 'lease') worker.lease.granted(message.grant, message.answer);
-      else if (message.type === 'lease-reclaim') worker.lease.reclaim();
+      if (message.type === 'lease') worker.lease.granted(message.books, message.grant, message.answer);
+      else if (message.type === 'lease-reclaim') worker.lease.reclaim(message.books);
       return true;
     }
     const message = worker.outbox.shift();
     if (message === undefined) return false;
-    if (message.type === 'lease-ask') this.ledger.ask(worker, message.listener, message.wanted);
-    else if (message.type === 'lease-return') this.ledger.returned(worker, message.listener, message.count);
+    if (message.type === 'lease-ask') this.ledger.ask(worker, message.listener, message.books, message.wanted);
+    else if (message.type === 'lease-return') this.ledger.returned(worker, message.listener, message.books, message.count);
     return true;
   }
 
@@ -272,6 +272,21 @@ describe('LeaseLedger', () => {
     sim.settle();
     expect(b!.open).toBe(1);
     expect(sim.open).toBe(3);
+  });
+
+  it('a listener removed and made again by reloads starts from new books: the old leases are void, late answers too', () => {
+    const sim = (instance = new Instance(2, 10));
+    sim.settle();
+    const [a, b] = sim.workers;
+    for (let i = 0; i < 7; i++) a!.admission.offer(SOCKET, '127.0.0.2', 1000 + i);
+    sim.deliver(a!, false); // a's question reaches the ledger, which asks b to give back
+    sim.ledger.configure(new Map());
+    sim.ledger.configure(new Map([[LISTENER, 10]]));
+    sim.settle();
+    // a's held pair was refused (its question fell with the old books); both workers hold new shares only.
+    expect([a!.lease.size, b!.lease.size]).toEqual([5, 5]);
+    expect(a!.refused).toBe(2);
+    sim.expectBalanced();
   });
 
   it('random walk: 20,000 steps over 3 workers (connects, closes, deaths, starts, any delivery order): never over the limit, and it settles balanced', () => {
