@@ -51,6 +51,8 @@ export class Admission<S extends RelaySocket> {
   readonly #lease: ConnectionLease | null;
   /** Connections past the lease, oldest first, waiting for the answer. */
   readonly #held: Held<S>[] = [];
+  /** A question for room is out (its answer admits or refuses whatever is held then). */
+  #asking = false;
   #timer: NodeJS.Timeout | null = null;
   readonly #answered = (granted: number): void => this.#admitHeld(granted);
 
@@ -84,7 +86,7 @@ export class Admission<S extends RelaySocket> {
       return;
     }
     this.#held.push({ socket, address, port, since: performance.now() });
-    lease.ask(this.#held.length, this.#answered);
+    this.#ask(lease);
     if (this.#timer === null) {
       this.#timer = setTimeout(() => this.#expire(), ADMISSION_WAIT_MS);
       this.#timer.unref();
@@ -97,6 +99,12 @@ export class Admission<S extends RelaySocket> {
     for (const held of this.#held.splice(0)) held.socket.destroy();
   }
 
+  #ask(lease: ConnectionLease): void {
+    if (this.#asking) return;
+    this.#asking = true;
+    lease.ask(this.#held.length, this.#answered);
+  }
+
   #room(lease: ConnectionLease): number {
     return Math.min(lease.size, this.#host.maxConnections());
   }
@@ -106,6 +114,7 @@ export class Admission<S extends RelaySocket> {
    * waited (more came while it was asked): ask again. None: the instance is full.
    */
   #admitHeld(granted: number): void {
+    this.#asking = false;
     const host = this.#host;
     const lease = this.#lease!;
     while (this.#held.length > 0 && host.active() < this.#room(lease)) {
@@ -117,7 +126,7 @@ export class Admission<S extends RelaySocket> {
       return;
     }
     if (granted > 0) {
-      lease.ask(this.#held.length, this.#answered);
+      this.#ask(lease);
       return;
     }
     for (const held of this.#held.splice(0)) host.refused(held.socket, held.address, held.port);
