@@ -541,7 +541,21 @@ describe.each([2, 3])('TETHER_MAX_CONNECTIONS with TETHER_WORKERS=%i', (workers)
     await waitFor(async () => (await workersOf(tether.admin)).reduce((n, w) => n + w.active, 0) === LIMIT - 10, 5_000, 'ten connections to end');
     const again = await Promise.all(ADDRESSES.slice(50, 60).map((address) => connectAndGreet(tether.port, address)));
     expect(admittedOf(again)).toBe(10);
-    for (const g of [...burst, ...over, ...again]) g.socket.destroy();
+
+    // kill -9 of the worker holding most: its lease is free at once, so as many new
+    // connections as it held are served (by the others, or its replacement), and no more.
+    const rowsNow = (await workersOf(tether.admin)).filter((w) => w.id > 0);
+    const victim = rowsNow.reduce((a, b) => (b.active > a.active ? b : a));
+    process.kill(victim.pid, 'SIGKILL');
+    await waitFor(
+      async () => (await workersOf(tether.admin)).filter((w) => w.id > 0 && w.state === 'running').reduce((n, w) => n + w.active, 0) === LIMIT - victim.active,
+      5_000,
+      "the killed worker's connections to be gone",
+    );
+    const refill = await Promise.all(ADDRESSES.slice(60, 60 + victim.active + 3).map((address) => connectAndGreet(tether.port, address)));
+    console.log(`after kill -9 of worker ${victim.id} (${victim.active} connections): ${admittedOf(refill)} of ${refill.length} new ones served`);
+    expect(admittedOf(refill)).toBe(victim.active);
+    for (const g of [...burst, ...over, ...again, ...refill]) g.socket.destroy();
   });
 });
 
