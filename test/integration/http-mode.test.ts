@@ -173,6 +173,28 @@ describe('http mode: per-request routing and learned pins', () => {
     ws.close();
   });
 
+  it('counts open client connections, idle keep-alive ones too, against TETHER_MAX_CONNECTIONS: the next is closed unanswered and counted', async () => {
+    const t = await start({ TETHER_KEY: 'header:x-session', TETHER_MAX_CONNECTIONS: '3' });
+    const kept = [client(t.port), client(t.port), client(t.port)];
+    for (const c of kept) {
+      c.write('GET / HTTP/1.1\r\nHost: t\r\nx-session: k\r\n\r\n');
+      expect((await c.response())!.status).toBe(200);
+    }
+    // Three idle keep-alive connections hold the limit.
+    const extra = client(t.port);
+    extra.write('GET / HTTP/1.1\r\nHost: t\r\nx-session: k\r\n\r\n');
+    expect(await extra.response()).toBeNull();
+    expect(t.tether.runtime()!.listener.counters.outcomes.refused).toBe(1);
+    const text = String((await adminCall(t.admin, 'GET', '/metrics')).body);
+    expect(text).toMatch(/^tether_connections_total\{[^}]*outcome="refused"[^}]*\} 1$/m);
+    // One closes: the next is served.
+    kept[0]!.destroy();
+    await waitFor(() => t.tether.runtime()!.listener.active === 2, 2_000, 'a slot to free up');
+    const next = client(t.port);
+    next.write('GET / HTTP/1.1\r\nHost: t\r\nx-session: k\r\n\r\n');
+    expect((await next.response())!.status).toBe(200);
+  });
+
   it('answers 503 when no upstream can be reached, 502 when one closes before answering', async () => {
     const dead = await freePort();
     upstreams = [];

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { clientAddress, connectAndGreet, waitFor } from '../helpers/clients.js';
 import { spawnInstance, type Instance } from '../helpers/instances.js';
-import { startHttpUpstream } from '../helpers/http.js';
+import { RawClient, startHttpUpstream } from '../helpers/http.js';
 import { startTusUpstream, type TusUpstream } from '../helpers/tus.js';
 import { adminCall, metricSum, spawnTether } from '../helpers/tether.js';
 import { startUpstream, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
@@ -556,6 +556,34 @@ describe.each([2, 3])('TETHER_MAX_CONNECTIONS with TETHER_WORKERS=%i', (workers)
     console.log(`after kill -9 of worker ${victim.id} (${victim.active} connections): ${admittedOf(refill)} of ${refill.length} new ones served`);
     expect(admittedOf(refill)).toBe(victim.active);
     for (const g of [...burst, ...over, ...again, ...refill]) g.socket.destroy();
+  });
+});
+
+describe('TETHER_MAX_CONNECTIONS with TETHER_WORKERS=2, http mode', () => {
+  const later = undoAfterAll();
+
+  it('counts keep-alive client connections against the whole instance: a burst on one worker is served to the limit', async () => {
+    const LIMIT = 12;
+    const tether = await httpWorkers(later, 2, { TETHER_KEY: 'header:x-session', TETHER_MAX_CONNECTIONS: String(LIMIT) });
+    const ask = async (c: RawClient): Promise<number | null> => {
+      c.write('GET / HTTP/1.1\r\nHost: t\r\nx-session: k\r\n\r\n');
+      return (await c.response())?.status ?? null;
+    };
+    const stopped = (await workersOf(tether.admin)).filter((w) => w.id > 1);
+    for (const w of stopped) process.kill(w.pid, 'SIGSTOP');
+    const clients = Array.from({ length: LIMIT }, () => new RawClient(tether.port));
+    later(() => clients.forEach((c) => c.destroy()));
+    const pending = Promise.all(clients.map(ask));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const w of stopped) process.kill(w.pid, 'SIGCONT');
+    expect(await pending).toEqual(Array.from({ length: LIMIT }, () => 200));
+    const landed = (await workersOf(tether.admin)).filter((w) => w.id > 0).map((w) => w.active);
+    console.log(`http mode, TETHER_MAX_CONNECTIONS=${LIMIT} over 2 workers, worker 2 stopped: ${LIMIT} keep-alive clients landed ${landed.join(' / ')}`);
+    expect(landed[0]).toBeGreaterThan(LIMIT / 2);
+    // The limit is held by idle keep-alive connections: the next one is closed unanswered.
+    const extra = new RawClient(tether.port);
+    later(() => extra.destroy());
+    expect(await ask(extra)).toBeNull();
   });
 });
 
