@@ -333,6 +333,7 @@ export class Tether implements AdminBackend {
           hash: runtime.config.hash,
           upstreams: runtime.pool.list().length,
           sockets: runtime.listener.sockets,
+          ...(this.#role?.kind === 'worker' ? { listenSocket: runtime.listener.listenSocket } : {}),
         },
         this.#role?.kind === 'worker' ? 'worker listening' : 'listening',
       );

@@ -1,4 +1,6 @@
+import cluster from 'node:cluster';
 import net from 'node:net';
+import { listenSocketFor, type ListenSocket } from '../net/reuse-port.js';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/types.js';
 import { ListenError } from '../errors.js';
@@ -41,6 +43,7 @@ export class Acceptor {
   /** Connections accepted so far (GET /workers: how the kernel spread them). */
   accepted = 0;
   #takesHandles = false;
+  #listenSocket: ListenSocket = 'own';
 
   constructor(options: AcceptorOptions) {
     this.#configured = options.configured;
@@ -87,6 +90,11 @@ export class Acceptor {
     return this.#takesHandles ? 'tcp handles' : 'net.Socket';
   }
 
+  /** Whether this process listens on a socket of its own, one it shares with other workers, or its own of several on one port (logged with 'listening'). */
+  get listenSocket(): ListenSocket {
+    return this.#listenSocket;
+  }
+
   /** The bound address (the real port when configured with port 0). */
   get address(): string {
     const a = this.#server.address();
@@ -102,10 +110,14 @@ export class Acceptor {
 
   listen(): Promise<void> {
     const { host, port } = this.#configured();
+    const listenSocket = listenSocketFor(cluster.isWorker, port);
+    // Node 20's types lack reusePort; Node 22.12+ reads it (exclusive: not through cluster's shared handle).
+    const sharing = listenSocket === 'reuseport' ? { reusePort: true, exclusive: true } : {};
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(new ListenError(formatAddress(host, port), err));
       this.#server.once('error', onError);
-      this.#server.listen({ host, port, backlog: 2048 }, () => {
+      this.#server.listen({ host, port, backlog: 2048, ...sharing }, () => {
+        this.#listenSocket = listenSocket;
         this.#server.removeListener('error', onError);
         if (handlesInUse()) this.#takeHandles();
         resolve();

@@ -4,6 +4,7 @@ import type { UpstreamPool } from '../routing/pool.js';
 import type { PinStore } from '../store/types.js';
 import type { Acceptor } from './acceptor.js';
 import type { ConnectionLease } from './admission.js';
+import type { ListenSocket } from '../net/reuse-port.js';
 import { settle } from './access.js';
 import type { HealthReporter, RoutedRecord } from './context.js';
 import type { Outcome } from './types.js';
@@ -63,6 +64,11 @@ export abstract class ListenerBase {
   /** What accepted connections are served on: their TCP handles, or net.Socket where this Node gives none. */
   get sockets(): 'tcp handles' | 'net.Socket' {
     return this.acceptor.sockets;
+  }
+
+  /** Its listening socket: its own, shared with the other workers, or one of several on the port (SO_REUSEPORT). */
+  get listenSocket(): ListenSocket {
+    return this.acceptor.listenSocket;
   }
 
   /** Connections accepted so far. */

@@ -180,6 +180,8 @@ describe.each([2, 3])('TETHER_WORKERS=%i', (workers) => {
     const listening = tether.proc.logs.filter((l) => l.msg === 'worker listening');
     expect(listening.length).toBeGreaterThanOrEqual(workers);
     for (const line of listening) expect(line.sockets).toBe('tcp handles');
+    // Port 0 (and Node 20): the workers share the one socket cluster made (workers-reuseport.test.ts has the rest).
+    for (const line of listening) expect(line.listenSocket).toBe('shared');
   });
 
   it('100 addresses x 6 connections: one upstream per address, where the control plane routes it, over every worker', async () => {

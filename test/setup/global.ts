@@ -5,11 +5,14 @@
 import type { TestProject } from 'vitest/node';
 import { errorMessage } from '../../src/errors.js';
 import { ensureBrowser, type BrowserSetup } from './browser.js';
+import { ensureReusePortNode } from './node-reuseport.js';
 import { ensureRedis } from './redis.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     browser: BrowserSetup;
+    /** A Node binary with reusePort (node-reuseport.ts), or null where none is used. */
+    reusePortNode: string | null;
   }
 }
 
@@ -17,6 +20,7 @@ export default function setup(project: TestProject): void {
   try {
     ensureRedis();
     project.provide('browser', ensureBrowser());
+    project.provide('reusePortNode', ensureReusePortNode());
   } catch (err) {
     // One line that says what to run, not a stack trace through vitest's internals.
     process.stderr.write(`tests: ${errorMessage(err)}\n`);
