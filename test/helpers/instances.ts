@@ -103,3 +103,19 @@ export async function routesAlike(admins: readonly string[], keys: readonly stri
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** A row of GET /workers. */
+export interface WorkerRow {
+  readonly id: number;
+  readonly pid: number;
+  readonly state: string;
+  readonly active: number;
+  readonly total: number;
+}
+
+/** GET /workers: the workers by id, then the standby (id 0) once it is forked. */
+export async function workersOf(admin: string): Promise<WorkerRow[]> {
+  const { status, body } = await adminCall(admin, 'GET', '/workers');
+  if (status !== 200) throw new Error(`GET /workers answered ${status}`);
+  return body as WorkerRow[];
+}

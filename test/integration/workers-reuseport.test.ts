@@ -9,19 +9,12 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { clientAddress, connectAndGreet, waitFor } from '../helpers/clients.js';
-import { adminCall, CLI, spawnedAddresses, watchTether, type TetherProcess } from '../helpers/tether.js';
+import { CLI, spawnedAddresses, watchTether, type TetherProcess } from '../helpers/tether.js';
+import { workersOf } from '../helpers/instances.js';
 import { freePort, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 
 const NODE = inject('reusePortNode');
 if (NODE === null) console.warn('workers-reuseport.test.ts: skipped off linux-x64, where tether does not use SO_REUSEPORT');
-
-interface WorkerRow {
-  readonly id: number;
-  readonly pid: number;
-  readonly state: string;
-  readonly active: number;
-  readonly total: number;
-}
 
 const procs: TetherProcess[] = [];
 let upstreams: TestUpstream[] = [];
@@ -54,10 +47,6 @@ function listeningSockets(port: number): number {
       const fields = row.trim().split(/\s+/);
       return fields[1] === local && fields[3] === '0A';
     }).length;
-}
-
-async function workersOf(admin: string): Promise<WorkerRow[]> {
-  return (await adminCall(admin, 'GET', '/workers')).body as WorkerRow[];
 }
 
 /** Connect once from each address (20 at a time); the upstream each reached. */

@@ -10,29 +10,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { clientAddress, connectAndGreet, waitFor } from '../helpers/clients.js';
-import { spawnInstance, type Instance } from '../helpers/instances.js';
+import { spawnInstance, workersOf, type Instance, type WorkerRow } from '../helpers/instances.js';
 import { RawClient, startHttpUpstream } from '../helpers/http.js';
 import { startTusUpstream, type TusUpstream } from '../helpers/tus.js';
 import { adminCall, metricSum, spawnTether } from '../helpers/tether.js';
 import { startUpstream, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 import { startWsUpstream, type WsUpstream } from '../helpers/ws.js';
 
-interface WorkerRow {
-  readonly id: number;
-  readonly pid: number;
-  readonly state: string;
-  readonly active: number;
-  readonly total: number;
-}
-
 const ADDRESSES = Array.from({ length: 100 }, (_, i) => clientAddress(i));
-
-/** GET /workers: the workers by id, then the standby (id 0) once it is forked. */
-async function workersOf(admin: string): Promise<WorkerRow[]> {
-  const { status, body } = await adminCall(admin, 'GET', '/workers');
-  expect(status).toBe(200);
-  return body as WorkerRow[];
-}
 
 /** Connections the stats page counts as ended \`ok\`, over every listener. */
 async function statsOk(admin: string): Promise<number> {
