@@ -1,10 +1,10 @@
 import cluster from 'node:cluster';
 import net from 'node:net';
-import { listenSocketFor, type ListenSocket } from '../net/reuse-port.js';
 import type { Logger } from 'pino';
 import type { HostPort } from '../config/types.js';
 import { ListenError } from '../errors.js';
 import { HandleSocket } from '../net/handle-socket.js';
+import { listenSocketFor, type ListenSocket } from '../net/reuse-port.js';
 import { handlesInUse, isTcpHandle, type TcpHandle } from '../net/tcp-binding.js';
 import { formatAddress } from '../routing/upstream.js';
 import { nextReadBuffer, relayAccepted } from './relay.js';

@@ -53,6 +53,8 @@ export class Admission<S extends RelaySocket> {
   readonly #held: Held<S>[] = [];
   /** A question for room is out (its answer admits or refuses whatever is held then). */
   #asking = false;
+  /** The listener stopped accepting: what still comes is closed unserved. */
+  #closed = false;
   #timer: NodeJS.Timeout | null = null;
   readonly #answered = (granted: number): void => this.#admitHeld(granted);
 
@@ -69,6 +71,10 @@ export class Admission<S extends RelaySocket> {
 
   /** A connection was accepted: serve it, refuse it, or hold it until the lease answers. */
   offer(socket: S, address: string, port: number): void {
+    if (this.#closed) {
+      socket.destroy();
+      return;
+    }
     const host = this.#host;
     const lease = this.#lease;
     if (lease === null) {
@@ -93,8 +99,9 @@ export class Admission<S extends RelaySocket> {
     }
   }
 
-  /** The listener stops accepting: every held connection is closed unserved. */
+  /** The listener stops accepting: every held connection, and any accepted from now, is closed unserved. */
   close(): void {
+    this.#closed = true;
     this.#stopTimer();
     for (const held of this.#held.splice(0)) held.socket.destroy();
   }

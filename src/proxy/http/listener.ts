@@ -107,7 +107,7 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
       configured: () => this.#config.listen,
       logger: this.#logger,
       onRead: onHttpClientRead,
-      onAccepted: (socket, address, port) => this.#accept(socket, address, port),
+      onAccepted: (socket, address, port) => this.#admission.offer(socket, address, port),
     });
     this.#admission = new Admission<ClientSocket>(
       {
@@ -170,14 +170,6 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
   }
 
   // ---------------------------------------------------------------- accept
-
-  #accept(socket: ClientSocket, address: string, port: number): void {
-    if (this.#closing) {
-      socket.destroy();
-      return;
-    }
-    this.#admission.offer(socket, address, port);
-  }
 
   #connection(socket: ClientSocket, address: string, port: number): HttpConnection {
     const connection = new HttpConnection(this, socket, sourceIpKey(address), port);

@@ -53,7 +53,6 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
   // Made once per listener: sessions call them when a phase ends.
   readonly #onProxyHeader: ProxyHeaderReady = (session, header) => this.#headerRead(session, header);
   readonly #onKey: KeyReady = (session, found) => this.#route(session, found);
-  #closing = false;
 
   constructor(options: TcpListenerOptions) {
     super();
@@ -66,12 +65,11 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
     this.#accessLog = options.accessLog;
     this.#onStart = options.onSessionStart;
     this.#onEnd = options.onSessionEnd;
-    // Accepted sockets relay through relay.ts, which needs its write high-water mark.
     this.acceptor = new Acceptor({
       configured: () => this.#config.listen,
       logger: this.#logger,
       onRead: onClientRead,
-      onAccepted: (socket, address, port) => this.#accept(socket, address, port),
+      onAccepted: (socket, address, port) => this.#admission.offer(socket, address, port),
       // Accepted net.Sockets relay through relay.ts, which needs its write high-water mark.
       highWaterMark: RELAY_HIGH_WATER_MARK,
     });
@@ -104,7 +102,6 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
 
   /** Stop accepting; open connections go on. */
   stopAccepting(): Promise<void> {
-    this.#closing = true;
     this.#admission.close();
     return this.acceptor.stop();
   }
@@ -132,14 +129,6 @@ export class TcpListener extends ListenerBase implements ListenerContext<Session
     this.count(session);
     this.#onEnd?.(session);
     this.#accessLog?.info(accessFields(this.#config.name, session));
-  }
-
-  #accept(socket: RelaySocket, address: string, port: number): void {
-    if (this.#closing) {
-      socket.destroy();
-      return;
-    }
-    this.#admission.offer(socket, address, port);
   }
 
   #admitted(socket: RelaySocket, address: string, port: number): void {
