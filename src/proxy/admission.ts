@@ -19,8 +19,8 @@ export interface ConnectionLease {
   readonly size: number;
   /**
    * Ask for room for `wanted` more connections; `answered` runs with what the control
-   * plane granted (0: the instance is full). One question at a time: asking while one
-   * is out waits for its answer.
+   * plane granted (0: the instance is full). One question at a time: the admission
+   * asks again only once answered.
    */
   ask(wanted: number, answered: (granted: number) => void): void;
   /** The listener that counts against it: `open` is what it holds and holds back (made anew on a reload). */

@@ -15,8 +15,8 @@ export class WorkerLease implements ConnectionLease {
   #books = -1;
   /** Open connections of the listener that holds this lease (none until one does). */
   #open: () => number = () => 0;
-  /** Callbacks of the question out, or null when none is. */
-  #asked: ((granted: number) => void)[] | null = null;
+  /** Who asked the question out, or null when none is. */
+  #asked: ((granted: number) => void) | null = null;
 
   constructor(listener: string, send: (message: ToControlPlane) => void) {
     this.#listener = listener;
@@ -33,11 +33,7 @@ export class WorkerLease implements ConnectionLease {
   }
 
   ask(wanted: number, answered: (granted: number) => void): void {
-    if (this.#asked !== null) {
-      this.#asked.push(answered);
-      return;
-    }
-    this.#asked = [answered];
+    this.#asked = answered;
     this.#send({ type: 'lease-ask', listener: this.#listener, books: this.#books, wanted });
   }
 
@@ -53,9 +49,9 @@ export class WorkerLease implements ConnectionLease {
     const valid = books === this.#books ? count : 0;
     this.#size += valid;
     if (!answer) return;
-    const asked = this.#asked ?? [];
+    const asked = this.#asked;
     this.#asked = null;
-    for (const answered of asked) answered(valid);
+    asked?.(valid);
   }
 
   /** Another worker needs room: give back what is granted and not in use. */

@@ -82,8 +82,7 @@ export class LeaseLedger<Borrower extends object> {
       books.free += books.leases.get(borrower) ?? 0;
       books.leases.delete(borrower);
       books.waiting.delete(borrower);
-      if (books.round?.delete(borrower) === true && books.round.size === 0) this.#endRound(listener, books);
-      else this.#serve(listener, books);
+      this.#settled(listener, books, borrower);
     }
   }
 
@@ -107,11 +106,10 @@ export class LeaseLedger<Borrower extends object> {
     const back = Math.min(held, Math.max(0, count));
     books.leases.set(borrower, held - back);
     books.free += back;
-    if (books.round?.delete(borrower) === true && books.round.size === 0) this.#endRound(listener, books);
-    else this.#serve(listener, books);
+    this.#settled(listener, books, borrower);
   }
 
-  /** The lease each worker holds on `listener`, and what is free (tests, GET /workers). */
+  /** The lease each worker holds on `listener`, and what is free (tests). */
   leases(listener: string): { readonly free: number; readonly byWorker: ReadonlyMap<Borrower, number> } | null {
     const books = this.#books.get(listener);
     return books === undefined ? null : { free: books.free, byWorker: books.leases };
@@ -119,6 +117,12 @@ export class LeaseLedger<Borrower extends object> {
 
   close(): void {
     for (const books of this.#books.values()) if (books.timer !== null) clearTimeout(books.timer);
+  }
+
+  /** `borrower` has nothing more to give back: the round ends if it was the last asked; else grant what is free now. */
+  #settled(listener: string, books: ListenerBooks<Borrower>, borrower: Borrower): void {
+    if (books.round?.delete(borrower) === true && books.round.size === 0) this.#endRound(listener, books);
+    else this.#serve(listener, books);
   }
 
   /** An even share of the limit (the remainder to the first workers), or what is left of it. */
