@@ -126,6 +126,11 @@ class Instance {
   }
 }
 
+/** `count` connections accepted by `worker` (where from does not matter to admission). */
+function connect(worker: SimWorker, count = 1): void {
+  for (let i = 0; i < count; i++) worker.admission.offer(SOCKET, '127.0.0.2', 1000 + i);
+}
+
 /** Mulberry32: the same cases on every run. */
 function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -158,12 +163,12 @@ describe('LeaseLedger', () => {
     sim.settle();
     const [a] = sim.workers;
     for (let i = 0; i < 30; i++) {
-      a!.admission.offer(SOCKET, '127.0.0.2', 1000 + i);
+      connect(a!);
       sim.settle();
     }
     expect(a!.open).toBe(30);
     expect(a!.refused).toBe(0);
-    a!.admission.offer(SOCKET, '127.0.0.2', 2000);
+    connect(a!);
     sim.settle();
     expect(a!.open).toBe(30);
     expect(a!.refused).toBe(1);
@@ -174,7 +179,7 @@ describe('LeaseLedger', () => {
     const sim = (instance = new Instance(2, 20));
     sim.settle();
     const [a] = sim.workers;
-    for (let i = 0; i < 16; i++) a!.admission.offer(SOCKET, '127.0.0.2', 1000 + i);
+    connect(a!, 16);
     expect(a!.open).toBe(10);
     expect(a!.admission.waiting).toBe(6);
     expect(a!.outbox.filter((m) => m.type === 'lease-ask')).toHaveLength(1);
@@ -188,8 +193,8 @@ describe('LeaseLedger', () => {
     const sim = (instance = new Instance(2, 4));
     sim.settle();
     const [a, b] = sim.workers;
-    for (let i = 0; i < 2; i++) b!.admission.offer(SOCKET, '127.0.0.3', 1000 + i);
-    for (let i = 0; i < 3; i++) a!.admission.offer(SOCKET, '127.0.0.2', 1000 + i);
+    connect(b!, 2);
+    connect(a!, 3);
     sim.settle();
     expect([a!.open, b!.open]).toEqual([2, 2]);
     expect(a!.refused).toBe(1);
@@ -200,16 +205,13 @@ describe('LeaseLedger', () => {
     const sim = (instance = new Instance(2, 10));
     sim.settle();
     const [a, b] = sim.workers;
-    for (let i = 0; i < 5; i++) {
-      a!.admission.offer(SOCKET, '127.0.0.2', 1000 + i);
-      b!.admission.offer(SOCKET, '127.0.0.3', 1000 + i);
-    }
+    connect(a!, 5);
+    connect(b!, 5);
     sim.settle();
     // a fills up and holds two; then two of its connections end, as b asks too.
-    a!.admission.offer(SOCKET, '127.0.0.2', 2000);
-    a!.admission.offer(SOCKET, '127.0.0.2', 2001);
+    connect(a!, 2);
     a!.open -= 2;
-    b!.admission.offer(SOCKET, '127.0.0.3', 2000);
+    connect(b!);
     sim.deliver(b!, false); // b's question first: the ledger asks a to give back
     sim.deliver(a!, true); // a gives back nothing: its room is for the two it holds
     sim.settle();
@@ -223,11 +225,11 @@ describe('LeaseLedger', () => {
     const sim = (instance = new Instance(2, 10));
     sim.settle();
     const [a, b] = sim.workers;
-    for (let i = 0; i < 5; i++) b!.admission.offer(SOCKET, '127.0.0.3', 1000 + i);
+    connect(b!, 5);
     sim.settle();
     sim.kill(b!);
     expect(sim.ledger.leases(LISTENER)!.free).toBe(5);
-    for (let i = 0; i < 8; i++) a!.admission.offer(SOCKET, '127.0.0.2', 1000 + i);
+    connect(a!, 8);
     sim.settle();
     expect(a!.open).toBe(8);
     const c = sim.start();
@@ -242,7 +244,7 @@ describe('LeaseLedger', () => {
     const sim = (instance = new Instance(2, 4));
     sim.settle();
     const [a, b] = sim.workers;
-    for (let i = 0; i < 3; i++) a!.admission.offer(SOCKET, '127.0.0.2', 1000 + i);
+    connect(a!, 3);
     sim.deliver(a!, false); // the question reaches the ledger, which asks b; b never reads it
     expect(b!.inbox.map((m) => m.type)).toEqual(['lease-reclaim']);
     await new Promise((resolve) => setTimeout(resolve, RECLAIM_WAIT_MS + 50));
@@ -255,7 +257,7 @@ describe('LeaseLedger', () => {
     const sim = (instance = new Instance(2, 10));
     sim.settle();
     const [a, b] = sim.workers;
-    for (let i = 0; i < 4; i++) a!.admission.offer(SOCKET, '127.0.0.2', 1000 + i);
+    connect(a!, 4);
     sim.settle();
     sim.max = 3;
     sim.ledger.configure(new Map([[LISTENER, 3]]));
@@ -264,11 +266,11 @@ describe('LeaseLedger', () => {
     expect(b!.lease.size).toBe(0);
     expect(a!.lease.size).toBe(4);
     expect(sim.ledger.leases(LISTENER)!.free).toBe(-1);
-    b!.admission.offer(SOCKET, '127.0.0.3', 1);
+    connect(b!);
     sim.settle();
     expect(b!.refused).toBe(1);
     a!.open -= 2; // two close
-    b!.admission.offer(SOCKET, '127.0.0.3', 2);
+    connect(b!);
     sim.settle();
     expect(b!.open).toBe(1);
     expect(sim.open).toBe(3);
@@ -278,7 +280,7 @@ describe('LeaseLedger', () => {
     const sim = (instance = new Instance(2, 10));
     sim.settle();
     const [a, b] = sim.workers;
-    for (let i = 0; i < 7; i++) a!.admission.offer(SOCKET, '127.0.0.2', 1000 + i);
+    connect(a!, 7);
     sim.deliver(a!, false); // a's question reaches the ledger, which asks b to give back
     sim.ledger.configure(new Map());
     sim.ledger.configure(new Map([[LISTENER, 10]]));
@@ -297,7 +299,7 @@ describe('LeaseLedger', () => {
       const live = sim.live();
       const w = live[Math.floor(rng() * live.length)]!;
       const r = rng();
-      if (r < 0.3) w.admission.offer(SOCKET, '127.0.0.2', step);
+      if (r < 0.3) connect(w);
       else if (r < 0.5) w.open = Math.max(0, w.open - 1);
       else if (r < 0.995) sim.deliver(w, rng() < 0.5);
       else if (live.length > 1) {
@@ -318,7 +320,7 @@ describe('LeaseLedger', () => {
     }
     const live = sim.live();
     for (let i = 0; i < sim.max + 5; i++) {
-      live[Math.floor(rng() * live.length)]!.admission.offer(SOCKET, '127.0.0.2', i);
+      connect(live[Math.floor(rng() * live.length)]!);
       sim.settle();
     }
     expect(sim.open).toBe(sim.max);
