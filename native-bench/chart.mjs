@@ -27,7 +27,7 @@ const PANEL_GAP = 14;
 /** Bars longer than this many times the baseline are cut, with their value written out. */
 const MAX_RATIO = 4;
 const FONT = "system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif";
-const COLORS = { direct: '#9d9d9d', tether: '#f58518', 'tether-base': '#ffbf79', 'tether-w2': '#e45756', naive: '#b279a2', haproxy: '#4c78a8', nginx: '#54a24b' };
+const COLORS = { direct: '#9d9d9d', tether: '#f58518', 'tether-base': '#ffbf79', 'tether-w2': '#e45756', 'tether-node': '#eeca3b', 'tether-w2-node': '#9e2a2b', naive: '#b279a2', haproxy: '#4c78a8', nginx: '#54a24b' };
 const TARGET_COLOR = '#d62728';
 
 const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };

@@ -1,6 +1,6 @@
 // Types for format.mjs (the TypeScript tests import the benchmark's .mjs modules).
 
-export type BalancerId = 'direct' | 'tether' | 'tether-base' | 'tether-w2' | 'naive' | 'haproxy' | 'nginx';
+export type BalancerId = 'direct' | 'tether' | 'tether-base' | 'tether-w2' | 'tether-node' | 'tether-w2-node' | 'naive' | 'haproxy' | 'nginx';
 
 /** One balancer's cell in a summary column of results/NAME.json. */
 export interface ResultsCell {

@@ -4,13 +4,16 @@
  */
 
 /** Balancers of the side-by-side, in table order. */
-export const BALANCER_ORDER = ['direct', 'tether', 'tether-base', 'tether-w2', 'naive', 'haproxy', 'nginx'];
+export const BALANCER_ORDER = ['direct', 'tether', 'tether-base', 'tether-w2', 'tether-node', 'tether-w2-node', 'naive', 'haproxy', 'nginx'];
 
 export const BALANCER_LABELS = {
   direct: 'direct (no balancer)',
   tether: 'tether',
   'tether-base': 'tether, baseline build',
   'tether-w2': 'tether, 2 workers',
+  // run.mjs --node=PATH names the version.
+  'tether-node': 'tether, another Node',
+  'tether-w2-node': 'tether, 2 workers, another Node',
   naive: 'naive Node pipe',
   haproxy: 'HAProxy',
   nginx: 'nginx stream',

@@ -108,6 +108,11 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
                        core's worth each, like single-threaded Node); with 2 or more
                        the row "tether, 2 workers" (TETHER_WORKERS=2) joins tether's
                        (every core: compare it with the peers' threads)
+  --node=PATH          add the rows "tether, Node V" (and with --peer-threads=2 or more,
+                       "tether, 2 workers, Node V") to the side-by-side workloads:
+                       tether run by another Node binary, e.g. a Node 22.12+ whose
+                       workers each listen on a socket of their own (reusePort);
+                       everything else stays on this Node
   --baseline=DIR       add the row "tether, baseline build": the dist/cli.js of another
                        checkout (e.g. a git worktree of an older commit, built), run
                        as tether is, in the same rounds: a before/after in one run
@@ -170,6 +175,13 @@ function parseArgs(argv) {
       case '--idle': o.idle = set.idle = int(1); break;
       case '--ws-clients': o.wsClients = int(1); break;
       case '--peer-threads': o.peerThreads = int(1); break;
+      case '--node': {
+        const node = resolve(v ?? '');
+        const run = v ? spawnSync(node, ['-p', 'process.versions.node'], { encoding: 'utf8' }) : null;
+        if (run?.status !== 0) fail(`--node: ${node} does not run as Node`);
+        o.node = { path: node, version: run.stdout.trim() };
+        break;
+      }
       case '--baseline': {
         const cli = join(resolve(v ?? ''), 'dist', 'cli.js');
         if (!v || !existsSync(cli)) fail(`--baseline: ${cli} is missing (a checkout, built)`);
@@ -620,18 +632,28 @@ if (tools.connrate === 'wrk' && !peers.wrk.ok) fail('--connrate=wrk but wrk is n
 
 const cliPath = join(root, 'dist', 'cli.js');
 if (!existsSync(cliPath)) fail(`${cliPath} is missing: build first (npx tsc -p tsconfig.json), or use npm run bench`);
+// Whether a --node Node's workers listen with reusePort: as tether decides it.
+const { nodeHasReusePort } = await import(join(root, 'dist', 'net', 'reuse-port.js'));
 
 const available = {
   direct: true,
   tether: true,
   'tether-w2': true,
   'tether-base': opts.baseline !== undefined,
+  'tether-node': opts.node !== undefined,
+  'tether-w2-node': opts.node !== undefined,
   naive: true,
   haproxy: peers.haproxy.ok,
   nginx: peers.nginx.ok,
 };
 // tether with 2 workers stands beside peers given 2 threads or more (or when asked for).
-const wanted = opts.only ?? BALANCER_ORDER.filter((b) => (b !== 'tether-w2' || opts.peerThreads >= 2) && (b !== 'tether-base' || opts.baseline));
+const wanted =
+  opts.only ??
+  BALANCER_ORDER.filter((b) => (workersOf(b) === 1 || opts.peerThreads >= 2) && (b !== 'tether-base' || opts.baseline) && (!b.endsWith('-node') || opts.node));
+if (opts.node) {
+  LABELS['tether-node'] = `tether, Node ${opts.node.version}`;
+  LABELS['tether-w2-node'] = `tether, 2 workers, Node ${opts.node.version}`;
+}
 const balancers = BALANCER_ORDER.filter((b) => wanted.includes(b) && available[b]);
 const skipped = wanted.filter((b) => !available[b]);
 const workloads = WORKLOAD_ORDER.filter((w) => !opts.workloads || opts.workloads.includes(w));
@@ -641,6 +663,11 @@ const idleWanted = opts.idle;
 if (opts.idle > MAXCONN - 100) opts.idle = Math.max(10, MAXCONN - 100);
 
 // ---- balancers under test --------------------------------------------------------
+
+/** How many relaying processes a balancer row of tether runs (TETHER_WORKERS). */
+function workersOf(balancer) {
+  return balancer === 'tether-w2' || balancer === 'tether-w2-node' ? 2 : 1;
+}
 
 const SOURCES = Array.from({ length: 200 }, (_, i) => `127.0.0.${i + 2}`);
 let instance = 0;
@@ -669,7 +696,9 @@ function launch(name, port, ups, dir, spec = {}) {
     switch (name) {
       case 'tether':
       case 'tether-base':
-      case 'tether-w2': {
+      case 'tether-w2':
+      case 'tether-node':
+      case 'tether-w2-node': {
         const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TETHER_')));
         Object.assign(env, {
           TETHER_LISTEN: listen,
@@ -682,11 +711,12 @@ function launch(name, port, ups, dir, spec = {}) {
           // A plain TCP relay for every side-by-side workload (a WebSocket upgrade
           // passes through it like any bytes); http-affinity's rows set http.
           TETHER_MODE: 'tcp',
-          TETHER_WORKERS: name === 'tether-w2' ? '2' : '1',
+          TETHER_WORKERS: String(workersOf(name)),
           ...spec.env,
         });
         if (spec.adminPort) env.TETHER_ADMIN = `127.0.0.1:${spec.adminPort}`;
-        child = spawn(process.execPath, [name === 'tether-base' ? opts.baseline : cliPath], { stdio, env });
+        const node = name.endsWith('-node') ? opts.node.path : process.execPath;
+        child = spawn(node, [name === 'tether-base' ? opts.baseline : cliPath], { stdio, env });
         break;
       }
       case 'naive':
@@ -765,8 +795,8 @@ async function startBalancer(name, ups, spec = {}) {
     const deadline = Date.now() + 10_000;
     let workers = [];
     // Processes that relay besides the one started: nginx's workers, tether's.
-    // tether-w2: two workers and the standby that replaces one that dies.
-    const want = name === 'nginx' ? opts.peerThreads : name === 'tether-w2' ? 3 : 0;
+    // tether with workers: two and the standby that replaces one that dies.
+    const want = name === 'nginx' ? opts.peerThreads : workersOf(name) > 1 ? workersOf(name) + 1 : 0;
     while (exited === null && Date.now() < deadline) {
       if (listening(port) && (!adminPort || listening(adminPort))) {
         if (want > 0) workers = childrenOf(child.pid);
@@ -789,9 +819,9 @@ async function startBalancer(name, ups, spec = {}) {
       }
       // nginx's master only waits; tether's control plane counts with its workers.
       const pids =
-        name === 'nginx' ? () => childrenOf(child.pid) : name === 'tether-w2' ? () => [child.pid, ...childrenOf(child.pid)] : () => [child.pid];
+        name === 'nginx' ? () => childrenOf(child.pid) : workersOf(name) > 1 ? () => [child.pid, ...childrenOf(child.pid)] : () => [child.pid];
       // The standby starts after the workers: its start-up is not the measurement's.
-      if (name === 'tether-w2') await settled(pids);
+      if (workersOf(name) > 1) await settled(pids);
       return {
         host: '127.0.0.1',
         port,
@@ -1311,7 +1341,11 @@ const FAIRNESS =
       '(`TETHER_WORKERS=2`: a control plane and two relaying processes), the naive proxy single-threaded Node. ') +
   'Upstreams (one Node process) and load generators ' +
   `(${[...new Set([tools.bulk, tools.http, tools.connrate, 'node'])].map((t) => (t === 'node' ? 'a Node client' : t)).join(', ')}) run in processes of their own, ` +
-  `on the same ${os.cpus().length} CPUs. Each measurement starts a fresh balancer; rounds interleave the balancers.`;
+  `on the same ${os.cpus().length} CPUs. Each measurement starts a fresh balancer; rounds interleave the balancers.` +
+  (opts.node
+    ? ` Rows that name Node ${opts.node.version} run tether on that Node (\`--node\`; everything else runs on ${process.version})` +
+      (nodeHasReusePort(opts.node.version) ? ', where each worker listens on a socket of its own (`reusePort`).' : '.')
+    : '');
 
 async function main() {
   log(`bench: ${balancers.length} balancers (${balancers.join(', ')}), workloads ${workloads.join(', ')}, ${opts.rounds} round(s) x ${opts.duration} s`);
