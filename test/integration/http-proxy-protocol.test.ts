@@ -2,7 +2,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { get, RawClient, startHttpUpstream, type HttpUpstream } from '../helpers/http.js';
 import { listenLoopback } from '../helpers/listen.js';
-import { startTether, type RunningTether } from '../helpers/tether.js';
+import { adminCall, startTether, type RunningTether } from '../helpers/tether.js';
 
 let tether: RunningTether | null = null;
 const servers: net.Server[] = [];
@@ -86,5 +86,33 @@ describe('http mode and the PROXY protocol', () => {
     bad.write(`PROXY TCP4 nonsense\r\n${get('/')}`);
     expect(await bad.response()).toBeNull();
     bad.destroy();
+  });
+
+  it('refuses a sender outside TETHER_TRUSTED_PROXIES unanswered, counted and logged, before reading a byte', async () => {
+    const upstream = await startHttpUpstream('u');
+    upstreams.push(upstream);
+    const logs: Record<string, unknown>[] = [];
+    tether = await startTether(
+      { TETHER_MODE: 'http', TETHER_UPSTREAMS: `u=${upstream.address}`, TETHER_HEALTH: 'off', TETHER_ACCEPT_PROXY: 'v1', TETHER_TRUSTED_PROXIES: '127.0.0.1/32' },
+      logs,
+    );
+    const untrusted = new RawClient(tether.port, '127.0.0.9');
+    untrusted.write(`PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n${get('/')}`);
+    expect(await untrusted.response()).toBeNull();
+    untrusted.destroy();
+    expect(upstream.seen).toHaveLength(0);
+    const refusal = logs.find((l) => l.outcome === 'refused');
+    expect(refusal).toMatchObject({ reason: 'untrusted PROXY sender', upstream: null });
+    expect(String(refusal!.client)).toMatch(/^127\.0\.0\.9:\d+$/);
+    const metrics = String((await adminCall(tether.admin, 'GET', '/metrics')).body);
+    expect(metrics).toMatch(/tether_connections_total\{[^}]*outcome="refused"[^}]*\} 1$/m);
+    // The trusted sender is served.
+    const trusted = new RawClient(tether.port, '127.0.0.1');
+    try {
+      trusted.write(`PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n${get('/')}`);
+      expect((await trusted.response())!.status).toBe(200);
+    } finally {
+      trusted.destroy();
+    }
   });
 });

@@ -26,7 +26,7 @@ import { RequestHead, ResponseHead } from './h1/index.js';
 import { readProxyHeader } from './inbound-proxy.js';
 import { PinRenewal } from '../pin-renewal.js';
 import { onHttpClientRead } from './client-reads.js';
-import type { ClientConnection, ClientSocket, ConnectionHost } from './types.js';
+import type { ClientAddress, ClientConnection, ClientSocket, ConnectionHost } from './types.js';
 import { UpstreamSockets, type UpstreamSocket } from './upstream-sockets.js';
 
 export type HttpListenerOptions = ListenerOptions<RoutedRecord>;
@@ -115,7 +115,7 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
         maxConnections: () => this.#config.maxConnections,
         admitted: (socket, address, port) => this.#admitted(socket, address, port),
         refused: (socket, address, port) => {
-          this.reject(this.#connection(socket, address, port), 'refused', 'connection limit');
+          this.reject({ address, port }, 'refused', 'connection limit');
           socket.destroy();
         },
       },
@@ -180,17 +180,14 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
 
   #admitted(socket: ClientSocket, address: string, port: number): void {
     const config = this.#config;
-    const connection = this.#connection(socket, address, port);
-    if (config.acceptProxy !== 'off') {
-      if (!cidrContains(config.trustedProxies, address)) {
-        this.reject(connection, 'refused', 'untrusted PROXY sender');
-        socket.destroy();
-        return;
-      }
-      readProxyHeader(this, connection, config);
+    if (config.acceptProxy !== 'off' && !cidrContains(config.trustedProxies, address)) {
+      this.reject({ address, port }, 'refused', 'untrusted PROXY sender');
+      socket.destroy();
       return;
     }
-    connection.serve();
+    const connection = this.#connection(socket, address, port);
+    if (config.acceptProxy !== 'off') readProxyHeader(this, connection, config);
+    else connection.serve();
   }
 
   released(connection: HttpConnection): void {
@@ -352,11 +349,11 @@ export class HttpListener extends ListenerBase implements ListenerContext<Sessio
   }
 
   /** A connection or request turned away before it was routed (counted, logged). */
-  reject(connection: ClientConnection, outcome: Outcome, reason: string): void {
+  reject(client: ClientAddress, outcome: Outcome, reason: string): void {
     const record: RoutedRecord = { via: 'hash', upstream: null, outcome, fromClient: 0, toClient: 0 };
     this.count(record);
     this.#onEnd?.(record);
-    this.#accessLog?.info({ listener: this.#config.name, client: formatAddress(connection.address, connection.port), upstream: null, outcome, reason });
+    this.#accessLog?.info({ listener: this.#config.name, client: formatAddress(client.address, client.port), upstream: null, outcome, reason });
   }
 }
 

@@ -46,13 +46,17 @@ export interface ClientSocket extends RelaySocket {
   destroySoon(): void;
 }
 
+/** Where a client connects from: all that counting and logging a refusal needs. */
+export interface ClientAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
 /**
  * A client connection as its listener is told of it: by the members the listener
  * reads, not as connection.ts's HttpConnection, which would be an import cycle.
  */
-export interface ClientConnection {
-  readonly address: string;
-  readonly port: number;
+export interface ClientConnection extends ClientAddress {
   readonly destAddress: string;
   readonly destPort: number;
 }
@@ -86,7 +90,7 @@ export interface ConnectionHost extends UpstreamSideHost {
   /** The exchange is over: count and log it. */
   ended(exchange: Exchange): void;
   /** A request turned away before routing: count and log it. */
-  reject(connection: ClientConnection, outcome: Outcome, reason: string): void;
+  reject(client: ClientAddress, outcome: Outcome, reason: string): void;
   /** The upstream answered 101: the two sockets become a tunnel. */
   tunnel(exchange: Exchange, client: ClientSocket, upstream: UpstreamSocket, toClient: Buffer, toUpstream: Buffer | null): void;
   /** The connection is closed, or handed to a tunnel. */
