@@ -17,10 +17,11 @@ import type { RebalanceStart } from '../routing/rebalance.js';
 import { MembershipBroadcaster } from './broadcaster.js';
 import { workerCount } from './count.js';
 import { applyElsewhere, LoadBoard } from './loads.js';
-import { Departed, mergeFamilies, parseExposition, type Exposition, type WorkerExposition } from './metrics-merge.js';
+import { LastCounts } from './last-counts.js';
 import { LeaseLedger } from './lease-ledger.js';
+import { mergeFamilies, parseExposition, type WorkerExposition } from './metrics-merge.js';
 import { PinService } from './pin-service.js';
-import { addDeparted, mergeStats } from './stats-merge.js';
+import { mergeStats } from './stats-merge.js';
 import { WorkerSet, type WorkerHandle } from './worker-set.js';
 
 /** The longest a scrape or GET /workers waits for a worker's answer (it is then left out). */
@@ -34,12 +35,8 @@ export class ControlPlane implements RelayPlane {
   readonly #loads: LoadBoard;
   readonly #leases: LeaseLedger<WorkerHandle>;
   #tether: Tether | null = null;
-  /** Each worker's families as its last scrape answered them: what it leaves to the sums when it dies. */
-  readonly #lastMetrics = new Map<WorkerHandle, Exposition>();
-  /** Each worker's counts as the stats page last saw them, and those of workers gone since. */
-  readonly #lastStats = new Map<WorkerHandle, StatsSnapshot>();
-  #departedStats: StatsSnapshot | null = null;
-  readonly #departed = new Departed();
+  /** Each worker's counts as last read: what it leaves to the totals when it dies. */
+  readonly #lastCounts = new LastCounts<WorkerHandle>();
   #accepting = false;
   /** Where each listener accepts, as the first worker ready said. */
   readonly #addresses = new Map<string, string>();
@@ -65,12 +62,7 @@ export class ControlPlane implements RelayPlane {
       gone: (handle) => {
         this.#loads.gone(handle);
         this.#leases.gone(handle);
-        const last = this.#lastMetrics.get(handle);
-        if (last !== undefined) this.#departed.add(last);
-        this.#lastMetrics.delete(handle);
-        const stats = this.#lastStats.get(handle);
-        if (stats !== undefined) this.#departedStats = addDeparted(this.#departedStats, stats);
-        this.#lastStats.delete(handle);
+        this.#lastCounts.gone(handle);
         this.#broadcaster.recheck();
       },
     });
@@ -139,7 +131,7 @@ export class ControlPlane implements RelayPlane {
       contentType: own.contentType,
       write: async (emit) => {
         const workers = await this.#workerExpositions(names);
-        const families = mergeFamilies(parseExposition(await own.scrape(names)), workers, this.#departed);
+        const families = mergeFamilies(parseExposition(await own.scrape(names)), workers, this.#lastCounts.departedMetrics);
         const out = new ExpositionWriter(emit);
         for (const family of families) {
           out.text(family);
@@ -175,10 +167,11 @@ export class ControlPlane implements RelayPlane {
     handles.forEach((handle, i) => {
       const answer = answers[i];
       if (answer === null || answer === undefined) return;
-      this.#lastStats.set(handle, answer.snapshot);
+      this.#lastCounts.sawStats(handle, answer.snapshot);
       snapshots.push(answer.snapshot);
     });
-    if (this.#departedStats !== null) snapshots.push(this.#departedStats);
+    const departed = this.#lastCounts.departedStats;
+    if (departed !== null) snapshots.push(departed);
     return mergeStats(own, snapshots);
   }
 
@@ -195,7 +188,7 @@ export class ControlPlane implements RelayPlane {
     return this.#workers.stop(drainTimeoutMs);
   }
 
-  /** Every answering worker's families (those named, or all); each kept as its latest for Departed. */
+  /** Every answering worker's families (those named, or all); each kept as its last read. */
   async #workerExpositions(names: readonly string[] | undefined): Promise<WorkerExposition[]> {
     const handles = this.#workers.handles().filter((h) => h.state === 'running' || h.state === 'stopping');
     const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'metrics', { names: names ?? null }, ASK_TIMEOUT_MS)));
@@ -207,9 +200,7 @@ export class ControlPlane implements RelayPlane {
         return;
       }
       const exposition = parseExposition(answer.text);
-      const last = this.#lastMetrics.get(handle) ?? new Map();
-      for (const [name, family] of exposition) last.set(name, family);
-      this.#lastMetrics.set(handle, last);
+      this.#lastCounts.sawMetrics(handle, exposition);
       out.push({ id: handle.slot, exposition });
     });
     return out;
