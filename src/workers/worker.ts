@@ -44,8 +44,8 @@ export class WorkerProcess {
     process.on('message', (message: unknown) => {
       if (isMessage<ToWorker>(message)) this.#onMessage(message);
     });
-    // The control plane is gone (killed): nobody is left to route by; close and go.
-    process.on('disconnect', () => void this.#stop(null));
+    // No 'disconnect' handler: when the control plane is gone (killed), Node's cluster
+    // exits the worker itself (an unexpected disconnect), before one would run.
     // Signals are the control plane's to act on (a terminal's Ctrl-C reaches the whole group).
     for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => undefined);
     this.#send({ type: 'hello' });
