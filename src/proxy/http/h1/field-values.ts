@@ -88,7 +88,7 @@ export function connectionOptions(bytes: Uint8Array, start: number, end: number)
 
 /** Transfer-Encoding verdicts for one field line. */
 export const Coding = {
-  /** Not a token list, or `chunked` before the last coding. */
+  /** Not a token list, no coding at all (empty, or commas only), or `chunked` before the last coding. */
   Invalid: -1,
   /** A valid list whose last element is not `chunked` (empty elements count: `chunked,` ends with one). */
   LastNotChunked: 0,
@@ -99,11 +99,14 @@ export type CodingVerdict = (typeof Coding)[keyof typeof Coding];
 /**
  * One Transfer-Encoding line. Codings with parameters (`gzip;q=1`) are refused:
  * nothing sends them and a relay has no use for them. A trailing empty element
- * counts as the last coding, as llhttp reads it.
+ * counts as the last coding, as llhttp reads it. A line naming no coding is refused:
+ * llhttp versions differ on it (Node 20's ignores an empty line, Node 22's and 24's
+ * refuse it), and framing must never be read where an upstream's parser might not.
  */
 export function transferCodings(bytes: Uint8Array, start: number, end: number): CodingVerdict {
   let chunkedSeen = false;
   let lastIsChunked = false;
+  let named = false;
   let i = start;
   while (i < end) {
     let c = bytes[i]!;
@@ -120,9 +123,11 @@ export function transferCodings(bytes: Uint8Array, start: number, end: number): 
     const tokenStart = i;
     while (i < end && TCHAR[bytes[i]!] === 1) i++;
     if (chunkedSeen) return Coding.Invalid;
+    named = true;
     lastIsChunked = chunkedSeen = equalsIgnoringCase(bytes, tokenStart, i, CHUNKED);
     while (i < end && ((c = bytes[i]!) === SP || c === HTAB)) i++;
     if (i < end && bytes[i] !== COMMA) return Coding.Invalid;
   }
+  if (!named) return Coding.Invalid;
   return lastIsChunked ? Coding.LastIsChunked : Coding.LastNotChunked;
 }

@@ -41,8 +41,8 @@ const CONTINUE_100 = ascii('100-continue');
 
 /**
  * Whether the OWS after a value (from `valueEnd` to the line's CR) holds an HTAB.
- * llhttp refuses that after Content-Length and Transfer-Encoding, so tether does too:
- * it must never take framing node:http would refuse.
+ * Node 20's llhttp refuses that after Content-Length and Transfer-Encoding (Node 22's
+ * takes it), so tether does too: it must never take framing any node:http would refuse.
  */
 function tabAfter(head: Uint8Array, valueEnd: number): boolean {
   for (let i = valueEnd; head[i] !== CR; i++) if (head[i] === HTAB) return true;

@@ -86,6 +86,8 @@ const REFUSED: readonly [name: string, head: string, error: number][] = [
   ['Transfer-Encoding chunked twice', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n', H1Error.BadTransferEncoding],
   ['Transfer-Encoding chunked then another line', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n', H1Error.BadTransferEncoding],
   ['Transfer-Encoding with a trailing comma', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked,\r\n\r\n', H1Error.BadTransferEncoding],
+  ['Transfer-Encoding empty, then chunked on a line of its own', 'POST / HTTP/1.1\r\nTransfer-Encoding:\r\nTransfer-Encoding: chunked\r\n\r\n', H1Error.BadTransferEncoding],
+  ['Transfer-Encoding of commas only, then chunked', 'POST / HTTP/1.1\r\nTransfer-Encoding: , ,\r\nTransfer-Encoding: chunked\r\n\r\n', H1Error.BadTransferEncoding],
   ['Transfer-Encoding with parameters', 'POST / HTTP/1.1\r\nTransfer-Encoding: gzip;q=1, chunked\r\n\r\n', H1Error.BadTransferEncoding],
   ['Transfer-Encoding on HTTP/1.0', 'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n', H1Error.TransferEncodingOnHttp10],
   ['whitespace before the colon', 'GET / HTTP/1.1\r\nHost : h\r\n\r\n', H1Error.WhitespaceBeforeColon],
