@@ -98,7 +98,8 @@ describe('run the production way (README, "In production")', () => {
     proc = watchTether(child);
     const { port, admin } = await spawnedAddresses(proc);
     // exec: the pid the supervisor signals is tether's own node, not a shell in front of it.
-    expect(readFileSync(`/proc/${proc.pid}/comm`, 'utf8').trim()).toBe('node');
+    // (argv, not /proc/PID/comm: Node 24 names its main thread MainThread.)
+    expect(readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8').split('\0').slice(0, 2)).toEqual(['node', CLI]);
     const open = await connectAndGreet(port, '127.0.0.2');
     expect(open.upstream).toBe('a');
 

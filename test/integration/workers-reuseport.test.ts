@@ -66,14 +66,24 @@ async function reach(port: number, addresses: readonly string[]): Promise<Map<st
   return out;
 }
 
+/**
+ * The workers' 'worker listening' lines, once there are `count`. Each worker logs
+ * through its own stdout, so its line may come after the control plane's 'listening'.
+ */
+async function listeningLines(proc: TetherProcess, count: number): Promise<Record<string, unknown>[]> {
+  const lines = (): Record<string, unknown>[] => proc.logs.filter((l) => l.msg === 'worker listening');
+  await waitFor(() => lines().length >= count, 5_000, `${count} 'worker listening' lines`);
+  expect(lines()).toHaveLength(count);
+  return lines();
+}
+
 describe.runIf(NODE !== null)('TETHER_WORKERS=3 where Node has reusePort', () => {
   it('binds a socket per worker to a fixed port; the kernel spreads connections evenly; a replaced worker joins', async () => {
     upstreams = await startUpstreams(['a', 'b', 'c', 'd']);
     const port = await freePort();
     const proc = start(NODE!, { TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_WORKERS: '3', TETHER_LISTEN: `127.0.0.1:${port}` });
     const { admin } = await spawnedAddresses(proc);
-    const lines = proc.logs.filter((l) => l.msg === 'worker listening');
-    expect(lines).toHaveLength(3);
+    const lines = await listeningLines(proc, 3);
     for (const line of lines) expect(line.listenSocket).toBe('reuseport');
     for (const line of lines) expect(line.sockets).toBe('tcp handles');
     // One listening socket per worker on the port, as the kernel lists them.
@@ -108,7 +118,7 @@ describe.runIf(NODE !== null)('TETHER_WORKERS=3 where Node has reusePort', () =>
     if (upstreams.length === 0) upstreams = await startUpstreams(['a']);
     const proc = start(NODE!, { TETHER_UPSTREAMS: upstreamList(upstreams), TETHER_WORKERS: '2', TETHER_LISTEN: '127.0.0.1:0' });
     const { port } = await spawnedAddresses(proc);
-    const lines = proc.logs.filter((l) => l.msg === 'worker listening');
+    const lines = await listeningLines(proc, 2);
     expect(lines.map((l) => l.listenSocket)).toEqual(['shared', 'shared']);
     expect(new Set(lines.map((l) => l.address))).toEqual(new Set([`127.0.0.1:${port}`]));
     expect(listeningSockets(port)).toBe(1);
