@@ -17,7 +17,7 @@ import type { RebalanceStart } from '../routing/rebalance.js';
 import { MembershipBroadcaster } from './broadcaster.js';
 import { workerCount } from './count.js';
 import { applyElsewhere, LoadBoard } from './loads.js';
-import { LastCounts } from './last-counts.js';
+import { COUNTS_READ_MS, LastCounts } from './last-counts.js';
 import { LeaseLedger } from './lease-ledger.js';
 import { mergeFamilies, parseExposition, type WorkerExposition } from './metrics-merge.js';
 import { PinService } from './pin-service.js';
@@ -37,6 +37,8 @@ export class ControlPlane implements RelayPlane {
   #tether: Tether | null = null;
   /** Each worker's counts as last read: what it leaves to the totals when it dies. */
   readonly #lastCounts = new LastCounts<WorkerHandle>();
+  #countsTimer: NodeJS.Timeout | null = null;
+  #readingCounts = false;
   #accepting = false;
   /** Where each listener accepts, as the first worker ready said. */
   readonly #addresses = new Map<string, string>();
@@ -84,6 +86,7 @@ export class ControlPlane implements RelayPlane {
     try {
       await plane.#workers.start();
       plane.#accepting = true;
+      plane.#countsTimer = setInterval(() => void plane.#readCounts(), COUNTS_READ_MS).unref();
     } catch (err) {
       await tether.close();
       throw err;
@@ -161,15 +164,7 @@ export class ControlPlane implements RelayPlane {
   }
 
   async stats(own: StatsSnapshot): Promise<StatsSnapshot> {
-    const handles = this.#workers.handles().filter((h) => h.state === 'running' || h.state === 'stopping');
-    const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'stats', {}, ASK_TIMEOUT_MS)));
-    const snapshots: StatsSnapshot[] = [];
-    handles.forEach((handle, i) => {
-      const answer = answers[i];
-      if (answer === null || answer === undefined) return;
-      this.#lastCounts.sawStats(handle, answer.snapshot);
-      snapshots.push(answer.snapshot);
-    });
+    const snapshots = await this.#workerStats();
     const departed = this.#lastCounts.departedStats;
     if (departed !== null) snapshots.push(departed);
     return mergeStats(own, snapshots);
@@ -183,26 +178,63 @@ export class ControlPlane implements RelayPlane {
   }
 
   stop(drainTimeoutMs: number | null): Promise<void> {
+    if (this.#countsTimer !== null) clearInterval(this.#countsTimer);
     this.#loads.close();
     this.#leases.close();
     return this.#workers.stop(drainTimeoutMs);
   }
 
   /** Every answering worker's families (those named, or all); each kept as its last read. */
-  async #workerExpositions(names: readonly string[] | undefined): Promise<WorkerExposition[]> {
-    const handles = this.#workers.handles().filter((h) => h.state === 'running' || h.state === 'stopping');
+  async #workerExpositions(names: readonly string[] | undefined, quiet = false): Promise<WorkerExposition[]> {
+    const handles = this.#answering();
+    const asked = this.#lastCounts.asking();
     const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'metrics', { names: names ?? null }, ASK_TIMEOUT_MS)));
     const out: WorkerExposition[] = [];
     handles.forEach((handle, i) => {
       const answer = answers[i];
       if (answer === null || answer === undefined) {
-        this.#logger.warn({ worker: handle.slot }, 'worker did not answer the scrape in time: its series are left out');
+        if (!quiet) this.#logger.warn({ worker: handle.slot }, 'worker did not answer the scrape in time: its series are left out');
         return;
       }
       const exposition = parseExposition(answer.text);
-      this.#lastCounts.sawMetrics(handle, exposition);
+      this.#lastCounts.sawMetrics(handle, asked, exposition);
       out.push({ id: handle.slot, exposition });
     });
     return out;
+  }
+
+  /** Every answering worker's stats page counts; each kept as its last read. */
+  async #workerStats(): Promise<StatsSnapshot[]> {
+    const handles = this.#answering();
+    const asked = this.#lastCounts.asking();
+    const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'stats', {}, ASK_TIMEOUT_MS)));
+    const snapshots: StatsSnapshot[] = [];
+    handles.forEach((handle, i) => {
+      const answer = answers[i];
+      if (answer === null || answer === undefined) return;
+      this.#lastCounts.sawStats(handle, asked, answer.snapshot);
+      snapshots.push(answer.snapshot);
+    });
+    return snapshots;
+  }
+
+  #answering(): WorkerHandle[] {
+    return this.#workers.handles().filter((h) => h.state === 'running' || h.state === 'stopping');
+  }
+
+  /**
+   * Read every worker's counts when nobody has asked, so one killed outright (kill -9,
+   * the OOM killer) loses at most COUNTS_READ_MS of them: its counters and histograms
+   * only, and its stats page counts.
+   */
+  async #readCounts(): Promise<void> {
+    if (this.#readingCounts) return;
+    this.#readingCounts = true;
+    try {
+      await this.#workerExpositions(this.#lastCounts.kept ?? undefined, true);
+      await this.#workerStats();
+    } finally {
+      this.#readingCounts = false;
+    }
   }
 }

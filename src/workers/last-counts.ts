@@ -1,30 +1,56 @@
 /**
  * What the control plane last read of each worker's counts (a scrape's families, the
- * stats page's snapshot), so that a worker that dies leaves them in the instance's
- * totals: its counters stay in /metrics (Departed), its counts on the stats page
- * (addDeparted). Counts made after the last read die with it.
+ * stats page's snapshot, or its own reads every COUNTS_READ_MS), so that a worker that
+ * dies leaves them in the instance's totals: its counters stay in /metrics
+ * (Departed), its counts on the stats page (addDeparted). Counts made after the last
+ * read die with it.
  */
 import type { StatsSnapshot } from '../admin/page/stats.js';
-import { Departed, type Exposition } from './metrics-merge.js';
+import { Departed, isMonotonic, type Exposition, type ParsedFamily } from './metrics-merge.js';
 import { addDeparted } from './stats-merge.js';
 
+/** How often the control plane reads every worker's counts when nobody asks: what a worker killed outright loses at most. */
+export const COUNTS_READ_MS = 5_000;
+
+/** A read's answer, and the order its question was sent in (answers may come back out of it). */
+interface Read<T> {
+  readonly asked: number;
+  readonly value: T;
+}
+
 export class LastCounts<Handle> {
-  readonly #metrics = new Map<Handle, Exposition>();
-  readonly #stats = new Map<Handle, StatsSnapshot>();
+  readonly #metrics = new Map<Handle, Map<string, Read<ParsedFamily>>>();
+  readonly #stats = new Map<Handle, Read<StatsSnapshot>>();
   /** Dead workers' counters, added to every scrape's sums. */
   readonly departedMetrics = new Departed();
   #departedStats: StatsSnapshot | null = null;
+  /** The counters and histograms the workers have: all a read for Departed needs to ask for. */
+  readonly #monotonic = new Set<string>();
+  #asked = 0;
+
+  /** Number a question before it is sent: its answer is kept only if no later one's was. */
+  asking(): number {
+    return ++this.#asked;
+  }
+
+  /** Names of the families a read for the departed asks for (null: all, none seen yet). */
+  get kept(): readonly string[] | null {
+    return this.#monotonic.size === 0 ? null : [...this.#monotonic];
+  }
 
   /** A scrape answered: its families (those asked for) replace the worker's earlier ones. */
-  sawMetrics(handle: Handle, exposition: Exposition): void {
+  sawMetrics(handle: Handle, asked: number, exposition: Exposition): void {
     let last = this.#metrics.get(handle);
     if (last === undefined) this.#metrics.set(handle, (last = new Map()));
-    for (const [name, family] of exposition) last.set(name, family);
+    for (const [name, family] of exposition) {
+      if (isMonotonic(family)) this.#monotonic.add(name);
+      if ((last.get(name)?.asked ?? 0) < asked) last.set(name, { asked, value: family });
+    }
   }
 
   /** The stats page's question answered. */
-  sawStats(handle: Handle, snapshot: StatsSnapshot): void {
-    this.#stats.set(handle, snapshot);
+  sawStats(handle: Handle, asked: number, snapshot: StatsSnapshot): void {
+    if ((this.#stats.get(handle)?.asked ?? 0) < asked) this.#stats.set(handle, { asked, value: snapshot });
   }
 
   /** Dead workers' counts as one snapshot (open connections left out), or null. */
@@ -35,10 +61,10 @@ export class LastCounts<Handle> {
   /** The worker is gone: what was last read of it joins the departed. */
   gone(handle: Handle): void {
     const metrics = this.#metrics.get(handle);
-    if (metrics !== undefined) this.departedMetrics.add(metrics);
+    if (metrics !== undefined) this.departedMetrics.add(new Map([...metrics].map(([name, read]) => [name, read.value])));
     this.#metrics.delete(handle);
     const stats = this.#stats.get(handle);
-    if (stats !== undefined) this.#departedStats = addDeparted(this.#departedStats, stats);
+    if (stats !== undefined) this.#departedStats = addDeparted(this.#departedStats, stats.value);
     this.#stats.delete(handle);
   }
 }

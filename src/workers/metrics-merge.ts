@@ -36,7 +36,8 @@ function ruleOf(family: string): MergeRule {
 }
 
 /** Families whose values only grow: what a dead worker leaves to the sums. */
-function isMonotonic(family: ParsedFamily): boolean {
+/** Counters and histograms summed over the workers: what a dead worker leaves in the sums. */
+export function isMonotonic(family: ParsedFamily): boolean {
   return ruleOf(family.name) === 'sum' && (family.type === 'counter' || family.type === 'histogram');
 }
 

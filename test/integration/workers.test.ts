@@ -13,6 +13,7 @@ import { clientAddress, connectAndGreet, waitFor } from '../helpers/clients.js';
 import { spawnInstance, workersOf, type Instance, type WorkerRow } from '../helpers/instances.js';
 import { RawClient, startHttpUpstream } from '../helpers/http.js';
 import { startTusUpstream, type TusUpstream } from '../helpers/tus.js';
+import { COUNTS_READ_MS } from '../../src/workers/last-counts.js';
 import { adminCall, metricSum, spawnTether } from '../helpers/tether.js';
 import { startUpstream, startUpstreams, upstreamList, type TestUpstream } from '../helpers/upstreams.js';
 import { startWsUpstream, type WsUpstream } from '../helpers/ws.js';
@@ -608,6 +609,24 @@ describe('start-up with TETHER_WORKERS=2', () => {
     const pids = proc.logs.map((l) => Number(l.pid)).filter((pid) => pid !== proc.pid);
     expect(pids.length).toBeGreaterThan(0);
     await waitFor(() => pids.every((pid) => !alive(pid)), 6_000, 'the workers to exit');
+  });
+});
+
+describe('a worker killed outright with TETHER_WORKERS=2', () => {
+  const later = undoAfterAll();
+
+  it('leaves its counts in the totals though nobody read them before: the control plane reads them every 5 s', async () => {
+    const tether = await tcpWorkers(later, ['a', 'b'], { TETHER_WORKERS: '2' });
+    await standbyOf(tether.admin);
+    await reach(tether.port, ADDRESSES, 1);
+    // No scrape and no stats page: only the control plane's own reads see these counts.
+    await new Promise((resolve) => setTimeout(resolve, COUNTS_READ_MS + 1_500));
+    const victim = (await workersOf(tether.admin)).find((w) => w.id > 0 && w.total > 0)!;
+    process.kill(victim.pid, 'SIGKILL');
+    await waitFor(async () => (await workersOf(tether.admin)).some((w) => w.id === victim.id && w.pid !== victim.pid && w.state === 'running'), 5_000, 'a replacement worker');
+    console.log(`killed worker ${victim.id}, which had served ${victim.total} of 100`);
+    expect(await metricSum(tether.admin, 'tether_connections_total')).toBe(100);
+    expect(await statsOk(tether.admin)).toBe(100);
   });
 });
 
