@@ -49,7 +49,7 @@ export function answerLikeUpstream(server: http.Server, name: string, seen: (soc
   });
   const tunnel = (kind: string) => (req: IncomingMessage, socket: Duplex): void => {
     const line = `${kind} ${req.method!} ${req.url!}`;
-    seen(socket, line, req);
+    seen(req.socket, line, req);
     socket.on('error', () => {});
     socket.end(upgradeAnswer(line));
     // Read and drop what follows, so the peer's FIN is seen and the socket closes.
@@ -196,10 +196,13 @@ export class ReferenceParser {
     server.removeAllListeners('upgrade');
     server.removeAllListeners('connect');
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const connection = socket as ReferenceConnection;
+      // req.socket, not socket: from Node 26 an upgrade with a body comes as a stream
+      // over the connection that yields the body first (tether refuses those).
+      const connection = req.socket as unknown as ReferenceConnection;
       const line = `upgrade ${req.method!} ${req.url!}`;
       if (!connection.record('upgrade', line, req)) {
         socket.destroy();
+        connection.destroy();
         return;
       }
       // Its answer comes after those of the requests before it (tether waits for them).
@@ -218,8 +221,10 @@ export class ReferenceParser {
       else busy.once('finish', () => setImmediate(answer));
     });
     server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-      (socket as ReferenceConnection).record('connect', `connect ${req.method!} ${req.url!}`, req);
+      const connection = req.socket as unknown as ReferenceConnection;
+      connection.record('connect', `connect ${req.method!} ${req.url!}`, req);
       socket.destroy();
+      connection.destroy();
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       // Bytes after a request that closes the connection: dropped, as tether drops them,
