@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { nodeHasReusePort } from '../../src/net/reuse-port.js';
 import { CLI } from '../helpers/tether.js';
 
 function run(env: Record<string, string>, args: string[] = []): { status: number | null; stdout: string; stderr: string } {
@@ -59,9 +60,15 @@ describe('commands', () => {
     expect((JSON.parse(auto.stdout) as { workers: unknown }).workers).toBe('auto');
     // One worker per CPU here; on a one-CPU host that is the single process, and no note.
     if (availableParallelism() === 1) expect(auto.stderr).toBe('');
-    else expect(auto.stderr).toMatch(/^tether: note: TETHER_WORKERS=auto: a control plane .* and \d+ workers that accept and relay \(of \d+ CPUs here\), plus a standby; worth it when one relaying core is busy\n$/);
+    else expect(auto.stderr).toMatch(/^tether: note: TETHER_WORKERS=auto: a control plane .* and \d+ workers that accept and relay \(of \d+ CPUs here\), plus a standby, .*; worth it when one relaying core is busy\n$/);
     const two = run({ TETHER_UPSTREAMS: '127.0.0.1:5432', TETHER_WORKERS: '2' }, ['check']);
     expect(two.stderr).toMatch(/^tether: note: TETHER_WORKERS=2: a control plane \(admin API, health checks, membership, store, metrics\) and 2 workers /);
+    // How they accept depends on the Node running them (the suite also runs on Node 26: npm run test:node).
+    const ownSockets = process.platform === 'linux' && nodeHasReusePort();
+    expect(two.stderr).toContain(ownSockets ? 'each accepting on a listening socket of its own (SO_REUSEPORT)' : `accepting on one shared listening socket on Node ${process.versions.node}`);
+    // Port 0 (each worker would bind a port of its own): shared on every Node.
+    const anyPort = run({ TETHER_UPSTREAMS: '127.0.0.1:5432', TETHER_WORKERS: '2', TETHER_LISTEN: '127.0.0.1:0' }, ['check']);
+    expect(anyPort.stderr).toContain('accepting on one shared listening socket');
     const many = run({ TETHER_UPSTREAMS: '127.0.0.1:5432', TETHER_WORKERS: '256' }, ['check']);
     expect(many.status).toBe(0);
     expect((JSON.parse(many.stdout) as { workers: unknown }).workers).toBe(256);
