@@ -620,7 +620,7 @@ describe('a worker killed outright with TETHER_WORKERS=2', () => {
     await standbyOf(tether.admin);
     await reach(tether.port, ADDRESSES, 1);
     // No scrape and no stats page: only the control plane's own reads see these counts.
-    await new Promise((resolve) => setTimeout(resolve, COUNTS_READ_MS + 1_500));
+    await new Promise((resolve) => setTimeout(resolve, COUNTS_READ_MS + 2_500));
     const victim = (await workersOf(tether.admin)).find((w) => w.id > 0 && w.total > 0)!;
     process.kill(victim.pid, 'SIGKILL');
     await waitFor(async () => (await workersOf(tether.admin)).some((w) => w.id === victim.id && w.pid !== victim.pid && w.state === 'running'), 5_000, 'a replacement worker');
