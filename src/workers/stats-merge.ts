@@ -36,6 +36,14 @@ function mergeListener(own: ListenerStats, theirs: readonly ListenerStats[]): Li
   const decisions = { ...own.decisions };
   let { active, fromClient, toClient } = own;
   const upstreams: UpstreamStats[] = own.upstreams.map((u) => ({ ...u }));
+  // Where each upstream's row is (the first of its name and removed-ness): a lookup, not
+  // a scan per row, which made merging 5,000 upstreams quadratic.
+  const rowOf = new Map<string, number>();
+  const index = (u: UpstreamStats, i: number): void => {
+    const key = rowKey(u);
+    if (!rowOf.has(key)) rowOf.set(key, i);
+  };
+  upstreams.forEach(index);
   for (const listener of theirs) {
     active += listener.active;
     fromClient += listener.fromClient;
@@ -43,9 +51,9 @@ function mergeListener(own: ListenerStats, theirs: readonly ListenerStats[]): Li
     for (const o of OUTCOMES) outcomes[o] += listener.outcomes[o];
     for (const v of VIAS) decisions[v] += listener.decisions[v];
     for (const u of listener.upstreams) {
-      const i = upstreams.findIndex((mine) => mine.name === u.name && (mine.state === 'removed') === (u.state === 'removed'));
-      if (i < 0) {
-        upstreams.push(u);
+      const i = rowOf.get(rowKey(u));
+      if (i === undefined) {
+        index(u, upstreams.push(u) - 1);
         continue;
       }
       const mine = upstreams[i]!;
@@ -61,4 +69,9 @@ function mergeListener(own: ListenerStats, theirs: readonly ListenerStats[]): Li
   // The control plane binds nothing: where the workers accept.
   const address = theirs[0]?.address ?? own.address;
   return { ...own, address, active, outcomes, decisions, fromClient, toClient, upstreams };
+}
+
+/** An upstream's row: by name, removed ones apart from the one of that name now. */
+function rowKey(u: UpstreamStats): string {
+  return u.state === 'removed' ? `removed:${u.name}` : `live:${u.name}`;
 }
