@@ -60,6 +60,8 @@ import { BALANCER_LABELS as LABELS, BALANCER_ORDER, fmt, fmtRatio } from './form
 import { createHttpAffinity } from './http-affinity.mjs';
 import { createHttpIdleMemory } from './http-idle-memory.mjs';
 import { createSniAffinity } from './sni-affinity.mjs';
+// The Node builds the tests install (npm run test:node) are what --node is usually given.
+import { versionOf } from '../test/setup/node-builds.mjs';
 import {
   evaluateHttpTargets,
   evaluateTargets,
@@ -177,9 +179,11 @@ function parseArgs(argv) {
       case '--peer-threads': o.peerThreads = int(1); break;
       case '--node': {
         const node = resolve(v ?? '');
-        const run = v ? spawnSync(node, ['-p', 'process.versions.node'], { encoding: 'utf8' }) : null;
-        if (run?.status !== 0) fail(`--node: ${node} does not run as Node`);
-        o.node = { path: node, version: run.stdout.trim() };
+        try {
+          o.node = { path: node, version: versionOf(node) };
+        } catch {
+          fail(`--node: ${node} does not run as Node`);
+        }
         break;
       }
       case '--baseline': {
