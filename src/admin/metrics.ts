@@ -21,10 +21,11 @@
  * families (process metrics, histograms, per-listener counters) stay on the prom-client
  * registry.
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RoutedRecord } from '../proxy/context.js';
 import { bytesByUpstream, type ByteCount } from './live-bytes.js';
+import { loopDelayReader, RESOLUTION_MS as LOOP_RESOLUTION_MS, type LoopDelayReader } from './loop-delay.js';
+import { registerNodeMetrics } from './node-metrics.js';
 import { ExpositionWriter, type WriterOptions } from './prom-text.js';
 import { VIAS, type ListenerTotals, type MeteredListener } from './types.js';
 import { ACTIVE, BYTES, CONNECTIONS, ListenerRecord, UP, writeActive, writeBytes, writeConnections, writeUp } from './upstream-families.js';
@@ -40,9 +41,6 @@ export interface SessionHooks {
  * points near MAX_RING_POINTS), so the buckets span 0.1 ms to 5 s.
  */
 const RING_BUILD_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
-
-/** Event-loop delay sampling period (ms): fine enough to see stalls, cheap enough to leave on. */
-const LOOP_RESOLUTION_MS = 10;
 
 /** One family of a scrape, written into `out` (pausing as it says). */
 type WriteFamily = (out: ExpositionWriter) => Promise<void>;
@@ -61,7 +59,8 @@ export class Metrics {
   readonly #builds = { incremental: 0, full: 0 };
   readonly #storeErrors: Counter;
   readonly #pinsEvicted: Counter;
-  readonly #loop: IntervalHistogram;
+  readonly #loop: LoopDelayReader;
+  readonly #nodeLoop: LoopDelayReader;
   #loopP99 = 0;
 
   readonly #writerOptions: WriterOptions;
@@ -70,7 +69,7 @@ export class Metrics {
   constructor(writer: WriterOptions = {}) {
     this.#writerOptions = writer;
     const registers = [this.#registry];
-    collectDefaultMetrics({ register: this.#registry });
+    this.#nodeLoop = registerNodeMetrics(this.#registry);
     for (const metric of this.#registry.getMetricsAsArray()) this.#fromRegistry(metric.name);
 
     this.#families.set(ACTIVE.name, (out) => writeActive(out, this.#live, this.#retired));
@@ -116,20 +115,21 @@ export class Metrics {
     // after every read, as prom-client's own nodejs_eventloop_lag_* gauges do. Two
     // Prometheus servers scraping one balancer therefore each see the delay since
     // the other's last scrape.
-    this.#loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-    this.#loop.enable();
+    // The sampler runs while the loop has work (loop-delay.ts).
+    this.#loop = loopDelayReader();
     new Gauge({
       name: 'tether_event_loop_delay_seconds',
       help: `p99 event-loop delay since the previous scrape (sampled every ${LOOP_RESOLUTION_MS} ms).`,
       registers,
       collect: collector((gauge: Gauge) => {
         // A scrape right after another may find no sample yet: keep the last value.
-        if (this.#loop.count > 0) {
+        const samples = this.#loop.take();
+        if (samples.count > 0) {
           // The histogram records the time between its timer's callbacks, the period
           // included (an idle loop reads ~10.05 ms at a 10 ms resolution): the delay
           // is what lies beyond the period.
-          this.#loopP99 = Math.max(0, this.#loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS) / 1000;
-          this.#loop.reset();
+          this.#loopP99 = Math.max(0, samples.percentile(99) / 1e6 - LOOP_RESOLUTION_MS) / 1000;
+          samples.reset();
         }
         gauge.set(this.#loopP99);
       }),
@@ -249,9 +249,10 @@ export class Metrics {
     this.#record(listener).learns = learns;
   }
 
-  /** Stop the event-loop sampler. */
+  /** Stop reading the event-loop sampler (the last reader stops it). */
   close(): void {
-    this.#loop.disable();
+    this.#loop.close();
+    this.#nodeLoop.close();
   }
 
   /** A family prom-client renders (small ones: a handful of series each). */

@@ -246,8 +246,12 @@ describe('GET /metrics', () => {
       // busy
     }
     await new Promise((r) => setTimeout(r, 30));
-    const stalled = value(await scrape(t), 'tether_event_loop_delay_seconds');
+    const afterStall = await scrape(t);
+    const stalled = value(afterStall, 'tether_event_loop_delay_seconds');
     expect(stalled).toBeGreaterThanOrEqual(0.27);
+    // Node's family reads the same sampler, the period included.
+    expect(value(afterStall, 'nodejs_eventloop_lag_max_seconds')).toBeGreaterThanOrEqual(0.28);
+    expect(value(afterStall, 'nodejs_eventloop_lag_min_seconds')).toBeLessThan(0.05);
     expect(stalled).toBeLessThan(5);
     // Sampling every 10 ms, the period itself is not reported as delay.
     await new Promise((r) => setTimeout(r, 300));

@@ -257,6 +257,9 @@ describe('Metrics: the per-upstream families', () => {
       'tether_pins_evicted_total counter',
       'tether_event_loop_delay_seconds gauge',
     ]);
+    // Node's families read as prom-client's own (nodejs_eventloop_lag_* are tether's, from its sampler).
+    const helps = new Map([...(await metrics.scrape()).matchAll(/^# HELP (\S+) (.*)$/gm)].map((m) => [m[1], m[2]]));
+    for (const m of defaults.getMetricsAsArray()) expect(helps.get(m.name), m.name).toBe(m.help);
     for (const name of OWN_FAMILIES) expect(metrics.has(name)).toBe(true);
     expect(metrics.has('process_cpu_user_seconds_total')).toBe(true);
     expect(metrics.has('no_such_metric')).toBe(false);
