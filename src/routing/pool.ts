@@ -81,6 +81,8 @@ export class UpstreamPool {
   /** This pool's series of tables, so a builder can derive each ring from the last. */
   readonly #tableKey = `pool-${++pools}`;
   readonly #onBuildFailed: PoolHooks['onBuildFailed'];
+  /** Told of every acquire and release (TETHER_WORKERS: a worker reports its loads only when they change). */
+  #onLoadChange: (() => void) | null = null;
 
   constructor(options: PoolOptions, specs: readonly UpstreamSpec[] = [], hooks: PoolHooks = {}) {
     this.#options = options;
@@ -251,11 +253,18 @@ export class UpstreamPool {
     upstream.active++;
     upstream.total++;
     if (this.#view.has(upstream)) this.#view.count(upstream.slot, 1);
+    this.#onLoadChange?.();
   }
 
   release(upstream: Upstream): void {
     upstream.active--;
     if (this.#view.has(upstream)) this.#view.count(upstream.slot, -1);
+    this.#onLoadChange?.();
+  }
+
+  /** Call `onChange` at every acquire and release from now on (one watcher: the last one set). */
+  watchLoads(onChange: () => void): void {
+    this.#onLoadChange = onChange;
   }
 
   /** TETHER_WORKERS: the other workers hold `count` connections to `name` (bounded loads and p2c weigh them). */

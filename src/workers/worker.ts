@@ -32,6 +32,9 @@ export class WorkerProcess {
   readonly #pinRequests = new TurnBatch<PinRequest>((items) => this.#write({ type: 'pins', items }));
   /** Its shares of each listener's TETHER_MAX_CONNECTIONS. */
   readonly #leases = new WorkerLeases((m) => this.#send(m));
+  /** The load report due LOAD_REPORT_MS after the first change since the last one (loads.ts). */
+  #loadReport: NodeJS.Timeout | null = null;
+  #lastLoads = '{}';
 
   constructor(config: Config, logger: Logger) {
     this.#config = config;
@@ -95,7 +98,10 @@ export class WorkerProcess {
           store: this.#pins,
           lease: (listener) => this.#leases.get(listener),
           evidence: (listener) => evidenceSender(listener, (m) => this.#send(m)),
-          attach: (runtime) => this.#apply(runtime, this.#memberships.get(runtime.name)),
+          attach: (runtime) => {
+            runtime.pool.watchLoads(this.#loadsChanged);
+            this.#apply(runtime, this.#memberships.get(runtime.name));
+          },
         },
       });
     } catch (err) {
@@ -105,27 +111,35 @@ export class WorkerProcess {
       return;
     }
     this.#send({ type: 'ready', listeners: this.#tether.runtimes.map((r) => ({ name: r.name, address: r.listener.address })) });
-    this.#reportLoads();
   }
 
-  /** Every LOAD_REPORT_MS, this worker's open connections per upstream, when they changed (loads.ts). */
-  #reportLoads(): void {
-    let last = '{}';
-    const timer = setInterval(() => {
-      if (this.#tether === null || this.#stopping !== null) return;
-      const loads = ownLoads(this.#tether.runtimes);
-      const text = JSON.stringify(loads);
-      if (text === last) return;
-      last = text;
-      this.#send({ type: 'loads', loads });
-    }, LOAD_REPORT_MS);
-    timer.unref();
-  }
+  /**
+   * A connection opened or closed, a membership or a reload changed the listeners:
+   * this worker's open connections per upstream go out LOAD_REPORT_MS later, if they
+   * differ from the last report by then. A worker whose loads stay put sends nothing
+   * and sets no timer.
+   */
+  readonly #loadsChanged = (): void => {
+    if (this.#loadReport !== null) return;
+    this.#loadReport = setTimeout(this.#reportLoads, LOAD_REPORT_MS);
+    this.#loadReport.unref();
+  };
+
+  readonly #reportLoads = (): void => {
+    this.#loadReport = null;
+    if (this.#tether === null || this.#stopping !== null) return;
+    const loads = ownLoads(this.#tether.runtimes);
+    const text = JSON.stringify(loads);
+    if (text === this.#lastLoads) return;
+    this.#lastLoads = text;
+    this.#send({ type: 'loads', loads });
+  };
 
   /** Apply a membership to its runtime (if there is one yet); acknowledge once routed by. */
   #apply(runtime: ListenerRuntime | undefined, message: MembershipMessage | undefined): void {
     if (runtime === undefined || message === undefined) return;
     applySnapshot(runtime.pool, message.upstreams);
+    this.#loadsChanged();
     void runtime.pool.settled(SETTLE_WAIT_MS).then(() => this.#send({ type: 'applied', listener: message.listener, version: message.version }));
   }
 
@@ -140,6 +154,7 @@ export class WorkerProcess {
     }
     this.#config = config;
     await this.#tether?.reload(this.#config).catch((err: unknown) => this.#logger.error({ err }, 'worker reload failed'));
+    this.#loadsChanged();
   }
 
   async #answer<T extends Topic>(id: number, topic: T, question: Questions[T]): Promise<void> {
