@@ -9,6 +9,8 @@
  *   ws        WebSocket echo round trips, p50/p99, 1 client then 200 clients
  *             (peers/loadgen.mjs with the ws client, echo servers in upstream.mjs)
  *   memory    RSS per idle proxied connection (5,000 connections, /proc/PID/status)
+ *   quiet     an instance with no traffic: how often its threads wake, and its CPU
+ *             (only when named: --workloads=quiet)
  *   http-affinity  requests keyed by an x-session header over 1,000 sessions,
  *             keep-alive and then Connection: close, through tether's http mode,
  *             HAProxy mode http (hash, stick table) and nginx http, with affinity
@@ -78,7 +80,9 @@ const resultsDir = join(here, 'results');
 
 // ---- options ----------------------------------------------------------------
 
-const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'ws', 'memory', 'http-affinity', 'http-memory', 'sni-affinity'];
+const WORKLOAD_ORDER = ['bulk', 'http', 'connrate', 'ws', 'memory', 'quiet', 'http-affinity', 'http-memory', 'sni-affinity'];
+/** Run only when named: each of its measurements waits out a balancer's start-up (~20 s). */
+const NAMED_ONLY = new Set(['quiet']);
 /** tether's own scenarios, each a script of its own, run after the side-by-side. */
 const SCENARIOS = {
   'hash-quality': { file: 'hash-quality.mjs', title: 'Hash quality', timeoutMs: 300_000, quick: false },
@@ -94,8 +98,8 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
 
   --quick              1 round, 2 s per measurement, 1,000 idle connections
   --only=LIST          balancers to run, from: ${BALANCER_ORDER.join(', ')}
-  --workloads=LIST     workloads to run, from: ${WORKLOAD_ORDER.join(', ')}; none = only
-                       the scenarios below
+  --workloads=LIST     workloads to run, from: ${WORKLOAD_ORDER.join(', ')}
+                       (quiet only when named); none = only the scenarios below
   --scenarios=LIST     tether's own scenarios, from: ${SCENARIO_ORDER.join(', ')}
                        (default all; --quick passes --quick to lookup, update, rebuild
                        and stall);
@@ -660,7 +664,7 @@ if (opts.node) {
 }
 const balancers = BALANCER_ORDER.filter((b) => wanted.includes(b) && available[b]);
 const skipped = wanted.filter((b) => !available[b]);
-const workloads = WORKLOAD_ORDER.filter((w) => !opts.workloads || opts.workloads.includes(w));
+const workloads = WORKLOAD_ORDER.filter((w) => (opts.workloads ? opts.workloads.includes(w) : !NAMED_ONLY.has(w)));
 // Each idle connection costs two descriptors in the balancer (and one each in the
 // load generator and the upstreams): stay under the inherited limit.
 const idleWanted = opts.idle;
@@ -1085,6 +1089,51 @@ async function measureMemory(target, instance) {
   return idleRssPerConn(instance, open, close);
 }
 
+/**
+ * The quiet workload: start-up's own work is left to settle (V8 shrinks a new
+ * process's heap some 8-11 s after it starts), then a window with no traffic.
+ */
+const QUIET_SETTLE_MS = 15_000;
+const QUIET_WINDOW_MS = 5_000;
+
+/** How often every thread of `pids` has gone to sleep and woken so far (voluntary context switches). */
+function wakesOf(pids) {
+  let wakes = 0;
+  for (const pid of pids) {
+    let tasks;
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const task of tasks) {
+      try {
+        const match = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8'));
+        if (match) wakes += Number(match[1]);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  }
+  return wakes;
+}
+
+/**
+ * The quiet workload: a balancer with nothing to do. Wake-ups a second (a timer that
+ * fires while there is nothing to do costs a wake-up, and on a host with many
+ * processes, power and other tenants' latency) and % of one core.
+ */
+async function measureQuiet(target, instance) {
+  await sleep(QUIET_SETTLE_MS);
+  const pids = instance.pids();
+  const wakes0 = wakesOf(pids);
+  const cpu0 = cpuSeconds(pids);
+  const t0 = performance.now();
+  await sleep(QUIET_WINDOW_MS);
+  const seconds = (performance.now() - t0) / 1000;
+  return { quietWakesPerS: (wakesOf(pids) - wakes0) / seconds, quietCpuPct: ((cpuSeconds(pids) - cpu0) / seconds) * 100 };
+}
+
 const WORKLOADS = {
   bulk: {
     title: `Bulk throughput, 1 and ${BULK_STREAMS} streams`,
@@ -1128,6 +1177,15 @@ const WORKLOADS = {
     title: 'Memory per idle proxied connection',
     run: measureMemory,
     metrics: [{ key: 'kibPerConn', label: 'KiB per idle conn', better: 'lower' }],
+    skip: (b) => b === 'direct',
+  },
+  quiet: {
+    title: 'At rest: no traffic',
+    run: measureQuiet,
+    metrics: [
+      { key: 'quietWakesPerS', label: 'wake-ups/s at rest', better: 'lower' },
+      { key: 'quietCpuPct', label: 'CPU % at rest', better: 'lower' },
+    ],
     skip: (b) => b === 'direct',
   },
 };
@@ -1334,6 +1392,9 @@ function toolsLine() {
       `WebSocket echo: a Node \`ws\` client process, ${WS_MESSAGE_BYTES}-byte binary messages, each client sends the next when ` +
       `its echo is back; 1 client, then ${opts.wsClients} from ${Math.min(opts.wsClients, SOURCES.length)} source addresses; ${opts.warmup} s warm-up, ${d} s measured`,
     memory: `memory: ${opts.idle.toLocaleString('en-US')} idle connections from ${SOURCES.length} source addresses, VmRSS delta`,
+    quiet:
+      `quiet: no traffic, from ${QUIET_SETTLE_MS / 1000} s after the balancer listens, ${QUIET_WINDOW_MS / 1000} s measured: ` +
+      'voluntary context switches of every thread of its processes (each a sleep ended: a wake-up), and their CPU',
   };
   return tableWorkloads().map((w) => line[w]).join('; ');
 }
