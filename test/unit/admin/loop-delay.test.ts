@@ -106,7 +106,7 @@ describe('LoopDelaySampler', () => {
     const { sampler, reader } = started(probe);
     expect(sampler.sampling).toBe(true);
     await new Promise((r) => setTimeout(r, 3 * RESOLUTION_MS));
-    // Block the loop: the timer's next call is late by about 30 ms.
+    // Block the loop: the call due meanwhile comes at its end, 30 ms or more after the one before.
     const until = performance.now() + 30;
     while (performance.now() < until) {
       // busy
@@ -114,7 +114,7 @@ describe('LoopDelaySampler', () => {
     await new Promise((r) => setTimeout(r, 2 * RESOLUTION_MS));
     probe.pass(1_000, 0.5, 0);
     const h = reader.take();
-    expect(h.max).toBeGreaterThanOrEqual(35 * MS);
+    expect(h.max).toBeGreaterThanOrEqual(29.5 * MS);
     expect(sampler.sampling).toBe(true);
     h.reset();
     // A second without delay (the timer's own jitter is under 5 ms) stops it.

@@ -221,6 +221,26 @@ describe('LeaseLedger', () => {
     sim.expectBalanced();
   });
 
+  it('grants what the waiting workers hold before anyone gets room beyond it: no refusal while another holds spare lease', () => {
+    const sim = (instance = new Instance(3, 30));
+    sim.settle();
+    const [a, b, c] = sim.workers;
+    connect(a!, 10);
+    connect(b!, 10);
+    connect(c!, 10);
+    sim.settle();
+    // Ten of a's connections end: room for exactly ten more, held unused by a.
+    a!.open -= 10;
+    connect(b!, 1);
+    connect(c!, 9);
+    sim.deliver(b!, false); // b asks for 1: a round asks a and c to give back
+    sim.deliver(c!, false); // c asks for 9 while the round runs
+    sim.settle();
+    expect(b!.open + c!.open).toBe(30);
+    expect([b!.refused, c!.refused]).toEqual([0, 0]);
+    sim.expectBalanced();
+  });
+
   it("frees a dead worker's lease at once: its replacement, or a worker that asks, gets it", () => {
     const sim = (instance = new Instance(2, 10));
     sim.settle();
