@@ -135,11 +135,19 @@ export class LeaseLedger<Borrower extends object> {
     this.#send(borrower, { type: 'lease', listener, books: books.id, grant, answer: false });
   }
 
-  /** Grant what is free to the workers waiting, oldest question first, each what it holds. */
+  /**
+   * Grant what is free to the workers waiting, oldest question first, each what it
+   * holds; a chunk beyond that only from room no other waiting worker holds
+   * connections for (else a worker granted spare room leaves another to be refused).
+   */
   #serve(listener: string, books: ListenerBooks<Borrower>): void {
+    let othersWant = 0;
+    for (const wanted of books.waiting.values()) othersWant += wanted;
     for (const [borrower, wanted] of books.waiting) {
       if (books.free <= 0) return;
-      const grant = Math.min(books.free, Math.max(wanted, this.#chunk(books)));
+      othersWant -= wanted;
+      const beyond = Math.max(0, Math.min(this.#chunk(books) - wanted, books.free - wanted - othersWant));
+      const grant = Math.min(books.free, wanted + beyond);
       books.free -= grant;
       books.leases.set(borrower, (books.leases.get(borrower) ?? 0) + grant);
       books.waiting.delete(borrower);

@@ -225,19 +225,22 @@ describe('LeaseLedger', () => {
     const sim = (instance = new Instance(3, 30));
     sim.settle();
     const [a, b, c] = sim.workers;
-    connect(a!, 10);
-    connect(b!, 10);
-    connect(c!, 10);
-    sim.settle();
-    // Ten of a's connections end: room for exactly ten more, held unused by a.
+    // A burst on a alone: it holds the whole limit. Then ten of its connections end.
+    for (let i = 0; i < 30; i++) {
+      connect(a!);
+      sim.settle();
+    }
     a!.open -= 10;
+    // Room for exactly ten: b takes 1 and asks, a takes 7 in its own lease, c takes 2
+    // and asks while the round b started runs; a gives back the 3 it has left.
     connect(b!, 1);
-    connect(c!, 9);
-    sim.deliver(b!, false); // b asks for 1: a round asks a and c to give back
-    sim.deliver(c!, false); // c asks for 9 while the round runs
+    sim.deliver(b!, false);
+    connect(a!, 7);
+    connect(c!, 2);
+    sim.deliver(c!, false);
     sim.settle();
-    expect(b!.open + c!.open).toBe(30);
-    expect([b!.refused, c!.refused]).toEqual([0, 0]);
+    expect([a!.open, b!.open, c!.open]).toEqual([27, 1, 2]);
+    expect([a!.refused, b!.refused, c!.refused]).toEqual([0, 0, 0]);
     sim.expectBalanced();
   });
 
