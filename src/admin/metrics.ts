@@ -62,6 +62,8 @@ export class Metrics {
   readonly #loop: LoopDelayReader;
   readonly #nodeLoop: LoopDelayReader;
   #loopP99 = 0;
+  /** Bumped at every count: unchanged, nothing counted has (the counters, and the stats page's counts). */
+  #changes = 0;
 
   readonly #writerOptions: WriterOptions;
 
@@ -187,8 +189,10 @@ export class Metrics {
     return {
       onSessionStart: (session) => {
         record.decisions[session.via]++;
+        this.#changes++;
       },
       onSessionEnd: (session) => {
+        this.#changes++;
         const upstream = session.upstream;
         const totals = upstream === null ? record.none : record.upstream(upstream.name);
         totals.outcomes[session.outcome]++;
@@ -209,6 +213,15 @@ export class Metrics {
     if (this.#live.delete(listener)) this.#retired.add(listener);
   }
 
+  /**
+   * How many times anything was counted so far: sessions started and ended, table
+   * builds, store errors, evictions. Equal twice with no connection open between, and
+   * no counter nor the stats page's counts moved (bytes move only with a connection open).
+   */
+  get changes(): number {
+    return this.#changes;
+  }
+
   /** Ended-unit totals of a listener (the stats page reads these). */
   totals(listener: string): ListenerTotals {
     return this.#record(listener);
@@ -227,17 +240,20 @@ export class Metrics {
    */
   observeRingBuild(seconds: number, incremental = false): void {
     this.#ringBuild.observe(seconds);
+    this.#changes++;
     if (incremental) this.#builds.incremental++;
     else this.#builds.full++;
   }
 
   /** An affinity store call failed or timed out (for the Redis store). */
   storeError(): void {
+    this.#changes++;
     this.#storeErrors.inc();
   }
 
   /** The memory store evicted a pin (TETHER_STICKY_MAX). */
   pinEvicted(): void {
+    this.#changes++;
     this.#pinsEvicted.inc();
   }
 

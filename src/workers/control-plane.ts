@@ -185,7 +185,7 @@ export class ControlPlane implements RelayPlane {
   }
 
   /** Every answering worker's families (those named, or all); each kept as its last read. */
-  async #workerExpositions(names: readonly string[] | undefined, quiet = false): Promise<WorkerExposition[]> {
+  async #workerExpositions(names: readonly string[] | undefined): Promise<WorkerExposition[]> {
     const handles = this.#answering();
     const asked = this.#lastCounts.asking();
     const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'metrics', { names: names ?? null }, ASK_TIMEOUT_MS)));
@@ -193,7 +193,7 @@ export class ControlPlane implements RelayPlane {
     handles.forEach((handle, i) => {
       const answer = answers[i];
       if (answer === null || answer === undefined) {
-        if (!quiet) this.#logger.warn({ worker: handle.slot }, 'worker did not answer the scrape in time: its series are left out');
+        this.#logger.warn({ worker: handle.slot }, 'worker did not answer the scrape in time: its series are left out');
         return;
       }
       const exposition = parseExposition(answer.text);
@@ -227,12 +227,24 @@ export class ControlPlane implements RelayPlane {
    * the OOM killer) loses at most COUNTS_READ_MS of them: its counters and histograms
    * only, and its stats page counts.
    */
+  /** Every COUNTS_READ_MS: each worker's counters and stats counts, unless it counted nothing since the last read. */
   async #readCounts(): Promise<void> {
     if (this.#readingCounts) return;
     this.#readingCounts = true;
     try {
-      await this.#workerExpositions(this.#lastCounts.kept ?? undefined, true);
-      await this.#workerStats();
+      const last = this.#lastCounts;
+      const handles = this.#answering();
+      const asked = last.asking();
+      const names = last.kept;
+      const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'counts', { names, since: last.markOf(h) }, ASK_TIMEOUT_MS)));
+      let unchanged = 0;
+      handles.forEach((handle, i) => {
+        const answer = answers[i];
+        if (answer === null || answer === undefined) return;
+        if (answer.text === null) unchanged++;
+        last.sawCounts(handle, asked, answer.mark, answer.text === null ? null : parseExposition(answer.text), answer.snapshot);
+      });
+      this.#logger.debug({ workers: handles.length, unchanged }, 'counts read');
     } finally {
       this.#readingCounts = false;
     }

@@ -3,7 +3,10 @@
  * stats page's snapshot, or its own reads every COUNTS_READ_MS), so that a worker that
  * dies leaves them in the instance's totals: its counters stay in /metrics
  * (Departed), its counts on the stats page (addDeparted). Counts made after the last
- * read die with it.
+ * read die with it. The reads every COUNTS_READ_MS carry the worker's mark of the
+ * last one: a worker that counted nothing since answers with nothing (at rest, with
+ * thousands of upstreams, a whole read costs a worker ~12 ms and the control plane
+ * more).
  */
 import type { StatsSnapshot } from '../admin/page/stats.js';
 import { Departed, isMonotonic, type Exposition, type ParsedFamily } from './metrics-merge.js';
@@ -21,6 +24,8 @@ interface Read<T> {
 export class LastCounts<Handle> {
   readonly #metrics = new Map<Handle, Map<string, Read<ParsedFamily>>>();
   readonly #stats = new Map<Handle, Read<StatsSnapshot>>();
+  /** What each worker had counted at its last whole counts read. */
+  readonly #marks = new Map<Handle, string>();
   /** Dead workers' counters, added to every scrape's sums. */
   readonly departedMetrics = new Departed();
   #departedStats: StatsSnapshot | null = null;
@@ -48,6 +53,18 @@ export class LastCounts<Handle> {
     }
   }
 
+  /** The mark of the worker's last whole counts read, for the next read to send (null: none yet). */
+  markOf(handle: Handle): string | null {
+    return this.#marks.get(handle) ?? null;
+  }
+
+  /** A counts read answered: what was read (null: nothing counted since the mark sent), and the worker's mark. */
+  sawCounts(handle: Handle, asked: number, mark: string, exposition: Exposition | null, snapshot: StatsSnapshot | null): void {
+    if (exposition !== null) this.sawMetrics(handle, asked, exposition);
+    if (snapshot !== null) this.sawStats(handle, asked, snapshot);
+    this.#marks.set(handle, mark);
+  }
+
   /** The stats page's question answered. */
   sawStats(handle: Handle, asked: number, snapshot: StatsSnapshot): void {
     if ((this.#stats.get(handle)?.asked ?? 0) < asked) this.#stats.set(handle, { asked, value: snapshot });
@@ -66,5 +83,6 @@ export class LastCounts<Handle> {
     const stats = this.#stats.get(handle);
     if (stats !== undefined) this.#departedStats = addDeparted(this.#departedStats, stats.value);
     this.#stats.delete(handle);
+    this.#marks.delete(handle);
   }
 }

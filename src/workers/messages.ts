@@ -35,6 +35,11 @@ export interface Questions {
   readonly stats: Record<string, never>;
   /** POST /rebalance, this worker's share of the rate. */
   readonly rebalance: { readonly listener: string; readonly perSecond: number };
+  /**
+   * The control plane's read every COUNTS_READ_MS (last-counts.ts): the families named
+   * and the stats page data, or nothing when nothing was counted since `since`.
+   */
+  readonly counts: { readonly names: readonly string[] | null; readonly since: string | null };
 }
 
 export interface Answers {
@@ -43,6 +48,8 @@ export interface Answers {
   readonly stats: { readonly snapshot: StatsSnapshot };
   /** Connections it will close (0 when it has no such listener). */
   readonly rebalance: { readonly moving: number };
+  /** `mark` names what was counted so far; text and snapshot are null when it is `since`. */
+  readonly counts: { readonly mark: string; readonly text: string | null; readonly snapshot: StatsSnapshot | null };
 }
 
 export type Topic = keyof Questions;

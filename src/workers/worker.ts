@@ -166,6 +166,15 @@ export class WorkerProcess {
       answer = { text: await tether.metrics.scrape(names ?? undefined) };
     } else if (topic === 'stats') {
       answer = { snapshot: tether.ownStats() };
+    } else if (topic === 'counts') {
+      const { names, since } = question as Questions['counts'];
+      // Taken first: whatever is counted while the answer is made shows at the next read.
+      const mark = countsMark(tether);
+      const open = tether.runtimes.some((r) => r.listener.active > 0);
+      answer =
+        since === mark && !open
+          ? { mark, text: null, snapshot: null }
+          : { mark, text: await tether.metrics.scrape(names ?? undefined), snapshot: tether.ownStats() };
     } else if (topic === 'rebalance') {
       const { listener, perSecond } = question as Questions['rebalance'];
       answer = { moving: tether.runtime(listener)?.rebalance(perSecond).moving ?? 0 };
@@ -218,4 +227,12 @@ export class WorkerProcess {
     process.send(message, undefined, undefined, () => undefined);
     return true;
   }
+}
+
+/**
+ * What this worker has counted so far, as the control plane's counts read compares it:
+ * every count its metrics made, and every connection each listener accepted.
+ */
+function countsMark(tether: Tether): string {
+  return `${tether.metrics.changes}/${tether.runtimes.map((r) => r.listener.accepted).join(',')}`;
 }

@@ -630,6 +630,29 @@ describe('a worker killed outright with TETHER_WORKERS=2', () => {
   });
 });
 
+describe('the control plane\'s counts reads with TETHER_WORKERS=2', () => {
+  const later = undoAfterAll();
+
+  it('a worker that counted nothing since the last read answers with nothing; one that counted is read whole', async () => {
+    const tether = await tcpWorkers(later, ['a', 'b'], { TETHER_WORKERS: '2', TETHER_LOG_LEVEL: 'debug' });
+    await standbyOf(tether.admin);
+    const countsRead = (line: Record<string, unknown>): boolean => line.msg === 'counts read' && line.workers === 2;
+    // At rest: after a first whole read, both workers answer that nothing changed.
+    await tether.proc.waitForLog((l) => countsRead(l) && l.unchanged === 2, 3 * COUNTS_READ_MS);
+    const before = new Set(tether.proc.logs);
+    await reach(tether.port, ADDRESSES, 1);
+    // The next read after the traffic reads whole whichever worker took some of it.
+    const read = await tether.proc.waitForLog((l) => !before.has(l) && countsRead(l), 2 * COUNTS_READ_MS);
+    expect(read.unchanged).toBeLessThan(2);
+    // What it read is what a worker killed outright leaves in the totals.
+    const victim = (await workersOf(tether.admin)).find((w) => w.id > 0 && w.total > 0)!;
+    process.kill(victim.pid, 'SIGKILL');
+    await waitFor(async () => (await workersOf(tether.admin)).some((w) => w.id === victim.id && w.pid !== victim.pid && w.state === 'running'), 5_000, 'a replacement worker');
+    expect(await metricSum(tether.admin, 'tether_connections_total')).toBe(100);
+    expect(await statsOk(tether.admin)).toBe(100);
+  });
+});
+
 describe('kill -9 of the control plane with TETHER_WORKERS=2', () => {
   const later = undoAfterAll();
 
