@@ -21,12 +21,18 @@ import { freePort, sleep } from './local.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const opts = { upstreams: 5000, workers: 2, seconds: 40, tether: resolve(here, '..', 'dist', 'cli.js'), out: 'at-rest' };
 for (const arg of process.argv.slice(2)) {
-  const [key, value] = arg.replace(/^--/, '').split('=');
+  const at = arg.indexOf('=');
+  const key = arg.slice(2, at < 0 ? undefined : at);
+  const value = at < 0 ? undefined : arg.slice(at + 1);
   if (!(key in opts) || value === undefined) {
     console.error(`at-rest: unknown option ${arg}`);
     process.exit(2);
   }
   opts[key] = typeof opts[key] === 'number' ? Number(value) : value;
+  if (typeof opts[key] === 'number' && !(opts[key] > 0)) {
+    console.error(`at-rest: --${key} takes a positive number`);
+    process.exit(2);
+  }
 }
 
 /** How often every thread of `pid` has gone to sleep so far. */
