@@ -225,9 +225,9 @@ export class ControlPlane implements RelayPlane {
   /**
    * Read every worker's counts when nobody has asked, so one killed outright (kill -9,
    * the OOM killer) loses at most COUNTS_READ_MS of them: its counters and histograms
-   * only, and its stats page counts.
+   * only, and its stats page counts. A worker that counted nothing since its last
+   * whole read answers with nothing (last-counts.ts).
    */
-  /** Every COUNTS_READ_MS: each worker's counters and stats counts, unless it counted nothing since the last read. */
   async #readCounts(): Promise<void> {
     if (this.#readingCounts) return;
     this.#readingCounts = true;
