@@ -11,11 +11,11 @@
  *   node native-bench/at-rest.mjs [--upstreams=5000] [--workers=2] [--seconds=40]
  *        [--tether=PATH/dist/cli.js] [--out=NAME]   (writes results/NAME.json, default at-rest)
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLK_TCK, statFields } from './background.mjs';
+import { childrenOf, cpuOf, wakesOf } from './background.mjs';
 import { freePort, sleep } from './local.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -32,37 +32,6 @@ for (const arg of process.argv.slice(2)) {
   if (typeof opts[key] === 'number' && !(opts[key] > 0)) {
     console.error(`at-rest: --${key} takes a positive number`);
     process.exit(2);
-  }
-}
-
-/** How often every thread of `pid` has gone to sleep so far. */
-function wakes(pid) {
-  let n = 0;
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      const match = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8'));
-      if (match) n += Number(match[1]);
-    }
-  } catch {
-    // gone
-  }
-  return n;
-}
-
-function cpuSeconds(pid) {
-  try {
-    const f = statFields(pid);
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return 0;
-  }
-}
-
-function processes(root) {
-  try {
-    return [root, ...execFileSync('pgrep', ['-P', String(root)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number)];
-  } catch {
-    return [root];
   }
 }
 
@@ -86,11 +55,11 @@ let last = new Map();
 const cpu0 = new Map();
 for (let s = 1; s <= opts.seconds; s++) {
   await sleep(1000);
-  const pids = processes(child.pid);
+  const pids = [child.pid, ...childrenOf(child.pid)];
   const row = {};
   for (const pid of pids) {
-    if (!cpu0.has(pid)) cpu0.set(pid, cpuSeconds(pid));
-    const now = wakes(pid);
+    if (!cpu0.has(pid)) cpu0.set(pid, cpuOf(pid));
+    const now = wakesOf([pid]);
     if (last.has(pid)) row[pid] = now - last.get(pid);
     last.set(pid, now);
   }
@@ -98,7 +67,7 @@ for (let s = 1; s <= opts.seconds; s++) {
   if (s > 1) perSecond.push({ second: s, wakes: row });
   console.log(`t=${String(s).padStart(3)} s  ${Object.entries(row).map(([pid, n]) => `${pid}: ${n}`).join('  ')}`);
 }
-const cpuPct = Object.fromEntries([...cpu0].map(([pid, c]) => [pid, Math.round(((cpuSeconds(pid) - c) / (opts.seconds - 1)) * 1000) / 10]));
+const cpuPct = Object.fromEntries([...cpu0].map(([pid, c]) => [pid, Math.round(((cpuOf(pid) - c) / (opts.seconds - 1)) * 1000) / 10]));
 child.kill('SIGTERM');
 console.log(`CPU, % of a core from second 1 on: ${Object.entries(cpuPct).map(([pid, p]) => `${pid}: ${p}`).join('  ')}`);
 const out = join(here, 'results', `${opts.out}.json`);

@@ -1,7 +1,8 @@
 /**
  * Background load on a shared machine: how much CPU processes outside this
  * benchmark's own tree take during a measurement, and a short wait for a quiet
- * moment before one. Used by run.mjs and by scenario scripts that run alone.
+ * moment before one; what one process has used and how often it woke, and its
+ * children. Used by run.mjs and by scenario scripts that run alone.
  * Linux only: reads /proc.
  */
 import { spawnSync } from 'node:child_process';
@@ -14,6 +15,52 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export function statFields(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** The processes `pid` started (nginx's workers, tether's). */
+export function childrenOf(pid) {
+  const out = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (Number(statFields(name)[1]) === pid) out.push(Number(name));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
+
+/** CPU seconds (user + system) one process has used so far; 0 once it is gone. */
+export function cpuOf(pid) {
+  try {
+    const f = statFields(pid);
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/** How often every thread of `pids` has gone to sleep and woken so far (voluntary context switches). */
+export function wakesOf(pids) {
+  let wakes = 0;
+  for (const pid of pids) {
+    let tasks;
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const task of tasks) {
+      try {
+        const match = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8'));
+        if (match) wakes += Number(match[1]);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  }
+  return wakes;
 }
 
 /** Machine-wide busy CPU ticks, and those of this process and its descendants. */

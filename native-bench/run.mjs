@@ -40,7 +40,7 @@
  * scenarios. Linux only (/proc).
  * README.md next to this file says how to read the numbers.
  */
-import { CLK_TCK, cpuSnapshot, otherCpuPct, statFields } from './background.mjs';
+import { childrenOf, CLK_TCK, cpuOf, cpuSnapshot, otherCpuPct, statFields, wakesOf } from './background.mjs';
 import { fork, spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
@@ -489,21 +489,6 @@ function listening(port) {
     /* fall through */
   }
   return false;
-}
-
-function childrenOf(pid) {
-  const out = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(name));
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  return out;
 }
 
 /**
@@ -1096,28 +1081,6 @@ async function measureMemory(target, instance) {
 const QUIET_SETTLE_MS = 15_000;
 const QUIET_WINDOW_MS = 5_000;
 
-/** How often every thread of `pids` has gone to sleep and woken so far (voluntary context switches). */
-function wakesOf(pids) {
-  let wakes = 0;
-  for (const pid of pids) {
-    let tasks;
-    try {
-      tasks = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    for (const task of tasks) {
-      try {
-        const match = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${task}/status`, 'utf8'));
-        if (match) wakes += Number(match[1]);
-      } catch {
-        // the thread ended meanwhile
-      }
-    }
-  }
-  return wakes;
-}
-
 /**
  * The quiet workload: a balancer with nothing to do. Wake-ups a second (a timer that
  * fires while there is nothing to do costs a wake-up, and on a host with many
@@ -1189,16 +1152,6 @@ const WORKLOADS = {
     skip: (b) => b === 'direct',
   },
 };
-
-/** CPU seconds (user + system) one process has used so far; 0 once it is gone. */
-function cpuOf(pid) {
-  try {
-    const f = statFields(pid);
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return 0;
-  }
-}
 
 /** Where one measurement's CPU goes: call before it, and cpuShareEnd after. */
 function cpuShareStart(instance) {

@@ -20,12 +20,19 @@ import { applyElsewhere, LoadBoard } from './loads.js';
 import { COUNTS_READ_MS, LastCounts } from './last-counts.js';
 import { LeaseLedger } from './lease-ledger.js';
 import { mergeFamilies, parseExposition, type WorkerExposition } from './metrics-merge.js';
+import type { Answers, Questions, Topic } from './messages.js';
 import { PinService } from './pin-service.js';
 import { mergeStats } from './stats-merge.js';
 import { WorkerSet, type WorkerHandle } from './worker-set.js';
 
 /** The longest a scrape or GET /workers waits for a worker's answer (it is then left out). */
 const ASK_TIMEOUT_MS = 2_000;
+
+/** A question put to every answering worker: its number (LastCounts), and each answer beside its worker (null: none in time). */
+interface AskedAll<T extends Topic> {
+  readonly asked: number;
+  readonly answers: readonly (readonly [WorkerHandle, Answers[T] | null])[];
+}
 
 export class ControlPlane implements RelayPlane {
   readonly #logger: Logger;
@@ -186,40 +193,38 @@ export class ControlPlane implements RelayPlane {
 
   /** Every answering worker's families (those named, or all); each kept as its last read. */
   async #workerExpositions(names: readonly string[] | undefined): Promise<WorkerExposition[]> {
-    const handles = this.#answering();
-    const asked = this.#lastCounts.asking();
-    const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'metrics', { names: names ?? null }, ASK_TIMEOUT_MS)));
+    const { asked, answers } = await this.#askAnswering('metrics', () => ({ names: names ?? null }));
     const out: WorkerExposition[] = [];
-    handles.forEach((handle, i) => {
-      const answer = answers[i];
-      if (answer === null || answer === undefined) {
+    for (const [handle, answer] of answers) {
+      if (answer === null) {
         this.#logger.warn({ worker: handle.slot }, 'worker did not answer the scrape in time: its series are left out');
-        return;
+        continue;
       }
       const exposition = parseExposition(answer.text);
       this.#lastCounts.sawMetrics(handle, asked, exposition);
       out.push({ id: handle.slot, exposition });
-    });
+    }
     return out;
   }
 
   /** Every answering worker's stats page counts; each kept as its last read. */
   async #workerStats(): Promise<StatsSnapshot[]> {
-    const handles = this.#answering();
-    const asked = this.#lastCounts.asking();
-    const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'stats', {}, ASK_TIMEOUT_MS)));
+    const { asked, answers } = await this.#askAnswering('stats', () => ({}));
     const snapshots: StatsSnapshot[] = [];
-    handles.forEach((handle, i) => {
-      const answer = answers[i];
-      if (answer === null || answer === undefined) return;
+    for (const [handle, answer] of answers) {
+      if (answer === null) continue;
       this.#lastCounts.sawStats(handle, asked, answer.snapshot);
       snapshots.push(answer.snapshot);
-    });
+    }
     return snapshots;
   }
 
-  #answering(): WorkerHandle[] {
-    return this.#workers.handles().filter((h) => h.state === 'running' || h.state === 'stopping');
+  /** Ask every worker that answers questions (running or stopping). */
+  async #askAnswering<T extends Topic>(topic: T, question: (handle: WorkerHandle) => Questions[T]): Promise<AskedAll<T>> {
+    const handles = this.#workers.handles().filter((h) => h.state === 'running' || h.state === 'stopping');
+    const asked = this.#lastCounts.asking();
+    const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, topic, question(h), ASK_TIMEOUT_MS)));
+    return { asked, answers: handles.map((h, i) => [h, answers[i] ?? null]) };
   }
 
   /**
@@ -233,18 +238,15 @@ export class ControlPlane implements RelayPlane {
     this.#readingCounts = true;
     try {
       const last = this.#lastCounts;
-      const handles = this.#answering();
-      const asked = last.asking();
       const names = last.kept;
-      const answers = await Promise.all(handles.map((h) => this.#workers.ask(h, 'counts', { names, since: last.markOf(h) }, ASK_TIMEOUT_MS)));
+      const { asked, answers } = await this.#askAnswering('counts', (h) => ({ names, since: last.markOf(h) }));
       let unchanged = 0;
-      handles.forEach((handle, i) => {
-        const answer = answers[i];
-        if (answer === null || answer === undefined) return;
+      for (const [handle, answer] of answers) {
+        if (answer === null) continue;
         if (answer.text === null) unchanged++;
         last.sawCounts(handle, asked, answer.mark, answer.text === null ? null : parseExposition(answer.text), answer.snapshot);
-      });
-      this.#logger.debug({ workers: handles.length, unchanged }, 'counts read');
+      }
+      this.#logger.debug({ workers: answers.length, unchanged }, 'counts read');
     } finally {
       this.#readingCounts = false;
     }

@@ -35,8 +35,7 @@ function ruleOf(family: string): MergeRule {
   return family.startsWith('tether_') ? 'sum' : 'per-process';
 }
 
-/** Families whose values only grow: what a dead worker leaves to the sums. */
-/** Counters and histograms summed over the workers: what a dead worker leaves in the sums. */
+/** Counters and histograms summed over the workers (their values only grow): what a dead worker leaves in the sums. */
 export function isMonotonic(family: ParsedFamily): boolean {
   return ruleOf(family.name) === 'sum' && (family.type === 'counter' || family.type === 'histogram');
 }

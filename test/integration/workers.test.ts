@@ -612,6 +612,14 @@ describe('start-up with TETHER_WORKERS=2', () => {
   });
 });
 
+/** kill -9 of a worker that served connections; resolves once its replacement runs. */
+async function killOneThatServed(tether: Instance): Promise<WorkerRow> {
+  const victim = (await workersOf(tether.admin)).find((w) => w.id > 0 && w.total > 0)!;
+  process.kill(victim.pid, 'SIGKILL');
+  await waitFor(async () => (await workersOf(tether.admin)).some((w) => w.id === victim.id && w.pid !== victim.pid && w.state === 'running'), 5_000, 'a replacement worker');
+  return victim;
+}
+
 describe('a worker killed outright with TETHER_WORKERS=2', () => {
   const later = undoAfterAll();
 
@@ -621,9 +629,7 @@ describe('a worker killed outright with TETHER_WORKERS=2', () => {
     await reach(tether.port, ADDRESSES, 1);
     // No scrape and no stats page: only the control plane's own reads see these counts.
     await new Promise((resolve) => setTimeout(resolve, COUNTS_READ_MS + 2_500));
-    const victim = (await workersOf(tether.admin)).find((w) => w.id > 0 && w.total > 0)!;
-    process.kill(victim.pid, 'SIGKILL');
-    await waitFor(async () => (await workersOf(tether.admin)).some((w) => w.id === victim.id && w.pid !== victim.pid && w.state === 'running'), 5_000, 'a replacement worker');
+    const victim = await killOneThatServed(tether);
     console.log(`killed worker ${victim.id}, which had served ${victim.total} of 100`);
     expect(await metricSum(tether.admin, 'tether_connections_total')).toBe(100);
     expect(await statsOk(tether.admin)).toBe(100);
@@ -645,9 +651,7 @@ describe('the control plane\'s counts reads with TETHER_WORKERS=2', () => {
     const read = await tether.proc.waitForLog((l) => !before.has(l) && countsRead(l), 2 * COUNTS_READ_MS);
     expect(read.unchanged).toBeLessThan(2);
     // What it read is what a worker killed outright leaves in the totals.
-    const victim = (await workersOf(tether.admin)).find((w) => w.id > 0 && w.total > 0)!;
-    process.kill(victim.pid, 'SIGKILL');
-    await waitFor(async () => (await workersOf(tether.admin)).some((w) => w.id === victim.id && w.pid !== victim.pid && w.state === 'running'), 5_000, 'a replacement worker');
+    await killOneThatServed(tether);
     expect(await metricSum(tether.admin, 'tether_connections_total')).toBe(100);
     expect(await statsOk(tether.admin)).toBe(100);
   });
