@@ -341,7 +341,7 @@ export function createHttpAffinity(h) {
     const d = h.opts.duration;
     const toolText = (close) =>
       toolOf({ close }) === 'wrk'
-        ? `\`wrk -t1 -c50 -d${d}s --latency${close ? " -H 'Connection: close'" : ''} -s native-bench/peers/sessions.lua\``
+        ? `\`wrk -t${h.opts.wrkThreads} -c50 -d${d}s --latency${close ? " -H 'Connection: close'" : ''} -s native-bench/peers/sessions.lua\``
         : close
           ? 'a Node client, 50 concurrent, from 200 source addresses'
           : 'a Node loop, 50 connections, one request in flight each';

@@ -31,7 +31,8 @@
  *   node native-bench/run.mjs [--quick] [--only=direct,tether,...] [--rounds=N]
  *        [--duration=S] [--idle=N] [--ws-clients=N] [--peer-threads=N] [--bulk=iperf3|node]
  *        [--http=wrk|node] [--no-hash-quality] [--no-store-latency] [--keep-tmp]
- *        [--out=NAME]
+ *        [--balancer-cpus=LIST --load-cpus=LIST --upstream-cpus=LIST]
+ *        [--upstream-procs=N] [--wrk-threads=N] [--out=NAME]
  *
  * Writes native-bench/results/latest.json, latest.md and latest.svg (chart.mjs; --out=NAME:
  * NAME.json, NAME.md, NAME.svg),
@@ -122,6 +123,17 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
   --baseline=DIR       add the row "tether, baseline build": the dist/cli.js of another
                        checkout (e.g. a git worktree of an older commit, built), run
                        as tether is, in the same rounds: a before/after in one run
+  --balancer-cpus=LIST pin every balancer (all its processes and threads) to these
+                       CPUs (taskset -c syntax: 0-1, or 0,2); with --load-cpus and
+                       --upstream-cpus, on a host with idle cores each side gets cores
+                       of its own and the balancers stop sharing theirs with the load
+  --load-cpus=LIST     pin the load generators and this runner
+  --upstream-cpus=LIST pin the upstreams
+  --upstream-procs=N   run the upstreams in N processes (default 1), the servers of
+                       each kind dealt out among them: one Node process answers ~120k
+                       small requests a second, less than 2 cores of a balancer relay
+  --wrk-threads=N      wrk -tN for the http and connrate workloads (default 1); with
+                       idle cores one wrk thread is what runs out first
   --bulk=iperf3|node   bulk tool (default iperf3 when installed)
   --http=wrk|node      keep-alive HTTP tool (default wrk when installed)
   --connrate=wrk|node  new-connection tool (default wrk when installed)
@@ -143,6 +155,11 @@ function parseArgs(argv) {
     idle: 5000,
     wsClients: 200,
     peerThreads: 1,
+    balancerCpus: null,
+    loadCpus: null,
+    upstreamCpus: null,
+    upstreamProcs: 1,
+    wrkThreads: 1,
     bulk: null,
     http: null,
     connrate: null,
@@ -181,6 +198,11 @@ function parseArgs(argv) {
       case '--idle': o.idle = set.idle = int(1); break;
       case '--ws-clients': o.wsClients = int(1); break;
       case '--peer-threads': o.peerThreads = int(1); break;
+      case '--balancer-cpus': o.balancerCpus = cpuList(k, v); break;
+      case '--load-cpus': o.loadCpus = cpuList(k, v); break;
+      case '--upstream-cpus': o.upstreamCpus = cpuList(k, v); break;
+      case '--upstream-procs': o.upstreamProcs = int(1); break;
+      case '--wrk-threads': o.wrkThreads = int(1); break;
       case '--node': {
         const node = resolve(v ?? '');
         try {
@@ -224,12 +246,64 @@ function fail(message) {
   process.exit(2);
 }
 
+/** A CPU list as taskset -c takes it (0-3 or 0,2,4-5), every CPU one this host has. */
+function cpuList(option, value) {
+  if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(value ?? '')) fail(`${option} must be a CPU list such as 0-1 or 0,2, got "${value}"`);
+  const cpus = os.cpus().length;
+  for (const range of value.split(',')) {
+    const [from, to = from] = range.split('-').map(Number);
+    if (from > to || to >= cpus) fail(`${option}: ${range} is not among this host's CPUs 0-${cpus - 1}`);
+  }
+  return value;
+}
+
 const opts = parseArgs(process.argv.slice(2));
 const log = (line) => process.stderr.write(`${line}\n`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const started = Date.now();
 
 if (process.platform !== 'linux') fail('the benchmark reads /proc for memory and readiness: Linux only');
+
+const pinning = opts.balancerCpus !== null || opts.loadCpus !== null || opts.upstreamCpus !== null;
+if (pinning) {
+  if (spawnSync('taskset', ['-V'], { encoding: 'utf8', timeout: 5000 }).status !== 0) fail('--*-cpus pin processes with taskset (util-linux), which is not installed');
+  // Whatever this runner starts unpinned (wrk, iperf3 clients, the Node load generator) inherits the load CPUs.
+  if (opts.loadCpus !== null) {
+    const r = spawnSync('taskset', ['-a', '-p', '-c', opts.loadCpus, String(process.pid)], { encoding: 'utf8', timeout: 5000 });
+    if (r.status !== 0) fail(`--load-cpus: taskset could not pin this runner: ${r.stderr.trim()}`);
+  }
+}
+
+/** `cmd args` as spawned: behind `taskset -c cpus` where the command's side is pinned. */
+function pinnedCommand(cpus, cmd, args) {
+  return cpus === null ? [cmd, args] : ['taskset', ['-c', cpus, cmd, ...args]];
+}
+
+/** The CPUs a process may run on (/proc: Cpus_allowed_list), or null once it is gone. */
+function allowedCpus(pid) {
+  try {
+    return /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** A CPU list's CPUs, in order, one by one (0-2,5 is 0,1,2,5). */
+function expandCpus(list) {
+  return list.split(',').flatMap((range) => {
+    const [from, to = from] = range.split('-').map(Number);
+    return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  }).join(',');
+}
+
+/** Throws unless each of `pids` (still running) may run on exactly the CPUs `cpus` lists. */
+function checkPinned(pids, cpus, what) {
+  if (cpus === null) return;
+  for (const pid of pids) {
+    const allowed = allowedCpus(pid);
+    if (allowed !== null && expandCpus(allowed) !== expandCpus(cpus)) throw new Error(`${what} (pid ${pid}) runs on CPUs ${allowed}, not ${cpus}`);
+  }
+}
 
 // ---- child processes: every one tracked by pid, every one stopped ------------
 
@@ -358,9 +432,11 @@ function runCapture(cmd, args, { timeoutMs, env } = {}) {
   });
 }
 
-/** A forked Node helper (upstreams, load generator) answering over IPC. */
-async function forkHelper(script, args, name) {
-  const child = fork(join(peersDir, script), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/** A forked Node helper (upstreams, load generator) answering over IPC; `cpus`: pinned there. */
+async function forkHelper(script, args, name, cpus = null) {
+  // Behind taskset, which execs Node in its place (the same pid, the IPC channel inherited).
+  const pin = cpus === null ? {} : { execPath: 'taskset', execArgv: ['-c', cpus, process.execPath] };
+  const child = fork(join(peersDir, script), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...pin });
   trackChild(child, name);
   const pending = new Map();
   let nextId = 1;
@@ -416,6 +492,17 @@ async function forkHelper(script, args, name) {
     },
     stop: () => stopPid(child.pid, { graceMs: 2000 }),
   };
+}
+
+/**
+ * The upstreams: upstream.mjs with the servers `counts` asks for (e.g. { http: 3 }), in
+ * --upstream-procs processes that accept on the same listening sockets (on
+ * --upstream-cpus); `pids`: all of them, for CPU shares.
+ */
+async function forkUpstreams(counts) {
+  const args = [...Object.entries(counts).map(([kind, n]) => `--${kind}=${n}`), `--procs=${opts.upstreamProcs}`];
+  const helper = await forkHelper('upstream.mjs', args, 'upstreams', opts.upstreamCpus);
+  return { ...helper, pids: helper.info.pids };
 }
 
 function withTimeout(promise, ms, message) {
@@ -573,6 +660,7 @@ function detectPeers() {
     let ok = statik;
     if (!statik) {
       const candidates = [
+        process.env.NGINX_STREAM_MODULE, // device-kit.sh: the module carried beside nginx
         modulesPath && join(modulesPath, 'ngx_stream_module.so'),
         '/usr/lib/nginx/modules/ngx_stream_module.so',
         '/usr/lib64/nginx/modules/ngx_stream_module.so',
@@ -709,11 +797,11 @@ function launch(name, port, ups, dir, spec = {}) {
         });
         if (spec.adminPort) env.TETHER_ADMIN = `127.0.0.1:${spec.adminPort}`;
         const node = name.endsWith('-node') ? opts.node.path : process.execPath;
-        child = spawn(node, [name === 'tether-base' ? opts.baseline : cliPath], { stdio, env });
+        child = spawn(...pinnedCommand(opts.balancerCpus, node, [name === 'tether-base' ? opts.baseline : cliPath]), { stdio, env });
         break;
       }
       case 'naive':
-        child = spawn(process.execPath, [join(peersDir, spec.script ?? 'naive-proxy.mjs')], {
+        child = spawn(...pinnedCommand(opts.balancerCpus, process.execPath, [join(peersDir, spec.script ?? 'naive-proxy.mjs')]), {
           stdio,
           env: { ...process.env, NAIVE_LISTEN: listen, NAIVE_UPSTREAMS: ups.join(',') },
         });
@@ -731,7 +819,7 @@ function launch(name, port, ups, dir, spec = {}) {
           ...spec.fields,
         };
         writeFileSync(cfg, fillTemplate(spec.template ?? 'haproxy.cfg', fields));
-        child = spawn('haproxy', ['-f', cfg, '-db'], { stdio, cwd: dir });
+        child = spawn(...pinnedCommand(opts.balancerCpus, 'haproxy', ['-f', cfg, '-db']), { stdio, cwd: dir });
         break;
       }
       case 'nginx': {
@@ -753,7 +841,7 @@ function launch(name, port, ups, dir, spec = {}) {
         );
         const args = ['-p', `${dir}/`, '-c', cfg, '-g', 'daemon off;'];
         if (peers.nginx.hasE) args.unshift('-e', join(dir, 'nginx-error.log'));
-        child = spawn('nginx', args, { stdio, cwd: dir });
+        child = spawn(...pinnedCommand(opts.balancerCpus, 'nginx', args), { stdio, cwd: dir });
         break;
       }
       default:
@@ -916,9 +1004,10 @@ async function measureBulk(target) {
 async function wrk(target, extra = [], after = []) {
   const url = `http://${target.host}:${target.port}/`;
   const timeoutMs = (opts.duration + 15) * 1000;
-  const warm = await runCapture('wrk', ['-t1', '-c50', `-d${opts.warmup}s`, ...extra, url, ...after], { timeoutMs });
+  const threads = `-t${opts.wrkThreads}`;
+  const warm = await runCapture('wrk', [threads, '-c50', `-d${opts.warmup}s`, ...extra, url, ...after], { timeoutMs });
   if (warm.code !== 0) throw new Error(`wrk warm-up failed (exit ${warm.code}): ${warm.stderr.slice(0, 300)}`);
-  const args = ['-t1', '-c50', `-d${opts.duration}s`, '--latency', '--timeout', '2s', ...extra, url, ...after];
+  const args = [threads, '-c50', `-d${opts.duration}s`, '--latency', '--timeout', '2s', ...extra, url, ...after];
   const r = await runCapture('wrk', args, { timeoutMs });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
   if (r.code !== 0 || !rps) throw new Error(`wrk failed (exit ${r.code}): ${(r.stderr || r.stdout).slice(0, 300)}`);
@@ -1153,10 +1242,15 @@ const WORKLOADS = {
   },
 };
 
+/** CPU seconds each of the upstreams' processes has used. */
+function upstreamsCpu() {
+  return upstreams.pids.map(cpuOf);
+}
+
 /** Where one measurement's CPU goes: call before it, and cpuShareEnd after. */
 function cpuShareStart(instance) {
   const pids = instance.pids();
-  return { at: performance.now(), tree: cpuSnapshot(), pids, balancer: pids.map(cpuOf), upstreams: cpuOf(upstreams.pid) };
+  return { at: performance.now(), tree: cpuSnapshot(), pids, balancer: pids.map(cpuOf), upstreams: upstreamsCpu() };
 }
 
 /**
@@ -1172,12 +1266,15 @@ function cpuShareEnd(start) {
   const pct = (cpu) => Math.round((cpu / seconds) * 1000) / 10;
   const perProcess = start.pids.map((pid, i) => cpuOf(pid) - start.balancer[i]);
   const balancer = perProcess.reduce((a, b) => a + b, 0);
-  const ups = cpuOf(upstreams.pid) - start.upstreams;
+  const upsEach = upstreamsCpu().map((cpu, i) => cpu - start.upstreams[i]);
+  const ups = upsEach.reduce((a, b) => a + b, 0);
   const treeCpu = (tree.own - start.tree.own) / CLK_TCK;
   return {
     balancerPct: pct(balancer),
     perProcessPct: perProcess.map(pct),
     upstreamsPct: pct(ups),
+    // With --upstream-procs: one process near a core means the upstreams, not the balancer, set the pace.
+    busiestUpstreamPct: pct(Math.max(...upsEach)),
     loadgenPct: pct(Math.max(0, treeCpu - balancer - ups)),
     othersPct: Math.round(otherCpuPct(start.tree, tree)),
     cpuSeconds: balancer,
@@ -1269,8 +1366,8 @@ function summarize(results) {
 function cpuShareMarkdown(results) {
   const out = [
     '### Where the CPU went (% of one core, medians; warm-up included)\n',
-    `The balancer (each of its processes in brackets), the load generator (with this runner), the upstreams, and processes ` +
-      `outside the benchmark, on ${os.cpus().length} CPUs shared by all of them.\n`,
+    `The balancer (each of its processes in brackets), the load generator (with this runner), the upstreams${upstreams.pids.length > 1 ? ' (and their busiest process)' : ''}, and processes ` +
+      `outside the benchmark, ${pinning ? `on ${os.cpus().length} CPUs, each side pinned as above` : `on ${os.cpus().length} CPUs shared by all of them`}.\n`,
     '| workload | balancer | balancer % | load generator % | upstreams % | others % |',
     '| --- | --- | ---: | ---: | ---: | ---: |',
   ];
@@ -1285,7 +1382,8 @@ function cpuShareMarkdown(results) {
           ? ` (${Array.from({ length: processes }, (_, i) => fmt(median(shares.map((c) => c.perProcessPct[i]).filter(Number.isFinite)))).join(' + ')})`
           : '';
       const label = row.label ?? LABELS[row.id] ?? row.id;
-      out.push(`| ${w} | ${label} | ${processes ? `${m('balancerPct')}${each}` : '—'} | ${m('loadgenPct')} | ${m('upstreamsPct')} | ${m('othersPct')} |`);
+      const busiest = upstreams.pids.length > 1 ? ` (busiest ${m('busiestUpstreamPct')})` : '';
+      out.push(`| ${w} | ${label} | ${processes ? `${m('balancerPct')}${each}` : '—'} | ${m('loadgenPct')} | ${m('upstreamsPct')}${busiest} | ${m('othersPct')} |`);
     }
   }
   return out.join('\n');
@@ -1337,9 +1435,9 @@ function toolsLine() {
       tools.bulk === 'iperf3'
         ? `bulk iperf3 -t ${d} -O ${opts.warmup}, then the same with -P ${BULK_STREAMS}`
         : `bulk a Node writer into a sink, 1 stream then ${BULK_STREAMS}`,
-    http: `keep-alive HTTP ${tools.http === 'wrk' ? `wrk -t1 -c50 -d${d}s --latency` : 'Node loop, 50 connections'}`,
+    http: `keep-alive HTTP ${tools.http === 'wrk' ? `wrk -t${opts.wrkThreads} -c50 -d${d}s --latency` : 'Node loop, 50 connections'}`,
     connrate: `new connections ${
-      tools.connrate === 'wrk' ? `wrk -t1 -c50 -d${d}s -H 'Connection: close'` : 'Node client, 50 concurrent, from 200 source addresses'
+      tools.connrate === 'wrk' ? `wrk -t${opts.wrkThreads} -c50 -d${d}s -H 'Connection: close'` : 'Node client, 50 concurrent, from 200 source addresses'
     }`,
     ws:
       `WebSocket echo: a Node \`ws\` client process, ${WS_MESSAGE_BYTES}-byte binary messages, each client sends the next when ` +
@@ -1357,9 +1455,13 @@ const FAIRNESS =
     ? "Every balancer gets one core's worth: HAProxy `nbthread 1`, nginx `worker_processes 1`, tether and the naive proxy are single-threaded Node. "
     : `Every core: HAProxy \`nbthread ${opts.peerThreads}\`, nginx \`worker_processes ${opts.peerThreads}\`, tether with 1 worker and with 2 ` +
       '(`TETHER_WORKERS=2`: a control plane and two relaying processes), the naive proxy single-threaded Node. ') +
-  'Upstreams (one Node process) and load generators ' +
+  `Upstreams (${opts.upstreamProcs === 1 ? 'one Node process' : `${opts.upstreamProcs} Node processes`}) and load generators ` +
   `(${[...new Set([tools.bulk, tools.http, tools.connrate, 'node'])].map((t) => (t === 'node' ? 'a Node client' : t)).join(', ')}) run in processes of their own, ` +
-  `on the same ${os.cpus().length} CPUs. Each measurement starts a fresh balancer; rounds interleave the balancers.` +
+  (pinning
+    ? `pinned (taskset): balancers on CPUs ${opts.balancerCpus ?? 'any'}, load generators and this runner on ${opts.loadCpus ?? 'any'}, ` +
+      `upstreams on ${opts.upstreamCpus ?? 'any'}, of ${os.cpus().length}. `
+    : `on the same ${os.cpus().length} CPUs. `) +
+  'Each measurement starts a fresh balancer; rounds interleave the balancers.' +
   (opts.node
     ? ` Rows that name Node ${opts.node.version} run tether on that Node (\`--node\`; everything else runs on ${process.version})` +
       (nodeHasReusePort(opts.node.version) ? ', where each worker listens on a socket of its own (`reusePort`).' : '.')
@@ -1394,24 +1496,22 @@ async function main() {
   watchdog.unref();
 
   const sessionHttp = workloads.includes('http-affinity') || workloads.includes('http-memory') ? 3 : 0;
-  upstreams = await forkHelper(
-    'upstream.mjs',
-    [
-      '--http=3',
-      `--sink=${tools.bulk === 'node' ? 3 : 0}`,
-      `--session-http=${sessionHttp}`,
-      `--ws=${workloads.includes('ws') ? 3 : 0}`,
-      `--sni=${workloads.includes('sni-affinity') ? 3 : 0}`,
-    ],
-    'upstreams',
-  );
+  upstreams = await forkUpstreams({
+    http: 3,
+    sink: tools.bulk === 'node' ? 3 : 0,
+    'session-http': sessionHttp,
+    ws: workloads.includes('ws') ? 3 : 0,
+    sni: workloads.includes('sni-affinity') ? 3 : 0,
+  });
   loadgen = await forkHelper('loadgen.mjs', [], 'loadgen');
+  checkPinned(upstreams.pids, opts.upstreamCpus, 'an upstream process');
+  checkPinned([process.pid, loadgen.pid], opts.loadCpus, 'the runner or its load generator');
   if (workloads.includes('bulk') && tools.bulk === 'iperf3') {
     iperfPorts = [];
     for (let i = 0; i < 3; i++) {
       const port = await freePort();
       const logFd = openSync(join(tmpDir, `iperf3-${port}.log`), 'a');
-      const child = spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', logFd, logFd] });
+      const child = spawn(...pinnedCommand(opts.upstreamCpus, 'iperf3', ['-s', '-B', '127.0.0.1', '-p', String(port)]), { stdio: ['ignore', logFd, logFd] });
       closeSync(logFd);
       trackChild(child, 'iperf3 -s');
       iperfPorts.push(port);
@@ -1436,6 +1536,7 @@ async function main() {
         let result;
         try {
           instance = await startBalancer(row.balancer, upstreamsFor(w), row.spec);
+          checkPinned(instance.pids(), opts.balancerCpus, row.label ?? b);
           const counts0 = await upstreams.stats();
           const share0 = cpuShareStart(instance);
           result = await WORKLOADS[w].run(instance, instance, row);

@@ -32,10 +32,19 @@
  *
  * Every server listens on 127.0.0.1 port 0; the ports go back to the parent over
  * IPC as { type: 'ready', http: [ports], sink: [ports], echo: [ports],
- * sessionHttp: [ports], ws: [ports] }. The parent may send { type: 'stats' } and gets
+ * sessionHttp: [ports], ws: [ports], sni: [ports], pids: [this and its siblings] }.
+ * The parent may send { type: 'stats' } and gets
  * { type: 'stats', open, accepted, requests, bytes }.
+ *
+ * --procs=N (default 1): N-1 more processes of this script (--sibling) accept on the
+ * same listening sockets (all but ws), given to them over IPC, so that one server's
+ * connections are answered on up to N cores (a balancer routing by source address
+ * sends all of one load generator's to one server); counts and records are answered
+ * summed over them all.
  */
+import { fork } from 'node:child_process';
 import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
 
 const args = Object.fromEntries(
@@ -146,53 +155,52 @@ function onSniData(chunk) {
   this.end('ok');
 }
 
-function sniServer() {
-  return net.createServer({ noDelay: true }, (socket) => {
-    track(socket);
-    socket.text = '';
-    socket.answered = false;
-    socket.seen = sniSeen.get(socket.localPort);
-    socket.on('data', onSniData);
-  });
+function onSniConnection(socket) {
+  track(socket);
+  socket.text = '';
+  socket.answered = false;
+  socket.seen = sniSeen.get(socket.localPort);
+  socket.on('data', onSniData);
 }
 
 function onSinkData(chunk) {
   stats.bytes += chunk.length;
 }
 
-function echoServer() {
-  return net.createServer({ noDelay: true }, (socket) => {
-    track(socket);
-    socket.on('data', onSinkData);
-    socket.pipe(socket);
-  });
+function onEchoConnection(socket) {
+  track(socket);
+  socket.on('data', onSinkData);
+  socket.pipe(socket);
 }
 
-function httpServer() {
-  return net.createServer({ noDelay: true }, (socket) => {
-    track(socket);
-    socket.tail = '';
-    socket.on('data', onHttpData);
-  });
+function onHttpConnection(socket) {
+  track(socket);
+  socket.tail = '';
+  socket.on('data', onHttpData);
 }
 
-function sessionServer() {
-  return net.createServer({ noDelay: true }, (socket) => {
-    track(socket);
-    socket.tail = '';
-    socket.closing = false;
-    socket.seen = sessions.get(socket.localPort);
-    socket.on('data', onSessionData);
-  });
+function onSessionConnection(socket) {
+  track(socket);
+  socket.tail = '';
+  socket.closing = false;
+  socket.seen = sessions.get(socket.localPort);
+  socket.on('data', onSessionData);
 }
 
-function sinkServer() {
-  return net.createServer((socket) => {
-    track(socket);
-    socket.on('data', onSinkData);
-    socket.on('end', () => socket.end());
-  });
+function onSinkConnection(socket) {
+  track(socket);
+  socket.on('data', onSinkData);
+  socket.on('end', () => socket.end());
 }
+
+/** Each kind of server (but ws): what serves its connections, and the record it keeps by port. */
+const KINDS = {
+  http: { onConnection: onHttpConnection, records: null, noDelay: true },
+  sink: { onConnection: onSinkConnection, records: null, noDelay: false },
+  echo: { onConnection: onEchoConnection, records: null, noDelay: true },
+  'session-http': { onConnection: onSessionConnection, records: sessions, fresh: () => ({ ids: new Map(), noKey: 0 }), noDelay: true },
+  sni: { onConnection: onSniConnection, records: sniSeen, fresh: () => ({ names: new Map(), noKey: 0 }), noDelay: true },
+};
 
 function onWsMessage(data, isBinary) {
   stats.requests++;
@@ -224,32 +232,10 @@ function listen(server) {
   });
 }
 
-const http = [];
-const sink = [];
-const echo = [];
-for (let i = 0; i < (args.http ?? 3); i++) http.push(await listen(httpServer()));
-for (let i = 0; i < (args.sink ?? 0); i++) sink.push(await listen(sinkServer()));
-for (let i = 0; i < (args.echo ?? 0); i++) echo.push(await listen(echoServer()));
-const sessionHttp = [];
-for (let i = 0; i < (args['session-http'] ?? 0); i++) {
-  const port = await listen(sessionServer());
-  sessionHttp.push(port);
-  sessions.set(port, { ids: new Map(), noKey: 0 });
-}
-
-const ws = [];
-for (let i = 0; i < (args.ws ?? 0); i++) ws.push(await wsServer());
-const sni = [];
-for (let i = 0; i < (args.sni ?? 0); i++) {
-  const port = await listen(sniServer());
-  sni.push(port);
-  sniSeen.set(port, { names: new Map(), noKey: 0 });
-}
-
-process.on('message', (msg) => {
-  if (msg?.type === 'stats') process.send({ type: 'stats', ...stats });
-  if (msg?.type === 'sessions') {
-    const byPort = {};
+/** This process's own records, answered and then started afresh. */
+function ownRecords(type) {
+  const byPort = {};
+  if (type === 'sessions') {
     for (const [port, seen] of sessions) {
       let requests = 0;
       for (const n of seen.ids.values()) requests += n;
@@ -257,10 +243,7 @@ process.on('message', (msg) => {
       seen.ids.clear();
       seen.noKey = 0;
     }
-    process.send({ type: 'sessions', byPort });
-  }
-  if (msg?.type === 'sni') {
-    const byPort = {};
+  } else {
     for (const [port, seen] of sniSeen) {
       let connections = 0;
       for (const n of seen.names.values()) connections += n;
@@ -268,11 +251,115 @@ process.on('message', (msg) => {
       seen.names.clear();
       seen.noKey = 0;
     }
-    process.send({ type: 'sni', byPort });
   }
-});
-// The parent going away (crash, SIGKILL) closes the IPC channel: do not linger.
-process.on('disconnect', () => process.exit(0));
-process.on('SIGTERM', () => process.exit(0));
-process.on('SIGINT', () => {}); // the parent handles ^C and stops us itself
-process.send({ type: 'ready', http, sink, echo, sessionHttp, ws, sni });
+  return { type, byPort };
+}
+
+if (args.sibling === 1) {
+  // A sibling (--procs): serves the listening sockets the first process sends it, and
+  // answers it with its own counts and records.
+  process.on('message', (msg, server) => {
+    if (msg?.type === 'serve') {
+      const kind = KINDS[msg.kind];
+      if (kind.records !== null) kind.records.set(msg.port, kind.fresh());
+      server.on('connection', kind.onConnection);
+      process.send({ type: 'serving', port: msg.port });
+    } else if (msg?.type === 'stats') process.send({ type: 'stats', ...stats });
+    else if (msg?.type === 'sessions' || msg?.type === 'sni') process.send(ownRecords(msg.type));
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGTERM', () => process.exit(0));
+  process.on('SIGINT', () => {});
+  process.send({ type: 'ready' });
+} else {
+  await serveFirst();
+}
+
+async function serveFirst() {
+  const ports = { http: [], sink: [], echo: [], 'session-http': [], sni: [] };
+  const servers = [];
+  for (const [name, kind] of Object.entries(KINDS)) {
+    for (let i = 0; i < (args[name] ?? (name === 'http' ? 3 : 0)); i++) {
+      const server = net.createServer({ noDelay: kind.noDelay }, kind.onConnection);
+      const port = await listen(server);
+      if (kind.records !== null) kind.records.set(port, kind.fresh());
+      ports[name].push(port);
+      servers.push({ kind: name, port, server });
+    }
+  }
+  const ws = [];
+  for (let i = 0; i < (args.ws ?? 0); i++) ws.push(await wsServer());
+
+  // --procs=N: N-1 more processes accept on the same listening sockets (not ws).
+  const siblings = [];
+  for (let i = 1; i < (args.procs ?? 1); i++) siblings.push(await forkSibling());
+  for (const sibling of siblings) {
+    for (const { kind, port, server } of servers) {
+      sibling.send({ type: 'serve', kind, port }, server);
+      await sibling.next('serving');
+    }
+  }
+
+  process.on('message', async (msg) => {
+    if (msg?.type === 'stats') {
+      const sum = { ...stats };
+      for (const answer of await Promise.all(siblings.map((s) => s.ask('stats')))) {
+        for (const key of Object.keys(stats)) sum[key] += answer[key];
+      }
+      process.send({ type: 'stats', ...sum });
+    }
+    if (msg?.type === 'sessions' || msg?.type === 'sni') {
+      const list = msg.type === 'sessions' ? 'ids' : 'names';
+      const count = msg.type === 'sessions' ? 'requests' : 'connections';
+      const merged = ownRecords(msg.type);
+      for (const answer of await Promise.all(siblings.map((s) => s.ask(msg.type)))) {
+        for (const [port, seen] of Object.entries(answer.byPort)) {
+          const into = merged.byPort[port];
+          into[list] = [...new Set([...into[list], ...seen[list]])];
+          into[count] += seen[count];
+          into.noKey += seen.noKey;
+        }
+      }
+      process.send(merged);
+    }
+  });
+  // The parent going away (crash, SIGKILL) closes the IPC channel: do not linger.
+  process.on('disconnect', () => process.exit(0));
+  process.on('SIGTERM', () => process.exit(0));
+  process.on('SIGINT', () => {}); // the parent handles ^C and stops us itself
+  process.send({
+    type: 'ready',
+    http: ports.http,
+    sink: ports.sink,
+    echo: ports.echo,
+    sessionHttp: ports['session-http'],
+    ws,
+    sni: ports.sni,
+    pids: [process.pid, ...siblings.map((s) => s.pid)],
+  });
+}
+
+/** Another process of this script in the sibling role; `next(type)` awaits its next message of that type. */
+function forkSibling() {
+  const child = fork(fileURLToPath(import.meta.url), ['--sibling'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const waiting = new Map();
+  child.on('message', (msg) => {
+    const resolve = waiting.get(msg?.type);
+    if (resolve === undefined) return;
+    waiting.delete(msg.type);
+    resolve(msg);
+  });
+  child.on('exit', () => process.exit(1));
+  const next = (type) => new Promise((resolve) => waiting.set(type, resolve));
+  const sibling = {
+    pid: child.pid,
+    send: (msg, handle) => child.send(msg, handle),
+    next,
+    ask(type) {
+      const answer = next(type);
+      child.send({ type });
+      return answer;
+    },
+  };
+  return next('ready').then(() => sibling);
+}
