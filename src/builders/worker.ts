@@ -14,12 +14,13 @@ import type { BuildRequest, BuiltTable, TableBuilder } from './types.js';
 import type { RingBuildResult, RingBuildTask } from './ring-build.js';
 
 /**
- * The compiled task file. From dist/ it sits next to this module; when tests run the
- * TypeScript sources (vitest imports src/ directly), Node cannot load a .ts worker,
- * so the compiled one in dist/ is used (`npm test` builds first).
+ * The compiled task file (ring-build-thread.cjs: why CommonJS, see there). From dist/
+ * it sits next to this module; when tests run the TypeScript sources (vitest imports
+ * src/ directly), Node cannot load a .ts worker, so the compiled one in dist/ is used
+ * (`npm test` builds first).
  */
 export function ringBuildWorkerFile(): string {
-  const candidates = [new URL('./ring-build.js', import.meta.url), new URL('../../dist/builders/ring-build.js', import.meta.url)];
+  const candidates = [new URL('./ring-build-thread.cjs', import.meta.url), new URL('../../dist/builders/ring-build-thread.cjs', import.meta.url)];
   for (const url of candidates) {
     const file = fileURLToPath(url);
     if (existsSync(file)) return file;

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +20,14 @@ afterAll(() => builder.close());
 
 describe('ring builds in worker threads', () => {
   it('loads the compiled task from dist/ when running from the TypeScript sources', () => {
-    expect(ringBuildWorkerFile()).toBe(fileURLToPath(new URL('../../../dist/builders/ring-build.js', import.meta.url)));
+    expect(ringBuildWorkerFile()).toBe(fileURLToPath(new URL('../../../dist/builders/ring-build-thread.cjs', import.meta.url)));
+  });
+
+  it('gives piscina a task file its require() loads without loading an ES module synchronously', () => {
+    // Node 20 aborts the process when a thread stopped mid-load was inside require(esm) (ring-build-thread.cts).
+    const loaded = spawnSync(process.execPath, ['--no-experimental-require-module', '-e', `require(${JSON.stringify(ringBuildWorkerFile())})`], { encoding: 'utf8' });
+    expect(loaded.stderr).toBe('');
+    expect(loaded.status).toBe(0);
   });
 
   it('builds byte for byte what a build on this thread builds, for every algorithm', async () => {
