@@ -9,7 +9,8 @@
  *   processes: system calls per request (all of them, and the reads, writes and
  *   epoll waits among them) and context switches per request.
  *
- * Rows: tether with 1 worker and with 2 (TETHER_WORKERS=2), HAProxy nbthread 1 and 2.
+ * Rows: a bare-handle Node relay (peers/handle-relay.mjs: Node's floor, no balancing),
+ * tether with 1 worker and with 2 (TETHER_WORKERS=2), HAProxy nbthread 1 and 2.
  * Interleaved rounds, medians. Says whether a balancer makes more system calls than
  * another per request, and how much of its CPU is spent outside the kernel
  * (docs/performance.md, "Keep-alive: the same system calls as HAProxy").
@@ -39,6 +40,7 @@ const WAITS = ['epoll_wait', 'epoll_pwait'];
 const EVENTS = ['context-switches', 'raw_syscalls:sys_enter', ...[...READS, ...WRITES, ...WAITS, 'epoll_ctl'].map((s) => `syscalls:sys_enter_${s}`)];
 
 const ROWS = [
+  { id: 'floor', label: 'bare-handle Node relay', start: (port, ups) => startFloor(port, ups) },
   { id: 'tether', label: 'tether', start: (port, ups) => startTether(port, ups, 1) },
   { id: 'tether-w2', label: 'tether, 2 workers', start: (port, ups) => startTether(port, ups, 2) },
   { id: 'haproxy-1', label: 'HAProxy nbthread 1', start: (port, ups, dir) => startHaproxy(port, ups, dir, 1) },
@@ -58,6 +60,11 @@ function startTether(port, ups, workers) {
     TETHER_WORKERS: String(workers),
   });
   return spawn(process.execPath, [join(here, '..', 'dist', 'cli.js')], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+/** peers/handle-relay.mjs: Node's floor (every connection to the first upstream, as source hashing sends wrk's). */
+function startFloor(port, ups) {
+  return spawn(process.execPath, [join(here, 'peers', 'handle-relay.mjs'), String(port), String(ups[0])], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 function startHaproxy(port, ups, dir, threads) {
