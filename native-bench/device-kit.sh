@@ -4,13 +4,19 @@
 # and its stream module, wrk, iperf3, taskset, the shared libraries they load beyond
 # glibc, tether's build (dist/) and its production node_modules, in one archive.
 #
-#   native-bench/device-kit.sh pack          # here, after npm ci and a build: writes
+#   native-bench/device-kit.sh pack [NODE]   # here, after npm ci and a build: writes
 #                                            #   .bench-kit/kit.tar.xz (about 35 MB)
+#                                            #   with NODE (default: the node on PATH)
 #   native-bench/device-kit.sh run ARGS...   # there, from the repository root, with
 #                                            #   .bench-kit carried: unpacks it into
 #                                            #   /tmp/bench-kit and runs
 #                                            #   node native-bench/run.mjs ARGS with
 #                                            #   the kit's programs first on PATH
+#
+# Pack a Node 22.12 or later (the tests install one: node_modules/.cache/tether-node-*)
+# for the every-core rows: there each of tether's workers listens on a socket of its
+# own and the kernel spreads connections evenly; on Node 20 they share one, and wrk's
+# 50 connections, opened at once, can land mostly on one worker.
 #
 # The programs keep the host's glibc (its loader and libc, which must be as new as
 # this machine's) and find every other library in the kit (LD_LIBRARY_PATH).
@@ -27,7 +33,10 @@ pack() {
   stage="$(mktemp -d)"
   trap 'rm -rf "$stage"' EXIT
   mkdir -p "$stage/bin" "$stage/lib" "$stage/repo" "$kit_dir"
-  local programs=(node haproxy nginx wrk iperf3 taskset)
+  local node="${1:-$(command -v node)}"
+  "$node" --version >/dev/null 2>&1 || { echo "device-kit: $node does not run as Node" >&2; exit 2; }
+  cp -L "$node" "$stage/bin/node"
+  local programs=(haproxy nginx wrk iperf3 taskset)
   for p in "${programs[@]}"; do
     local path
     path="$(command -v "$p")" || { echo "device-kit: $p is not installed here" >&2; exit 2; }
@@ -49,7 +58,7 @@ pack() {
   (cd "$stage/repo" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null)
   rm "$stage/repo/package.json" "$stage/repo/package-lock.json"
   tar -C "$stage" -cf - bin lib repo | xz -T0 -6 >"$kit_dir/kit.tar.xz"
-  echo "device-kit: wrote $kit_dir/kit.tar.xz ($(du -h "$kit_dir/kit.tar.xz" | cut -f1)); carry .bench-kit"
+  echo "device-kit: wrote $kit_dir/kit.tar.xz ($(du -h "$kit_dir/kit.tar.xz" | cut -f1)) with Node $("$node" --version); carry .bench-kit"
 }
 
 run() {
@@ -70,7 +79,7 @@ run() {
 }
 
 case "${1:-}" in
-  pack) pack ;;
+  pack) shift; pack "$@" ;;
   run) shift; run "$@" ;;
-  *) echo "usage: native-bench/device-kit.sh pack | run [run.mjs options]" >&2; exit 2 ;;
+  *) echo "usage: native-bench/device-kit.sh pack [NODE] | run [run.mjs options]" >&2; exit 2 ;;
 esac
