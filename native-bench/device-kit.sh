@@ -65,7 +65,12 @@ run() {
   [ -f "$kit_dir/kit.tar.xz" ] || { echo "device-kit: $kit_dir/kit.tar.xz is missing (pack it, and carry .bench-kit)" >&2; exit 2; }
   if [ ! -x "$unpacked/bin/node" ]; then
     mkdir -p "$unpacked"
-    xz -dc "$kit_dir/kit.tar.xz" | tar -C "$unpacked" -xf -
+    if command -v xz >/dev/null; then
+      xz -dc "$kit_dir/kit.tar.xz" | tar -C "$unpacked" -xf -
+    else
+      # A host without xz: Python's lzma reads it too.
+      python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$kit_dir/kit.tar.xz" | tar -C "$unpacked" -xf -
+    fi
   fi
   # The repository travels without its ignored build and modules: the kit's stand in
   # (the build copied, since tether finds config/ beside its own files).
