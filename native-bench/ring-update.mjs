@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { UpstreamPool } from '../dist/routing/pool.js';
 import { WorkerTableBuilder } from '../dist/builders/worker.js';
 import { cpuSnapshot, otherCpuPct, waitQuiet } from './background.mjs';
+import { median } from './local.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -42,10 +43,6 @@ for (const arg of process.argv.slice(2)) {
 const VNODES = 160;
 const WARMUP = 5;
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const ms = (seconds) => seconds * 1000;
 
 const builder = new WorkerTableBuilder(1);

@@ -59,6 +59,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderChart } from './chart.mjs';
+import { fillTemplate, median, relayOnlyEnv } from './local.mjs';
 import { BALANCER_LABELS as LABELS, BALANCER_ORDER, fmt, fmtRatio } from './format.mjs';
 import { createHttpAffinity } from './http-affinity.mjs';
 import { createHttpIdleMemory } from './http-idle-memory.mjs';
@@ -129,9 +130,10 @@ const HELP = `Usage: node native-bench/run.mjs [options]      (npm run bench bui
                        of its own and the balancers stop sharing theirs with the load
   --load-cpus=LIST     pin the load generators and this runner
   --upstream-cpus=LIST pin the upstreams
-  --upstream-procs=N   run the upstreams in N processes (default 1), the servers of
-                       each kind dealt out among them: one Node process answers ~120k
-                       small requests a second, less than 2 cores of a balancer relay
+  --upstream-procs=N   run the upstreams in N processes (default 1) that accept on
+                       the same listening sockets: source-hash routing sends all of
+                       wrk's connections to one server, and one Node process answers
+                       ~120k small requests a second, less than 2 cores of a balancer relay
   --wrk-threads=N      wrk -tN for the http and connrate workloads (default 1); with
                        idle cores one wrk thread is what runs out first
   --bulk=iperf3|node   bulk tool (default iperf3 when installed)
@@ -246,12 +248,19 @@ function fail(message) {
   process.exit(2);
 }
 
+/** A CPU list's ranges (0-3,5 is 0 to 3 and 5 to 5). */
+function cpuRanges(list) {
+  return list.split(',').map((range) => {
+    const [from, to = from] = range.split('-').map(Number);
+    return { range, from, to };
+  });
+}
+
 /** A CPU list as taskset -c takes it (0-3 or 0,2,4-5), every CPU one this host has. */
 function cpuList(option, value) {
   if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(value ?? '')) fail(`${option} must be a CPU list such as 0-1 or 0,2, got "${value}"`);
   const cpus = os.cpus().length;
-  for (const range of value.split(',')) {
-    const [from, to = from] = range.split('-').map(Number);
+  for (const { range, from, to } of cpuRanges(value)) {
     if (from > to || to >= cpus) fail(`${option}: ${range} is not among this host's CPUs 0-${cpus - 1}`);
   }
   return value;
@@ -290,10 +299,7 @@ function allowedCpus(pid) {
 
 /** A CPU list's CPUs, in order, one by one (0-2,5 is 0,1,2,5). */
 function expandCpus(list) {
-  return list.split(',').flatMap((range) => {
-    const [from, to = from] = range.split('-').map(Number);
-    return Array.from({ length: to - from + 1 }, (_, i) => from + i);
-  }).join(',');
+  return cpuRanges(list).flatMap(({ from, to }) => Array.from({ length: to - from + 1 }, (_, i) => from + i)).join(',');
 }
 
 /** Throws unless each of `pids` (still running) may run on exactly the CPUs `cpus` lists. */
@@ -753,14 +759,6 @@ function workersOf(balancer) {
 const SOURCES = Array.from({ length: 200 }, (_, i) => `127.0.0.${i + 2}`);
 let instance = 0;
 
-function fillTemplate(file, fields) {
-  let text = readFileSync(join(peersDir, file), 'utf8');
-  for (const [k, v] of Object.entries(fields)) text = text.replaceAll(`{{${k}}}`, v);
-  const left = /\{\{(\w+)\}\}/.exec(text);
-  if (left) throw new Error(`${file}: no value for {{${left[1]}}}`);
-  return text;
-}
-
 /**
  * Launch one balancer listening on `port` in front of `ups` ("host:port" x3).
  * `spec` (from a workload's rows) adds tether environment (`env`, an admin listener
@@ -780,14 +778,9 @@ function launch(name, port, ups, dir, spec = {}) {
       case 'tether-w2':
       case 'tether-node':
       case 'tether-w2-node': {
-        const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TETHER_')));
-        Object.assign(env, {
+        const env = relayOnlyEnv({
           TETHER_LISTEN: listen,
           TETHER_UPSTREAMS: ups.map((a, i) => `up${i + 1}=${a}`).join(','),
-          TETHER_ADMIN: 'off',
-          TETHER_ACCESS_LOG: 'off',
-          TETHER_LOG_LEVEL: 'warn',
-          TETHER_HEALTH: 'off',
           TETHER_DRAIN_TIMEOUT_MS: '200',
           // A plain TCP relay for every side-by-side workload (a WebSocket upgrade
           // passes through it like any bytes); http-affinity's rows set http.
@@ -1328,13 +1321,6 @@ function rowsOf(w) {
 const tableWorkloads = () => workloads.filter((w) => !WORKLOADS[w].rows);
 
 // ---- statistics and tables ---------------------------------------------------------
-
-function median(values) {
-  if (values.length === 0) return null;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
 
 function summarize(results) {
   const summary = {};

@@ -39,7 +39,7 @@ import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuSnapshot, otherCpuPct, waitQuiet } from './background.mjs';
-import { echoChild, freePort, sleep, waitHealthy } from './local.mjs';
+import { echoChild, freePort, median, sleep, waitHealthy } from './local.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -73,10 +73,6 @@ function parseArgs() {
   return o;
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? null : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** Loopback source address number i (127.a.b.c, none of a, b, c 0 or 255). */
 function sourceAddress(i) {

@@ -21,13 +21,13 @@
  * kernel.perf_event_paranoid <= 1) and a built dist/. Writes results/syscalls.json.
  */
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { childrenOf, CLK_TCK, statFields } from './background.mjs';
-import { freePort, sleep } from './local.mjs';
+import { fillTemplate, freePort, median, relayOnlyEnv, sleep } from './local.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
@@ -48,14 +48,9 @@ const ROWS = [
 ];
 
 function startTether(port, ups, workers) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TETHER_')));
-  Object.assign(env, {
+  const env = relayOnlyEnv({
     TETHER_LISTEN: `127.0.0.1:${port}`,
     TETHER_UPSTREAMS: ups.map((p, i) => `up${i + 1}=127.0.0.1:${p}`).join(','),
-    TETHER_ADMIN: 'off',
-    TETHER_ACCESS_LOG: 'off',
-    TETHER_LOG_LEVEL: 'warn',
-    TETHER_HEALTH: 'off',
     TETHER_MODE: 'tcp',
     TETHER_WORKERS: String(workers),
   });
@@ -68,13 +63,10 @@ function startFloor(port, ups) {
 }
 
 function startHaproxy(port, ups, dir, threads) {
-  let cfg = readFileSync(join(here, 'peers', 'haproxy.cfg'), 'utf8')
-    .replaceAll('{{THREADS}}', String(threads))
-    .replaceAll('{{MAXCONN}}', '4096')
-    .replaceAll('{{LISTEN}}', `127.0.0.1:${port}`);
-  ups.forEach((p, i) => (cfg = cfg.replaceAll(`{{UP${i + 1}}}`, `127.0.0.1:${p}`)));
+  const fields = { THREADS: String(threads), MAXCONN: '4096', LISTEN: `127.0.0.1:${port}` };
+  ups.forEach((p, i) => (fields[`UP${i + 1}`] = `127.0.0.1:${p}`));
   const file = join(dir, `haproxy-${threads}.cfg`);
-  writeFileSync(file, cfg);
+  writeFileSync(file, fillTemplate('haproxy.cfg', fields));
   return spawn('haproxy', ['-f', file, '-db'], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
@@ -151,10 +143,6 @@ async function measure(row, ups, dir) {
   }
 }
 
-const median = (values) => {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 async function main() {
   if (spawnSync('perf', ['--version']).status !== 0) throw new Error('perf is not installed (apt-get install linux-perf)');

@@ -193,14 +193,29 @@ function onSinkConnection(socket) {
   socket.on('end', () => socket.end());
 }
 
-/** Each kind of server (but ws): what serves its connections, and the record it keeps by port. */
+/**
+ * The records the parent asks for by type ({ type: 'sessions' } or 'sni'): each
+ * server's by port, `list` naming the keys seen (with how often) and `count` their sum.
+ */
+const RECORDS = {
+  sessions: { byPort: sessions, list: 'ids', count: 'requests' },
+  sni: { byPort: sniSeen, list: 'names', count: 'connections' },
+};
+
+/** Each kind of server (but ws): what serves its connections, and which records it keeps. */
 const KINDS = {
   http: { onConnection: onHttpConnection, records: null, noDelay: true },
   sink: { onConnection: onSinkConnection, records: null, noDelay: false },
   echo: { onConnection: onEchoConnection, records: null, noDelay: true },
-  'session-http': { onConnection: onSessionConnection, records: sessions, fresh: () => ({ ids: new Map(), noKey: 0 }), noDelay: true },
-  sni: { onConnection: onSniConnection, records: sniSeen, fresh: () => ({ names: new Map(), noKey: 0 }), noDelay: true },
+  'session-http': { onConnection: onSessionConnection, records: RECORDS.sessions, noDelay: true },
+  sni: { onConnection: onSniConnection, records: RECORDS.sni, noDelay: true },
 };
+
+/** A server of `kind` now serves `port` in this process: its record starts empty. */
+function serving(kind, port) {
+  const records = KINDS[kind].records;
+  if (records !== null) records.byPort.set(port, { [records.list]: new Map(), noKey: 0 });
+}
 
 function onWsMessage(data, isBinary) {
   stats.requests++;
@@ -232,44 +247,36 @@ function listen(server) {
   });
 }
 
-/** This process's own records, answered and then started afresh. */
+/** This process's own records of `type`, answered and then started afresh. */
 function ownRecords(type) {
+  const { byPort: records, list, count } = RECORDS[type];
   const byPort = {};
-  if (type === 'sessions') {
-    for (const [port, seen] of sessions) {
-      let requests = 0;
-      for (const n of seen.ids.values()) requests += n;
-      byPort[port] = { ids: [...seen.ids.keys()], requests, noKey: seen.noKey };
-      seen.ids.clear();
-      seen.noKey = 0;
-    }
-  } else {
-    for (const [port, seen] of sniSeen) {
-      let connections = 0;
-      for (const n of seen.names.values()) connections += n;
-      byPort[port] = { names: [...seen.names.keys()], connections, noKey: seen.noKey };
-      seen.names.clear();
-      seen.noKey = 0;
-    }
+  for (const [port, seen] of records) {
+    let n = 0;
+    for (const times of seen[list].values()) n += times;
+    byPort[port] = { [list]: [...seen[list].keys()], [count]: n, noKey: seen.noKey };
+    seen[list].clear();
+    seen.noKey = 0;
   }
   return { type, byPort };
 }
+
+// The parent going away (crash, SIGKILL) closes the IPC channel: do not linger.
+process.on('disconnect', () => process.exit(0));
+process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => {}); // the parent handles ^C and stops us itself
 
 if (args.sibling === 1) {
   // A sibling (--procs): serves the listening sockets the first process sends it, and
   // answers it with its own counts and records.
   process.on('message', (msg, server) => {
     if (msg?.type === 'serve') {
-      const kind = KINDS[msg.kind];
-      if (kind.records !== null) kind.records.set(msg.port, kind.fresh());
-      server.on('connection', kind.onConnection);
+      serving(msg.kind, msg.port);
+      server.on('connection', KINDS[msg.kind].onConnection);
       process.send({ type: 'serving', port: msg.port });
     } else if (msg?.type === 'stats') process.send({ type: 'stats', ...stats });
-    else if (msg?.type === 'sessions' || msg?.type === 'sni') process.send(ownRecords(msg.type));
+    else if (Object.hasOwn(RECORDS, msg?.type ?? '')) process.send(ownRecords(msg.type));
   });
-  process.on('disconnect', () => process.exit(0));
-  process.on('SIGTERM', () => process.exit(0));
-  process.on('SIGINT', () => {});
   process.send({ type: 'ready' });
 } else {
   await serveFirst();
@@ -282,7 +289,7 @@ async function serveFirst() {
     for (let i = 0; i < (args[name] ?? (name === 'http' ? 3 : 0)); i++) {
       const server = net.createServer({ noDelay: kind.noDelay }, kind.onConnection);
       const port = await listen(server);
-      if (kind.records !== null) kind.records.set(port, kind.fresh());
+      serving(name, port);
       ports[name].push(port);
       servers.push({ kind: name, port, server });
     }
@@ -308,9 +315,8 @@ async function serveFirst() {
       }
       process.send({ type: 'stats', ...sum });
     }
-    if (msg?.type === 'sessions' || msg?.type === 'sni') {
-      const list = msg.type === 'sessions' ? 'ids' : 'names';
-      const count = msg.type === 'sessions' ? 'requests' : 'connections';
+    if (Object.hasOwn(RECORDS, msg?.type ?? '')) {
+      const { list, count } = RECORDS[msg.type];
       const merged = ownRecords(msg.type);
       for (const answer of await Promise.all(siblings.map((s) => s.ask(msg.type)))) {
         for (const [port, seen] of Object.entries(answer.byPort)) {
@@ -323,10 +329,6 @@ async function serveFirst() {
       process.send(merged);
     }
   });
-  // The parent going away (crash, SIGKILL) closes the IPC channel: do not linger.
-  process.on('disconnect', () => process.exit(0));
-  process.on('SIGTERM', () => process.exit(0));
-  process.on('SIGINT', () => {}); // the parent handles ^C and stops us itself
   process.send({
     type: 'ready',
     http: ports.http,
